@@ -1,0 +1,14 @@
+"""nncore: train small and medium dense neural networks on a CPU, fast.
+
+The numeric core is compiled Cython (``nncore._kernels``) with a pure-NumPy
+twin (``nc.set_backend("numpy")``) that serves as its specification.
+"""
+
+from .backend import get_backend, set_backend
+from ._config import set_num_threads, show_config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__", "get_backend", "set_backend", "set_num_threads", "show_config",
+]

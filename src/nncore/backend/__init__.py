@@ -1,0 +1,64 @@
+"""Backend selection: the compiled kernels (``"cython"``) or the NumPy reference.
+
+Everything above this package calls ``current()`` and the functions of the
+module it returns; never ``nncore._kernels`` directly. Both modules export the
+same names with the same signatures (``BACKEND_API``; a test asserts it).
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _numpy
+
+BACKEND_API = (
+    "gemm", "sum_squares", "multiply",
+    "activation_forward", "activation_backward",
+    "dense_forward", "dense_backward",
+    "softmax", "sigmoid",
+    "loss_mse", "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce",
+    "regularize", "dropout_mask", "gather_rows", "gather",
+    "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
+    "symv", "bfgs_update", "dfp_update",
+)
+
+_NAMES = ("cython", "numpy")
+_current = None
+
+
+def _load(name):
+    if name == "numpy":
+        return _numpy
+    if name == "cython":
+        # A missing compiled extension is an error, never a silent fallback.
+        try:
+            from . import _cython
+        except ImportError as exc:  # pragma: no cover - depends on the build
+            raise ImportError(
+                "nncore's compiled kernels are not available (nncore._kernels "
+                f"failed to import: {exc}). Reinstall nncore with a C compiler, "
+                "or select the reference path with nc.set_backend('numpy')."
+            ) from exc
+        return _cython
+    raise ValueError(f"unknown backend {name!r}; expected one of {_NAMES}")
+
+
+def set_backend(name):
+    """Select ``"cython"`` (compiled kernels) or ``"numpy"`` (reference path)."""
+    global _current
+    if not isinstance(name, str):
+        raise TypeError(f"backend name must be a string, got {type(name).__name__}")
+    _current = _load(name.lower())
+
+
+def get_backend():
+    """Name of the active backend."""
+    return current().NAME
+
+
+def current():
+    """The active backend module (selected on first use from ``NNCORE_BACKEND``)."""
+    global _current
+    if _current is None:
+        _current = _load(os.environ.get("NNCORE_BACKEND", "cython").lower())
+    return _current

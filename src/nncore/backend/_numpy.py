@@ -1,0 +1,404 @@
+"""The NumPy reference backend: the specification every compiled kernel must match.
+
+Design
+------
+* Every function here has a twin with the *same name and signature* in
+  ``_cython.py`` (a test asserts it). Layers, optimizers and ``fit`` only ever
+  call the backend chosen by ``nncore.backend.current()``.
+* Outputs are caller-allocated (``out=``-style arguments) so the training loop
+  allocates nothing per step. Arrays are C-contiguous, 2-D where a matrix is
+  meant, and share one floating dtype (float32 or float64) unless stated.
+* Validation happens in :mod:`nncore.backend._validate`, shared by both
+  backends, *before* any computation, so a bad call changes nothing.
+* Operation order follows ``torch.optim``'s ``_single_tensor_*`` code for the
+  optimizer updates, because order fixes rounding. Scalars stay Python floats
+  (NumPy 2 promotion: an ``np.float64`` scalar would upcast float32 arrays).
+
+Activation codes: 0 linear, 1 relu, 2 leaky_relu (slope 0.01), 3 sigmoid,
+4 tanh. Every derivative is computed from the layer *output* ``Y`` (sigmoid's
+``y(1-y)`` as in the lecture; relu/leaky use ``y > 0``, which equals ``s > 0``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate as V
+
+NAME = "numpy"
+
+LINEAR, RELU, LEAKY_RELU, SIGMOID, TANH = 0, 1, 2, 3, 4
+LEAKY_SLOPE = 0.01
+
+
+# --------------------------------------------------------------------------- BLAS-like
+
+def gemm(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """C := alpha * op(A) @ op(B) + beta * C   (in place)."""
+    V.check_gemm(A, B, C, trans_a, trans_b)
+    a = A.T if trans_a else A
+    b = B.T if trans_b else B
+    prod = a @ b
+    if beta == 0.0:
+        np.multiply(prod, alpha, out=C) if alpha != 1.0 else np.copyto(C, prod)
+    else:
+        C *= beta
+        C += alpha * prod if alpha != 1.0 else prod
+
+
+def sum_squares(x):
+    """Return sum(x*x) over a 1-D array, accumulated in float64."""
+    V.check_vector(x, "x")
+    x64 = x.astype(np.float64, copy=False)
+    return float(np.dot(x64, x64))
+
+
+def multiply(a, b, out):
+    """out := a * b elementwise (same shape and dtype; out may alias a or b)."""
+    V.check_same(a, b, out)
+    np.multiply(a, b, out=out)
+
+
+# --------------------------------------------------------------------------- activations
+
+def _act(S, act, out):
+    if act == LINEAR:
+        if out is not S:
+            np.copyto(out, S)
+    elif act == RELU:
+        np.maximum(S, 0, out=out)
+    elif act == LEAKY_RELU:
+        np.copyto(out, np.where(S > 0, S, S * LEAKY_SLOPE))
+    elif act == SIGMOID:
+        # Stable logistic: exp of a non-positive number only.
+        e = np.exp(-np.abs(S))
+        np.copyto(out, np.where(S >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
+    elif act == TANH:
+        np.tanh(S, out=out)
+
+
+def _act_grad(Y, dY, act, out):
+    if act == LINEAR:
+        if out is not dY:
+            np.copyto(out, dY)
+    elif act == RELU:
+        np.copyto(out, np.where(Y > 0, dY, 0))
+    elif act == LEAKY_RELU:
+        np.copyto(out, np.where(Y > 0, dY, dY * LEAKY_SLOPE))
+    elif act == SIGMOID:
+        np.copyto(out, dY * (Y * (1 - Y)))
+    elif act == TANH:
+        np.copyto(out, dY * (1 - Y * Y))
+
+
+def activation_forward(S, act, out):
+    """out := f(S) (out may be S)."""
+    V.check_act(act)
+    V.check_same(S, out)
+    _act(S, act, out)
+
+
+def activation_backward(Y, dY, act, out):
+    """out := dY * f'(S), with f' computed from Y = f(S) (out may be dY)."""
+    V.check_act(act)
+    V.check_same(Y, dY, out)
+    _act_grad(Y, dY, act, out)
+
+
+# --------------------------------------------------------------------------- dense layer
+
+def dense_forward(X, W, b, act, out):
+    """out := f(X @ W + b);  X (N, n_in), W (n_in, n_out), b (n_out,), out (N, n_out)."""
+    V.check_dense_forward(X, W, b, act, out)
+    np.matmul(X, W, out=out)
+    out += b
+    _act(out, act, out)
+
+
+def dense_backward(X, W, Y, dY, act, dW, db, dX):
+    """Backward pass of a dense layer.
+
+    dY := dY * f'(Y)  (overwritten with the layer's delta),
+    dW := X^T @ delta,  db := sum over rows of delta,
+    dX := delta @ W^T   (skipped when dX is None, e.g. for the first layer).
+    """
+    V.check_dense_backward(X, W, Y, dY, act, dW, db, dX)
+    _act_grad(Y, dY, act, dY)
+    np.matmul(X.T, dY, out=dW)
+    np.sum(dY, axis=0, out=db)
+    if dX is not None:
+        np.matmul(dY, W.T, out=dX)
+
+
+# --------------------------------------------------------------------------- losses
+
+def softmax(logits, out):
+    """out := row-wise softmax(logits) (out may be logits)."""
+    V.check_same(logits, out)
+    m = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - m)
+    np.divide(e, e.sum(axis=1, keepdims=True), out=out)
+
+
+def sigmoid(x, out):
+    """out := 1 / (1 + exp(-x)) elementwise, stably (out may be x)."""
+    V.check_same(x, out)
+    _act(x, SIGMOID, out)
+
+
+def loss_mse(out, target, grad):
+    """J = 1/(2N) sum (out - target)^2;  grad := (out - target) / N (if not None)."""
+    V.check_loss(out, target, grad)
+    n = out.shape[0]
+    diff = out - target
+    d64 = diff.astype(np.float64, copy=False).ravel()
+    J = 0.5 * float(np.dot(d64, d64)) / n
+    if grad is not None:
+        np.divide(diff, n, out=grad)
+    return J
+
+
+def loss_softmax_ce(logits, labels, grad):
+    """J = -1/N sum log softmax(logits)[label];  grad := (softmax - onehot) / N.
+
+    ``labels`` is an int64 array (N,) with values in [0, K).
+    """
+    V.check_loss_labels(logits, labels, grad)
+    n = logits.shape[0]
+    m = logits.max(axis=1, keepdims=True)
+    z = logits - m
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    # log-sum-exp: -log p_label = log(sum e) - z_label
+    J = float(np.sum(np.log(s[:, 0]).astype(np.float64) - z[rows, labels].astype(np.float64))) / n
+    if grad is not None:
+        np.divide(e, s, out=grad)
+        grad[rows, labels] -= 1
+        grad /= n
+    return J
+
+
+def loss_softmax_ce_prob(logits, target, grad):
+    """J = -1/N sum_n sum_k t_nk log softmax(logits)_nk;  grad := (softmax - t) / N.
+
+    Rows of ``target`` are probability vectors (non-negative, summing to 1).
+    """
+    V.check_loss(logits, target, grad)
+    n = logits.shape[0]
+    m = logits.max(axis=1, keepdims=True)
+    z = logits - m
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    logp = z - np.log(s)
+    J = -float(np.sum((target * logp).astype(np.float64))) / n
+    if grad is not None:
+        np.divide(e, s, out=grad)
+        grad -= target
+        grad /= n
+    return J
+
+
+def loss_bce(logits, target, grad):
+    """Binary cross-entropy on logits x with targets d in [0, 1]:
+
+    J = 1/N sum [max(x, 0) - x d + log(1 + exp(-|x|))]   (stable for large |x|),
+    grad := (sigmoid(x) - d) / N.
+    """
+    V.check_loss(logits, target, grad)
+    n = logits.shape[0]
+    x = logits
+    terms = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
+    J = float(np.sum(terms.astype(np.float64))) / n
+    if grad is not None:
+        _act(x, SIGMOID, grad)
+        grad -= target
+        grad /= n
+    return J
+
+
+# --------------------------------------------------------------------------- regularisation
+
+def regularize(params, grads, segments, l1, l2):
+    """Weights-only penalty over the flat buffer.
+
+    ``segments`` is an int64 array (k, 2) of [start, stop) ranges of weights
+    (biases are never penalised). Returns ``l1*sum|w| + l2*sum w^2`` over the
+    segments (float64 accumulation); if ``grads`` is not None adds
+    ``l1*sign(w) + 2*l2*w`` to it (sign(0) = 0).
+    """
+    V.check_regularize(params, grads, segments, l1, l2)
+    pen = 0.0
+    for start, stop in segments:
+        w = params[start:stop]
+        w64 = w.astype(np.float64, copy=False)
+        if l1 != 0.0:
+            pen += l1 * float(np.sum(np.abs(w64)))
+        if l2 != 0.0:
+            pen += l2 * float(np.dot(w64, w64))
+        if grads is not None:
+            g = grads[start:stop]
+            if l1 != 0.0:
+                g += l1 * np.sign(w)
+            if l2 != 0.0:
+                g += (2.0 * l2) * w
+    return pen
+
+
+# --------------------------------------------------------------------------- dropout / RNG
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def uniform_counter(seed, counter, n):
+    """The counter-based generator shared by both backends: u_i in [0, 1),
+
+    u_i = (splitmix64(seed + (counter + i + 1) * golden) >> 11) * 2**-53.
+    Stateless, so a mask can be regenerated from (seed, counter) alone.
+    """
+    with np.errstate(over="ignore"):
+        k = np.arange(1, n + 1, dtype=np.uint64) + np.uint64(counter % (1 << 64))
+        z = np.uint64(seed % (1 << 64)) + k * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
+
+
+def dropout_mask(seed, counter, rate, mask):
+    """mask[i] := (u_i >= rate) / (1 - rate) with u from :func:`uniform_counter`.
+
+    ``mask`` is any C-contiguous float array (filled in flat order).
+    """
+    V.check_dropout(seed, counter, rate, mask)
+    u = uniform_counter(seed, counter, mask.size).reshape(mask.shape)
+    scale = 1.0 / (1.0 - rate)
+    np.copyto(mask, np.where(u >= rate, scale, 0.0))
+
+
+# --------------------------------------------------------------------------- batching
+
+def gather_rows(X, idx, out):
+    """out[i, :] := X[idx[i], :]  (float32 <-> float64 conversion allowed)."""
+    V.check_gather_rows(X, idx, out)
+    np.take(X, idx, axis=0, out=out) if X.dtype == out.dtype else np.copyto(out, X[idx])
+
+
+def gather(y, idx, out):
+    """out[i] := y[idx[i]] for 1-D arrays (int64 labels or floats)."""
+    V.check_gather(y, idx, out)
+    np.take(y, idx, out=out) if y.dtype == out.dtype else np.copyto(out, y[idx])
+
+
+# --------------------------------------------------------------------------- optimizers
+# Transcriptions of torch.optim's _single_tensor_* loops over one flat buffer.
+# ``gscale`` multiplies the gradient first (gradient-norm clipping without
+# touching the caller's gradient array); it is exactly 1.0 when not clipping.
+
+def _g(grads, gscale):
+    return grads if gscale == 1.0 else grads * gscale
+
+
+def sgd_step(params, grads, buf, lr, momentum, dampening, nesterov, first, gscale):
+    """torch.optim.SGD: b = mu b + (1-dampening) g (b = g on the first step);
+    p -= lr * (g + mu b if nesterov else b); plain p -= lr g when mu == 0."""
+    V.check_opt(params, grads, buf)
+    g = _g(grads, gscale)
+    if momentum != 0.0:
+        if first:
+            np.copyto(buf, g)
+        else:
+            buf *= momentum
+            buf += (1.0 - dampening) * g
+        if nesterov:
+            g = g + momentum * buf
+        else:
+            g = buf
+    params += (-lr) * g
+
+
+def adagrad_step(params, grads, state_sum, clr, eps, eps_inside_sqrt, gscale):
+    """torch.optim.Adagrad: s += g*g; p -= clr * g / (sqrt(s) + eps)
+    (``eps_inside_sqrt``: p -= clr * g / sqrt(s + eps))."""
+    V.check_opt(params, grads, state_sum)
+    g = _g(grads, gscale)
+    state_sum += g * g
+    std = np.sqrt(state_sum + eps) if eps_inside_sqrt else np.sqrt(state_sum) + eps
+    params += (-clr) * (g / std)
+
+
+def rmsprop_step(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gscale):
+    """torch.optim.RMSprop: v = alpha v + (1-alpha) g*g; p -= lr * g / (sqrt(v) + eps)."""
+    V.check_opt(params, grads, square_avg)
+    g = _g(grads, gscale)
+    square_avg *= alpha
+    square_avg += (1.0 - alpha) * (g * g)
+    avg = np.sqrt(square_avg + eps) if eps_inside_sqrt else np.sqrt(square_avg) + eps
+    params += (-lr) * (g / avg)
+
+
+def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
+              weight_decay, eps_inside_sqrt, gscale):
+    """torch.optim.Adam / AdamW (decoupled ``weight_decay``), step counted from 1.
+
+    p *= 1 - lr*wd;  m = lerp(m, g, 1-beta1);  v = beta2 v + (1-beta2) g*g;
+    p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps)
+    (``eps_inside_sqrt``: p -= (lr/bc1) * m / sqrt(v/bc2 + eps)).
+    """
+    V.check_opt(params, grads, exp_avg, exp_avg_sq)
+    g = _g(grads, gscale)
+    if weight_decay != 0.0:
+        params *= 1.0 - lr * weight_decay
+    w = 1.0 - beta1
+    # torch's lerp: self + w*(end-self) for w < 0.5, else end - (end-self)*(1-w)
+    if w < 0.5:
+        exp_avg += w * (g - exp_avg)
+    else:
+        np.copyto(exp_avg, g - (g - exp_avg) * (1.0 - w))
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1.0 - beta2) * (g * g)
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    step_size = lr / bc1
+    if eps_inside_sqrt:
+        denom = np.sqrt(exp_avg_sq / bc2 + eps)
+    else:
+        denom = np.sqrt(exp_avg_sq) / (bc2 ** 0.5) + eps
+    params += (-step_size) * (exp_avg / denom)
+
+
+# --------------------------------------------------------------------------- full-batch helpers
+
+def symv(A, x, out):
+    """out := A @ x for a symmetric (n, n) matrix A (both triangles stored)."""
+    V.check_symv(A, x, out)
+    np.matmul(A, x, out=out)
+
+
+def bfgs_update(Vm, s, r):
+    """In-place inverse-Hessian BFGS update (the lecture's form), O(n^2):
+
+    rho = 1 / (s^T r);  V := (I - rho s r^T) V (I - rho r s^T) + rho s s^T
+       = V - rho (s u^T + u s^T) + (rho^2 r^T u + rho) s s^T,  u = V r.
+    Caller guarantees s^T r > 0. Both triangles are updated.
+    """
+    V.check_rank2(Vm, s, r)
+    rho = 1.0 / float(np.dot(s, r))
+    u = Vm @ r
+    c = rho * rho * float(np.dot(r, u)) + rho
+    Vm -= rho * (np.outer(s, u) + np.outer(u, s))
+    Vm += c * np.outer(s, s)
+
+
+def dfp_update(Vm, s, r):
+    """In-place inverse-Hessian DFP update, O(n^2):
+
+    V := V + s s^T / (s^T r) - (V r)(V r)^T / (r^T V r).
+    Caller guarantees s^T r > 0 (then r^T V r > 0 for positive definite V).
+    """
+    V.check_rank2(Vm, s, r)
+    u = Vm @ r
+    Vm += np.outer(s, s) / float(np.dot(s, r))
+    Vm -= np.outer(u, u) / float(np.dot(r, u))

@@ -1,0 +1,239 @@
+"""Argument checks shared by both backends.
+
+Every backend function validates with these *before* computing, so the two
+backends reject exactly the same calls and a compiled kernel never sees an
+array it could read or write out of bounds. Errors: ``TypeError`` for a wrong
+type or dtype, ``ValueError`` for a wrong shape, layout or value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+N_ACTIVATIONS = 5
+
+
+def _arr(a, name):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    return a
+
+
+def check_float(a, name, ndim=None, writable=False):
+    _arr(a, name)
+    if a.dtype not in FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if writable and not a.flags.writeable:
+        raise ValueError(f"{name} is an output and must be writable")
+    return a
+
+
+def check_dtype(dtype, **arrays):
+    for name, a in arrays.items():
+        if a is not None and a.dtype != dtype:
+            raise TypeError(f"{name} has dtype {a.dtype}, expected {dtype}")
+
+
+def check_nonempty(a, name):
+    if a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
+
+
+def check_act(act):
+    if not isinstance(act, (int, np.integer)) or isinstance(act, bool) or not 0 <= act < N_ACTIVATIONS:
+        raise ValueError(f"unknown activation code {act!r} (expected 0..{N_ACTIVATIONS - 1})")
+
+
+def check_vector(x, name):
+    check_float(x, name, 1)
+
+
+def check_same(*arrays):
+    """Same shape and dtype; the last array is the (writable) output."""
+    first = arrays[0]
+    check_float(first, "a")
+    for i, a in enumerate(arrays):
+        check_float(a, f"argument {i}", writable=(i == len(arrays) - 1))
+        if a.shape != first.shape:
+            raise ValueError(f"shape mismatch: {a.shape} vs {first.shape}")
+        if a.dtype != first.dtype:
+            raise TypeError(f"dtype mismatch: {a.dtype} vs {first.dtype}")
+
+
+def check_gemm(A, B, C, trans_a, trans_b):
+    check_float(A, "A", 2)
+    check_float(B, "B", 2)
+    check_float(C, "C", 2, writable=True)
+    check_dtype(C.dtype, A=A, B=B)
+    m, k = (A.shape[1], A.shape[0]) if trans_a else A.shape
+    k2, n = (B.shape[1], B.shape[0]) if trans_b else B.shape
+    if k != k2 or C.shape != (m, n):
+        raise ValueError(f"gemm shapes do not chain: op(A) {m}x{k}, op(B) {k2}x{n}, C {C.shape}")
+
+
+def check_dense_forward(X, W, b, act, out):
+    check_act(act)
+    check_float(X, "X", 2)
+    check_float(W, "W", 2)
+    check_float(b, "b", 1)
+    check_float(out, "out", 2, writable=True)
+    check_dtype(X.dtype, W=W, b=b, out=out)
+    n, d = X.shape
+    if W.shape[0] != d:
+        raise ValueError(f"X has {d} columns but W has {W.shape[0]} rows")
+    if b.shape[0] != W.shape[1]:
+        raise ValueError(f"b has {b.shape[0]} entries, W has {W.shape[1]} columns")
+    if out.shape != (n, W.shape[1]):
+        raise ValueError(f"out has shape {out.shape}, expected {(n, W.shape[1])}")
+    check_nonempty(X, "X")
+    check_nonempty(W, "W")
+
+
+def check_dense_backward(X, W, Y, dY, act, dW, db, dX):
+    check_act(act)
+    check_float(X, "X", 2)
+    check_float(W, "W", 2)
+    check_float(Y, "Y", 2)
+    check_float(dY, "dY", 2, writable=True)
+    check_float(dW, "dW", 2, writable=True)
+    check_float(db, "db", 1, writable=True)
+    if dX is not None:
+        check_float(dX, "dX", 2, writable=True)
+    check_dtype(X.dtype, W=W, Y=Y, dY=dY, dW=dW, db=db, dX=dX)
+    n, d = X.shape
+    k = W.shape[1]
+    if W.shape[0] != d:
+        raise ValueError(f"X has {d} columns but W has {W.shape[0]} rows")
+    if Y.shape != (n, k) or dY.shape != (n, k):
+        raise ValueError(f"Y/dY must have shape {(n, k)}, got {Y.shape}/{dY.shape}")
+    if dW.shape != W.shape or db.shape != (k,):
+        raise ValueError(f"dW/db must have shapes {W.shape}/{(k,)}, got {dW.shape}/{db.shape}")
+    if dX is not None and dX.shape != X.shape:
+        raise ValueError(f"dX must have shape {X.shape}, got {dX.shape}")
+    check_nonempty(X, "X")
+    check_nonempty(W, "W")
+
+
+def check_loss(out, target, grad):
+    check_float(out, "out", 2)
+    check_float(target, "target", 2)
+    if grad is not None:
+        check_float(grad, "grad", 2, writable=True)
+    check_dtype(out.dtype, target=target, grad=grad)
+    if target.shape != out.shape or (grad is not None and grad.shape != out.shape):
+        raise ValueError(f"target/grad must have shape {out.shape}")
+    check_nonempty(out, "out")
+
+
+def check_loss_labels(logits, labels, grad):
+    check_float(logits, "logits", 2)
+    _arr(labels, "labels")
+    if labels.dtype != np.int64 or labels.ndim != 1 or not labels.flags.c_contiguous:
+        raise TypeError("labels must be a C-contiguous 1-D int64 array")
+    if grad is not None:
+        check_float(grad, "grad", 2, writable=True)
+        check_dtype(logits.dtype, grad=grad)
+        if grad.shape != logits.shape:
+            raise ValueError(f"grad must have shape {logits.shape}")
+    if labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"{labels.shape[0]} labels for {logits.shape[0]} rows")
+    check_nonempty(logits, "logits")
+    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+        raise ValueError(f"labels must lie in [0, {logits.shape[1]})")
+
+
+def check_regularize(params, grads, segments, l1, l2):
+    check_float(params, "params", 1)
+    if grads is not None:
+        check_float(grads, "grads", 1, writable=True)
+        check_dtype(params.dtype, grads=grads)
+        if grads.shape != params.shape:
+            raise ValueError("grads and params must have the same length")
+    _arr(segments, "segments")
+    if segments.dtype != np.int64 or segments.ndim != 2 or segments.shape[1] != 2 \
+            or not segments.flags.c_contiguous:
+        raise TypeError("segments must be a C-contiguous int64 array of shape (k, 2)")
+    if segments.size and (segments.min() < 0 or segments.max() > params.shape[0]
+                          or np.any(segments[:, 0] > segments[:, 1])):
+        raise ValueError("segments must be [start, stop) ranges inside params")
+    for name, v in (("l1", l1), ("l2", l2)):
+        if not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite non-negative number, got {v}")
+
+
+def check_dropout(seed, counter, rate, mask):
+    check_float(mask, "mask", writable=True)
+    if not (0.0 <= rate < 1.0):
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+    if int(seed) < 0 or int(counter) < 0:
+        raise ValueError("seed and counter must be non-negative integers")
+
+
+def check_gather_rows(X, idx, out):
+    check_float(X, "X", 2)
+    check_float(out, "out", 2, writable=True)
+    _check_idx(idx, X.shape[0])
+    if out.shape != (idx.shape[0], X.shape[1]):
+        raise ValueError(f"out has shape {out.shape}, expected {(idx.shape[0], X.shape[1])}")
+
+
+def check_gather(y, idx, out):
+    for name, a in (("y", y), ("out", out)):
+        _arr(a, name)
+        if a.ndim != 1 or not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous 1-D array")
+        if a.dtype not in FLOATS and a.dtype != np.int64:
+            raise TypeError(f"{name} must be float32, float64 or int64, got {a.dtype}")
+    if (y.dtype == np.int64) != (out.dtype == np.int64):
+        raise TypeError("gather converts between float dtypes only")
+    if not out.flags.writeable:
+        raise ValueError("out must be writable")
+    _check_idx(idx, y.shape[0])
+    if out.shape != idx.shape:
+        raise ValueError(f"out has shape {out.shape}, expected {idx.shape}")
+
+
+def _check_idx(idx, n):
+    _arr(idx, "idx")
+    if idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous:
+        raise TypeError("idx must be a C-contiguous 1-D int64 array")
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"idx values must lie in [0, {n})")
+
+
+def check_opt(params, grads, *state):
+    check_float(params, "params", 1, writable=True)
+    check_float(grads, "grads", 1)
+    check_dtype(params.dtype, grads=grads)
+    if grads.shape != params.shape:
+        raise ValueError(f"grads has length {grads.shape[0]}, params {params.shape[0]}")
+    for i, s in enumerate(state):
+        check_float(s, f"state buffer {i}", 1, writable=True)
+        check_dtype(params.dtype, state=s)
+        if s.shape != params.shape:
+            raise ValueError("optimizer state must have the length of params")
+
+
+def check_symv(A, x, out):
+    check_float(A, "A", 2)
+    check_float(x, "x", 1)
+    check_float(out, "out", 1, writable=True)
+    check_dtype(A.dtype, x=x, out=out)
+    n = A.shape[0]
+    if A.shape != (n, n) or x.shape != (n,) or out.shape != (n,):
+        raise ValueError("symv needs A (n, n), x (n,), out (n,)")
+
+
+def check_rank2(Vm, s, r):
+    check_float(Vm, "V", 2, writable=True)
+    check_float(s, "s", 1)
+    check_float(r, "r", 1)
+    check_dtype(Vm.dtype, s=s, r=r)
+    n = Vm.shape[0]
+    if Vm.shape != (n, n) or s.shape != (n,) or r.shape != (n,):
+        raise ValueError("rank-2 update needs V (n, n), s (n,), r (n,)")
