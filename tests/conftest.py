@@ -1,0 +1,38 @@
+"""Shared test configuration.
+
+Every test starts on the backend named by NNCORE_BACKEND (default: compiled)
+and whatever it switches to is undone afterwards, so tests cannot leak a
+backend choice into each other.
+"""
+
+import os
+
+import pytest
+
+import nncore.backend as _backend
+
+
+@pytest.fixture(autouse=True)
+def _restore_backend():
+    saved = _backend._current
+    yield
+    _backend._current = saved
+
+
+def available_backends():
+    """Backends that import here; the compiled one is required in CI."""
+    names = ["numpy"]
+    try:
+        _backend._load("cython")
+        names.insert(0, "cython")
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+    return names
+
+
+@pytest.fixture(params=available_backends())
+def backend(request):
+    """Run a test once per backend; yields the backend module."""
+    _backend.set_backend(request.param)
+    return _backend.current()
