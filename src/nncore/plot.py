@@ -1,0 +1,393 @@
+"""Training curves, optimizer comparisons and decision boundaries (matplotlib).
+
+matplotlib is an optional dependency (``pip install nncore[plot]``); it is
+imported on first use, never by ``import nncore``. On a Linux machine without
+a display the non-interactive Agg backend is selected, so scripts and tests
+can write PNG files from anywhere.
+
+Every function returns the :class:`matplotlib.figure.Figure` it drew on and,
+when ``path`` is given, writes it there (format from the extension, PNG by
+default) and closes it in pyplot so loops over many runs do not leak figures.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+__all__ = ["plot_history", "compare", "decision_boundary"]
+
+_INSTALL_HINT = (
+    "nncore.plot needs matplotlib, which is not installed. "
+    "Install it with: pip install nncore[plot]   (or: pip install matplotlib)"
+)
+
+
+def _pyplot():
+    """Import and return ``matplotlib.pyplot``, choosing Agg when headless."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT) from exc
+    if ("matplotlib.pyplot" not in sys.modules
+            and not os.environ.get("MPLBACKEND")
+            and sys.platform.startswith("linux")
+            and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY")):
+        # Headless: an interactive backend would fail at figure creation.
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _history_dict(history):
+    """Return ``(dict of lists, epochs array)`` from a History or a plain dict."""
+    if hasattr(history, "history") and isinstance(history.history, dict):
+        data = history.history
+        epochs = getattr(history, "epoch", None)
+    elif isinstance(history, dict):
+        data, epochs = history, None
+    else:
+        raise TypeError(
+            "expected an nncore History (the result of fit) or a dict of "
+            f"per-epoch lists, got {type(history).__name__}")
+    lengths = {len(v) for v in data.values() if _is_series(v)}
+    n = max(lengths) if lengths else 0
+    if epochs is None or len(epochs) != n:
+        epochs = range(n)
+    # Users count epochs from 1; History.epoch counts from 0 (as Keras).
+    return data, np.asarray(list(epochs), dtype=float) + 1.0
+
+
+def _is_series(v):
+    return isinstance(v, (list, tuple, np.ndarray))
+
+
+def _series(data, key):
+    v = data.get(key)
+    if v is None or not _is_series(v) or len(v) == 0:
+        return None
+    arr = np.asarray(v, dtype=float)
+    if not np.isfinite(arr).any():
+        return None
+    return arr
+
+
+def _finish(fig, path, plt, dpi=100):
+    if path is not None:
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise ValueError(f"cannot write {path!r}: directory {directory!r} does not exist")
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+    return fig
+
+
+def plot_history(history, ax=None, path=None, *, title=None, log_loss=None,
+                 figsize=None, dpi=100):
+    """Draw training curves: loss, accuracy (classifiers) and learning rate.
+
+    Parameters
+    ----------
+    history : History or dict
+        The result of :meth:`nncore.Network.fit` (or its ``.history`` dict):
+        per-epoch lists under ``"loss"``, ``"val_loss"``, ``"accuracy"``,
+        ``"val_accuracy"`` and ``"lr"``; missing keys are skipped.
+    ax : matplotlib Axes or sequence of Axes, optional
+        Where to draw. One Axes receives the loss curves only; a sequence
+        receives the panels in order (loss, accuracy if present, lr if
+        present). By default a new figure with one panel per quantity.
+    path : str or os.PathLike, optional
+        Write the figure to this file (PNG unless the extension says otherwise).
+    title : str, optional
+        Figure title.
+    log_loss : bool, optional
+        Log scale for the loss axis; default: on when the loss spans more
+        than two decades and stays positive.
+    figsize : (float, float), optional
+        Size of a new figure in inches.
+    dpi : int, default 100
+        Resolution of the written file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> hist = net.fit(X, y, validation_split=0.2)        # doctest: +SKIP
+    >>> nc.plot.plot_history(hist, path="curves.png")     # doctest: +SKIP
+    """
+    plt = _pyplot()
+    data, x = _history_dict(history)
+    loss, val_loss = _series(data, "loss"), _series(data, "val_loss")
+    acc, val_acc = _series(data, "accuracy"), _series(data, "val_accuracy")
+    lr = _series(data, "lr")
+    if loss is None and val_loss is None:
+        raise ValueError("history has no 'loss' or 'val_loss' values to plot")
+
+    panels = ["loss"]
+    if acc is not None or val_acc is not None:
+        panels.append("accuracy")
+    if lr is not None:
+        panels.append("lr")
+
+    if ax is None:
+        if figsize is None:
+            figsize = (4.2 * len(panels), 3.4)
+        fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False)
+        axes = list(axes[0])
+    elif isinstance(ax, (list, tuple, np.ndarray)):
+        axes = list(np.ravel(ax))
+        if not axes:
+            raise ValueError("ax is an empty sequence")
+        panels = panels[:len(axes)]
+        fig = axes[0].figure
+    else:
+        axes, panels, fig = [ax], ["loss"], ax.figure
+
+    for a, panel in zip(axes, panels):
+        if panel == "loss":
+            for arr, label, style in ((loss, "train", "-"), (val_loss, "validation", "--")):
+                if arr is not None:
+                    a.plot(x[:len(arr)], arr, style, label=label)
+            a.set_ylabel("loss")
+            positive = [v for v in (loss, val_loss) if v is not None]
+            finite = np.concatenate([v[np.isfinite(v)] for v in positive])
+            use_log = log_loss
+            if use_log is None:
+                use_log = bool(finite.size and finite.min() > 0
+                               and finite.max() / finite.min() > 100)
+            if use_log:
+                a.set_yscale("log")
+            a.set_title("loss")
+        elif panel == "accuracy":
+            for arr, label, style in ((acc, "train", "-"), (val_acc, "validation", "--")):
+                if arr is not None:
+                    a.plot(x[:len(arr)], arr, style, label=label)
+            a.set_ylabel("accuracy")
+            a.set_title("accuracy")
+        else:
+            a.plot(x[:len(lr)], lr, "-", color="tab:green", label="lr")
+            a.set_ylabel("learning rate")
+            a.set_title("learning rate")
+            if lr.min() > 0 and lr.max() / lr.min() > 100:
+                a.set_yscale("log")
+        a.set_xlabel("epoch")
+        a.grid(True, alpha=0.3)
+        if a.get_legend_handles_labels()[0] and panel != "lr":
+            a.legend()
+    if title:
+        fig.suptitle(title)
+    if ax is None:
+        fig.tight_layout()
+    return _finish(fig, path, plt, dpi)
+
+
+_X_KINDS = ("epoch", "time", "evaluations")
+
+
+def _x_axis(data, epochs, kind, name):
+    """x values of one run for :func:`compare`."""
+    n = len(epochs)
+    if kind == "epoch":
+        return epochs
+    if kind == "time":
+        t = _series(data, "time")
+        if t is None:
+            raise ValueError(f"history {name!r} has no 'time' entries; use x='epoch'")
+        # history["time"] holds each epoch's duration; the axis is elapsed time.
+        return np.cumsum(t)
+    # "evaluations": gradient evaluations over the whole training set.
+    for key in ("evaluations", "ngev", "nfev", "n_evaluations"):
+        ev = _series(data, key)
+        if ev is not None:
+            return ev if key == "evaluations" else np.cumsum(ev)
+    # A first-order epoch visits every sample once: one full-gradient equivalent.
+    return np.arange(1, n + 1, dtype=float)
+
+
+def compare(histories, x="epoch", metric="loss", path=None, *, ax=None,
+            log=None, title=None, figsize=(6.0, 4.0), dpi=100):
+    """Overlay one metric of several runs, e.g. to compare optimizers.
+
+    Parameters
+    ----------
+    histories : dict of {str: History or dict}
+        Runs to draw, labelled by their keys (in order).
+    x : {"epoch", "time", "evaluations"}, default "epoch"
+        Horizontal axis: epochs; wall-clock seconds (cumulative sum of the
+        per-epoch ``"time"`` entries); or full-training-set gradient
+        evaluations (the cumulative ``"ngev"``/``"nfev"`` entries that
+        full-batch optimizers log, else one per epoch).
+    metric : str, default "loss"
+        Any per-epoch key, e.g. ``"val_loss"``, ``"accuracy"``, ``"lr"``.
+    path : str or os.PathLike, optional
+        Write the figure to this file.
+    ax : matplotlib Axes, optional
+        Draw there instead of a new figure.
+    log : bool, optional
+        Log-scale y axis; default: on for positive loss curves spanning
+        more than two decades.
+    title : str, optional
+        Axes title (default: the metric).
+    figsize : (float, float), default (6, 4)
+        Size of a new figure in inches.
+    dpi : int, default 100
+        Resolution of the written file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if x not in _X_KINDS:
+        raise ValueError(f"x must be one of {_X_KINDS}, got {x!r}")
+    if not isinstance(histories, dict) or not histories:
+        raise ValueError("histories must be a non-empty dict {name: History}")
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a string, got {type(metric).__name__}")
+    prepared = []
+    for name, hist in histories.items():
+        data, epochs = _history_dict(hist)
+        y = _series(data, metric)
+        if y is None:
+            raise ValueError(f"history {name!r} has no {metric!r} values; "
+                             f"available: {sorted(k for k in data if _is_series(data[k]))}")
+        xs = _x_axis(data, epochs, x, name)
+        m = min(len(xs), len(y))
+        prepared.append((str(name), xs[:m], y[:m]))
+
+    plt = _pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        own = True
+    else:
+        fig, own = ax.figure, False
+    for name, xs, y in prepared:
+        ax.plot(xs, y, label=name, marker="o" if len(y) < 3 else None)
+    allv = np.concatenate([y[np.isfinite(y)] for _, _, y in prepared])
+    if log is None:
+        log = bool("loss" in metric and allv.size and allv.min() > 0
+                   and allv.max() / allv.min() > 100)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel({"epoch": "epoch", "time": "time [s]",
+                   "evaluations": "gradient evaluations (full-data equivalents)"}[x])
+    ax.set_ylabel(metric)
+    ax.set_title(title if title is not None else metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if own:
+        fig.tight_layout()
+    return _finish(fig, path, plt, dpi)
+
+
+def decision_boundary(net, X, y, path=None, *, ax=None, resolution=200,
+                      margin=0.5, title=None, figsize=(5.0, 4.5), dpi=100):
+    """Draw the decision regions of a 2-D classifier over its data.
+
+    Parameters
+    ----------
+    net : Network or estimator
+        Anything with ``predict(X)``; with ``predict_proba`` and two classes
+        the probability of the second class is shaded instead of hard regions.
+    X : array-like of shape (n_samples, 2)
+        Points to scatter; they also fix the plotted range.
+    y : array-like of shape (n_samples,)
+        Their labels (colours).
+    path : str or os.PathLike, optional
+        Write the figure to this file.
+    ax : matplotlib Axes, optional
+        Draw there instead of a new figure.
+    resolution : int, default 200
+        Grid points per axis.
+    margin : float, default 0.5
+        Extra room around the data, in data units.
+    title : str, optional
+    figsize : (float, float), default (5, 4.5)
+    dpi : int, default 100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"decision_boundary needs X of shape (n, 2), got {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError("decision_boundary needs at least one point")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
+    if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
+        raise ValueError("X must be finite numbers")
+    if not hasattr(net, "predict"):
+        raise TypeError(f"{type(net).__name__} has no predict method")
+    if int(resolution) < 2:
+        raise ValueError("resolution must be at least 2")
+    resolution = int(resolution)
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    y = y.reshape(-1)
+
+    lo, hi = X.min(axis=0) - margin, X.max(axis=0) + margin
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
+                         np.linspace(lo[1], hi[1], resolution))
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    dtype = getattr(net, "dtype", None)
+    if dtype is not None and not isinstance(dtype, str):
+        grid = grid.astype(dtype)
+    elif isinstance(dtype, str):
+        grid = grid.astype(np.dtype(dtype))
+
+    plt = _pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        own = True
+    else:
+        fig, own = ax.figure, False
+
+    classes = np.unique(y)
+    proba = None
+    if hasattr(net, "predict_proba") and len(classes) <= 2:
+        try:
+            proba = np.asarray(net.predict_proba(grid))
+        except (ValueError, TypeError, AttributeError):
+            proba = None
+    if proba is not None and proba.ndim == 2 and proba.shape[1] in (1, 2):
+        p = proba[:, -1].reshape(gx.shape)
+        cs = ax.contourf(gx, gy, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
+        ax.contour(gx, gy, p, levels=[0.5], colors="k", linewidths=1.2)
+        fig.colorbar(cs, ax=ax, label="P(class 1)")
+    else:
+        pred = np.asarray(net.predict(grid))
+        if pred.ndim == 2:
+            pred = pred[:, 0] if pred.shape[1] == 1 else pred.argmax(axis=1)
+        pred = pred.reshape(-1)
+        labels, idx = np.unique(pred, return_inverse=True)
+        if np.issubdtype(pred.dtype, np.floating) and len(labels) > 20:
+            # A regressor: shade its output instead of class regions.
+            ax.contourf(gx, gy, pred.reshape(gx.shape), levels=20, cmap="viridis", alpha=0.6)
+        else:
+            k = max(len(labels), 2)
+            ax.contourf(gx, gy, idx.reshape(gx.shape).astype(float),
+                        levels=np.arange(k + 1) - 0.5,
+                        cmap="tab10" if k <= 10 else "viridis", alpha=0.35)
+    if np.issubdtype(y.dtype, np.number):
+        colors = y.astype(float)
+    else:
+        colors = np.unique(y, return_inverse=True)[1].astype(float)
+    ax.scatter(X[:, 0], X[:, 1], c=colors, cmap="RdBu_r" if len(classes) <= 2 else "tab10",
+               edgecolors="k", linewidths=0.4, s=18)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    if title:
+        ax.set_title(title)
+    if own:
+        fig.tight_layout()
+    return _finish(fig, path, plt, dpi)
