@@ -6,6 +6,7 @@ twin (``nc.set_backend("numpy")``) that serves as its specification.
 
 from .backend import get_backend, set_backend
 from ._config import set_num_threads, show_config
+from . import plot  # noqa: F401  (nc.plot.compare; matplotlib is imported lazily)
 
 __version__ = "0.1.0"
 
