@@ -1,0 +1,92 @@
+"""The record of a training run, returned by ``fit``."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = ["History"]
+
+
+class History:
+    """Per-epoch metrics of a training run (Keras' ``History`` layout).
+
+    Attributes
+    ----------
+    history : dict of str -> list of float
+        One list per metric (``"loss"``, ``"val_loss"``, ``"accuracy"``,
+        ``"val_accuracy"``, ``"lr"``, ``"time"``, ...), one entry per epoch.
+        Every list has ``len(epoch)`` entries: a metric missing from some
+        epoch's logs is NaN there.
+    epoch : list of int
+        The 0-based epoch numbers recorded.
+    params : dict
+        Settings of the run (``fit`` fills it: epochs, batch size, optimizer...).
+    stop_reason : str or None
+        Why training ended early (early stopping, divergence, interrupt...).
+    """
+
+    def __init__(self, params=None):
+        self.history = {}
+        self.epoch = []
+        self.params = dict(params or {})
+        self.stop_reason = None
+
+    def append(self, epoch, logs):
+        """Record epoch ``epoch`` with the metrics in ``logs`` (a mapping of numbers)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        if not hasattr(logs, "items"):
+            raise TypeError(f"logs must be a mapping, got {type(logs).__name__}")
+        values = {}
+        for key, value in logs.items():
+            if not isinstance(key, str):
+                raise TypeError(f"metric names must be strings, got {key!r}")
+            if value is None:
+                value = math.nan
+            elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"metric {key!r} must be a number, got {type(value).__name__}")
+            values[key] = float(value)
+        n = len(self.epoch)
+        for key in values:
+            if key not in self.history:
+                self.history[key] = [math.nan] * n
+        for key, series in self.history.items():
+            series.append(values.get(key, math.nan))
+        self.epoch.append(int(epoch))
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __contains__(self, key):
+        return key in self.history
+
+    def last(self, key):
+        """The most recent value of ``key`` (KeyError if never logged)."""
+        series = self.history[key]
+        if not series:
+            raise KeyError(key)
+        return series[-1]
+
+    def plot(self, **kwargs):
+        """Draw the training curves with matplotlib (see ``nncore.plot.plot_history``).
+
+        Raises
+        ------
+        ImportError
+            If matplotlib is not installed.
+        """
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("History.plot() needs matplotlib: pip install matplotlib") from exc
+        from .plot import plot_history
+        return plot_history(self, **kwargs)
+
+    def __repr__(self):
+        keys = ", ".join(self.history)
+        extra = f", stop_reason={self.stop_reason!r}" if self.stop_reason else ""
+        return f"History(epochs={len(self.epoch)}, metrics=[{keys}]{extra})"

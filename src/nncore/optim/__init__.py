@@ -1,0 +1,98 @@
+"""Optimizers: first-order (one step per batch) and full-batch (with a line search).
+
+First-order optimizers (``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``)
+update a flat parameter vector in place with torch.optim's rules::
+
+    opt = nc.optim.Adam(1e-3)
+    opt.step(params, grads)
+
+The full-batch optimizers (``ConjugateGradient``, ``Newton``, ``BFGS``,
+``DFP``, ``LBFGS``) live in ``nncore.optim._full_batch`` and are imported on
+first use. ``get(name)`` resolves the names ``fit(optimizer=...)`` accepts.
+"""
+
+from __future__ import annotations
+
+from ._first_order import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+
+__all__ = [
+    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
+    "ConjugateGradient", "Newton", "BFGS", "DFP", "LBFGS", "get", "NAMES",
+]
+
+# name -> (class, default keyword arguments); user keywords override them.
+_FIRST_ORDER = {
+    "sgd": (SGD, {}),
+    "momentum": (SGD, {"momentum": 0.9}),
+    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": (Adagrad, {}),
+    "rmsprop": (RMSprop, {}),
+    "adam": (Adam, {}),
+    "adamw": (AdamW, {}),
+}
+_FULL_BATCH = {
+    "cg": "ConjugateGradient",
+    "newton": "Newton",
+    "bfgs": "BFGS",
+    "dfp": "DFP",
+    "lbfgs": "LBFGS",
+}
+NAMES = tuple(_FIRST_ORDER) + tuple(_FULL_BATCH)
+
+
+def __getattr__(name):
+    # Lazy: the full-batch module is optional for users of first-order methods
+    # and is written separately.
+    if name in _FULL_BATCH.values():
+        from . import _full_batch
+        return getattr(_full_batch, name)
+    raise AttributeError(f"module 'nncore.optim' has no attribute {name!r}")
+
+
+def _is_optimizer(obj):
+    return hasattr(obj, "full_batch") and (hasattr(obj, "step") or hasattr(obj, "iterate"))
+
+
+def get(optimizer, **kwargs):
+    """Resolve an optimizer name, class or instance.
+
+    Parameters
+    ----------
+    optimizer : str, optimizer class or optimizer instance
+        A name from :data:`NAMES` (case-insensitive): ``"sgd"``, ``"momentum"``
+        (SGD with momentum 0.9), ``"nesterov"`` (SGD with Nesterov momentum
+        0.9), ``"adagrad"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"cg"``,
+        ``"newton"``, ``"bfgs"``, ``"dfp"``, ``"lbfgs"``.
+    **kwargs
+        Constructor arguments for a name or class (e.g. ``lr=0.1``).
+
+    Returns
+    -------
+    optimizer
+        A fresh instance for a name or class; an instance is returned as is.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the valid ones).
+    TypeError
+        For anything else, or keyword arguments given with an instance.
+    """
+    if isinstance(optimizer, str):
+        key = optimizer.strip().lower()
+        if key in _FIRST_ORDER:
+            cls, defaults = _FIRST_ORDER[key]
+            return cls(**{**defaults, **kwargs})
+        if key in _FULL_BATCH:
+            from . import _full_batch
+            return getattr(_full_batch, _FULL_BATCH[key])(**kwargs)
+        raise ValueError(f"unknown optimizer {optimizer!r}; valid names: {', '.join(NAMES)}")
+    if isinstance(optimizer, type) and _is_optimizer(optimizer):
+        return optimizer(**kwargs)
+    if _is_optimizer(optimizer):
+        if kwargs:
+            raise TypeError(f"keyword arguments {sorted(kwargs)} given with an optimizer "
+                            "instance; pass them to its constructor instead")
+        return optimizer
+    raise TypeError(f"optimizer must be a name ({', '.join(NAMES)}) or an optimizer "
+                    f"instance, got {type(optimizer).__name__}")

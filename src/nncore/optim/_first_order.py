@@ -1,0 +1,470 @@
+"""First-order optimizers over one flat parameter vector.
+
+Design
+------
+* An optimizer owns flat state buffers (momentum, squared-gradient averages)
+  of the same length and dtype as the parameter vector. They are allocated on
+  the first ``step`` and a later call with another length or dtype is a
+  ``ValueError`` (call ``reset()`` to reuse the optimizer for other params).
+* Every update is one fused backend kernel (``nncore.backend.current()``):
+  ``sgd_step``, ``adagrad_step``, ``rmsprop_step``, ``adam_step``. The scalar
+  bookkeeping (step count, Adagrad's decayed rate, the clipping factor) is done
+  here once per step and passed in as Python floats, so float32 arrays stay
+  float32 (NumPy 2 promotion rules).
+* The rules, and the order of operations that fixes their rounding, are
+  ``torch.optim``'s ``_single_tensor_*`` loops, so trajectories match torch.
+* Gradient-norm clipping is ``torch.nn.utils.clip_grad_norm_``: the factor
+  ``min(1, clip_norm / (||g|| + 1e-6))`` is handed to the kernel as ``gscale``
+  and the caller's gradient array is never written to.
+* Coupled ``weight_decay`` (torch's ``grad + wd * param`` for SGD, Adagrad,
+  RMSprop and Adam) needs ``g`` plus a multiple of ``w``; it is formed in a
+  scratch buffer, again leaving the caller's gradient untouched. ``AdamW``'s
+  decoupled decay happens inside the Adam kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import backend as _backend
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+
+# torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing.
+_CLIP_EPS = 1e-6
+
+
+# --------------------------------------------------------------------------- validation
+
+def _real(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _nonneg(value, name):
+    value = _real(value, name)
+    if value < 0.0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _unit(value, name, upper_open=True):
+    value = _real(value, name)
+    if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
+        interval = "[0, 1)" if upper_open else "[0, 1]"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def _flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def _check_lr(lr):
+    if callable(lr):
+        return lr
+    value = _real(lr, "lr")
+    if value <= 0.0:
+        raise ValueError(f"lr must be > 0 (or a schedule from nncore.schedules), got {value}")
+    return value
+
+
+def _check_clip(clip_norm):
+    if clip_norm is None:
+        return None
+    value = _real(clip_norm, "clip_norm")
+    if value <= 0.0:
+        raise ValueError(f"clip_norm must be > 0 or None, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- base class
+
+class Optimizer:
+    """Base class of the first-order optimizers.
+
+    Subclasses list their constructor arguments in ``_params``, their state
+    buffers in ``_buffers`` (torch's names) and implement ``_update``.
+
+    Attributes
+    ----------
+    full_batch : bool
+        Always False: these optimizers take one step per (mini-)batch.
+    lr_scale : float
+        Multiplier on the scheduled rate (``ReduceLROnPlateau`` lowers it).
+    grad_norm : float or None
+        L2 norm of the last gradient when ``clip_norm`` is set (before clipping).
+    """
+
+    full_batch = False
+    _params: tuple = ()
+    _buffers: tuple = ()
+
+    def __init__(self, lr, clip_norm=None):
+        self.lr = _check_lr(lr)
+        self.clip_norm = _check_clip(clip_norm)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+
+    def reset(self):
+        """Forget all state: buffers, step count, epoch and ``lr_scale``."""
+        self._bufs = None
+        self._scratch = None
+        self._step = 0
+        self._epoch = 0
+        self._lr_scale = 1.0
+        self.grad_norm = None
+        self._base_lr = self._evaluate_lr(0)
+
+    @property
+    def state(self):
+        """Dict with ``"step"`` (updates taken) and the state buffers (live arrays)."""
+        out = {"step": self._step}
+        for name in self._buffers:
+            out[name] = None if self._bufs is None else self._bufs[name]
+        return out
+
+    @property
+    def iterations(self):
+        """Number of updates taken since construction or ``reset()``."""
+        return self._step
+
+    # ------------------------------------------------------------------ learning rate
+
+    def _evaluate_lr(self, epoch):
+        if not callable(self.lr):
+            return self.lr
+        value = self.lr(epoch)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                math.isfinite(value) and value > 0):
+            raise ValueError(f"learning-rate schedule {self.lr!r} gave {value!r} at "
+                             f"epoch {epoch}; rates must be finite and > 0")
+        return float(value)
+
+    def set_epoch(self, epoch):
+        """Start epoch ``epoch`` (0-based): evaluates the learning-rate schedule."""
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
+            raise TypeError(f"epoch must be an integer, got {type(epoch).__name__}")
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._base_lr = self._evaluate_lr(int(epoch))
+        self._epoch = int(epoch)
+
+    @property
+    def scheduled_lr(self):
+        """The schedule's rate for the current epoch, before ``lr_scale``."""
+        return self._base_lr
+
+    @property
+    def current_lr(self):
+        """The rate the next step uses: ``schedule(epoch) * lr_scale``."""
+        return self._base_lr * self._lr_scale
+
+    @property
+    def lr_scale(self):
+        return self._lr_scale
+
+    @lr_scale.setter
+    def lr_scale(self, value):
+        value = _real(value, "lr_scale")
+        if value <= 0.0:
+            raise ValueError(f"lr_scale must be > 0, got {value}")
+        self._lr_scale = value
+
+    # ------------------------------------------------------------------ config
+
+    def get_config(self):
+        """Constructor arguments (``type(opt)(**opt.get_config())`` rebuilds it)."""
+        return {name: getattr(self, name) for name in self._params}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ stepping
+
+    def _check_arrays(self, params, grads):
+        for name, a in (("params", params), ("grads", grads)):
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+            if a.dtype not in (np.float32, np.float64):
+                raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+            if a.ndim != 1:
+                raise ValueError(f"{name} must be a 1-D (flat) array, got shape {a.shape}")
+            if a.size == 0:
+                raise ValueError(f"{name} is empty")
+            if not a.flags.c_contiguous:
+                raise ValueError(f"{name} must be contiguous")
+        if not params.flags.writeable:
+            raise ValueError("params is updated in place and must be writable")
+        if grads.shape != params.shape:
+            raise ValueError(f"grads has length {grads.size}, params has length {params.size}")
+        if grads.dtype != params.dtype:
+            raise TypeError(f"grads has dtype {grads.dtype}, params has dtype {params.dtype}")
+        if self._bufs is not None:
+            n, dtype = self._shape
+            if params.size != n or params.dtype != dtype:
+                raise ValueError(
+                    f"{type(self).__name__} holds state for {n} {dtype} parameters, got "
+                    f"{params.size} {params.dtype}; call reset() to start over")
+
+    def _allocate(self, params):
+        self._shape = (params.size, params.dtype)
+        self._bufs = {name: self._initial_buffer(name, params) for name in self._buffers}
+
+    def _initial_buffer(self, name, params):
+        return np.zeros_like(params)
+
+    def _gscale(self, grads):
+        if self.clip_norm is None:
+            return 1.0
+        norm = math.sqrt(_backend.current().sum_squares(grads))
+        self.grad_norm = norm
+        return min(1.0, self.clip_norm / (norm + _CLIP_EPS))
+
+    def _coupled_decay(self, params, grads, gscale, weight_decay):
+        """torch's ``grad = grad.add(param, alpha=wd)`` after clipping, in scratch."""
+        if weight_decay == 0.0:
+            return grads, gscale
+        if self._scratch is None:
+            self._scratch = np.empty_like(params)
+        g = self._scratch
+        if gscale == 1.0:
+            np.copyto(g, grads)
+        else:
+            np.multiply(grads, gscale, out=g)
+        g += weight_decay * params
+        return g, 1.0
+
+    def step(self, params, grads):
+        """Update ``params`` in place from ``grads``.
+
+        Parameters
+        ----------
+        params : ndarray, 1-D, float32 or float64, writable
+            The flat parameter vector.
+        grads : ndarray
+            Its gradient (same length and dtype); never modified.
+        """
+        self._check_arrays(params, grads)
+        if self._bufs is None:
+            self._allocate(params)
+        gscale = self._gscale(grads)
+        self._step += 1
+        self._update(params, grads, self.current_lr, gscale)
+
+    def _update(self, params, grads, lr, gscale):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- optimizers
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum (torch's rule).
+
+    ``b = momentum * b + (1 - dampening) * g`` (``b = g`` on the first step);
+    ``w -= lr * (g + momentum * b if nesterov else b)``; plain ``w -= lr * g``
+    when ``momentum == 0``. At constant ``lr`` and ``dampening = 0`` this is the
+    lecture's classic momentum ``dw = momentum * dw - lr * g; w += dw``.
+
+    Parameters
+    ----------
+    lr : float or Schedule, default 0.01
+    momentum : float, default 0.0
+        In [0, 1).
+    nesterov : bool, default False
+        Needs ``momentum > 0`` and ``dampening == 0`` (as torch).
+    dampening : float, default 0.0
+        In [0, 1].
+    weight_decay : float, default 0.0
+        Coupled L2 decay: ``g + weight_decay * w`` (torch's).
+    clip_norm : float or None, default None
+        Rescale the gradient to at most this L2 norm first.
+    """
+
+    _params = ("lr", "momentum", "nesterov", "dampening", "weight_decay", "clip_norm")
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, dampening=0.0,
+                 weight_decay=0.0, clip_norm=None):
+        self.momentum = _unit(momentum, "momentum")
+        self.nesterov = _flag(nesterov, "nesterov")
+        self.dampening = _unit(dampening, "dampening", upper_open=False)
+        self.weight_decay = _nonneg(weight_decay, "weight_decay")
+        if self.nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
+            raise ValueError("nesterov=True needs momentum > 0 and dampening == 0")
+        super().__init__(lr, clip_norm)
+
+    @property
+    def _buffers(self):
+        return ("momentum_buffer",) if self.momentum != 0.0 else ()
+
+    def _update(self, params, grads, lr, gscale):
+        g, gscale = self._coupled_decay(params, grads, gscale, self.weight_decay)
+        buf = self._bufs.get("momentum_buffer", params)  # ignored when momentum == 0
+        _backend.current().sgd_step(params, g, buf, lr, self.momentum, self.dampening,
+                                    self.nesterov, self._step == 1, gscale)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (torch's rule).
+
+    ``s += g*g``; ``w -= clr * g / (sqrt(s) + eps)`` with
+    ``clr = lr / (1 + (t - 1) * lr_decay)``; ``eps_inside_sqrt=True`` gives the
+    lecture's ``w -= clr * g / sqrt(s + eps)``.
+
+    Parameters
+    ----------
+    lr : float or Schedule, default 0.01
+    eps : float, default 1e-10
+    initial_accumulator_value : float, default 0.0
+        Starting value of ``s``.
+    lr_decay : float, default 0.0
+    eps_inside_sqrt : bool, default False
+    weight_decay : float, default 0.0
+        Coupled L2 decay (torch's).
+    clip_norm : float or None, default None
+    """
+
+    _params = ("lr", "eps", "initial_accumulator_value", "lr_decay", "eps_inside_sqrt",
+               "weight_decay", "clip_norm")
+    _buffers = ("sum",)
+
+    def __init__(self, lr=0.01, eps=1e-10, initial_accumulator_value=0.0, lr_decay=0.0,
+                 eps_inside_sqrt=False, weight_decay=0.0, clip_norm=None):
+        self.eps = _nonneg(eps, "eps")
+        self.initial_accumulator_value = _nonneg(initial_accumulator_value,
+                                                 "initial_accumulator_value")
+        self.lr_decay = _nonneg(lr_decay, "lr_decay")
+        self.eps_inside_sqrt = _flag(eps_inside_sqrt, "eps_inside_sqrt")
+        self.weight_decay = _nonneg(weight_decay, "weight_decay")
+        super().__init__(lr, clip_norm)
+
+    def _initial_buffer(self, name, params):
+        return np.full_like(params, self.initial_accumulator_value)
+
+    def _update(self, params, grads, lr, gscale):
+        g, gscale = self._coupled_decay(params, grads, gscale, self.weight_decay)
+        clr = lr / (1.0 + (self._step - 1) * self.lr_decay)
+        _backend.current().adagrad_step(params, g, self._bufs["sum"], clr, self.eps,
+                                        self.eps_inside_sqrt, gscale)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (torch's rule, without momentum or centering).
+
+    ``v = alpha * v + (1 - alpha) * g*g``; ``w -= lr * g / (sqrt(v) + eps)``
+    (``eps_inside_sqrt=True``: ``w -= lr * g / sqrt(v + eps)``).
+
+    Parameters
+    ----------
+    lr : float or Schedule, default 0.01
+    alpha : float, default 0.99
+        In [0, 1).
+    eps : float, default 1e-8
+    eps_inside_sqrt : bool, default False
+    weight_decay : float, default 0.0
+        Coupled L2 decay (torch's).
+    clip_norm : float or None, default None
+    """
+
+    _params = ("lr", "alpha", "eps", "eps_inside_sqrt", "weight_decay", "clip_norm")
+    _buffers = ("square_avg",)
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, eps_inside_sqrt=False,
+                 weight_decay=0.0, clip_norm=None):
+        self.alpha = _unit(alpha, "alpha")
+        self.eps = _nonneg(eps, "eps")
+        self.eps_inside_sqrt = _flag(eps_inside_sqrt, "eps_inside_sqrt")
+        self.weight_decay = _nonneg(weight_decay, "weight_decay")
+        super().__init__(lr, clip_norm)
+
+    def _update(self, params, grads, lr, gscale):
+        g, gscale = self._coupled_decay(params, grads, gscale, self.weight_decay)
+        _backend.current().rmsprop_step(params, g, self._bufs["square_avg"], lr, self.alpha,
+                                        self.eps, self.eps_inside_sqrt, gscale)
+
+
+def _check_betas(betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    return (_unit(betas[0], "betas[0]"), _unit(betas[1], "betas[1]"))
+
+
+class Adam(Optimizer):
+    """Adam (torch's rule), step ``t`` counted from 1.
+
+    ``m = beta1 m + (1 - beta1) g``; ``v = beta2 v + (1 - beta2) g*g``;
+    ``w -= lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - beta1^t)``,
+    ``v_hat = v / (1 - beta2^t)``; ``eps_inside_sqrt=True`` gives
+    ``w -= lr * m_hat / sqrt(v_hat + eps)``.
+
+    Parameters
+    ----------
+    lr : float or Schedule, default 0.001
+    betas : (float, float), default (0.9, 0.999)
+        Each in [0, 1).
+    eps : float, default 1e-8
+    eps_inside_sqrt : bool, default False
+    weight_decay : float, default 0.0
+        Coupled L2 decay ``g + weight_decay * w`` (torch's Adam; see ``AdamW``
+        for the decoupled form).
+    clip_norm : float or None, default None
+    """
+
+    _params = ("lr", "betas", "eps", "eps_inside_sqrt", "weight_decay", "clip_norm")
+    _buffers = ("exp_avg", "exp_avg_sq")
+    _decoupled = False
+
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, eps_inside_sqrt=False,
+                 weight_decay=0.0, clip_norm=None):
+        self.betas = _check_betas(betas)
+        self.eps = _nonneg(eps, "eps")
+        self.eps_inside_sqrt = _flag(eps_inside_sqrt, "eps_inside_sqrt")
+        self.weight_decay = _nonneg(weight_decay, "weight_decay")
+        super().__init__(lr, clip_norm)
+
+    def _update(self, params, grads, lr, gscale):
+        if self._decoupled:
+            g, decoupled = grads, self.weight_decay
+        else:
+            g, gscale = self._coupled_decay(params, grads, gscale, self.weight_decay)
+            decoupled = 0.0
+        beta1, beta2 = self.betas
+        _backend.current().adam_step(params, g, self._bufs["exp_avg"], self._bufs["exp_avg_sq"],
+                                     lr, beta1, beta2, self.eps, self._step, decoupled,
+                                     self.eps_inside_sqrt, gscale)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch's ``AdamW``).
+
+    ``w *= 1 - lr * weight_decay`` (every parameter, biases included, as in
+    torch), then the Adam step.
+
+    Parameters
+    ----------
+    lr : float or Schedule, default 0.001
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0.01
+    eps_inside_sqrt : bool, default False
+    clip_norm : float or None, default None
+    """
+
+    _params = ("lr", "betas", "eps", "weight_decay", "eps_inside_sqrt", "clip_norm")
+    _decoupled = True
+
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                 eps_inside_sqrt=False, clip_norm=None):
+        super().__init__(lr=lr, betas=betas, eps=eps, eps_inside_sqrt=eps_inside_sqrt,
+                         weight_decay=weight_decay, clip_norm=clip_norm)
