@@ -199,14 +199,15 @@ def _x_axis(data, epochs, kind, name):
         t = _series(data, "time")
         if t is None:
             raise ValueError(f"history {name!r} has no 'time' entries; use x='epoch'")
-        # history["time"] holds each epoch's duration; the axis is elapsed time.
-        return np.cumsum(t)
-    # "evaluations": gradient evaluations over the whole training set.
-    for key in ("evaluations", "ngev", "nfev", "n_evaluations"):
+        # fit logs the seconds since training started at the end of each epoch.
+        return t
+    # "evaluations": loss-and-gradient evaluations over the whole training set.
+    # Full-batch runs log the cumulative count (line-search trials included);
+    # a first-order epoch visits every sample once: one full-data equivalent.
+    for key in ("evaluations", "nfev", "ngev"):
         ev = _series(data, key)
         if ev is not None:
-            return ev if key == "evaluations" else np.cumsum(ev)
-    # A first-order epoch visits every sample once: one full-gradient equivalent.
+            return ev
     return np.arange(1, n + 1, dtype=float)
 
 
@@ -219,10 +220,11 @@ def compare(histories, x="epoch", metric="loss", path=None, *, ax=None,
     histories : dict of {str: History or dict}
         Runs to draw, labelled by their keys (in order).
     x : {"epoch", "time", "evaluations"}, default "epoch"
-        Horizontal axis: epochs; wall-clock seconds (cumulative sum of the
-        per-epoch ``"time"`` entries); or full-training-set gradient
-        evaluations (the cumulative ``"ngev"``/``"nfev"`` entries that
-        full-batch optimizers log, else one per epoch).
+        Horizontal axis: epochs; wall-clock seconds since training started
+        (the ``"time"`` entries); or loss-and-gradient evaluations over the
+        whole training set (the cumulative ``"nfev"`` that full-batch
+        optimizers log, line-search trials included; one per epoch for
+        first-order optimizers).
     metric : str, default "loss"
         Any per-epoch key, e.g. ``"val_loss"``, ``"accuracy"``, ``"lr"``.
     path : str or os.PathLike, optional
