@@ -9,10 +9,17 @@ from ._config import set_num_threads, show_config
 from . import plot  # noqa: F401  (nc.plot.compare; matplotlib is imported lazily)
 from . import optim, schedules, callbacks, augment  # noqa: F401
 from .history import History
+from .network import Network, Dense, Dropout, L1, L2, ElasticNet
+from .errors import DivergenceError
+from .gradcheck import gradcheck
+from .io import load
+from . import datasets  # noqa: F401
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "get_backend", "set_backend", "set_num_threads", "show_config",
     "optim", "schedules", "callbacks", "augment", "History",
+    "Network", "Dense", "Dropout", "L1", "L2", "ElasticNet", "DivergenceError",
+    "gradcheck", "load", "datasets",
 ]

@@ -1,0 +1,128 @@
+"""Small synthetic data sets that need no download.
+
+Each function returns ``(X, y)``: ``X`` float64 of shape ``(n, n_features)``,
+``y`` int64 class labels (classification) or float64 targets (regression).
+``available()`` lists them and ``get(name, **kwargs)`` loads one by name.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["xor", "spirals", "moons", "circles", "sine", "available", "get"]
+
+
+def _n(n, minimum=2):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum:
+        raise ValueError(f"n must be an integer >= {minimum}, got {n!r}")
+    return int(n)
+
+
+def _noise(noise):
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) \
+            or not math.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    return float(noise)
+
+
+def _split(n):
+    return n - n // 2, n // 2
+
+
+def xor():
+    """The four XOR points: X in {0, 1}^2, y = x1 xor x2."""
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = np.array([0, 1, 1, 0], dtype=np.int64)
+    return X, y
+
+
+def spirals(n=400, noise=0.0, seed=None, turns=1.5):
+    """Two interleaved spirals (Lang & Witbrock), ``n`` points in total.
+
+    Class 1 is class 0 rotated by 180 degrees; the radius grows linearly to 1
+    over ``turns`` turns. ``noise`` is the std of Gaussian jitter.
+    """
+    n = _n(n)
+    noise = _noise(noise)
+    rng = np.random.default_rng(seed)
+    n0, n1 = _split(n)
+    parts = []
+    for cls, m in ((0, n0), (1, n1)):
+        t = np.linspace(0.0, 1.0, m, endpoint=False) + 0.5 / m
+        r = t
+        theta = 2.0 * np.pi * turns * t + np.pi * cls
+        parts.append(np.column_stack([r * np.cos(theta), r * np.sin(theta)]))
+    X = np.vstack(parts)
+    if noise:
+        X += rng.normal(0.0, noise, X.shape)
+    y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
+    perm = rng.permutation(n)
+    return X[perm], y[perm]
+
+
+def moons(n=200, noise=0.1, seed=None):
+    """Two interleaving half circles (as ``sklearn.datasets.make_moons``)."""
+    n = _n(n)
+    noise = _noise(noise)
+    rng = np.random.default_rng(seed)
+    n0, n1 = _split(n)
+    a = np.linspace(0.0, np.pi, n0)
+    b = np.linspace(0.0, np.pi, n1)
+    X = np.vstack([np.column_stack([np.cos(a), np.sin(a)]),
+                   np.column_stack([1.0 - np.cos(b), 0.5 - np.sin(b)])])
+    if noise:
+        X += rng.normal(0.0, noise, X.shape)
+    y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
+    perm = rng.permutation(n)
+    return X[perm], y[perm]
+
+
+def circles(n=200, noise=0.05, factor=0.5, seed=None):
+    """A small circle (class 1, radius ``factor``) inside a unit circle (class 0)."""
+    n = _n(n)
+    noise = _noise(noise)
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
+        raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+    rng = np.random.default_rng(seed)
+    n0, n1 = _split(n)
+    a = np.linspace(0.0, 2 * np.pi, n0, endpoint=False)
+    b = np.linspace(0.0, 2 * np.pi, n1, endpoint=False)
+    X = np.vstack([np.column_stack([np.cos(a), np.sin(a)]),
+                   factor * np.column_stack([np.cos(b), np.sin(b)])])
+    if noise:
+        X += rng.normal(0.0, noise, X.shape)
+    y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
+    perm = rng.permutation(n)
+    return X[perm], y[perm]
+
+
+def sine(n=200, noise=0.1, seed=None):
+    """Regression: ``y = sin(x) + noise``, x uniform in [-pi, pi]; X (n, 1), y (n,)."""
+    n = _n(n, 1)
+    noise = _noise(noise)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-np.pi, np.pi, n)
+    y = np.sin(x)
+    if noise:
+        y = y + rng.normal(0.0, noise, n)
+    return x.reshape(-1, 1), y
+
+
+_REGISTRY = {"xor": xor, "spirals": spirals, "moons": moons, "circles": circles, "sine": sine}
+_TASKS = {"xor": "classification", "spirals": "classification", "moons": "classification",
+          "circles": "classification", "sine": "regression"}
+
+
+def available():
+    """Names of the built-in data sets, mapped to their task."""
+    return dict(_TASKS)
+
+
+def get(name, **kwargs):
+    """Load a built-in data set by name, e.g. ``get("spirals", n=500, seed=0)``."""
+    if not isinstance(name, str) or name.lower() not in _REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name.lower()](**kwargs)

@@ -1,0 +1,28 @@
+"""Exceptions raised by nncore beyond the built-in ``ValueError``/``TypeError``."""
+
+from __future__ import annotations
+
+__all__ = ["DivergenceError"]
+
+
+class DivergenceError(RuntimeError):
+    """Training stopped because the loss became NaN or infinite.
+
+    The network is left at its last finite parameters (those from before the
+    step whose loss was not finite).
+
+    Attributes
+    ----------
+    epoch : int
+        0-based epoch in which the loss stopped being finite.
+    step : int
+        0-based step (batch) within that epoch.
+    loss : float
+        The offending loss value.
+    """
+
+    def __init__(self, message, *, epoch=None, step=None, loss=None):
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+        self.loss = loss

@@ -1,0 +1,877 @@
+"""Dense networks over one flat parameter buffer.
+
+Design
+------
+* ``Network`` owns exactly two 1-D arrays, ``params`` and ``grads``, laid out
+  layer by layer (each Dense layer's ``W`` in C order, then ``b``). Every
+  layer's ``W``, ``b``, ``dW`` and ``db`` are reshaped *views* into them, so an
+  optimizer updating ``params`` in place updates the layers, and writing
+  ``net.params[:] = v`` changes the network.
+* All arithmetic goes through ``nncore.backend.current()``: ``dense_forward``,
+  ``dense_backward``, the loss kernels, ``regularize``, ``dropout_mask`` and
+  ``multiply``. This module only allocates and routes buffers.
+* Activations, masks and deltas live in a per-row-count workspace that is
+  allocated once and reused (a small LRU cache keyed by the number of rows),
+  so a training step allocates no arrays in the steady state. Large inputs
+  are evaluated in chunks of rows to bound memory; chunked losses and
+  gradients are combined with weights ``n_chunk / N``.
+* Every public method validates its arguments completely before it touches
+  any state: bad input raises ``ValueError``/``TypeError`` and changes nothing.
+* Dropout masks come from the backend's counter-based generator: a mask is a
+  function of ``(seed, counter)`` only, so runs are reproducible and both
+  backends draw identical masks.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import OrderedDict
+
+import numpy as np
+
+from . import backend as _backend
+
+__all__ = ["Dense", "Dropout", "L1", "L2", "ElasticNet", "Network"]
+
+ACTIVATIONS = {"linear": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+INITS = ("he_uniform", "glorot_uniform", "he_normal", "glorot_normal")
+LOSSES = ("mse", "cross_entropy", "binary_cross_entropy")
+DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+# Elements per workspace buffer row-chunk: bounds the memory of evaluating a
+# large X (about 8 * budget bytes per activation buffer in float64).
+_CHUNK_BUDGET = 1 << 22
+_WS_CACHE = 8
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _nonneg_real(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0.0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _resolve_dtype(dtype):
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; expected 'float32' or 'float64'")
+        return DTYPES[dtype]
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"unknown dtype {dtype!r}; expected 'float32' or 'float64'") from None
+    if dt not in DTYPES.values():
+        raise ValueError(f"unknown dtype {dtype!r}; expected 'float32' or 'float64'")
+    return dt
+
+
+def all_finite(a, max_elements=1 << 16):
+    """True when a numeric array has no NaN/inf, checked in row chunks.
+
+    Chunking bounds the temporary boolean mask to ``max_elements`` entries,
+    so validating a large X never allocates an N x D mask.
+    """
+    if a.dtype.kind not in "fc":
+        return True
+    if a.ndim == 0 or a.size == 0:
+        return bool(np.isfinite(a).all())
+    row = max(1, a.size // a.shape[0])
+    step = max(1, max_elements // row)
+    for s in range(0, a.shape[0], step):
+        if not np.isfinite(a[s:s + step]).all():
+            return False
+    return True
+
+
+def _as_numeric(a, name):
+    """``np.asarray`` with a ``TypeError`` for non-numeric data."""
+    if a is None:
+        raise TypeError(f"{name} must be an array of numbers, got None")
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
+    return arr
+
+
+# --------------------------------------------------------------------------- layers
+
+class Layer:
+    """Base class of the layers a :class:`Network` is built from."""
+
+    n_params = 0
+
+    def __init__(self):
+        self._owner = None
+
+    def get_config(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Dense(Layer):
+    """Fully connected layer ``Y = f(X @ W + b)``, ``W`` of shape ``(n_in, n_out)``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths.
+    activation : {"linear", "relu", "leaky_relu", "sigmoid", "tanh"}
+        Elementwise activation ``f`` (leaky_relu has slope 0.01).
+    init : {None, "he_uniform", "glorot_uniform", "he_normal", "glorot_normal"}
+        Weight initialisation; ``None`` means He-uniform for relu/leaky_relu
+        and Glorot-uniform otherwise. Biases always start at 0.
+
+    Attributes
+    ----------
+    W, b, dW, db : ndarray or None
+        Views into the owning network's ``params``/``grads`` buffers
+        (``None`` until the layer is placed in a :class:`Network`).
+    """
+
+    def __init__(self, n_in, n_out, activation="linear", init=None):
+        super().__init__()
+        self.n_in = _positive_int(n_in, "n_in")
+        self.n_out = _positive_int(n_out, "n_out")
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; expected one of "
+                             f"{sorted(ACTIVATIONS)}")
+        if init is not None and (not isinstance(init, str) or init not in INITS):
+            raise ValueError(f"unknown init {init!r}; expected None or one of {list(INITS)}")
+        self.activation = activation
+        self.init = init
+        self._act = ACTIVATIONS[activation]
+        self.W = self.b = self.dW = self.db = None
+
+    @property
+    def n_params(self):
+        return self.n_in * self.n_out + self.n_out
+
+    @property
+    def init_name(self):
+        """The initialisation actually used (resolves ``init=None``)."""
+        if self.init is not None:
+            return self.init
+        return "he_uniform" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
+
+    def _init_weights(self, rng):
+        """Initial weights as float64 (the same draws for either network dtype)."""
+        name = self.init_name
+        fan_in, fan_out = self.n_in, self.n_out
+        shape = (fan_in, fan_out)
+        if name == "he_uniform":
+            lim = math.sqrt(6.0 / fan_in)
+            return rng.uniform(-lim, lim, size=shape)
+        if name == "glorot_uniform":
+            lim = math.sqrt(6.0 / (fan_in + fan_out))
+            return rng.uniform(-lim, lim, size=shape)
+        if name == "he_normal":
+            return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=shape)
+        return rng.normal(0.0, math.sqrt(2.0 / (fan_in + fan_out)), size=shape)
+
+    def get_config(self):
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out,
+                "activation": self.activation, "init": self.init}
+
+    def __repr__(self):
+        act = "" if self.activation == "linear" else f", activation={self.activation!r}"
+        init = "" if self.init is None else f", init={self.init!r}"
+        return f"Dense({self.n_in}, {self.n_out}{act}{init})"
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training each unit is zeroed with probability
+    ``rate`` and survivors are scaled by ``1 / (1 - rate)``; identity at
+    inference. ``rate = 0`` is the identity.
+
+    Parameters
+    ----------
+    rate : float
+        Drop probability, ``0 <= rate < 1``.
+    """
+
+    def __init__(self, rate):
+        super().__init__()
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+            raise TypeError(f"dropout rate must be a number, got {rate!r}")
+        rate = float(rate)
+        if not (0.0 <= rate < 1.0):
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+        self.rate = rate
+
+    def get_config(self):
+        return {"type": "Dropout", "rate": self.rate}
+
+    def __repr__(self):
+        return f"Dropout({self.rate:g})"
+
+
+# --------------------------------------------------------------------------- regularizers
+
+class Regularizer:
+    """Weights-only penalty ``l1 * sum|w| + l2 * sum w^2`` (biases are never penalised)."""
+
+    l1 = 0.0
+    l2 = 0.0
+
+    def get_config(self):
+        return {"type": type(self).__name__, "l1": self.l1, "l2": self.l2}
+
+    def __eq__(self, other):
+        return type(self) is type(other) and (self.l1, self.l2) == (other.l1, other.l2)
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.l1, self.l2))
+
+
+class L1(Regularizer):
+    """``l * sum |w|`` over all weights (gradient ``l * sign(w)``, ``sign(0) = 0``)."""
+
+    def __init__(self, l):  # noqa: E741 - the lecture's name
+        self.l1 = _nonneg_real(l, "l")
+
+    def __repr__(self):
+        return f"L1({self.l1:g})"
+
+
+class L2(Regularizer):
+    """``l * sum w^2`` over all weights (gradient ``2 l w``)."""
+
+    def __init__(self, l):  # noqa: E741
+        self.l2 = _nonneg_real(l, "l")
+
+    def __repr__(self):
+        return f"L2({self.l2:g})"
+
+
+class ElasticNet(Regularizer):
+    """``l1 * sum |w| + l2 * sum w^2`` over all weights."""
+
+    def __init__(self, l1, l2):
+        self.l1 = _nonneg_real(l1, "l1")
+        self.l2 = _nonneg_real(l2, "l2")
+
+    def __repr__(self):
+        return f"ElasticNet({self.l1:g}, {self.l2:g})"
+
+
+def regularizer_from_config(cfg):
+    if cfg is None:
+        return None
+    kind = cfg.get("type")
+    if kind == "L1":
+        return L1(cfg["l1"])
+    if kind == "L2":
+        return L2(cfg["l2"])
+    if kind == "ElasticNet":
+        return ElasticNet(cfg["l1"], cfg["l2"])
+    raise ValueError(f"unknown regularizer {kind!r}")
+
+
+def layer_from_config(cfg):
+    kind = cfg.get("type")
+    if kind == "Dense":
+        return Dense(cfg["n_in"], cfg["n_out"], cfg.get("activation", "linear"), cfg.get("init"))
+    if kind == "Dropout":
+        return Dropout(cfg["rate"])
+    raise ValueError(f"unknown layer type {kind!r}")
+
+
+# --------------------------------------------------------------------------- workspace
+
+class _Workspace:
+    """Preallocated buffers for evaluating ``n`` rows (forward, masks, deltas)."""
+
+    def __init__(self, net, n):
+        dt = net.dtype
+        self.n = n
+        self.inp = [None] * len(net.layers)   # the input each layer saw (set per pass)
+        self.out = []
+        self.mask = []
+        self.dx = []
+        width = net.n_in
+        seen_dense = False
+        for layer in net.layers:
+            if isinstance(layer, Dense):
+                self.out.append(np.empty((n, layer.n_out), dt))
+                self.mask.append(None)
+                # The first Dense layer needs no input gradient: nothing below it learns.
+                self.dx.append(np.empty((n, layer.n_in), dt) if seen_dense else None)
+                seen_dense = True
+                width = layer.n_out
+            else:
+                active = layer.rate > 0.0
+                self.out.append(np.empty((n, width), dt) if active else None)
+                self.mask.append(np.empty((n, width), dt) if active else None)
+                self.dx.append(None)
+        self.gout = np.empty((n, net.n_out), dt)
+        self._dt = dt
+        self._k = net.n_out
+        self._n_in = net.n_in
+        self._extra = {}
+
+    def buf(self, key, shape, dtype):
+        """A lazily allocated extra buffer (input/target conversion, accuracy)."""
+        b = self._extra.get(key)
+        if b is None:
+            b = self._extra[key] = np.empty(shape, dtype)
+        return b
+
+
+# --------------------------------------------------------------------------- network
+
+class Network:
+    """A feed-forward stack of :class:`Dense` and :class:`Dropout` layers.
+
+    Parameters
+    ----------
+    layers : sequence of Dense / Dropout
+        Consecutive Dense layers must chain (``n_out`` of one equals ``n_in``
+        of the next; Dropout passes widths through).
+    loss : {"mse", "cross_entropy", "binary_cross_entropy"}
+        The data loss (lecture conventions; cross-entropies act on logits).
+    regularizer : None, L1, L2 or ElasticNet
+        Weights-only penalty added to the loss.
+    dtype : {"float32", "float64"}
+        Floating type of parameters and computation.
+    seed : int or None
+        Seed of the weight initialisation.
+
+    Attributes
+    ----------
+    params, grads : ndarray
+        The flat parameter and gradient buffers (every layer holds views).
+    layers : list
+    loss_name : str
+    dtype : numpy.dtype
+    n_in, n_out, n_params : int
+    stop_training : bool
+        Set by a callback to end :meth:`fit` after the current epoch.
+    history_ : History or None
+        History of the last :meth:`fit` (also kept when it was interrupted).
+    metadata : dict
+        Free-form JSON-serialisable data saved with the model.
+    """
+
+    def __init__(self, layers, *, loss="mse", regularizer=None, dtype="float32", seed=None):
+        if isinstance(layers, Layer):
+            raise TypeError("layers must be a list of layers, got a single layer; wrap it in [ ]")
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise TypeError(f"layers must be a list of layers, got {type(layers).__name__}") from None
+        if not layers:
+            raise ValueError("a Network needs at least one layer")
+        seen = set()
+        dense = []
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, (Dense, Dropout)):
+                raise TypeError(f"layer {i} is {type(layer).__name__}, expected nc.Dense or nc.Dropout")
+            if id(layer) in seen:
+                raise ValueError(f"layer {i} appears twice in the list; create a new layer instead")
+            if layer._owner is not None:
+                raise ValueError(f"layer {i} ({layer!r}) already belongs to another Network; "
+                                 "create a new layer instead")
+            seen.add(id(layer))
+            if isinstance(layer, Dense):
+                dense.append((i, layer))
+        if not dense:
+            raise ValueError("a Network needs at least one Dense layer")
+        for (i, a), (j, b) in zip(dense, dense[1:]):
+            if a.n_out != b.n_in:
+                raise ValueError(f"layer sizes do not chain: layer {i} {a!r} has n_out={a.n_out} "
+                                 f"but layer {j} {b!r} has n_in={b.n_in}")
+        if not isinstance(loss, str) or loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {list(LOSSES)}")
+        n_out = dense[-1][1].n_out
+        if loss == "cross_entropy" and n_out < 2:
+            raise ValueError("loss='cross_entropy' needs at least 2 outputs (softmax over classes); "
+                             "use 'binary_cross_entropy' for a single output")
+        if regularizer is not None and not isinstance(regularizer, Regularizer):
+            raise TypeError(f"regularizer must be None, nc.L1, nc.L2 or nc.ElasticNet, "
+                            f"got {regularizer!r}")
+        dt = _resolve_dtype(dtype)
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+                raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
+            seed = int(seed)
+
+        # ---- all checks passed: build
+        self.layers = layers
+        self.loss_name = loss
+        self.regularizer = regularizer
+        self.dtype = dt
+        self.seed = seed
+        self.n_in = dense[0][1].n_in
+        self.n_out = n_out
+        self.stop_training = False
+        self.history_ = None
+        self.metadata = {}
+        total = sum(layer.n_params for _, layer in dense)
+        self._params = np.zeros(total, dt)
+        self._grads = np.zeros(total, dt)
+        segs = []
+        off = 0
+        for _, layer in dense:
+            nw = layer.n_in * layer.n_out
+            shape = (layer.n_in, layer.n_out)
+            layer.W = self._params[off:off + nw].reshape(shape)
+            layer.dW = self._grads[off:off + nw].reshape(shape)
+            layer.b = self._params[off + nw:off + nw + layer.n_out]
+            layer.db = self._grads[off + nw:off + nw + layer.n_out]
+            segs.append((off, off + nw))
+            layer._offset = off
+            off += layer.n_params
+        for layer in layers:
+            layer._owner = self
+        self._segments = np.asarray(segs, dtype=np.int64).reshape(-1, 2)
+        self._ws = OrderedDict()
+        widths = sum(3 * layer.n_out + layer.n_in for _, layer in dense)
+        self._chunk_rows = max(1, _CHUNK_BUDGET // widths)
+        rng = np.random.default_rng(seed)
+        for _, layer in dense:
+            np.copyto(layer.W, layer._init_weights(rng))
+        # Dropout masks drawn by forward(training=True) outside fit.
+        ss = np.random.SeedSequence(seed)
+        self._drop_seed = int(ss.generate_state(1, np.uint64)[0])
+        self._drop_counter = 0
+
+    # ------------------------------------------------------------------ buffers
+
+    @property
+    def params(self):
+        """The flat parameter buffer itself (assigning copies into it)."""
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        self._params[:] = self._check_vector(value, "params")
+
+    @property
+    def grads(self):
+        """The flat gradient buffer itself (written by every backward pass)."""
+        return self._grads
+
+    @grads.setter
+    def grads(self, value):
+        self._grads[:] = self._check_vector(value, "grads")
+
+    @property
+    def n_params(self):
+        return self._params.shape[0]
+
+    @property
+    def is_classifier(self):
+        return self.loss_name != "mse"
+
+    def _check_vector(self, value, name):
+        v = _as_numeric(value, name)
+        if v.shape != self._params.shape:
+            raise ValueError(f"{name} must have shape {self._params.shape}, got {v.shape}")
+        if not all_finite(v):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return v
+
+    def _dense_layers(self):
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    @property
+    def has_dropout(self):
+        return any(isinstance(layer, Dropout) and layer.rate > 0 for layer in self.layers)
+
+    def _workspace(self, n):
+        ws = self._ws.get(n)
+        if ws is None:
+            ws = _Workspace(self, n)
+            self._ws[n] = ws
+            if len(self._ws) > _WS_CACHE:
+                self._ws.popitem(last=False)
+        else:
+            self._ws.move_to_end(n)
+        return ws
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_X(self, X, name="X"):
+        """Validated 2-D C-contiguous float32/float64 view (or converted copy) of X."""
+        arr = _as_numeric(X, name)
+        if arr.ndim != 2:
+            hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
+            raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} is empty (shape {arr.shape})")
+        if arr.shape[1] != self.n_in:
+            raise ValueError(f"{name} has {arr.shape[1]} features but the network expects {self.n_in}")
+        if not all_finite(arr):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if arr.dtype not in DTYPES.values():
+            # Integers, booleans, float16: convert once to the network dtype.
+            arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        elif not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        return arr
+
+    def _check_y(self, y, n, name="y"):
+        """Validated targets: int64 labels (N,) for cross-entropy labels, else (N, K) floats."""
+        arr = _as_numeric(y, name)
+        K = self.n_out
+        if arr.ndim == 0 or arr.ndim > 2:
+            raise ValueError(f"{name} must be 1-D or 2-D, got shape {arr.shape}")
+        if arr.shape[0] != n:
+            raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} is empty")
+        if not all_finite(arr):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        loss = self.loss_name
+        if loss == "cross_entropy" and arr.ndim == 1:
+            if arr.dtype.kind == "f":
+                if not np.all(arr == np.floor(arr)):
+                    raise ValueError(f"cross_entropy {name} given as 1-D must be integer class labels")
+            lo, hi = arr.min(), arr.max()
+            if lo < 0 or hi >= K:
+                raise ValueError(f"{name} has labels in [{lo:g}, {hi:g}] but the network has {K} "
+                                 f"outputs: labels must lie in [0, {K})")
+            return np.ascontiguousarray(arr, dtype=np.int64)
+        if arr.ndim == 1:
+            if K != 1:
+                raise ValueError(f"{name} has shape {arr.shape}; with {K} outputs pass {name} "
+                                 f"of shape ({n}, {K})")
+            arr = arr.reshape(-1, 1)
+        if arr.shape[1] != K:
+            raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {K} outputs")
+        if loss == "cross_entropy":
+            if arr.min() < 0:
+                raise ValueError(f"cross_entropy probability targets {name} must be non-negative")
+            sums = arr.sum(axis=1, dtype=np.float64)
+            if np.max(np.abs(sums - 1.0)) > 1e-5:
+                raise ValueError(f"cross_entropy probability targets {name}: every row must sum to 1")
+        elif loss == "binary_cross_entropy":
+            if arr.min() < 0 or arr.max() > 1:
+                raise ValueError(f"binary_cross_entropy targets {name} must lie in [0, 1]")
+        if arr.dtype not in DTYPES.values():
+            arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        elif not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        return arr
+
+    # ------------------------------------------------------------------ core passes
+
+    def _input_chunk(self, ws, X, s, e):
+        xc = X[s:e]
+        if xc.dtype == self.dtype:
+            return xc
+        buf = ws.buf("x", (ws.n, self.n_in), self.dtype)
+        np.copyto(buf, xc)
+        return buf
+
+    def _target_chunk(self, ws, T, s, e):
+        tc = T[s:e]
+        if tc.ndim == 1 or tc.dtype == self.dtype:
+            return tc
+        buf = ws.buf("t", (ws.n, self.n_out), self.dtype)
+        np.copyto(buf, tc)
+        return buf
+
+    def _forward_ws(self, ws, x, training, seed, counter):
+        be = _backend.current()
+        h = x
+        for i, layer in enumerate(self.layers):
+            ws.inp[i] = h
+            if isinstance(layer, Dense):
+                be.dense_forward(h, layer.W, layer.b, layer._act, ws.out[i])
+                h = ws.out[i]
+            elif training and layer.rate > 0.0:
+                mask = ws.mask[i]
+                be.dropout_mask(seed, counter, layer.rate, mask)
+                counter += mask.size
+                be.multiply(h, mask, ws.out[i])
+                h = ws.out[i]
+        return h, counter
+
+    def _backward_ws(self, ws, training):
+        be = _backend.current()
+        g = ws.gout
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if isinstance(layer, Dense):
+                be.dense_backward(ws.inp[i], layer.W, ws.out[i], g, layer._act,
+                                  layer.dW, layer.db, ws.dx[i])
+                if ws.dx[i] is None:
+                    break
+                g = ws.dx[i]
+            elif training and layer.rate > 0.0:
+                be.multiply(g, ws.mask[i], g)
+
+    def _data_loss(self, out, t, grad):
+        be = _backend.current()
+        if t.ndim == 1:
+            return be.loss_softmax_ce(out, t, grad)
+        if self.loss_name == "mse":
+            return be.loss_mse(out, t, grad)
+        if self.loss_name == "cross_entropy":
+            return be.loss_softmax_ce_prob(out, t, grad)
+        return be.loss_bce(out, t, grad)
+
+    def _count_correct(self, ws, out, t):
+        """Correct predictions in a chunk (rows for softmax, entries for BCE)."""
+        n = out.shape[0]
+        if self.loss_name == "binary_cross_entropy":
+            a = ws.buf("b1", (ws.n, self.n_out), np.bool_)[:n]
+            b = ws.buf("b2", (ws.n, self.n_out), np.bool_)[:n]
+            np.greater_equal(out, 0.0, out=a)
+            np.greater_equal(t, 0.5, out=b)
+            np.equal(a, b, out=a)
+            return int(np.count_nonzero(a))
+        pred = ws.buf("p", (ws.n,), np.intp)[:n]
+        eq = ws.buf("e", (ws.n,), np.bool_)[:n]
+        np.argmax(out, axis=1, out=pred)
+        if t.ndim == 1:
+            np.equal(pred, t, out=eq)
+        else:
+            true = ws.buf("p2", (ws.n,), np.intp)[:n]
+            np.argmax(t, axis=1, out=true)
+            np.equal(pred, true, out=eq)
+        return int(np.count_nonzero(eq))
+
+    def _loss_grad(self, X, T, *, training=False, grad=True, seed=0, counter=0,
+                   count=False, acc=None):
+        """Mean data loss over validated (X, T), optionally the gradient into ``grads``.
+
+        Returns ``(data_loss, n_correct, counter)``. Regularisation is *not*
+        included (see :meth:`_penalty`). Rows beyond ``_chunk_rows`` are
+        processed in chunks; their gradients are combined with weights
+        ``n_chunk / N`` in ``acc`` (a scratch buffer of the params' shape).
+        """
+        N = X.shape[0]
+        cr = self._chunk_rows
+        correct = 0
+        if N <= cr:
+            ws = self._workspace(N)
+            x = self._input_chunk(ws, X, 0, N)
+            t = self._target_chunk(ws, T, 0, N)
+            out, counter = self._forward_ws(ws, x, training, seed, counter)
+            J = self._data_loss(out, t, ws.gout if grad else None)
+            if count:
+                correct = self._count_correct(ws, out, t)
+            if grad:
+                self._backward_ws(ws, training)
+            return J, correct, counter
+        J = 0.0
+        if grad:
+            if acc is None:
+                acc = np.zeros_like(self._params)
+            else:
+                acc.fill(0.0)
+        for s in range(0, N, cr):
+            e = min(s + cr, N)
+            n = e - s
+            ws = self._workspace(n)
+            x = self._input_chunk(ws, X, s, e)
+            t = self._target_chunk(ws, T, s, e)
+            out, counter = self._forward_ws(ws, x, training, seed, counter)
+            w = n / N
+            J += w * self._data_loss(out, t, ws.gout if grad else None)
+            if count:
+                correct += self._count_correct(ws, out, t)
+            if grad:
+                self._backward_ws(ws, training)
+                self._grads *= w
+                acc += self._grads
+        if grad:
+            np.copyto(self._grads, acc)
+        return J, correct, counter
+
+    def _penalty(self, grad):
+        """Regularisation penalty; with ``grad`` its gradient is added to ``grads``."""
+        reg = self.regularizer
+        if reg is None or (reg.l1 == 0.0 and reg.l2 == 0.0):
+            return 0.0
+        return _backend.current().regularize(
+            self._params, self._grads if grad else None, self._segments, reg.l1, reg.l2)
+
+    def _outputs(self, X, training=False):
+        """Raw outputs for a validated X, evaluated in chunks (a new array)."""
+        N = X.shape[0]
+        result = np.empty((N, self.n_out), self.dtype)
+        cr = self._chunk_rows
+        for s in range(0, N, cr):
+            e = min(s + cr, N)
+            ws = self._workspace(e - s)
+            x = self._input_chunk(ws, X, s, e)
+            out, self._drop_counter = self._forward_ws(
+                ws, x, training, self._drop_seed, self._drop_counter)
+            result[s:e] = out
+        return result
+
+    def _accuracy(self, X, T):
+        """Accuracy over validated (X, T) in inference mode (classifiers only)."""
+        _, correct, _ = self._loss_grad(X, T, grad=False, count=True)
+        total = X.shape[0] * (self.n_out if self.loss_name == "binary_cross_entropy" else 1)
+        return correct / total
+
+    # ------------------------------------------------------------------ public API
+
+    def forward(self, X, training=False):
+        """Network outputs for ``X`` of shape ``(N, n_in)``.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, n_in)
+        training : bool
+            Apply dropout (fresh masks from the network's own stream).
+
+        Returns
+        -------
+        ndarray, shape (N, n_out)
+            Raw outputs for ``"mse"``, logits for the cross-entropy losses.
+        """
+        X = self._check_X(X)
+        return self._outputs(X, training=bool(training))
+
+    def predict(self, X):
+        """Class labels for the cross-entropy losses, outputs for ``"mse"``.
+
+        ``"mse"``: ``(N, K)``, or ``(N,)`` when K = 1. ``"cross_entropy"``:
+        int64 labels ``(N,)`` (argmax). ``"binary_cross_entropy"``: 0/1 int64
+        (``logit >= 0`` means 1), ``(N,)`` when K = 1 else ``(N, K)``.
+        """
+        out = self.forward(X)
+        if self.loss_name == "mse":
+            return out.reshape(-1) if self.n_out == 1 else out
+        if self.loss_name == "cross_entropy":
+            return np.argmax(out, axis=1).astype(np.int64)
+        labels = (out >= 0).astype(np.int64)
+        return labels.reshape(-1) if self.n_out == 1 else labels
+
+    def predict_proba(self, X):
+        """Class probabilities ``(N, K)``: softmax (``"cross_entropy"``) or
+        per-output sigmoid (``"binary_cross_entropy"``)."""
+        if self.loss_name == "mse":
+            raise ValueError("predict_proba needs a cross-entropy loss; this network uses 'mse'")
+        out = self.forward(X)
+        be = _backend.current()
+        if self.loss_name == "cross_entropy":
+            be.softmax(out, out)
+        else:
+            be.sigmoid(out, out)
+        return out
+
+    def loss(self, X, y):
+        """Data loss plus regularisation penalty, dropout off (a float)."""
+        X = self._check_X(X)
+        T = self._check_y(y, X.shape[0])
+        J, _, _ = self._loss_grad(X, T, grad=False)
+        return float(J + self._penalty(False))
+
+    def loss_and_gradient(self, X, y):
+        """``(loss, gradient)``: :meth:`loss` and a copy of the flat gradient (dropout off)."""
+        X = self._check_X(X)
+        T = self._check_y(y, X.shape[0])
+        J, _, _ = self._loss_grad(X, T, grad=True)
+        J += self._penalty(True)
+        return float(J), self._grads.copy()
+
+    def fit(self, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
+            validation_data=None, validation_split=0.0, callbacks=(), augment=None,
+            progress=None, seed=None):
+        """Train the network; see :func:`nncore.training.fit`. Returns a ``History``."""
+        from .training import fit
+        return fit(self, X, y, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
+                   shuffle=shuffle, validation_data=validation_data,
+                   validation_split=validation_split, callbacks=callbacks, augment=augment,
+                   progress=progress, seed=seed)
+
+    def save(self, path, metadata=None):
+        """Save architecture and parameters to one ``.npz`` file (atomic write).
+
+        ``metadata`` (a JSON-serialisable dict; default ``self.metadata``) is
+        stored alongside and restored by :func:`nncore.load`.
+        """
+        from .io import save
+        return save(self, path, metadata=metadata)
+
+    # ------------------------------------------------------------------ description
+
+    def get_config(self):
+        """The architecture as a JSON-serialisable dict (no parameters)."""
+        return {
+            "layers": [layer.get_config() for layer in self.layers],
+            "loss": self.loss_name,
+            "regularizer": None if self.regularizer is None else self.regularizer.get_config(),
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config, dtype=None):
+        """Build a fresh network from :meth:`get_config` output."""
+        return cls([layer_from_config(c) for c in config["layers"]],
+                   loss=config["loss"],
+                   regularizer=regularizer_from_config(config.get("regularizer")),
+                   dtype=dtype or config.get("dtype", "float32"),
+                   seed=config.get("seed"))
+
+    def copy(self, dtype=None):
+        """An independent network with the same architecture and parameters.
+
+        ``dtype`` converts (e.g. ``net.copy("float64")``).
+        """
+        new = Network.from_config(self.get_config(), dtype=dtype)
+        new._params[:] = self._params
+        new.metadata = dict(self.metadata)
+        return new
+
+    def _layer_lines(self):
+        lines = []
+        for i, layer in enumerate(self.layers):
+            desc = f"({i}): {layer!r}"
+            count = f"{layer.n_params:,} params" if isinstance(layer, Dense) else ""
+            lines.append((desc, count))
+        return lines
+
+    def __repr__(self):
+        lines = self._layer_lines()
+        width = max(len(d) for d, _ in lines)
+        body = "\n".join(f"  {d:<{width}}  {c}".rstrip() for d, c in lines)
+        return (f"Network(\n{body}\n  loss={self.loss_name!r}, regularizer={self.regularizer!r}, "
+                f"dtype={self.dtype.name}, params={self.n_params:,}\n)")
+
+    def summary(self, print_fn=print):
+        """Print a table of layers, output shapes and parameter counts."""
+        rows = [("Layer", "Output", "Params")]
+        width = self.n_in
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                width = layer.n_out
+                extra = f" {layer.activation}"
+            else:
+                extra = ""
+            rows.append((f"{i}: {type(layer).__name__}{extra}" +
+                         (f"({layer.rate:g})" if isinstance(layer, Dropout) else ""),
+                         f"(None, {width})", f"{layer.n_params:,}"))
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        w2 = max(len(r[2]) for r in rows)
+        sep = "-" * (w0 + w1 + w2 + 4)
+        out = [sep] + [f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}" for a, b, c in rows[:1]] + [sep]
+        out += [f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}" for a, b, c in rows[1:]]
+        out += [sep, f"Total params: {self.n_params:,}",
+                f"Input: (None, {self.n_in})  loss: {self.loss_name}  "
+                f"regularizer: {self.regularizer!r}  dtype: {self.dtype.name}", sep]
+        text = "\n".join(out)
+        print_fn(text)
