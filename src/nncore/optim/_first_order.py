@@ -146,9 +146,10 @@ class Optimizer:
             return self.lr
         value = self.lr(epoch)
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-                math.isfinite(value) and value > 0):
+                math.isfinite(value) and value >= 0):
+            # 0 is allowed: CosineAnnealing reaches eta_min = 0 at T_max, as in torch.
             raise ValueError(f"learning-rate schedule {self.lr!r} gave {value!r} at "
-                             f"epoch {epoch}; rates must be finite and > 0")
+                             f"epoch {epoch}; rates must be finite and >= 0")
         return float(value)
 
     def set_epoch(self, epoch):
