@@ -338,3 +338,11 @@ def test_cli_main(tmp_path, capsys):
     assert (tmp_path / "best.npz").exists()
     rc = tune.cli_main([str(tmp_path / "d.npz"), "--space", str(tmp_path / "missing.json")])
     assert rc == 2
+
+
+def test_import_stays_light():
+    code = ("import sys, nncore; assert nncore.tune.search; "
+            "print(sorted(m for m in ('pandas', 'dask', 'distributed', 'tqdm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -14,6 +14,7 @@ from .errors import DivergenceError
 from .gradcheck import gradcheck
 from .io import load
 from . import datasets  # noqa: F401
+from . import tune  # noqa: F401  (stdlib + NumPy only; dask/pandas/tqdm imported on use)
 
 __version__ = "0.1.0"
 
@@ -22,4 +23,5 @@ __all__ = [
     "optim", "schedules", "callbacks", "augment", "History",
     "Network", "Dense", "Dropout", "L1", "L2", "ElasticNet", "DivergenceError",
     "gradcheck", "load", "datasets",
+    "tune",
 ]

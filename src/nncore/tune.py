@@ -537,9 +537,12 @@ def _run_trial(task, data=None):
         es = task.get("early_stopping")
         if es is not None:
             callbacks.append(nc.callbacks.EarlyStopping(**es))
-        hist = net.fit(data.X, data.y, optimizer=_make_optimizer(cfg),
-                       validation_data=(data.Xv, data.yv), callbacks=callbacks,
-                       progress=False, seed=cfg.get("seed", task["seed"]), **fit_kw)
+        # A diverging trial is reported as DivergenceError in its record; NumPy's
+        # overflow warnings on the way there would only clutter the sweep's output.
+        with np.errstate(over="ignore", invalid="ignore"):
+            hist = net.fit(data.X, data.y, optimizer=_make_optimizer(cfg),
+                           validation_data=(data.Xv, data.yv), callbacks=callbacks,
+                           progress=False, seed=cfg.get("seed", task["seed"]), **fit_kw)
         history = {k: [_plain(v) for v in vals] for k, vals in hist.history.items()}
         val_loss, val_acc = _evaluate(net, data.Xv, data.yv, loss)
         rec["val_loss"] = val_loss
