@@ -398,14 +398,16 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = self._mon.value(logs)
+        improved = self._mon.improved(value)
+        if improved:
+            self._mon.best = value
         if self.cooldown_counter > 0:
+            # The `cooldown` epochs after a reduction do not count towards patience.
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._mon.improved(value):
-            self._mon.best = value
-            self.wait = 0
             return
-        if self.cooldown_counter > 0:
+        if improved:
+            self.wait = 0
             return
         self.wait += 1
         if self.wait >= self.patience:
