@@ -39,20 +39,26 @@ def xor():
     return X, y
 
 
-def spirals(n=400, noise=0.0, seed=None, turns=1.5):
+def spirals(n=400, noise=0.0, seed=None, turns=1.5, radius=4.0):
     """Two interleaved spirals (Lang & Witbrock), ``n`` points in total.
 
-    Class 1 is class 0 rotated by 180 degrees; the radius grows linearly to 1
-    over ``turns`` turns. ``noise`` is the std of Gaussian jitter.
+    Class 1 is class 0 rotated by 180 degrees; the radius grows linearly from
+    0 to ``radius`` over ``turns`` turns (the default spread, a few units,
+    suits tanh networks without rescaling). ``noise`` is the std of Gaussian
+    jitter.
     """
     n = _n(n)
     noise = _noise(noise)
+    for value, name in ((turns, "turns"), (radius, "radius")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
     rng = np.random.default_rng(seed)
     n0, n1 = _split(n)
     parts = []
     for cls, m in ((0, n0), (1, n1)):
         t = np.linspace(0.0, 1.0, m, endpoint=False) + 0.5 / m
-        r = t
+        r = radius * t
         theta = 2.0 * np.pi * turns * t + np.pi * cls
         parts.append(np.column_stack([r * np.cos(theta), r * np.sin(theta)]))
     X = np.vstack(parts)
