@@ -19,12 +19,12 @@ from nncore import tune
 
 # 2 x 2 x 2 x 2 = 16 trials, each a few hundred milliseconds on one core.
 SPACE = {"hidden": [(64,), (64, 32)], "lr": [1e-3, 3e-3], "batch_size": [32, 64],
-         "activation": ["relu", "tanh"], "epochs": 4}
+         "activation": ["relu", "tanh"], "epochs": 10}
 N_WORKERS = 2
 _SERIAL = {}
 
 
-def _data(n=2000, d=32, k=10, seed=0):
+def _data(n=4000, d=32, k=10, seed=0):
     """Labels from a random teacher network, so the task is learnable but not trivial."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)).astype(np.float32)

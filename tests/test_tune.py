@@ -346,3 +346,27 @@ def test_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_objects_as_values_cross_processes():
+    """Augmentations and lr schedules travel to worker processes and reproduce exactly."""
+    X, y = _blobs(80)
+    space = {"augment": [None, nc.augment.GaussianNoise(0.1)],
+             "lr": [0.01, nc.schedules.ExponentialDecay(0.02, 0.5)],
+             "depth": 2, "width": 5, "dropout": 0.2, "l2": 1e-3, "epochs": 3}
+    a = tune.search(space, X, y, executor="serial", progress=False)
+    b = tune.search(space, X, y, n_workers=2, progress=False)
+    assert all(r["status"] == "ok" for r in a.records)
+    _same(_table(a), _table(b))
+    # the augmentation and the schedule change the result (they reached fit)
+    assert len({r["metric"] for r in a.records}) == 4
+    assert a.histories[1]["lr"] == pytest.approx([0.02, 0.01, 0.005])
+
+
+def test_progress_bar(capsys):
+    pytest.importorskip("tqdm")
+    X, y = _blobs(40)
+    tune.search({"lr": [0.01, 0.02]}, X, y, executor="serial", progress=True,
+                defaults={"epochs": 1})
+    err = capsys.readouterr().err
+    assert "tune" in err and "2/2" in err

@@ -1065,6 +1065,7 @@ def search(space_or_configs, X, y, *, validation=0.2, executor=None, metric="val
                    "seed": t["seed"]}
             out = {"record": rec, "params": None, "history": None}
         rec = out["record"]
+        rec["params"] = dict(t["params"])  # the caller's objects, not the worker's copies
         i = rec["trial"]
         epochs_total[i] = epochs_total.get(i, 0) + rec["epochs"]
         if sched is not None:
