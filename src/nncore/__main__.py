@@ -1,0 +1,7 @@
+"""``python -m nncore``: the same as the ``nncore`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
