@@ -206,3 +206,54 @@ def test_no_warning_when_monitor_present():
         warnings.simplefilter("error")
         run([callbacks.EarlyStopping(), callbacks.ReduceLROnPlateau()], [1.0, 2.0],
             optimizer=optim.SGD())
+
+
+# --------------------------------------------------------------------------- with the real fit
+
+def _net_and_data():
+    import nncore as nc
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 6))
+    y = (X[:, 0] - X[:, 1] > 0).astype(np.int64)
+    net = nc.Network([nc.Dense(6, 8, activation="tanh"), nc.Dense(8, 2)],
+                     loss="cross_entropy", dtype="float64", seed=0)
+    return nc, net, X, y
+
+
+def test_fit_early_stopping_restores_the_best_epochs_params():
+    nc, net, X, y = _net_and_data()
+    snapshots = {}
+    keep = callbacks.LambdaCallback(
+        on_epoch_end=lambda e, logs: snapshots.__setitem__(e, net.params.copy()))
+    # a large lr makes val_loss bounce, so the best epoch is not the last
+    es = callbacks.EarlyStopping(patience=3)
+    hist = net.fit(X[:150], y[:150], optimizer=optim.SGD(lr=3.0), epochs=40, batch_size=10,
+                   validation_data=(X[150:], y[150:]), callbacks=[keep, es],
+                   progress=False, seed=0)
+    vl = hist.history["val_loss"]
+    best = int(np.nanargmin(vl))
+    assert es.best_epoch == best and es.best == vl[best]
+    np.testing.assert_array_equal(net.params, snapshots[best])
+    assert net.loss(X[150:], y[150:]) == pytest.approx(vl[best], rel=1e-12)
+
+
+def test_fit_model_checkpoint_round_trip(tmp_path):
+    nc, net, X, y = _net_and_data()
+    path = tmp_path / "best.npz"
+    ck = callbacks.ModelCheckpoint(path, monitor="val_loss")
+    hist = net.fit(X[:150], y[:150], optimizer="adam", epochs=5, validation_data=(X[150:], y[150:]),
+                   callbacks=[ck], progress=False, seed=0)
+    assert ck.saved and os.path.exists(path)
+    loaded = nc.load(path)
+    assert loaded.loss(X[150:], y[150:]) == pytest.approx(min(hist.history["val_loss"]), rel=1e-12)
+
+
+def test_fit_reduce_lr_on_plateau_shows_in_history():
+    nc, net, X, y = _net_and_data()
+    rl = callbacks.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5, min_delta=10.0)
+    hist = net.fit(X, y, optimizer=optim.Adam(0.01), epochs=4, callbacks=[rl], progress=False,
+                   seed=0)
+    # min_delta=10: epoch 0 sets the best, no later epoch improves, so the rate
+    # halves after epochs 1 and 2 (and 3, after the last logged value)
+    assert hist.history["lr"] == pytest.approx([0.01, 0.01, 0.005, 0.0025], rel=1e-15)
+    assert [e for e, _ in rl.reductions] == [1, 2, 3]
