@@ -468,3 +468,31 @@ def test_get_full_batch_names(name, clsname):
     cls = getattr(nc.optim, clsname)
     opt = optim.get(name)
     assert type(opt) is cls and opt.full_batch is True
+
+
+@pytest.mark.parametrize("name,kernel", [("SGD", "sgd_step"), ("Adagrad", "adagrad_step"),
+                                         ("RMSprop", "rmsprop_step"), ("Adam", "adam_step"),
+                                         ("AdamW", "adam_step")])
+def test_one_fused_backend_kernel_per_step(monkeypatch, name, kernel):
+    """Optimizers go through nncore.backend.current(): one update kernel per step
+    (plus one sum_squares when clipping), nothing else."""
+    import types
+
+    import nncore.backend as _backend
+    from nncore.backend import _numpy
+
+    calls = []
+
+    def spy(fname):
+        def wrapped(*args, **kwargs):
+            calls.append(fname)
+            return getattr(_numpy, fname)(*args, **kwargs)
+        return wrapped
+
+    fake = types.SimpleNamespace(**{f: spy(f) for f in _backend.BACKEND_API}, NAME="spy")
+    monkeypatch.setattr(_backend, "_current", fake)
+    opt = getattr(optim, name)(lr=0.1, clip_norm=1.0)
+    p = np.zeros(8)
+    for _ in range(3):
+        opt.step(p, np.ones(8))
+    assert calls == ["sum_squares", kernel] * 3
