@@ -563,7 +563,13 @@ def _load_model(path):
     import nncore as nc
     if not os.path.exists(path):
         raise CLIError(f"{path}: no such model file")
-    net = nc.load(path)
+    try:
+        net = nc.load(path)
+    except ValueError as exc:
+        msg = str(exc)
+        if path not in msg:  # e.g. numpy's own message for a file that is no archive
+            msg = f"{path}: not a valid nncore model file ({msg.split('.')[0]})"
+        raise CLIError(msg) from None
     return net, _meta(net, path)
 
 
