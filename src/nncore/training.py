@@ -253,8 +253,11 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
     runner = _run_full_batch if getattr(opt, "full_batch", False) else _run_first_order
     try:
         _call(callbacks, "on_train_begin", {})
-        runner(net, opt, Xa, T, Xv, Tv, batch_size, epochs, shuffle, callbacks, augment,
-               state, history, bar)
+        # Overflow is reported as a DivergenceError, not as NumPy warnings (which
+        # the compiled backend could not emit anyway).
+        with np.errstate(over="ignore", invalid="ignore"):
+            runner(net, opt, Xa, T, Xv, Tv, batch_size, epochs, shuffle, callbacks, augment,
+                   state, history, bar)
         _call(callbacks, "on_train_end", dict(_last_logs(history)))
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
