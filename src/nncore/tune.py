@@ -443,6 +443,10 @@ def _set_nc_threads(n):
 
 def _init_worker(data, backend):
     """ProcessPoolExecutor initializer: data once per worker, single-threaded kernels."""
+    import signal
+    # Ctrl-C is the caller's to handle (it keeps the finished trials and stops
+    # the pool); workers would only print a traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["data"] = data
     _WORKER["ready_pid"] = os.getpid()
     _limit_threads()
@@ -758,8 +762,7 @@ class SuccessiveHalving:
 def _resolve_scheduler(scheduler):
     if scheduler is None or isinstance(scheduler, SuccessiveHalving):
         return scheduler
-    if isinstance(scheduler, str) and scheduler.lower() in ("halving", "successive_halving",
-                                                            "hyperband"):
+    if isinstance(scheduler, str) and scheduler.lower() in ("halving", "successive_halving"):
         return SuccessiveHalving()
     raise ValueError(f"unknown scheduler {scheduler!r}; expected None, 'halving' or a "
                      "SuccessiveHalving instance")
@@ -878,9 +881,22 @@ class _Runner:
     def submit(self, task):
         return self.ex.submit(_run_trial, task, self.data_arg)
 
-    def close(self, cancel=False):
+    def abort(self, futures):
+        """Stop the sweep's pending and running trials (after a KeyboardInterrupt)."""
         if self.own is not None:
-            self.own.shutdown(wait=not cancel, cancel_futures=True)
+            # Our own pool: running trials are abandoned, so stop their processes
+            # rather than wait (ProcessPoolExecutor has no public API for it). The
+            # pool then fails the remaining futures itself; cancelling them too
+            # would make Python 3.11's pool thread raise InvalidStateError.
+            for proc in list((getattr(self.own, "_processes", None) or {}).values()):
+                proc.terminate()
+        else:
+            for fut in futures:
+                fut.cancel()
+
+    def close(self):
+        if self.own is not None:
+            self.own.shutdown(wait=True, cancel_futures=True)
 
 
 class _ThreadGuard:
@@ -1079,10 +1095,10 @@ def search(space_or_configs, X, y, *, validation=0.2, executor=None, metric="val
                 rung not in best_by_rung or key < best_by_rung[rung][0]):
             best_by_rung[rung] = (key, i, t["params"], out["params"], t["seed"])
         if bar is not None:
-            bar.update(1)
             if best_by_rung:
                 top = best_by_rung[max(best_by_rung)]
-                bar.set_postfix({"best": f"{sign * top[0][1]:.4g}"})
+                bar.set_postfix({"best": f"{sign * top[0][1]:.4g}"}, refresh=False)
+            bar.update(1)
 
     try:
         with _ThreadGuard():
@@ -1100,11 +1116,11 @@ def search(space_or_configs, X, y, *, validation=0.2, executor=None, metric="val
                         done.add(fut)
                         _collect(fut, futures[fut], rung)
                 except KeyboardInterrupt:
-                    for fut in futures:
-                        fut.cancel()
+                    runner.abort(futures)
                     # keep what finished, even if it was never waited for
                     for fut, t in futures.items():
-                        if fut not in done and fut.done() and not fut.cancelled():
+                        if (fut not in done and fut.done() and not fut.cancelled()
+                                and fut.exception() is None):
                             _collect(fut, t, rung)
                     raise
     except KeyboardInterrupt:
@@ -1112,7 +1128,7 @@ def search(space_or_configs, X, y, *, validation=0.2, executor=None, metric="val
         warnings.warn(f"sweep interrupted: keeping the {len(records)} finished trial(s)",
                       RuntimeWarning, stacklevel=2)
     finally:
-        runner.close(cancel=interrupted)
+        runner.close()
         if bar is not None:
             bar.close()
     ordered = [records[i] for i in sorted(records)]
