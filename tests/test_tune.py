@@ -199,15 +199,26 @@ def test_thread_pool_matches_serial(serial_result):
     _same(_table(res), _table(serial_result))
 
 
-def test_dask_matches_serial(serial_result):
+def test_dask_matches_serial(serial_result, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     X, y = _blobs()
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    (tmp_path / "space.json").write_text(json.dumps({"hidden": [[8], [6, 4]], "epochs": 2}))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        res = tune.search(SPACE, X, y, validation=0.25, seed=3, executor=client,
-                          progress=False)
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            res = tune.search(SPACE, X, y, validation=0.25, seed=3, executor=client,
+                              progress=False)
+        # the command line reaches the same cluster by its scheduler address
+        rc = tune.cli_main([str(tmp_path / "d.npz"), "--space", str(tmp_path / "space.json"),
+                            "--scheduler", cluster.scheduler_address, "--no-progress",
+                            "--out", str(tmp_path / "dask.csv")])
     _same(_table(res), _table(serial_result))
+    assert rc == 0
+    cli_rows = list(csv.DictReader(open(tmp_path / "dask.csv")))
+    local = tune.search({"hidden": [(8,), (6, 4)], "epochs": 2}, X, y, executor="serial",
+                        progress=False)
+    assert [float(r["metric"]) for r in cli_rows] == [r["metric"] for r in local.records]
     np.testing.assert_array_equal(res.best_network.params, serial_result.best_network.params)
 
 
@@ -370,3 +381,22 @@ def test_progress_bar(capsys):
                 defaults={"epochs": 1})
     err = capsys.readouterr().err
     assert "tune" in err and "2/2" in err
+
+
+def test_nncore_tune_command(tmp_path, capsys):
+    cli = pytest.importorskip("nncore.cli")
+    X, y = _blobs(60)
+    with open(tmp_path / "d.csv", "w") as fh:
+        fh.write("a,b,c,d,label\n")
+        for row, lab in zip(X, y):
+            fh.write(",".join(f"{v:.6f}" for v in row) + f",{lab}\n")
+    (tmp_path / "s.json").write_text('{"lr": [0.01, 0.1], "epochs": 2}')
+    rc = cli.main(["tune", str(tmp_path / "d.csv"), "--space", str(tmp_path / "s.json"),
+                   "--workers", "0", "--no-progress", "--out", str(tmp_path / "r.csv")])
+    assert rc == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert [r["param_lr"] for r in rows] == ["0.01", "0.1"]
+    assert all(r["status"] == "ok" and r["epochs"] == "2" for r in rows)
+    (tmp_path / "bad.json").write_text('{"learning_rat": [0.1]}')
+    rc = cli.main(["tune", str(tmp_path / "d.csv"), "--space", str(tmp_path / "bad.json")])
+    assert rc != 0 and "learning_rat" in capsys.readouterr().err

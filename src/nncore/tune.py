@@ -1160,6 +1160,8 @@ def add_subparser(subparsers):
 def _add_arguments(p):
     p.add_argument("data", help="CSV (last column = target) or .npz (arrays X, y) file, "
                                 "or a built-in dataset name")
+    p.add_argument("--target", default=None, metavar="COL",
+                   help="target column of a CSV (default: the last)")
     p.add_argument("--space", required=True,
                    help='JSON file: {"hidden": [[32], [64, 32]], "lr": {"loguniform": [1e-4, 1e-1]}}')
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -1181,15 +1183,17 @@ def _add_arguments(p):
     p.add_argument("--no-progress", action="store_true")
 
 
-def _load_data(spec):
+def _load_data(spec, target=None):
     """X, y from a .npz (X, y), a CSV (last column is the target) or a built-in dataset."""
-    try:  # reuse the training command's loader when it exists, so both read files alike
+    try:  # the training command's loader, so both commands read data alike
         from . import cli as _cli
         loader = getattr(_cli, "load_data", None)
     except ImportError:  # pragma: no cover
         loader = None
     if loader is not None:
-        return loader(spec)
+        return loader(spec, target)
+    if target is not None:  # pragma: no cover - only without cli.py
+        raise ValueError("--target needs nncore.cli")
     if spec.endswith(".npz"):
         with np.load(spec, allow_pickle=False) as z:
             return z["X"], z["y"]
@@ -1205,7 +1209,7 @@ def _load_data(spec):
 def _cli_run(args):
     with open(args.space) as fh:
         space = space_from_json(json.load(fh))
-    X, y = _load_data(args.data)
+    X, y = _load_data(args.data, args.target)
     client = None
     if args.scheduler:
         from distributed import Client
