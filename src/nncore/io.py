@@ -28,6 +28,10 @@ FORMAT = "nncore.network"
 FORMAT_VERSION = 1
 
 
+class _FileError(ValueError):
+    """A ValueError already naming the file."""
+
+
 def _jsonable(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
@@ -99,7 +103,7 @@ def load(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
 
     def bad(why):
-        return ValueError(f"{path!r} is not a valid nncore model file: {why}")
+        return _FileError(f"{path!r} is not a valid nncore model file: {why}")
 
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -116,13 +120,13 @@ def load(path):
             if version.dtype.kind not in "iu" or version.ndim != 0:
                 raise bad("malformed format_version")
             if int(version) != FORMAT_VERSION:
-                raise ValueError(f"{path!r} has nncore model format version {int(version)}; "
+                raise _FileError(f"{path!r} has nncore model format version {int(version)}; "
                                  f"this nncore reads version {FORMAT_VERSION}")
             arch = data["architecture"]
             if arch.dtype.kind != "U" or arch.ndim != 0:
                 raise bad("malformed architecture record")
             params = data["params"]
-    except ValueError:
+    except _FileError:
         raise
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, zipfile.LargeZipFile) as exc:
         raise bad(f"{type(exc).__name__}: {exc} (truncated or corrupt?)") from None
