@@ -400,3 +400,11 @@ def test_nncore_tune_command(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"learning_rat": [0.1]}')
     rc = cli.main(["tune", str(tmp_path / "d.csv"), "--space", str(tmp_path / "bad.json")])
     assert rc != 0 and "learning_rat" in capsys.readouterr().err
+
+
+def test_spawned_workers_match_serial(serial_result):
+    """The start method of macOS/Windows (and forkserver, Python 3.14's default)."""
+    X, y = _blobs()
+    res = tune.search(SPACE, X, y, validation=0.25, seed=3, n_workers=2, progress=False,
+                      mp_context="spawn")
+    _same(_table(res), _table(serial_result))
