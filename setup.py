@@ -76,7 +76,11 @@ class BuildExt(build_ext):
 
         omp = _openmp_flags(self.compiler) if WANT_OPENMP else None
         msvc = self.compiler.compiler_type == "msvc"
-        cflags = (["/O2"] if msvc else ["-O3"]) + (omp[0] if omp else [])
+        # -ffp-contract=off: no FMA contraction, so elementwise kernels round exactly
+        # like the NumPy reference on every platform. -fno-math-errno only stops
+        # sqrt() from setting errno (lets it vectorise); it changes no value.
+        cflags = (["/O2"] if msvc else ["-O3", "-ffp-contract=off", "-fno-math-errno"])
+        cflags += omp[0] if omp else []
         ldflags = omp[1] if omp else []
         if DEBUG and not msvc:
             cflags += ["-O1", "-g"]

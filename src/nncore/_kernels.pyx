@@ -1,12 +1,1159 @@
-# Design: placeholder, replaced by the full kernel set.
+"""Compiled numeric kernels of nncore, float32 and float64.
+
+Design:
+* Every kernel is a ``noexcept nogil`` cdef function over ``cython.floating``
+  with ``const`` inputs and caller-allocated outputs. Kernels never allocate,
+  never raise and touch no Python object; the ``def`` entry points at the bottom
+  only acquire memoryviews and release the GIL.
+* Argument checks happen *before* this module is entered, in
+  ``nncore.backend._cython`` via ``nncore.backend._validate`` (shared with the
+  NumPy reference). A kernel is never reached with mismatched shapes, and the
+  entry points return early on empty arrays, so ``&X[0, 0]`` is never taken on
+  an empty view.
+* ``nncore.backend._numpy`` is the specification. Elementwise kernels follow its
+  operation order element by element, including the rounding of each Python
+  scalar to the array dtype *before* use (NumPy 2 weak scalars), so they agree
+  bit for bit; setup.py compiles with ``-ffp-contract=off`` so the compiler
+  cannot fuse ``a*b + c`` into an FMA behind our back. Reductions and BLAS
+  products agree to rounding (their summation order differs).
+* GEMM/GEMV through ``scipy.linalg.cython_blas`` (no link step, SciPy's BLAS):
+  a row-major matrix is the column-major transpose, so row-major
+  ``C = op(A) op(B)`` is column-major ``C^T = op(B)^T op(A)^T``: swap operands.
+* Threads: OpenMP ``prange`` only over flat buffers of at least ``_par_min``
+  elements, in static contiguous chunks; BLAS is never called inside a parallel
+  region (BLAS threads are capped separately with threadpoolctl).
+"""
+
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, sqrt, sqrtf, tanh, tanhf
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, sdot, ddot
+
 cdef extern from *:
     """
     #ifdef _OPENMP
+    #include <omp.h>
     #define NNC_OPENMP 1
+    static int nnc_omp_max_threads(void) { return omp_get_max_threads(); }
     #else
     #define NNC_OPENMP 0
+    static int nnc_omp_max_threads(void) { return 1; }
+    #endif
+    #ifndef NNCORE_DEBUG_BUILD
+    #define NNCORE_DEBUG_BUILD 0
     #endif
     """
     int NNC_OPENMP
+    int NNCORE_DEBUG_BUILD
+    int nnc_omp_max_threads() noexcept nogil
 
 OPENMP = bool(NNC_OPENMP)
+DEBUG_BUILD = bool(NNCORE_DEBUG_BUILD)
+
+cdef enum:
+    MAX_THREADS = 64
+
+# Activation codes (same as nncore.backend._numpy).
+cdef enum:
+    LINEAR = 0
+    RELU = 1
+    LEAKY_RELU = 2
+    SIGMOID = 3
+    TANH = 4
+
+cdef int _num_threads = max(1, min(nnc_omp_max_threads(), MAX_THREADS))
+cdef Py_ssize_t _par_min = 1 << 16
+
+
+# =========================================================================== helpers
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating _log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline floating _tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline floating _sigmoid(floating s) noexcept nogil:
+    """1 / (1 + exp(-s)), exp of a non-positive number only."""
+    cdef floating e
+    if s >= 0:
+        e = _exp(-s)
+        return 1 / (1 + e)
+    e = _exp(s)    # s < 0 or NaN: -|s| == s
+    return e / (1 + e)
+
+
+cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
+    """Thread count for a flat loop over n elements (1 below the threshold)."""
+    if n < _par_min or _num_threads <= 1:
+        return 1
+    return _num_threads
+
+
+cdef inline Py_ssize_t _chunk_lo(Py_ssize_t c, int nt, Py_ssize_t n) noexcept nogil:
+    """Start of chunk c of nt over [0, n), on a 64-element boundary (cache lines)."""
+    if c >= nt:
+        return n
+    return ((n * c) // nt) & ~(<Py_ssize_t>63)
+
+
+cdef inline void _gemm_rm(bint ta, bint tb, int m, int n, int k, floating alpha,
+                          const floating* A, int lda, const floating* B, int ldb,
+                          floating beta, floating* C, int ldc) noexcept nogil:
+    """C (m x n, row-major) := alpha op(A) op(B) + beta C, via column-major BLAS."""
+    cdef char ca = b'T' if ta else b'N'
+    cdef char cb = b'T' if tb else b'N'
+    if floating is float:
+        sgemm(&cb, &ca, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
+              &beta, C, &ldc)
+    else:
+        dgemm(&cb, &ca, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
+              &beta, C, &ldc)
+
+
+cdef inline void _gemv_rm(int m, int n, const floating* A, const floating* x,
+                          floating* y) noexcept nogil:
+    """y := A x for a row-major (m x n) A (column-major A^T, hence 'T')."""
+    cdef char t = b'T'
+    cdef int one = 1
+    cdef floating alpha = 1
+    cdef floating beta = 0
+    if floating is float:
+        sgemv(&t, &n, &m, &alpha, <float*>A, &n, <float*>x, &one, &beta, y, &one)
+    else:
+        dgemv(&t, &n, &m, &alpha, <double*>A, &n, <double*>x, &one, &beta, y, &one)
+
+
+cdef inline double _dot(int n, const floating* x, const floating* y) noexcept nogil:
+    """x^T y through BLAS (as NumPy's np.dot does)."""
+    cdef int one = 1
+    if floating is float:
+        return sdot(&n, <float*>x, &one, <float*>y, &one)
+    else:
+        return ddot(&n, <double*>x, &one, <double*>y, &one)
+
+
+# =========================================================================== elementwise
+
+cdef void _act_chunk(const floating* s, floating* y, Py_ssize_t lo, Py_ssize_t hi,
+                     int act) noexcept nogil:
+    """y := f(s) on [lo, hi) (y may be s)."""
+    cdef Py_ssize_t i
+    cdef floating slope = 0.01
+    if act == LINEAR:
+        if y != s:
+            for i in range(lo, hi):
+                y[i] = s[i]
+    elif act == RELU:
+        for i in range(lo, hi):
+            y[i] = s[i] if (s[i] > 0 or s[i] != s[i]) else 0   # maximum(s, 0) keeps NaN
+    elif act == LEAKY_RELU:
+        for i in range(lo, hi):
+            y[i] = s[i] if s[i] > 0 else s[i] * slope
+    elif act == SIGMOID:
+        for i in range(lo, hi):
+            y[i] = _sigmoid(s[i])
+    elif act == TANH:
+        for i in range(lo, hi):
+            y[i] = _tanh(s[i])
+
+
+cdef void _act_grad_chunk(const floating* y, const floating* dy, floating* out,
+                          Py_ssize_t lo, Py_ssize_t hi, int act) noexcept nogil:
+    """out := dy * f'(s), f' from the output y = f(s) (out may be dy)."""
+    cdef Py_ssize_t i
+    cdef floating slope = 0.01
+    if act == LINEAR:
+        if out != dy:
+            for i in range(lo, hi):
+                out[i] = dy[i]
+    elif act == RELU:
+        for i in range(lo, hi):
+            out[i] = dy[i] if y[i] > 0 else 0
+    elif act == LEAKY_RELU:
+        for i in range(lo, hi):
+            out[i] = dy[i] if y[i] > 0 else dy[i] * slope
+    elif act == SIGMOID:
+        for i in range(lo, hi):
+            out[i] = dy[i] * (y[i] * (1 - y[i]))
+    elif act == TANH:
+        for i in range(lo, hi):
+            out[i] = dy[i] * (1 - y[i] * y[i])
+
+
+cdef void _multiply_chunk(const floating* a, const floating* b, floating* out,
+                          Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(lo, hi):
+        out[i] = a[i] * b[i]
+
+
+cdef void activation_forward_k(const floating[::1] s,   # IN  pre-activation, flat
+                               floating[::1] y,         # OUT f(s), may alias s
+                               int act) noexcept nogil:
+    """y := f(s)"""
+    cdef Py_ssize_t n = s.shape[0], c
+    cdef int nt = _threads_for(n)
+    if nt == 1:
+        _act_chunk(&s[0], &y[0], 0, n, act)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _act_chunk(&s[0], &y[0], _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n), act)
+
+
+cdef void activation_backward_k(const floating[::1] y,    # IN  layer output f(s)
+                                const floating[::1] dy,   # IN  upstream gradient
+                                floating[::1] out,        # OUT dy * f'(s), may alias dy
+                                int act) noexcept nogil:
+    """out := dy ⊙ f'(s)"""
+    cdef Py_ssize_t n = y.shape[0], c
+    cdef int nt = _threads_for(n)
+    if nt == 1:
+        _act_grad_chunk(&y[0], &dy[0], &out[0], 0, n, act)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _act_grad_chunk(&y[0], &dy[0], &out[0], _chunk_lo(c, nt, n),
+                            _chunk_lo(c + 1, nt, n), act)
+
+
+cdef void multiply_k(const floating[::1] a,     # IN
+                     const floating[::1] b,     # IN
+                     floating[::1] out) noexcept nogil:   # OUT, may alias a or b
+    """out := a ⊙ b"""
+    cdef Py_ssize_t n = a.shape[0], c
+    cdef int nt = _threads_for(n)
+    if nt == 1:
+        _multiply_chunk(&a[0], &b[0], &out[0], 0, n)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _multiply_chunk(&a[0], &b[0], &out[0], _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n))
+
+
+cdef double _sumsq_chunk(const floating* x, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double acc = 0, v
+    for i in range(lo, hi):
+        v = x[i]
+        acc = acc + v * v
+    return acc
+
+
+cdef double sum_squares_k(const floating[::1] x) noexcept nogil:   # IN
+    """Σ x_i² accumulated in float64"""
+    cdef Py_ssize_t n = x.shape[0], c
+    cdef int nt = _threads_for(n)
+    cdef double part[MAX_THREADS]
+    cdef double acc = 0
+    if floating is double:
+        if n < 2147483647:
+            return _dot(<int>n, &x[0], &x[0])    # NumPy: np.dot(x64, x64)
+    if nt == 1:
+        return _sumsq_chunk(&x[0], 0, n)
+    for c in prange(nt, num_threads=nt, schedule='static'):
+        part[c] = _sumsq_chunk(&x[0], _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n))
+    for c in range(nt):
+        acc += part[c]
+    return acc
+
+
+# =========================================================================== dense layer
+
+cdef void _bias_act_rows(floating* out, const floating* b, Py_ssize_t r0, Py_ssize_t r1,
+                         Py_ssize_t k, int act) noexcept nogil:
+    """out[i, :] := f(out[i, :] + b) for rows r0 <= i < r1 (bias first, as NumPy)."""
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    cdef floating t
+    cdef floating slope = 0.01
+    for i in range(r0, r1):
+        row = out + i * k
+        if act == LINEAR:
+            for j in range(k):
+                row[j] = row[j] + b[j]
+        elif act == RELU:
+            for j in range(k):
+                t = row[j] + b[j]
+                row[j] = t if (t > 0 or t != t) else 0
+        elif act == LEAKY_RELU:
+            for j in range(k):
+                t = row[j] + b[j]
+                row[j] = t if t > 0 else t * slope
+        elif act == SIGMOID:
+            for j in range(k):
+                row[j] = _sigmoid(row[j] + b[j])
+        elif act == TANH:
+            for j in range(k):
+                row[j] = _tanh(row[j] + b[j])
+
+
+cdef void dense_forward_k(const floating[:, ::1] X,   # IN  (N, n_in)
+                          const floating[:, ::1] W,   # IN  (n_in, n_out)
+                          const floating[::1] b,      # IN  (n_out,)
+                          int act,                    # IN  activation code
+                          floating[:, ::1] out) noexcept nogil:   # OUT (N, n_out)
+    """out := f(X·W + b)"""
+    cdef int n = <int>X.shape[0], d = <int>X.shape[1], k = <int>W.shape[1]
+    cdef Py_ssize_t total = <Py_ssize_t>n * k, c
+    cdef int nt = _threads_for(total)
+    # Bias and activation in one pass after the GEMM: the (N, n_out) block is
+    # still in cache, and NumPy (the spec) also adds b after the product.
+    _gemm_rm(False, False, n, k, d, 1, &X[0, 0], d, &W[0, 0], k, 0, &out[0, 0], k)
+    if nt == 1 or n < nt:
+        _bias_act_rows(&out[0, 0], &b[0], 0, n, k, act)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _bias_act_rows(&out[0, 0], &b[0], (n * c) // nt, (n * (c + 1)) // nt, k, act)
+
+
+cdef void _delta_rows(const floating* Y, floating* dY, int act, Py_ssize_t n,
+                      Py_ssize_t k, floating* db) noexcept nogil:
+    """dY := dY ⊙ f'(Y) and db := Σ_rows dY, in one pass (rows summed in order)."""
+    cdef Py_ssize_t i, j
+    cdef const floating* y
+    cdef floating* d
+    cdef floating slope = 0.01
+    for j in range(k):
+        db[j] = 0
+    for i in range(n):
+        y = Y + i * k
+        d = dY + i * k
+        if act == RELU:
+            for j in range(k):
+                d[j] = d[j] if y[j] > 0 else 0
+        elif act == LEAKY_RELU:
+            for j in range(k):
+                d[j] = d[j] if y[j] > 0 else d[j] * slope
+        elif act == SIGMOID:
+            for j in range(k):
+                d[j] = d[j] * (y[j] * (1 - y[j]))
+        elif act == TANH:
+            for j in range(k):
+                d[j] = d[j] * (1 - y[j] * y[j])
+        for j in range(k):
+            db[j] = db[j] + d[j]
+
+
+cdef void dense_backward_k(const floating[:, ::1] X,   # IN  layer input (N, n_in)
+                           const floating[:, ::1] W,   # IN  weights (n_in, n_out)
+                           const floating[:, ::1] Y,   # IN  layer output f(S) (N, n_out)
+                           floating[:, ::1] dY,        # IN/OUT upstream grad -> delta
+                           int act,                    # IN  activation code
+                           floating[:, ::1] dW,        # OUT (n_in, n_out)
+                           floating[::1] db,           # OUT (n_out,)
+                           floating[:, ::1] dX,        # OUT (N, n_in), unused if not has_dX
+                           bint has_dX) noexcept nogil:
+    """δ := dY ⊙ f'(S);  dW := Xᵀδ;  db := Σ_n δ;  dX := δ·Wᵀ"""
+    cdef int n = <int>X.shape[0], d = <int>X.shape[1], k = <int>W.shape[1]
+    _delta_rows(&Y[0, 0], &dY[0, 0], act, n, k, &db[0])
+    _gemm_rm(True, False, d, k, n, 1, &X[0, 0], d, &dY[0, 0], k, 0, &dW[0, 0], k)
+    if has_dX:
+        _gemm_rm(False, True, n, d, k, 1, &dY[0, 0], k, &W[0, 0], k, 0, &dX[0, 0], d)
+
+
+# =========================================================================== losses
+
+cdef inline floating _row_max(const floating* x, Py_ssize_t k) noexcept nogil:
+    """max of a row; NaN if the row holds a NaN (as NumPy's max)."""
+    cdef Py_ssize_t j
+    cdef floating m = x[0]
+    for j in range(1, k):
+        if x[j] > m or x[j] != x[j]:
+            m = x[j]
+            if m != m:
+                return m
+    return m
+
+
+cdef void softmax_k(const floating[:, ::1] logits,   # IN  (N, K)
+                    floating[:, ::1] out) noexcept nogil:   # OUT (N, K), may alias logits
+    """out_nk := exp(x_nk − m_n) / Σ_j exp(x_nj − m_n)"""
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
+    cdef const floating* x
+    cdef floating* o
+    cdef floating m, s
+    for i in range(n):
+        x = &logits[i, 0]
+        o = &out[i, 0]
+        m = _row_max(x, k)
+        s = 0
+        for j in range(k):
+            o[j] = _exp(x[j] - m)
+            s = s + o[j]
+        for j in range(k):
+            o[j] = o[j] / s
+
+
+cdef void sigmoid_k(const floating[::1] x, floating[::1] out) noexcept nogil:
+    """out := 1 / (1 + exp(−x))"""
+    activation_forward_k(x, out, SIGMOID)
+
+
+cdef double loss_mse_k(const floating[:, ::1] out,      # IN  (N, K)
+                       const floating[:, ::1] target,   # IN  (N, K)
+                       floating[:, ::1] grad,           # OUT (N, K) if has_grad
+                       bint has_grad) noexcept nogil:
+    """J = 1/(2N) Σ (out − target)²;  grad := (out − target)/N"""
+    cdef Py_ssize_t n = out.shape[0], total = out.shape[0] * out.shape[1], i
+    cdef const floating* o = &out[0, 0]
+    cdef const floating* t = &target[0, 0]
+    cdef floating* g = &grad[0, 0] if has_grad else NULL
+    cdef floating diff
+    cdef floating fn = <floating>n
+    cdef double acc = 0, d64
+    for i in range(total):
+        diff = o[i] - t[i]
+        d64 = diff
+        acc = acc + d64 * d64
+        if has_grad:
+            g[i] = diff / fn
+    return 0.5 * acc / n
+
+
+cdef double loss_softmax_ce_k(const floating[:, ::1] logits,   # IN  (N, K)
+                              const int64_t[::1] labels,       # IN  (N,) in [0, K)
+                              floating[:, ::1] grad,           # OUT (N, K) if has_grad
+                              bint has_grad) noexcept nogil:
+    """J = −1/N Σ_n log softmax(x_n)[y_n] = 1/N Σ_n (log Σ_j e^{z_nj} − z_n,y_n);
+    grad := (softmax − onehot)/N"""
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
+    cdef const floating* x
+    cdef floating* g = NULL
+    cdef floating m, s, fn = <floating>n
+    cdef double acc = 0
+    cdef int64_t lab
+    for i in range(n):
+        x = &logits[i, 0]
+        lab = labels[i]
+        m = _row_max(x, k)    # log-sum-exp: exp of non-positive numbers only
+        s = 0
+        if has_grad:
+            g = &grad[i, 0]
+            for j in range(k):
+                g[j] = _exp(x[j] - m)
+                s = s + g[j]
+            for j in range(k):
+                g[j] = g[j] / s
+            g[lab] = g[lab] - 1
+            for j in range(k):
+                g[j] = g[j] / fn
+        else:
+            for j in range(k):
+                s = s + _exp(x[j] - m)
+        acc = acc + (<double>_log(s) - <double>(x[lab] - m))
+    return acc / n
+
+
+cdef double loss_softmax_ce_prob_k(const floating[:, ::1] logits,   # IN  (N, K)
+                                   const floating[:, ::1] target,   # IN  (N, K) rows sum to 1
+                                   floating[:, ::1] grad,           # OUT (N, K) if has_grad
+                                   bint has_grad) noexcept nogil:
+    """J = −1/N Σ_nk t_nk (z_nk − log Σ_j e^{z_nj});  grad := (softmax − t)/N"""
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
+    cdef const floating* x
+    cdef const floating* t
+    cdef floating* g = NULL
+    cdef floating m, s, ls, fn = <floating>n
+    cdef double acc = 0
+    for i in range(n):
+        x = &logits[i, 0]
+        t = &target[i, 0]
+        m = _row_max(x, k)
+        s = 0
+        if has_grad:
+            g = &grad[i, 0]
+            for j in range(k):
+                g[j] = _exp(x[j] - m)
+                s = s + g[j]
+        else:
+            for j in range(k):
+                s = s + _exp(x[j] - m)
+        ls = _log(s)
+        for j in range(k):
+            acc = acc + <double>(t[j] * ((x[j] - m) - ls))
+        if has_grad:
+            for j in range(k):
+                g[j] = ((g[j] / s) - t[j]) / fn
+    return -acc / n
+
+
+cdef double loss_bce_k(const floating[:, ::1] logits,   # IN  (N, K)
+                       const floating[:, ::1] target,   # IN  (N, K) in [0, 1]
+                       floating[:, ::1] grad,           # OUT (N, K) if has_grad
+                       bint has_grad) noexcept nogil:
+    """J = 1/N Σ [max(x, 0) − x·d + log(1 + e^{−|x|})];  grad := (σ(x) − d)/N"""
+    cdef Py_ssize_t n = logits.shape[0], total = logits.shape[0] * logits.shape[1], i
+    cdef const floating* x = &logits[0, 0]
+    cdef const floating* t = &target[0, 0]
+    cdef floating* g = &grad[0, 0] if has_grad else NULL
+    cdef floating xi, ax, fn = <floating>n
+    cdef double acc = 0
+    for i in range(total):
+        xi = x[i]
+        ax = xi if xi >= 0 else -xi
+        # Stable for large |x|: never exponentiates a positive number.
+        acc = acc + <double>(((xi if xi > 0 else 0) - xi * t[i]) + _log1p(_exp(-ax)))
+        if has_grad:
+            g[i] = (_sigmoid(xi) - t[i]) / fn
+    return acc / n
+
+
+# =========================================================================== regularisation
+
+cdef void _reg_chunk(const floating* w, floating* g, Py_ssize_t lo, Py_ssize_t hi,
+                     floating l1f, floating l2f2, bint do_l1, bint do_l2, bint has_grad,
+                     double* s1, double* s2) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double a1 = 0, a2 = 0, v
+    cdef floating wi, sg
+    for i in range(lo, hi):
+        wi = w[i]
+        v = wi
+        a1 = a1 + (v if v >= 0 else -v)
+        a2 = a2 + v * v
+        if has_grad:
+            if do_l1:
+                if wi > 0:
+                    sg = 1
+                elif wi < 0:
+                    sg = -1
+                else:
+                    sg = wi    # sign(0) = 0, sign(NaN) = NaN
+                    if wi == 0:
+                        sg = 0
+                g[i] = g[i] + l1f * sg
+            if do_l2:
+                g[i] = g[i] + l2f2 * wi
+    s1[0] = a1
+    s2[0] = a2
+
+
+cdef double regularize_k(const floating[::1] params,    # IN  flat parameters
+                         floating[::1] grads,           # IN/OUT += penalty gradient
+                         const int64_t[:, ::1] segments,   # IN  [start, stop) of weights
+                         double l1, double l2,
+                         bint has_grad) noexcept nogil:
+    """pen = l1 Σ|w| + l2 Σ w²;  grads += l1 sign(w) + 2 l2 w  (weights only)"""
+    cdef Py_ssize_t s, start, stop, length, c
+    cdef int nt
+    cdef double pen = 0, s1, s2
+    cdef double p1[MAX_THREADS]
+    cdef double p2[MAX_THREADS]
+    cdef floating l1f = <floating>l1
+    cdef floating l2f2 = <floating>(2.0 * l2)
+    cdef bint do_l1 = l1 != 0.0, do_l2 = l2 != 0.0
+    cdef const floating* w
+    cdef floating* g = NULL
+    for s in range(segments.shape[0]):
+        start = segments[s, 0]
+        stop = segments[s, 1]
+        length = stop - start
+        if length <= 0:
+            continue
+        w = &params[start]
+        g = &grads[start] if has_grad else NULL
+        nt = _threads_for(length)
+        if nt == 1:
+            _reg_chunk(w, g, 0, length, l1f, l2f2, do_l1, do_l2, has_grad, &s1, &s2)
+        else:
+            for c in prange(nt, num_threads=nt, schedule='static'):
+                _reg_chunk(w, g, _chunk_lo(c, nt, length), _chunk_lo(c + 1, nt, length),
+                           l1f, l2f2, do_l1, do_l2, has_grad, &p1[c], &p2[c])
+            s1 = 0
+            s2 = 0
+            for c in range(nt):
+                s1 += p1[c]
+                s2 += p2[c]
+        if do_l1:
+            pen = pen + l1 * s1
+        if do_l2:
+            pen = pen + l2 * s2
+    return pen
+
+
+# =========================================================================== dropout
+
+cdef void _dropout_chunk(uint64_t seed, uint64_t counter, double rate, floating scale,
+                         floating* mask, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef uint64_t z
+    cdef double u
+    for i in range(lo, hi):
+        # splitmix64 of seed + k * golden, k = counter + i + 1 (mod 2^64): the
+        # same stateless generator as _numpy.uniform_counter.
+        z = seed + (counter + <uint64_t>(i + 1)) * <uint64_t>0x9E3779B97F4A7C15ULL
+        z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
+        z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
+        z = z ^ (z >> 31)
+        u = <double>(z >> 11) * (1.0 / 9007199254740992.0)    # 2**-53, exact
+        mask[i] = scale if u >= rate else 0
+
+
+cdef void dropout_mask_k(uint64_t seed, uint64_t counter, double rate,   # IN
+                         floating[::1] mask) noexcept nogil:             # OUT flat
+    """mask_i := [u_i ≥ rate] / (1 − rate),  u_i = splitmix64(seed + (counter+i+1)·φ)·2⁻⁵³"""
+    cdef Py_ssize_t n = mask.shape[0], c
+    cdef int nt = _threads_for(n)
+    cdef floating scale = <floating>(1.0 / (1.0 - rate))
+    if nt == 1:
+        _dropout_chunk(seed, counter, rate, scale, &mask[0], 0, n)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _dropout_chunk(seed, counter, rate, scale, &mask[0], _chunk_lo(c, nt, n),
+                           _chunk_lo(c + 1, nt, n))
+
+
+# =========================================================================== batching
+
+ctypedef fused floating_in:
+    float
+    double
+
+ctypedef fused gather_in:
+    float
+    double
+    int64_t
+
+ctypedef fused gather_out:
+    float
+    double
+    int64_t
+
+
+cdef void gather_rows_k(const floating_in[:, ::1] X,   # IN  data set (M, D)
+                        const int64_t[::1] idx,        # IN  (N,) rows in [0, M)
+                        floating[:, ::1] out) noexcept nogil:   # OUT (N, D)
+    """out[i, :] := X[idx[i], :]  (with float32 ↔ float64 conversion)"""
+    cdef Py_ssize_t n = idx.shape[0], d = X.shape[1], i, j
+    cdef const floating_in* src
+    cdef floating* dst
+    for i in range(n):
+        src = &X[idx[i], 0]
+        dst = &out[i, 0]
+        if sizeof(floating_in) == sizeof(floating):
+            memcpy(dst, src, d * sizeof(floating))
+        else:
+            for j in range(d):
+                dst[j] = <floating>src[j]
+
+
+cdef void gather_k(const gather_in[::1] y,     # IN  (M,)
+                   const int64_t[::1] idx,     # IN  (N,) in [0, M)
+                   gather_out[::1] out) noexcept nogil:   # OUT (N,)
+    """out[i] := y[idx[i]]"""
+    cdef Py_ssize_t i
+    for i in range(idx.shape[0]):
+        out[i] = <gather_out>y[idx[i]]
+
+
+# =========================================================================== optimizers
+# Each update is one pass over memory, with the operation order of the NumPy
+# reference (a transcription of torch.optim's _single_tensor_* code). Scalars
+# are rounded to the array dtype once, as NumPy does with Python floats.
+# Multiplying by gscale == 1 or decay == 1 is exact, so those need no branch.
+
+cdef void _sgd_chunk(floating* p, const floating* g, floating* b, Py_ssize_t lo,
+                     Py_ssize_t hi, floating neg_lr, floating mu, floating omd,
+                     bint has_mom, bint nesterov, bint first, floating gs) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, bi
+    if not has_mom:
+        for i in range(lo, hi):
+            p[i] = p[i] + neg_lr * (g[i] * gs)
+        return
+    for i in range(lo, hi):
+        gi = g[i] * gs
+        if first:
+            bi = gi
+        else:
+            bi = b[i] * mu
+            bi = bi + omd * gi
+        b[i] = bi
+        if nesterov:
+            gi = gi + mu * bi
+        else:
+            gi = bi
+        p[i] = p[i] + neg_lr * gi
+
+
+cdef void sgd_k(floating[::1] p,          # IN/OUT params
+                const floating[::1] g,    # IN  grads
+                floating[::1] b,          # IN/OUT momentum buffer
+                double lr, double momentum, double dampening, bint nesterov,
+                bint first, double gscale) noexcept nogil:
+    """b := μ b + (1−τ) g (b := g first);  p −= lr (g + μ b if nesterov else b)"""
+    cdef Py_ssize_t n = p.shape[0], c
+    cdef int nt = _threads_for(n)
+    cdef floating neg_lr = <floating>(-lr), mu = <floating>momentum
+    cdef floating omd = <floating>(1.0 - dampening), gs = <floating>gscale
+    cdef bint has_mom = momentum != 0.0
+    if nt == 1:
+        _sgd_chunk(&p[0], &g[0], &b[0], 0, n, neg_lr, mu, omd, has_mom, nesterov, first, gs)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _sgd_chunk(&p[0], &g[0], &b[0], _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n),
+                       neg_lr, mu, omd, has_mom, nesterov, first, gs)
+
+
+cdef void _adagrad_chunk(floating* p, const floating* g, floating* s, Py_ssize_t lo,
+                         Py_ssize_t hi, floating neg_clr, floating eps, bint inside,
+                         floating gs) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, si, std
+    for i in range(lo, hi):
+        gi = g[i] * gs
+        si = s[i] + gi * gi
+        s[i] = si
+        if inside:
+            std = _sqrt(si + eps)
+        else:
+            std = _sqrt(si) + eps
+        p[i] = p[i] + neg_clr * (gi / std)
+
+
+cdef void adagrad_k(floating[::1] p, const floating[::1] g,
+                    floating[::1] state_sum,       # IN/OUT Σ g²
+                    double clr, double eps, bint eps_inside_sqrt,
+                    double gscale) noexcept nogil:
+    """s += g²;  p −= clr · g / (√s + ε)"""
+    cdef Py_ssize_t n = p.shape[0], c
+    cdef int nt = _threads_for(n)
+    cdef floating neg_clr = <floating>(-clr), e = <floating>eps, gs = <floating>gscale
+    if nt == 1:
+        _adagrad_chunk(&p[0], &g[0], &state_sum[0], 0, n, neg_clr, e, eps_inside_sqrt, gs)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _adagrad_chunk(&p[0], &g[0], &state_sum[0], _chunk_lo(c, nt, n),
+                           _chunk_lo(c + 1, nt, n), neg_clr, e, eps_inside_sqrt, gs)
+
+
+cdef void _rmsprop_chunk(floating* p, const floating* g, floating* v, Py_ssize_t lo,
+                         Py_ssize_t hi, floating neg_lr, floating alpha, floating oma,
+                         floating eps, bint inside, floating gs) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, vi, avg
+    for i in range(lo, hi):
+        gi = g[i] * gs
+        vi = v[i] * alpha
+        vi = vi + oma * (gi * gi)
+        v[i] = vi
+        if inside:
+            avg = _sqrt(vi + eps)
+        else:
+            avg = _sqrt(vi) + eps
+        p[i] = p[i] + neg_lr * (gi / avg)
+
+
+cdef void rmsprop_k(floating[::1] p, const floating[::1] g,
+                    floating[::1] square_avg,      # IN/OUT moving mean of g²
+                    double lr, double alpha, double eps, bint eps_inside_sqrt,
+                    double gscale) noexcept nogil:
+    """v := α v + (1−α) g²;  p −= lr · g / (√v + ε)"""
+    cdef Py_ssize_t n = p.shape[0], c
+    cdef int nt = _threads_for(n)
+    cdef floating neg_lr = <floating>(-lr), a = <floating>alpha
+    cdef floating oma = <floating>(1.0 - alpha), e = <floating>eps, gs = <floating>gscale
+    if nt == 1:
+        _rmsprop_chunk(&p[0], &g[0], &square_avg[0], 0, n, neg_lr, a, oma, e,
+                       eps_inside_sqrt, gs)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _rmsprop_chunk(&p[0], &g[0], &square_avg[0], _chunk_lo(c, nt, n),
+                           _chunk_lo(c + 1, nt, n), neg_lr, a, oma, e, eps_inside_sqrt, gs)
+
+
+cdef void _adam_chunk(floating* p, const floating* g, floating* m, floating* v,
+                      Py_ssize_t lo, Py_ssize_t hi, floating decay, floating w,
+                      floating omw, bint lerp_small, floating b2, floating omb2,
+                      floating bc2, floating sqrt_bc2, floating eps, floating neg_step,
+                      bint inside, floating gs) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, mi, vi, pi, denom
+    for i in range(lo, hi):
+        gi = g[i] * gs
+        pi = p[i] * decay                # AdamW's decoupled decay (exactly p when 1)
+        mi = m[i]
+        if lerp_small:                   # torch.lerp's two branches, see _numpy
+            mi = mi + w * (gi - mi)
+        else:
+            mi = gi - (gi - mi) * omw
+        m[i] = mi
+        vi = v[i] * b2
+        vi = vi + omb2 * (gi * gi)
+        v[i] = vi
+        if inside:
+            denom = _sqrt(vi / bc2 + eps)
+        else:
+            denom = _sqrt(vi) / sqrt_bc2 + eps
+        p[i] = pi + neg_step * (mi / denom)
+
+
+cdef void adam_k(floating[::1] p, const floating[::1] g,
+                 floating[::1] exp_avg,       # IN/OUT m
+                 floating[::1] exp_avg_sq,    # IN/OUT v
+                 double decay, double w, double omw, bint lerp_small, double beta2,
+                 double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
+                 bint eps_inside_sqrt, double gscale) noexcept nogil:
+    """p *= 1 − lr·wd;  m := lerp(m, g, 1−β1);  v := β2 v + (1−β2) g²;
+    p −= (lr/bc1) · m / (√v/√bc2 + ε)"""
+    cdef Py_ssize_t n = p.shape[0], c
+    cdef int nt = _threads_for(n)
+    cdef floating fdecay = <floating>decay, fw = <floating>w, fomw = <floating>omw
+    cdef floating fb2 = <floating>beta2, fomb2 = <floating>omb2, fbc2 = <floating>bc2
+    cdef floating fsq = <floating>sqrt_bc2, feps = <floating>eps
+    cdef floating fstep = <floating>neg_step, gs = <floating>gscale
+    if nt == 1:
+        _adam_chunk(&p[0], &g[0], &exp_avg[0], &exp_avg_sq[0], 0, n, fdecay, fw, fomw,
+                    lerp_small, fb2, fomb2, fbc2, fsq, feps, fstep, eps_inside_sqrt, gs)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _adam_chunk(&p[0], &g[0], &exp_avg[0], &exp_avg_sq[0], _chunk_lo(c, nt, n),
+                        _chunk_lo(c + 1, nt, n), fdecay, fw, fomw, lerp_small, fb2,
+                        fomb2, fbc2, fsq, feps, fstep, eps_inside_sqrt, gs)
+
+
+# =========================================================================== full-batch helpers
+
+cdef void symv_k(const floating[:, ::1] A,   # IN  (n, n), both triangles
+                 const floating[::1] x,      # IN  (n,)
+                 floating[::1] out) noexcept nogil:   # OUT (n,)
+    """out := A·x"""
+    # GEMV rather than SYMV: reads both triangles, exactly A @ x as NumPy does.
+    _gemv_rm(<int>A.shape[0], <int>A.shape[1], &A[0, 0], &x[0], &out[0])
+
+
+cdef void rank2_prepare_k(const floating[:, ::1] V,   # IN  (n, n)
+                          const floating[::1] s,      # IN  (n,)
+                          const floating[::1] r,      # IN  (n,)
+                          floating[::1] u,            # OUT V·r
+                          double* sr, double* ru) noexcept nogil:   # OUT sᵀr, rᵀu
+    """u := V·r;  sr := sᵀr;  ru := rᵀu"""
+    cdef int n = <int>V.shape[0]
+    _gemv_rm(n, n, &V[0, 0], &r[0], &u[0])
+    sr[0] = _dot(n, &s[0], &r[0])
+    ru[0] = _dot(n, &r[0], &u[0])
+
+
+cdef void _bfgs_rows(floating* V, const floating* s, const floating* u, Py_ssize_t n,
+                     Py_ssize_t r0, Py_ssize_t r1, floating rho, floating c) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    cdef floating si, ui
+    for i in range(r0, r1):
+        row = V + i * n
+        si = s[i]
+        ui = u[i]
+        for j in range(n):
+            row[j] = (row[j] - rho * (si * u[j] + ui * s[j])) + c * (si * s[j])
+
+
+cdef void bfgs_apply_k(floating[:, ::1] V,       # IN/OUT inverse Hessian (n, n)
+                       const floating[::1] s,    # IN  step
+                       const floating[::1] u,    # IN  V·r (before the update)
+                       double rho, double c) noexcept nogil:
+    """V := V − ρ (s uᵀ + u sᵀ) + c s sᵀ,  c = ρ² rᵀu + ρ"""
+    cdef Py_ssize_t n = V.shape[0], ch
+    cdef int nt = _threads_for(n * n)
+    cdef floating frho = <floating>rho, fc = <floating>c
+    if nt == 1 or n < nt:
+        _bfgs_rows(&V[0, 0], &s[0], &u[0], n, 0, n, frho, fc)
+    else:
+        for ch in prange(nt, num_threads=nt, schedule='static'):
+            _bfgs_rows(&V[0, 0], &s[0], &u[0], n, (n * ch) // nt, (n * (ch + 1)) // nt,
+                       frho, fc)
+
+
+cdef void _dfp_rows(floating* V, const floating* s, const floating* u, Py_ssize_t n,
+                    Py_ssize_t r0, Py_ssize_t r1, floating sr, floating ru) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    cdef floating si, ui
+    for i in range(r0, r1):
+        row = V + i * n
+        si = s[i]
+        ui = u[i]
+        for j in range(n):
+            row[j] = (row[j] + (si * s[j]) / sr) - (ui * u[j]) / ru
+
+
+cdef void dfp_apply_k(floating[:, ::1] V,       # IN/OUT inverse Hessian (n, n)
+                      const floating[::1] s,    # IN  step
+                      const floating[::1] u,    # IN  V·r (before the update)
+                      double sr, double ru) noexcept nogil:
+    """V := V + s sᵀ/(sᵀr) − u uᵀ/(rᵀu)"""
+    cdef Py_ssize_t n = V.shape[0], ch
+    cdef int nt = _threads_for(n * n)
+    cdef floating fsr = <floating>sr, fru = <floating>ru
+    if nt == 1 or n < nt:
+        _dfp_rows(&V[0, 0], &s[0], &u[0], n, 0, n, fsr, fru)
+    else:
+        for ch in prange(nt, num_threads=nt, schedule='static'):
+            _dfp_rows(&V[0, 0], &s[0], &u[0], n, (n * ch) // nt, (n * (ch + 1)) // nt,
+                      fsr, fru)
+
+
+# =========================================================================== entry points
+# Called only by nncore.backend._cython after validation. Flat kernels take 1-D
+# views (the wrapper passes a.reshape(-1)); every entry point returns early on
+# empty input so no kernel takes the address of an element that does not exist.
+
+def set_num_threads(int n):
+    """Thread count of the OpenMP loops (clipped to [1, 64])."""
+    global _num_threads
+    _num_threads = max(1, min(n, MAX_THREADS))
+
+
+def get_num_threads():
+    return _num_threads
+
+
+def _set_parallel_threshold(Py_ssize_t n):
+    """Smallest flat length run in parallel (tests lower it to exercise prange)."""
+    global _par_min
+    old = _par_min
+    _par_min = max(1, n)
+    return old
+
+
+def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
+         bint trans_a, bint trans_b, double alpha, double beta):
+    cdef int m = <int>C.shape[0], n = <int>C.shape[1]
+    cdef int k = <int>(A.shape[0] if trans_a else A.shape[1])
+    cdef floating fa = <floating>alpha, fb = <floating>beta
+    cdef Py_ssize_t i, j
+    if m == 0 or n == 0:
+        return
+    if k == 0:    # op(A) op(B) is zero; BLAS would reject the zero leading dimension
+        with nogil:
+            for i in range(m):
+                for j in range(n):
+                    C[i, j] = 0 if fb == 0 else C[i, j] * fb
+        return
+    with nogil:
+        _gemm_rm(trans_a, trans_b, m, n, k, fa, &A[0, 0], <int>A.shape[1], &B[0, 0],
+                 <int>B.shape[1], fb, &C[0, 0], n)
+
+
+def sum_squares(const floating[::1] x):
+    cdef double r
+    if x.shape[0] == 0:
+        return 0.0
+    with nogil:
+        r = sum_squares_k(x)
+    return r
+
+
+def multiply(const floating[::1] a, const floating[::1] b, floating[::1] out):
+    if a.shape[0] == 0:
+        return
+    with nogil:
+        multiply_k(a, b, out)
+
+
+def activation_forward(const floating[::1] S, int act, floating[::1] out):
+    if S.shape[0] == 0:
+        return
+    with nogil:
+        activation_forward_k(S, out, act)
+
+
+def activation_backward(const floating[::1] Y, const floating[::1] dY, int act,
+                        floating[::1] out):
+    if Y.shape[0] == 0:
+        return
+    with nogil:
+        activation_backward_k(Y, dY, out, act)
+
+
+def sigmoid(const floating[::1] x, floating[::1] out):
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        sigmoid_k(x, out)
+
+
+def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W,
+                  const floating[::1] b, int act, floating[:, ::1] out):
+    with nogil:
+        dense_forward_k(X, W, b, act, out)
+
+
+def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
+                   const floating[:, ::1] Y, floating[:, ::1] dY, int act,
+                   floating[:, ::1] dW, floating[::1] db, floating[:, ::1] dX):
+    cdef bint has_dX = dX is not None
+    with nogil:
+        dense_backward_k(X, W, Y, dY, act, dW, db, dX, has_dX)
+
+
+def softmax(const floating[:, ::1] logits, floating[:, ::1] out):
+    if logits.shape[0] == 0:
+        return
+    with nogil:
+        softmax_k(logits, out)
+
+
+def loss_mse(const floating[:, ::1] out, const floating[:, ::1] target,
+             floating[:, ::1] grad):
+    cdef bint has_grad = grad is not None
+    cdef double J
+    with nogil:
+        J = loss_mse_k(out, target, grad, has_grad)
+    return J
+
+
+def loss_softmax_ce(const floating[:, ::1] logits, const int64_t[::1] labels,
+                    floating[:, ::1] grad):
+    cdef bint has_grad = grad is not None
+    cdef double J
+    with nogil:
+        J = loss_softmax_ce_k(logits, labels, grad, has_grad)
+    return J
+
+
+def loss_softmax_ce_prob(const floating[:, ::1] logits, const floating[:, ::1] target,
+                         floating[:, ::1] grad):
+    cdef bint has_grad = grad is not None
+    cdef double J
+    with nogil:
+        J = loss_softmax_ce_prob_k(logits, target, grad, has_grad)
+    return J
+
+
+def loss_bce(const floating[:, ::1] logits, const floating[:, ::1] target,
+             floating[:, ::1] grad):
+    cdef bint has_grad = grad is not None
+    cdef double J
+    with nogil:
+        J = loss_bce_k(logits, target, grad, has_grad)
+    return J
+
+
+def regularize(const floating[::1] params, floating[::1] grads,
+               const int64_t[:, ::1] segments, double l1, double l2):
+    cdef bint has_grad = grads is not None
+    cdef double pen
+    with nogil:
+        pen = regularize_k(params, grads, segments, l1, l2, has_grad)
+    return pen
+
+
+def dropout_mask(uint64_t seed, uint64_t counter, double rate, floating[::1] mask):
+    if mask.shape[0] == 0:
+        return
+    with nogil:
+        dropout_mask_k(seed, counter, rate, mask)
+
+
+def gather_rows(const floating_in[:, ::1] X, const int64_t[::1] idx,
+                floating[:, ::1] out):
+    if idx.shape[0] == 0 or X.shape[1] == 0:
+        return
+    with nogil:
+        gather_rows_k(X, idx, out)
+
+
+def gather(const gather_in[::1] y, const int64_t[::1] idx, gather_out[::1] out):
+    with nogil:
+        gather_k(y, idx, out)
+
+
+def sgd_step(floating[::1] params, const floating[::1] grads, floating[::1] buf,
+             double lr, double momentum, double dampening, bint nesterov, bint first,
+             double gscale):
+    if params.shape[0] == 0:
+        return
+    with nogil:
+        sgd_k(params, grads, buf, lr, momentum, dampening, nesterov, first, gscale)
+
+
+def adagrad_step(floating[::1] params, const floating[::1] grads, floating[::1] state_sum,
+                 double clr, double eps, bint eps_inside_sqrt, double gscale):
+    if params.shape[0] == 0:
+        return
+    with nogil:
+        adagrad_k(params, grads, state_sum, clr, eps, eps_inside_sqrt, gscale)
+
+
+def rmsprop_step(floating[::1] params, const floating[::1] grads, floating[::1] square_avg,
+                 double lr, double alpha, double eps, bint eps_inside_sqrt, double gscale):
+    if params.shape[0] == 0:
+        return
+    with nogil:
+        rmsprop_k(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gscale)
+
+
+def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] exp_avg,
+              floating[::1] exp_avg_sq, double decay, double w, double omw,
+              bint lerp_small, double beta2, double omb2, double bc2, double sqrt_bc2,
+              double eps, double neg_step, bint eps_inside_sqrt, double gscale):
+    if params.shape[0] == 0:
+        return
+    with nogil:
+        adam_k(params, grads, exp_avg, exp_avg_sq, decay, w, omw, lerp_small, beta2,
+               omb2, bc2, sqrt_bc2, eps, neg_step, eps_inside_sqrt, gscale)
+
+
+def symv(const floating[:, ::1] A, const floating[::1] x, floating[::1] out):
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        symv_k(A, x, out)
+
+
+def rank2_prepare(const floating[:, ::1] V, const floating[::1] s, const floating[::1] r,
+                  floating[::1] u):
+    """Return (sᵀr, rᵀu) and fill u := V·r."""
+    cdef double sr = 0, ru = 0
+    if s.shape[0] == 0:
+        return 0.0, 0.0
+    with nogil:
+        rank2_prepare_k(V, s, r, u, &sr, &ru)
+    return sr, ru
+
+
+def bfgs_apply(floating[:, ::1] V, const floating[::1] s, const floating[::1] u,
+               double rho, double c):
+    if s.shape[0] == 0:
+        return
+    with nogil:
+        bfgs_apply_k(V, s, u, rho, c)
+
+
+def dfp_apply(floating[:, ::1] V, const floating[::1] s, const floating[::1] u,
+              double sr, double ru):
+    if s.shape[0] == 0:
+        return
+    with nogil:
+        dfp_apply_k(V, s, u, sr, ru)
