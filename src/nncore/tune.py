@@ -914,7 +914,6 @@ class _ThreadGuard:
             self._limits = threadpool_limits(1)
         except ImportError:  # pragma: no cover
             pass
-        import nncore as nc
         from . import _config
         self._nc_threads = getattr(_config, "get_num_threads", lambda: None)()
         _set_nc_threads(1)
