@@ -1,0 +1,34 @@
+"""Shared set-up for the example scripts: ``--fast``, ``--out DIR`` and a headless backend."""
+
+import argparse
+import os
+import sys
+
+# Examples run from a checkout too: prefer the installed package, fall back to src/.
+try:
+    import nncore  # noqa: F401
+except ImportError:  # pragma: no cover - running from a source tree without install
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+
+
+def setup(description):
+    """Parse the common options; return ``(args, pyplot)``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--fast", action="store_true",
+                   help="tiny sizes and few epochs (used by the test suite)")
+    p.add_argument("--out", default=".", metavar="DIR", help="directory for the figure")
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    import matplotlib
+    if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return args, plt
+
+
+def save(fig, args, name):
+    """Write ``fig`` to ``DIR/name`` and say where."""
+    path = os.path.join(args.out, name)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"figure written to {path}")
+    return path
