@@ -441,3 +441,20 @@ def test_keyboard_interrupt_in_full_batch_iteration_restores_iterate():
         net.fit(X, y, optimizer=Interrupt(0.1), epochs=5, callbacks=[rec], progress=False)
     np.testing.assert_array_equal(net.params, rec.snapshots[-1])
     assert len(net.history_.epoch) == 2
+
+
+def test_chunked_batches_match_single_pass():
+    """Batches larger than the workspace chunk are evaluated in pieces."""
+    X, y = _clf_data(n=30)
+    a, b = _clf_net(dropout=0.2), _clf_net(dropout=0.2)
+    b._chunk_rows = 4
+    for batch_size in ("full", 16):
+        a.fit(X, y, optimizer="adam", batch_size=batch_size, epochs=3, progress=False, seed=2)
+        b.fit(X, y, optimizer="adam", batch_size=batch_size, epochs=3, progress=False, seed=2)
+        np.testing.assert_allclose(b.params, a.params, rtol=1e-10, atol=1e-12)
+    c = _clf_net()
+    c._chunk_rows = 7
+    h = c.fit(X, y, optimizer=FixedStepGD(0.3), epochs=3, progress=False)
+    d = _clf_net()
+    h2 = d.fit(X, y, optimizer=FixedStepGD(0.3), epochs=3, progress=False)
+    np.testing.assert_allclose(h.history["loss"], h2.history["loss"], rtol=1e-12)
