@@ -353,3 +353,21 @@ def test_copy_is_independent():
     np.testing.assert_allclose(c.params, net.params)
     c.params[:] = 0
     assert net.params.any()
+
+
+def test_pickle_and_deepcopy_keep_views():
+    import copy
+    import pickle
+
+    net = nc.Network([nc.Dense(3, 4, "relu"), nc.Dropout(0.2), nc.Dense(4, 2)],
+                     loss="cross_entropy", regularizer=nc.L1(0.1), seed=0)
+    net.metadata["a"] = 1
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        np.testing.assert_array_equal(clone.params, net.params)
+        np.testing.assert_array_equal(clone.forward(X), net.forward(X))
+        assert clone.metadata == {"a": 1} and clone.regularizer == net.regularizer
+        assert np.shares_memory(clone.layers[2].W, clone.params)
+        assert not np.shares_memory(clone.params, net.params)
+        clone.params[:] = 0
+        assert not clone.layers[0].W.any() and net.layers[0].W.any()

@@ -836,6 +836,13 @@ class Network:
         new.metadata = dict(self.metadata)
         return new
 
+    def __reduce__(self):
+        # Pickle/deepcopy through the architecture and the flat buffer so the
+        # copy's layers are views of *its* buffer again (pickling the views
+        # themselves would silently detach them).
+        return (_rebuild, (self.get_config(), self._params.copy(), self.metadata,
+                           self.history_, self._drop_seed, self._drop_counter))
+
     def _layer_lines(self):
         lines = []
         for i, layer in enumerate(self.layers):
@@ -875,3 +882,13 @@ class Network:
                 f"regularizer: {self.regularizer!r}  dtype: {self.dtype.name}", sep]
         text = "\n".join(out)
         print_fn(text)
+
+
+def _rebuild(config, params, metadata, history, drop_seed, drop_counter):
+    net = Network.from_config(config)
+    net._params[:] = params
+    net.metadata = metadata
+    net.history_ = history
+    net._drop_seed = drop_seed
+    net._drop_counter = drop_counter
+    return net
