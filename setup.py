@@ -71,6 +71,7 @@ class BuildExt(build_ext):
     """Cythonize at build time, probe OpenMP, set optimisation flags."""
 
     def build_extensions(self):
+        import Cython
         from Cython.Build import cythonize
         import numpy
 
@@ -103,6 +104,7 @@ class BuildExt(build_ext):
             ext.extra_link_args += ldflags
             ext.define_macros.append(("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"))
             ext.define_macros.append(("NNCORE_DEBUG_BUILD", "1" if DEBUG else "0"))
+            ext.define_macros.append(("NNCORE_CYTHON_VERSION", f'"{Cython.__version__}"'))
         super().build_extensions()
 
 

@@ -1,9 +1,131 @@
-"""Thread control and build report (filled in by the foundation work)."""
+"""Thread control and a report of how this nncore was built and what it runs on.
+
+One threading runtime at a time: the compiled kernels use OpenMP only for flat
+loops over large buffers and SciPy's BLAS (through ``scipy.linalg.cython_blas``)
+for every matrix product; the two never run at once. ``set_num_threads`` sets
+the OpenMP loop width and caps every loaded BLAS pool (NumPy's and SciPy's
+wheels each bundle their own OpenBLAS) through threadpoolctl.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_blas_limiter = None
+
+
+def _kernels():
+    try:
+        from . import _kernels
+    except ImportError:
+        return None
+    return _kernels
 
 
 def set_num_threads(n):
-    raise NotImplementedError
+    """Set the number of threads used by nncore's compiled kernels and by BLAS.
+
+    Parameters
+    ----------
+    n : int
+        Threads (>= 1) for the OpenMP loops over large flat buffers (optimizer
+        updates, dropout masks, elementwise activations) and the cap for every
+        BLAS thread pool loaded in the process (via threadpoolctl). Use 1 for
+        reproducible single-threaded timings.
+    """
+    global _blas_limiter
+    if not isinstance(n, (int,)) or isinstance(n, bool):
+        try:
+            import numpy as np
+            if isinstance(n, np.integer):
+                n = int(n)
+        except ImportError:  # pragma: no cover
+            pass
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"number of threads must be an integer, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    k = _kernels()
+    if k is not None:
+        k.set_num_threads(n)
+    from threadpoolctl import threadpool_limits
+    _blas_limiter = threadpool_limits(limits=n, user_api="blas")
 
 
-def show_config():
-    raise NotImplementedError
+def get_num_threads():
+    """Number of threads the compiled kernels' OpenMP loops use (1 without OpenMP)."""
+    k = _kernels()
+    return k.get_num_threads() if (k is not None and k.OPENMP) else 1
+
+
+def _blas_owner(path):
+    p = path.replace("\\", "/").lower()
+    for pkg in ("numpy", "scipy", "torch", "sklearn"):
+        if f"/{pkg}.libs/" in p or f"/{pkg}/" in p:
+            return pkg
+    return "other"
+
+
+def _build_blas(module):
+    try:
+        cfg = module.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - older versions have no dict mode
+        return "unknown"
+
+
+def show_config(file=None):
+    """Print versions, the active backend, OpenMP and which BLAS each path uses.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to print (default ``sys.stdout``).
+    """
+    import numpy
+    import scipy
+
+    from . import __version__
+    from .backend import get_backend
+
+    out = file if file is not None else sys.stdout
+    k = _kernels()
+    try:
+        backend = get_backend()
+    except ImportError as exc:
+        backend = f"unavailable ({exc})"
+    lines = [
+        f"nncore      {__version__}  ({os.path.dirname(os.path.abspath(__file__))})",
+        f"python      {sys.version.split()[0]}",
+        f"numpy       {numpy.__version__}  (BLAS: {_build_blas(numpy)})",
+        f"scipy       {scipy.__version__}  (BLAS: {_build_blas(scipy)})",
+    ]
+    if k is None:
+        lines.append("compiled    no (nncore._kernels is missing; only the numpy backend works)")
+    else:
+        lines += [
+            f"Cython      {k.CYTHON_VERSION} (compiled with)",
+            f"OpenMP      {'on' if k.OPENMP else 'off'}, {get_num_threads()} thread(s)",
+            f"debug build {'on (bounds and initialisation checks)' if k.DEBUG_BUILD else 'off'}",
+        ]
+    lines.append(f"backend     {backend}  (numpy backend: numpy's BLAS; "
+                 "cython backend: scipy's BLAS via cython_blas)")
+    try:
+        from threadpoolctl import threadpool_info
+        info = threadpool_info()
+    except Exception as exc:  # noqa: BLE001 - report, do not fail
+        info = []
+        lines.append(f"threadpools unavailable ({exc})")
+    for pool in info:
+        owner = _blas_owner(pool.get("filepath", ""))
+        if pool.get("user_api") == "openmp":
+            owner = "compiled kernels' loops (capped per call by set_num_threads)"
+        lines.append(
+            f"threadpool  {pool.get('user_api')}/{pool.get('internal_api')} "
+            f"{pool.get('version') or ''} used by {owner}: "
+            f"{pool.get('num_threads')} thread(s)"
+            + (f", {pool['architecture']}" if pool.get("architecture") else "")
+            + f"  [{os.path.basename(pool.get('filepath', ''))}]")
+    print("\n".join(lines), file=out)

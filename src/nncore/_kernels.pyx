@@ -45,13 +45,18 @@ cdef extern from *:
     #ifndef NNCORE_DEBUG_BUILD
     #define NNCORE_DEBUG_BUILD 0
     #endif
+    #ifndef NNCORE_CYTHON_VERSION
+    #define NNCORE_CYTHON_VERSION "unknown"
+    #endif
     """
     int NNC_OPENMP
     int NNCORE_DEBUG_BUILD
+    const char* NNCORE_CYTHON_VERSION
     int nnc_omp_max_threads() noexcept nogil
 
 OPENMP = bool(NNC_OPENMP)
 DEBUG_BUILD = bool(NNCORE_DEBUG_BUILD)
+CYTHON_VERSION = NNCORE_CYTHON_VERSION.decode("ascii")
 
 cdef enum:
     MAX_THREADS = 64

@@ -49,6 +49,28 @@ def check_act(act):
         raise ValueError(f"unknown activation code {act!r} (expected 0..{N_ACTIVATIONS - 1})")
 
 
+def _overlap(a, b):
+    return a is not None and b is not None and np.shares_memory(a, b)
+
+
+def check_disjoint(out, out_name, **inputs):
+    """``out`` shares no memory with any input (a compiled kernel would read
+    values it has already overwritten; NumPy hides this with temporaries)."""
+    for name, a in inputs.items():
+        if _overlap(out, a):
+            raise ValueError(f"{out_name} must not share memory with {name}")
+
+
+def check_same_or_disjoint(out, out_name, **inputs):
+    """Elementwise ops: ``out`` is either exactly an input (in place) or disjoint."""
+    for name, a in inputs.items():
+        if _overlap(out, a) and not (
+                out.shape == a.shape and out.dtype == a.dtype
+                and np.shares_memory(out.reshape(-1)[:1], a.reshape(-1)[:1])):
+            raise ValueError(f"{out_name} partially overlaps {name}; pass the same "
+                             "array for an in-place operation or a separate one")
+
+
 def check_vector(x, name):
     check_float(x, name, 1)
 
@@ -63,6 +85,15 @@ def check_same(*arrays):
             raise ValueError(f"shape mismatch: {a.shape} vs {first.shape}")
         if a.dtype != first.dtype:
             raise TypeError(f"dtype mismatch: {a.dtype} vs {first.dtype}")
+    out = arrays[-1]
+    check_same_or_disjoint(out, "out", **{f"argument {i}": a for i, a in enumerate(arrays[:-1])})
+
+
+def check_softmax(logits, out):
+    check_float(logits, "logits", 2)
+    check_same(logits, out)
+    if logits.shape[0] and not logits.shape[1]:
+        raise ValueError(f"logits has no columns (shape {logits.shape})")
 
 
 def check_gemm(A, B, C, trans_a, trans_b):
@@ -74,6 +105,7 @@ def check_gemm(A, B, C, trans_a, trans_b):
     k2, n = (B.shape[1], B.shape[0]) if trans_b else B.shape
     if k != k2 or C.shape != (m, n):
         raise ValueError(f"gemm shapes do not chain: op(A) {m}x{k}, op(B) {k2}x{n}, C {C.shape}")
+    check_disjoint(C, "C", A=A, B=B)
 
 
 def check_dense_forward(X, W, b, act, out):
@@ -92,6 +124,7 @@ def check_dense_forward(X, W, b, act, out):
         raise ValueError(f"out has shape {out.shape}, expected {(n, W.shape[1])}")
     check_nonempty(X, "X")
     check_nonempty(W, "W")
+    check_disjoint(out, "out", X=X, W=W, b=b)
 
 
 def check_dense_backward(X, W, Y, dY, act, dW, db, dX):
@@ -117,6 +150,10 @@ def check_dense_backward(X, W, Y, dY, act, dW, db, dX):
         raise ValueError(f"dX must have shape {X.shape}, got {dX.shape}")
     check_nonempty(X, "X")
     check_nonempty(W, "W")
+    check_disjoint(dY, "dY", X=X, W=W, Y=Y)
+    check_disjoint(dW, "dW", X=X, W=W, Y=Y, dY=dY, db=db, dX=dX)
+    check_disjoint(db, "db", X=X, W=W, Y=Y, dY=dY, dX=dX)
+    check_disjoint(dX, "dX", X=X, W=W, Y=Y, dY=dY)
 
 
 def check_loss(out, target, grad):
@@ -128,6 +165,7 @@ def check_loss(out, target, grad):
     if target.shape != out.shape or (grad is not None and grad.shape != out.shape):
         raise ValueError(f"target/grad must have shape {out.shape}")
     check_nonempty(out, "out")
+    check_disjoint(grad, "grad", out=out, target=target)
 
 
 def check_loss_labels(logits, labels, grad):
@@ -145,6 +183,7 @@ def check_loss_labels(logits, labels, grad):
     check_nonempty(logits, "logits")
     if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise ValueError(f"labels must lie in [0, {logits.shape[1]})")
+    check_disjoint(grad, "grad", logits=logits, labels=labels)
 
 
 def check_regularize(params, grads, segments, l1, l2):
@@ -164,12 +203,16 @@ def check_regularize(params, grads, segments, l1, l2):
     for name, v in (("l1", l1), ("l2", l2)):
         if not np.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite non-negative number, got {v}")
+    check_disjoint(grads, "grads", params=params, segments=segments)
 
 
 def check_dropout(seed, counter, rate, mask):
     check_float(mask, "mask", writable=True)
     if not (0.0 <= rate < 1.0):
         raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+    for name, v in (("seed", seed), ("counter", counter)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"dropout {name} must be an integer, got {type(v).__name__}")
     if int(seed) < 0 or int(counter) < 0:
         raise ValueError("seed and counter must be non-negative integers")
 
@@ -180,6 +223,7 @@ def check_gather_rows(X, idx, out):
     _check_idx(idx, X.shape[0])
     if out.shape != (idx.shape[0], X.shape[1]):
         raise ValueError(f"out has shape {out.shape}, expected {(idx.shape[0], X.shape[1])}")
+    check_disjoint(out, "out", X=X, idx=idx)
 
 
 def check_gather(y, idx, out):
@@ -196,6 +240,7 @@ def check_gather(y, idx, out):
     _check_idx(idx, y.shape[0])
     if out.shape != idx.shape:
         raise ValueError(f"out has shape {out.shape}, expected {idx.shape}")
+    check_disjoint(out, "out", y=y, idx=idx)
 
 
 def _check_idx(idx, n):
@@ -217,6 +262,11 @@ def check_opt(params, grads, *state):
         check_dtype(params.dtype, state=s)
         if s.shape != params.shape:
             raise ValueError("optimizer state must have the length of params")
+    bufs = (params, grads) + state
+    for i in range(len(bufs)):
+        for j in range(i):
+            if _overlap(bufs[i], bufs[j]):
+                raise ValueError("params, grads and optimizer state must not share memory")
 
 
 def check_symv(A, x, out):
@@ -227,6 +277,7 @@ def check_symv(A, x, out):
     n = A.shape[0]
     if A.shape != (n, n) or x.shape != (n,) or out.shape != (n,):
         raise ValueError("symv needs A (n, n), x (n,), out (n,)")
+    check_disjoint(out, "out", A=A, x=x)
 
 
 def check_rank2(Vm, s, r):
@@ -237,3 +288,4 @@ def check_rank2(Vm, s, r):
     n = Vm.shape[0]
     if Vm.shape != (n, n) or s.shape != (n,) or r.shape != (n,):
         raise ValueError("rank-2 update needs V (n, n), s (n,), r (n,)")
+    check_disjoint(Vm, "V", s=s, r=r)

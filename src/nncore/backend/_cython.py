@@ -1,0 +1,284 @@
+"""The compiled backend: the twin of :mod:`nncore.backend._numpy` over ``nncore._kernels``.
+
+Design
+------
+* Same names and signatures as the reference (a test asserts it); the
+  docstrings there are the specification of each function.
+* Every function validates with :mod:`nncore.backend._validate` (the very checks
+  the reference runs) *before* the GIL is released, so a bad call raises
+  ``TypeError``/``ValueError`` and no kernel ever sees a wrong shape, dtype or
+  layout. Kernels take flat 1-D views for elementwise work (``reshape(-1)`` of a
+  C-contiguous array is a view).
+* Scalars derived from hyper-parameters (``lr / (1 - beta1**t)`` and friends)
+  are computed here in Python double precision exactly as the reference
+  computes them, and rounded to the array dtype inside the kernel.
+* This path is called per training step: it adds only the checks and one
+  call. It never calls ``numpy.matmul``; all products go through SciPy's BLAS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate as V
+
+try:
+    from .. import _kernels as _K
+except ImportError as exc:  # pragma: no cover - depends on the build
+    raise ImportError(
+        f"nncore's compiled extension nncore._kernels could not be imported ({exc})"
+    ) from exc
+
+NAME = "cython"
+
+_KERNELS = (
+    "gemm", "sum_squares", "multiply", "activation_forward", "activation_backward",
+    "dense_forward", "dense_backward", "softmax", "sigmoid", "loss_mse",
+    "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce", "regularize", "dropout_mask",
+    "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
+    "symv", "rank2_prepare", "bfgs_apply", "dfp_apply",
+)
+_missing = [name for name in _KERNELS if not hasattr(_K, name)]
+if _missing:  # a stale build: fail loudly instead of falling back
+    raise ImportError(
+        f"nncore._kernels ({_K.__file__}) lacks the kernels {_missing}; rebuild nncore "
+        "(pip install --no-build-isolation -e .)")
+
+_INT_MAX = 2**31 - 1   # BLAS integers are 32-bit
+_U64 = 1 << 64
+
+
+def _blas_dims(*arrays):
+    for a in arrays:
+        if a is not None and max(a.shape, default=0) > _INT_MAX:
+            raise ValueError(f"array dimension {max(a.shape)} exceeds the BLAS limit {_INT_MAX}")
+
+
+# --------------------------------------------------------------------------- BLAS-like
+
+def gemm(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """C := alpha * op(A) @ op(B) + beta * C   (in place)."""
+    V.check_gemm(A, B, C, trans_a, trans_b)
+    _blas_dims(A, B, C)
+    _K.gemm(A, B, C, bool(trans_a), bool(trans_b), float(alpha), float(beta))
+
+
+def sum_squares(x):
+    """Return sum(x*x) over a 1-D array, accumulated in float64."""
+    V.check_vector(x, "x")
+    return _K.sum_squares(x)
+
+
+def multiply(a, b, out):
+    """out := a * b elementwise (same shape and dtype; out may alias a or b)."""
+    V.check_same(a, b, out)
+    _K.multiply(a.reshape(-1), b.reshape(-1), out.reshape(-1))
+
+
+# --------------------------------------------------------------------------- activations
+
+def activation_forward(S, act, out):
+    """out := f(S) (out may be S)."""
+    V.check_act(act)
+    V.check_same(S, out)
+    _K.activation_forward(S.reshape(-1), int(act), out.reshape(-1))
+
+
+def activation_backward(Y, dY, act, out):
+    """out := dY * f'(S), with f' computed from Y = f(S) (out may be dY)."""
+    V.check_act(act)
+    V.check_same(Y, dY, out)
+    _K.activation_backward(Y.reshape(-1), dY.reshape(-1), int(act), out.reshape(-1))
+
+
+# --------------------------------------------------------------------------- dense layer
+
+def dense_forward(X, W, b, act, out):
+    """out := f(X @ W + b);  X (N, n_in), W (n_in, n_out), b (n_out,), out (N, n_out)."""
+    V.check_dense_forward(X, W, b, act, out)
+    _blas_dims(X, W)
+    _K.dense_forward(X, W, b, int(act), out)
+
+
+def dense_backward(X, W, Y, dY, act, dW, db, dX):
+    """Backward pass of a dense layer.
+
+    dY := dY * f'(Y)  (overwritten with the layer's delta),
+    dW := X^T @ delta,  db := sum over rows of delta,
+    dX := delta @ W^T   (skipped when dX is None, e.g. for the first layer).
+    """
+    V.check_dense_backward(X, W, Y, dY, act, dW, db, dX)
+    _blas_dims(X, W)
+    _K.dense_backward(X, W, Y, dY, int(act), dW, db, dX)
+
+
+# --------------------------------------------------------------------------- losses
+
+def softmax(logits, out):
+    """out := row-wise softmax(logits) (out may be logits)."""
+    V.check_softmax(logits, out)
+    _K.softmax(logits, out)
+
+
+def sigmoid(x, out):
+    """out := 1 / (1 + exp(-x)) elementwise, stably (out may be x)."""
+    V.check_same(x, out)
+    _K.sigmoid(x.reshape(-1), out.reshape(-1))
+
+
+def loss_mse(out, target, grad):
+    """J = 1/(2N) sum (out - target)^2;  grad := (out - target) / N (if not None)."""
+    V.check_loss(out, target, grad)
+    return _K.loss_mse(out, target, grad)
+
+
+def loss_softmax_ce(logits, labels, grad):
+    """J = -1/N sum log softmax(logits)[label];  grad := (softmax - onehot) / N.
+
+    ``labels`` is an int64 array (N,) with values in [0, K).
+    """
+    V.check_loss_labels(logits, labels, grad)
+    return _K.loss_softmax_ce(logits, labels, grad)
+
+
+def loss_softmax_ce_prob(logits, target, grad):
+    """J = -1/N sum_n sum_k t_nk log softmax(logits)_nk;  grad := (softmax - t) / N.
+
+    Rows of ``target`` are probability vectors (non-negative, summing to 1).
+    """
+    V.check_loss(logits, target, grad)
+    return _K.loss_softmax_ce_prob(logits, target, grad)
+
+
+def loss_bce(logits, target, grad):
+    """Binary cross-entropy on logits x with targets d in [0, 1]:
+
+    J = 1/N sum [max(x, 0) - x d + log(1 + exp(-|x|))]   (stable for large |x|),
+    grad := (sigmoid(x) - d) / N.
+    """
+    V.check_loss(logits, target, grad)
+    return _K.loss_bce(logits, target, grad)
+
+
+# --------------------------------------------------------------------------- regularisation
+
+def regularize(params, grads, segments, l1, l2):
+    """Weights-only penalty over the flat buffer.
+
+    ``segments`` is an int64 array (k, 2) of [start, stop) ranges of weights
+    (biases are never penalised). Returns ``l1*sum|w| + l2*sum w^2`` over the
+    segments (float64 accumulation); if ``grads`` is not None adds
+    ``l1*sign(w) + 2*l2*w`` to it (sign(0) = 0).
+    """
+    V.check_regularize(params, grads, segments, l1, l2)
+    return _K.regularize(params, grads, segments, float(l1), float(l2))
+
+
+# --------------------------------------------------------------------------- dropout / RNG
+
+def dropout_mask(seed, counter, rate, mask):
+    """mask[i] := (u_i >= rate) / (1 - rate) with u from ``_numpy.uniform_counter``.
+
+    ``mask`` is any C-contiguous float array (filled in flat order).
+    """
+    V.check_dropout(seed, counter, rate, mask)
+    _K.dropout_mask(int(seed) % _U64, int(counter) % _U64, float(rate), mask.reshape(-1))
+
+
+# --------------------------------------------------------------------------- batching
+
+def gather_rows(X, idx, out):
+    """out[i, :] := X[idx[i], :]  (float32 <-> float64 conversion allowed)."""
+    V.check_gather_rows(X, idx, out)
+    _K.gather_rows(X, idx, out)
+
+
+def gather(y, idx, out):
+    """out[i] := y[idx[i]] for 1-D arrays (int64 labels or floats)."""
+    V.check_gather(y, idx, out)
+    _K.gather(y, idx, out)
+
+
+# --------------------------------------------------------------------------- optimizers
+
+def sgd_step(params, grads, buf, lr, momentum, dampening, nesterov, first, gscale):
+    """torch.optim.SGD: b = mu b + (1-dampening) g (b = g on the first step);
+    p -= lr * (g + mu b if nesterov else b); plain p -= lr g when mu == 0."""
+    V.check_opt(params, grads, buf)
+    _K.sgd_step(params, grads, buf, float(lr), float(momentum), float(dampening),
+                bool(nesterov), bool(first), float(gscale))
+
+
+def adagrad_step(params, grads, state_sum, clr, eps, eps_inside_sqrt, gscale):
+    """torch.optim.Adagrad: s += g*g; p -= clr * g / (sqrt(s) + eps)
+    (``eps_inside_sqrt``: p -= clr * g / sqrt(s + eps))."""
+    V.check_opt(params, grads, state_sum)
+    _K.adagrad_step(params, grads, state_sum, float(clr), float(eps),
+                    bool(eps_inside_sqrt), float(gscale))
+
+
+def rmsprop_step(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gscale):
+    """torch.optim.RMSprop: v = alpha v + (1-alpha) g*g; p -= lr * g / (sqrt(v) + eps)."""
+    V.check_opt(params, grads, square_avg)
+    _K.rmsprop_step(params, grads, square_avg, float(lr), float(alpha), float(eps),
+                    bool(eps_inside_sqrt), float(gscale))
+
+
+def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
+              weight_decay, eps_inside_sqrt, gscale):
+    """torch.optim.Adam / AdamW (decoupled ``weight_decay``), step counted from 1.
+
+    p *= 1 - lr*wd;  m = lerp(m, g, 1-beta1);  v = beta2 v + (1-beta2) g*g;
+    p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps)
+    (``eps_inside_sqrt``: p -= (lr/bc1) * m / sqrt(v/bc2 + eps)).
+    """
+    V.check_opt(params, grads, exp_avg, exp_avg_sq)
+    lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
+    weight_decay = float(weight_decay)
+    # Each scalar exactly as the reference computes it (multiplying by 1 is exact).
+    decay = 1.0 - lr * weight_decay if weight_decay != 0.0 else 1.0
+    w = 1.0 - beta1
+    bc1 = 1.0 - beta1 ** step
+    bc2 = 1.0 - beta2 ** step
+    step_size = lr / bc1
+    _K.adam_step(params, grads, exp_avg, exp_avg_sq, decay, w, 1.0 - w, w < 0.5,
+                 beta2, 1.0 - beta2, bc2, bc2 ** 0.5, float(eps), -step_size,
+                 bool(eps_inside_sqrt), float(gscale))
+
+
+# --------------------------------------------------------------------------- full-batch helpers
+
+def symv(A, x, out):
+    """out := A @ x for a symmetric (n, n) matrix A (both triangles stored)."""
+    V.check_symv(A, x, out)
+    _blas_dims(A)
+    _K.symv(A, x, out)
+
+
+def bfgs_update(Vm, s, r):
+    """In-place inverse-Hessian BFGS update (the lecture's form), O(n^2):
+
+    rho = 1 / (s^T r);  V := (I - rho s r^T) V (I - rho r s^T) + rho s s^T
+       = V - rho (s u^T + u s^T) + (rho^2 r^T u + rho) s s^T,  u = V r.
+    Caller guarantees s^T r > 0. Both triangles are updated.
+    """
+    V.check_rank2(Vm, s, r)
+    _blas_dims(Vm)
+    u = np.empty_like(s)
+    sr, ru = _K.rank2_prepare(Vm, s, r, u)
+    rho = 1.0 / sr
+    c = rho * rho * ru + rho
+    _K.bfgs_apply(Vm, s, u, rho, c)
+
+
+def dfp_update(Vm, s, r):
+    """In-place inverse-Hessian DFP update, O(n^2):
+
+    V := V + s s^T / (s^T r) - (V r)(V r)^T / (r^T V r).
+    Caller guarantees s^T r > 0 (then r^T V r > 0 for positive definite V).
+    """
+    V.check_rank2(Vm, s, r)
+    _blas_dims(Vm)
+    u = np.empty_like(s)
+    sr, ru = _K.rank2_prepare(Vm, s, r, u)
+    _K.dfp_apply(Vm, s, u, sr, ru)
