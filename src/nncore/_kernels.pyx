@@ -112,12 +112,13 @@ cdef inline floating _tanh(floating x) noexcept nogil:
 
 cdef inline floating _sigmoid(floating s) noexcept nogil:
     """1 / (1 + exp(-s)), exp of a non-positive number only."""
-    cdef floating e
+    # `one` is typed: a bare literal 1 would make Cython compute in double.
+    cdef floating e, one = 1
     if s >= 0:
         e = _exp(-s)
-        return 1 / (1 + e)
+        return one / (one + e)
     e = _exp(s)    # s < 0 or NaN: -|s| == s
-    return e / (1 + e)
+    return e / (one + e)
 
 
 cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
@@ -199,7 +200,7 @@ cdef void _act_grad_chunk(const floating* y, const floating* dy, floating* out,
                           Py_ssize_t lo, Py_ssize_t hi, int act) noexcept nogil:
     """out := dy * f'(s), f' from the output y = f(s) (out may be dy)."""
     cdef Py_ssize_t i
-    cdef floating slope = 0.01
+    cdef floating slope = 0.01, one = 1
     if act == LINEAR:
         if out != dy:
             for i in range(lo, hi):
@@ -212,10 +213,10 @@ cdef void _act_grad_chunk(const floating* y, const floating* dy, floating* out,
             out[i] = dy[i] if y[i] > 0 else dy[i] * slope
     elif act == SIGMOID:
         for i in range(lo, hi):
-            out[i] = dy[i] * (y[i] * (1 - y[i]))
+            out[i] = dy[i] * (y[i] * (one - y[i]))
     elif act == TANH:
         for i in range(lo, hi):
-            out[i] = dy[i] * (1 - y[i] * y[i])
+            out[i] = dy[i] * (one - y[i] * y[i])
 
 
 cdef void _multiply_chunk(const floating* a, const floating* b, floating* out,
@@ -348,7 +349,7 @@ cdef void _delta_rows(const floating* Y, floating* dY, int act, Py_ssize_t n,
     cdef Py_ssize_t i, j
     cdef const floating* y
     cdef floating* d
-    cdef floating slope = 0.01
+    cdef floating slope = 0.01, one = 1
     for j in range(k):
         db[j] = 0
     for i in range(n):
@@ -362,10 +363,10 @@ cdef void _delta_rows(const floating* Y, floating* dY, int act, Py_ssize_t n,
                 d[j] = d[j] if y[j] > 0 else d[j] * slope
         elif act == SIGMOID:
             for j in range(k):
-                d[j] = d[j] * (y[j] * (1 - y[j]))
+                d[j] = d[j] * (y[j] * (one - y[j]))
         elif act == TANH:
             for j in range(k):
-                d[j] = d[j] * (1 - y[j] * y[j])
+                d[j] = d[j] * (one - y[j] * y[j])
         for j in range(k):
             db[j] = db[j] + d[j]
 
@@ -455,7 +456,7 @@ cdef double loss_softmax_ce_k(const floating[:, ::1] logits,   # IN  (N, K)
     cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
     cdef const floating* x
     cdef floating* g = NULL
-    cdef floating m, s, fn = <floating>n
+    cdef floating m, s, fn = <floating>n, one = 1
     cdef double acc = 0
     cdef int64_t lab
     for i in range(n):
@@ -470,7 +471,7 @@ cdef double loss_softmax_ce_k(const floating[:, ::1] logits,   # IN  (N, K)
                 s = s + g[j]
             for j in range(k):
                 g[j] = g[j] / s
-            g[lab] = g[lab] - 1
+            g[lab] = g[lab] - one
             for j in range(k):
                 g[j] = g[j] / fn
         else:

@@ -53,7 +53,7 @@ def _overlap(a, b):
     return a is not None and b is not None and np.shares_memory(a, b)
 
 
-def check_disjoint(out, out_name, **inputs):
+def check_disjoint(out, out_name, /, **inputs):
     """``out`` shares no memory with any input (a compiled kernel would read
     values it has already overwritten; NumPy hides this with temporaries)."""
     for name, a in inputs.items():
@@ -61,7 +61,7 @@ def check_disjoint(out, out_name, **inputs):
             raise ValueError(f"{out_name} must not share memory with {name}")
 
 
-def check_same_or_disjoint(out, out_name, **inputs):
+def check_same_or_disjoint(out, out_name, /, **inputs):
     """Elementwise ops: ``out`` is either exactly an input (in place) or disjoint."""
     for name, a in inputs.items():
         if _overlap(out, a) and not (
