@@ -920,10 +920,12 @@ class _ThreadGuard:
         return self
 
     def __exit__(self, *exc):
-        if self._limits is not None:
-            self._limits.restore_original_limits()
+        # nncore's setter also caps BLAS, so it goes first and threadpoolctl then
+        # puts BLAS back exactly as it was.
         if self._nc_threads is not None:
             _set_nc_threads(self._nc_threads)
+        if self._limits is not None:
+            self._limits.restore_original_limits()
         return False
 
 
