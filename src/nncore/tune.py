@@ -1181,6 +1181,7 @@ def _add_arguments(p):
     p.add_argument("--loss", default=None)
     p.add_argument("--save-best", default=None, metavar="MODEL",
                    help="save the best network (.npz)")
+    p.add_argument("--top", type=int, default=5, help="print the best N trials (default 5)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -1233,6 +1234,14 @@ def _cli_run(args):
     for r in res.records:
         if r["status"] != "ok":
             print(f"  trial {r['trial']} failed: {r['error']}")
+    if ok:
+        sign = 1.0 if res.mode == "min" else -1.0
+        top = sorted((r for r in res.records if r["status"] == "ok"),
+                     key=lambda r: (sign * r["metric"], r["trial"]))[:args.top]
+        print(f"{'trial':>5}  {res.metric:>12}  {'epochs':>6}  {'time':>7}  params")
+        for r in top:
+            print(f"{r['trial']:>5}  {r['metric']:>12.6g}  {r['epochs']:>6}  "
+                  f"{r['time']:>6.2f}s  {r['params']}")
     if args.out:
         res.to_csv(args.out)
         print(f"results written to {args.out}")
