@@ -59,6 +59,7 @@ def _blas_dims(*arrays):
 def gemm(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     """C := alpha * op(A) @ op(B) + beta * C   (in place)."""
     V.check_gemm(A, B, C, trans_a, trans_b)
+    V.check_real(alpha=alpha, beta=beta)
     _blas_dims(A, B, C)
     _K.gemm(A, B, C, bool(trans_a), bool(trans_b), float(alpha), float(beta))
 
@@ -204,7 +205,8 @@ def gather(y, idx, out):
 def sgd_step(params, grads, buf, lr, momentum, dampening, nesterov, first, gscale):
     """torch.optim.SGD: b = mu b + (1-dampening) g (b = g on the first step);
     p -= lr * (g + mu b if nesterov else b); plain p -= lr g when mu == 0."""
-    V.check_opt(params, grads, buf)
+    V.check_opt(params, grads, buf, unused=(0,) if momentum == 0.0 else ())
+    V.check_real(lr=lr, momentum=momentum, dampening=dampening, gscale=gscale)
     _K.sgd_step(params, grads, buf, float(lr), float(momentum), float(dampening),
                 bool(nesterov), bool(first), float(gscale))
 
@@ -213,6 +215,7 @@ def adagrad_step(params, grads, state_sum, clr, eps, eps_inside_sqrt, gscale):
     """torch.optim.Adagrad: s += g*g; p -= clr * g / (sqrt(s) + eps)
     (``eps_inside_sqrt``: p -= clr * g / sqrt(s + eps))."""
     V.check_opt(params, grads, state_sum)
+    V.check_real(clr=clr, eps=eps, gscale=gscale)
     _K.adagrad_step(params, grads, state_sum, float(clr), float(eps),
                     bool(eps_inside_sqrt), float(gscale))
 
@@ -220,6 +223,7 @@ def adagrad_step(params, grads, state_sum, clr, eps, eps_inside_sqrt, gscale):
 def rmsprop_step(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gscale):
     """torch.optim.RMSprop: v = alpha v + (1-alpha) g*g; p -= lr * g / (sqrt(v) + eps)."""
     V.check_opt(params, grads, square_avg)
+    V.check_real(lr=lr, alpha=alpha, eps=eps, gscale=gscale)
     _K.rmsprop_step(params, grads, square_avg, float(lr), float(alpha), float(eps),
                     bool(eps_inside_sqrt), float(gscale))
 
@@ -233,6 +237,9 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
     (``eps_inside_sqrt``: p -= (lr/bc1) * m / sqrt(v/bc2 + eps)).
     """
     V.check_opt(params, grads, exp_avg, exp_avg_sq)
+    V.check_real(lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=step,
+                 weight_decay=weight_decay, gscale=gscale)
+    V.check_adam(beta1, beta2, step)
     lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
     weight_decay = float(weight_decay)
     # Each scalar exactly as the reference computes it (multiplying by 1 is exact).

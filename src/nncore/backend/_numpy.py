@@ -36,6 +36,7 @@ LEAKY_SLOPE = 0.01
 def gemm(A, B, C, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     """C := alpha * op(A) @ op(B) + beta * C   (in place)."""
     V.check_gemm(A, B, C, trans_a, trans_b)
+    V.check_real(alpha=alpha, beta=beta)
     a = A.T if trans_a else A
     b = B.T if trans_b else B
     prod = a @ b
@@ -304,7 +305,8 @@ def _g(grads, gscale):
 def sgd_step(params, grads, buf, lr, momentum, dampening, nesterov, first, gscale):
     """torch.optim.SGD: b = mu b + (1-dampening) g (b = g on the first step);
     p -= lr * (g + mu b if nesterov else b); plain p -= lr g when mu == 0."""
-    V.check_opt(params, grads, buf)
+    V.check_opt(params, grads, buf, unused=(0,) if momentum == 0.0 else ())
+    V.check_real(lr=lr, momentum=momentum, dampening=dampening, gscale=gscale)
     g = _g(grads, gscale)
     if momentum != 0.0:
         if first:
@@ -323,6 +325,7 @@ def adagrad_step(params, grads, state_sum, clr, eps, eps_inside_sqrt, gscale):
     """torch.optim.Adagrad: s += g*g; p -= clr * g / (sqrt(s) + eps)
     (``eps_inside_sqrt``: p -= clr * g / sqrt(s + eps))."""
     V.check_opt(params, grads, state_sum)
+    V.check_real(clr=clr, eps=eps, gscale=gscale)
     g = _g(grads, gscale)
     state_sum += g * g
     std = np.sqrt(state_sum + eps) if eps_inside_sqrt else np.sqrt(state_sum) + eps
@@ -332,6 +335,7 @@ def adagrad_step(params, grads, state_sum, clr, eps, eps_inside_sqrt, gscale):
 def rmsprop_step(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gscale):
     """torch.optim.RMSprop: v = alpha v + (1-alpha) g*g; p -= lr * g / (sqrt(v) + eps)."""
     V.check_opt(params, grads, square_avg)
+    V.check_real(lr=lr, alpha=alpha, eps=eps, gscale=gscale)
     g = _g(grads, gscale)
     square_avg *= alpha
     square_avg += (1.0 - alpha) * (g * g)
@@ -348,6 +352,9 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
     (``eps_inside_sqrt``: p -= (lr/bc1) * m / sqrt(v/bc2 + eps)).
     """
     V.check_opt(params, grads, exp_avg, exp_avg_sq)
+    V.check_real(lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=step,
+                 weight_decay=weight_decay, gscale=gscale)
+    V.check_adam(beta1, beta2, step)
     g = _g(grads, gscale)
     if weight_decay != 0.0:
         params *= 1.0 - lr * weight_decay

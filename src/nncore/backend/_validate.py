@@ -71,6 +71,21 @@ def check_same_or_disjoint(out, out_name, /, **inputs):
                              "array for an in-place operation or a separate one")
 
 
+def check_real(**scalars):
+    """Hyper-parameters and coefficients are real numbers (bool is not)."""
+    for name, v in scalars.items():
+        if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+
+
+def check_adam(beta1, beta2, step):
+    for name, b in (("beta1", beta1), ("beta2", beta2)):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {b}")
+    if step < 1:
+        raise ValueError(f"Adam's step counts from 1, got {step}")
+
+
 def check_vector(x, name):
     check_float(x, name, 1)
 
@@ -200,6 +215,7 @@ def check_regularize(params, grads, segments, l1, l2):
     if segments.size and (segments.min() < 0 or segments.max() > params.shape[0]
                           or np.any(segments[:, 0] > segments[:, 1])):
         raise ValueError("segments must be [start, stop) ranges inside params")
+    check_real(l1=l1, l2=l2)
     for name, v in (("l1", l1), ("l2", l2)):
         if not np.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite non-negative number, got {v}")
@@ -208,6 +224,7 @@ def check_regularize(params, grads, segments, l1, l2):
 
 def check_dropout(seed, counter, rate, mask):
     check_float(mask, "mask", writable=True)
+    check_real(rate=rate)
     if not (0.0 <= rate < 1.0):
         raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
     for name, v in (("seed", seed), ("counter", counter)):
@@ -251,7 +268,9 @@ def _check_idx(idx, n):
         raise ValueError(f"idx values must lie in [0, {n})")
 
 
-def check_opt(params, grads, *state):
+def check_opt(params, grads, *state, unused=()):
+    """``unused``: indices of state buffers the update ignores (SGD's buffer at
+    momentum 0), which may therefore be any array of the right shape, even params."""
     check_float(params, "params", 1, writable=True)
     check_float(grads, "grads", 1)
     check_dtype(params.dtype, grads=grads)
@@ -262,7 +281,7 @@ def check_opt(params, grads, *state):
         check_dtype(params.dtype, state=s)
         if s.shape != params.shape:
             raise ValueError("optimizer state must have the length of params")
-    bufs = (params, grads) + state
+    bufs = (params, grads) + tuple(b for i, b in enumerate(state) if i not in unused)
     for i in range(len(bufs)):
         for j in range(i):
             if _overlap(bufs[i], bufs[j]):
