@@ -1163,3 +1163,28 @@ def dfp_apply(floating[:, ::1] V, const floating[::1] s, const floating[::1] u,
         return
     with nogil:
         dfp_apply_k(V, s, u, sr, ru)
+
+
+# =========================================================================== benchmark helper
+
+cdef void _triad_chunk(floating* a, const floating* b, const floating* c, floating s,
+                       Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(lo, hi):
+        a[i] = b[i] + s * c[i]
+
+
+def _triad(floating[::1] a, const floating[::1] b, const floating[::1] c, double s):
+    """a := b + s·c in one pass (STREAM triad): the memory-bandwidth yardstick of
+    bench/bench_kernels.py. Not part of the backend API; the caller checks shapes."""
+    cdef Py_ssize_t n = a.shape[0], ch
+    cdef int nt = _threads_for(n)
+    cdef floating fs = <floating>s
+    if n == 0 or b.shape[0] != n or c.shape[0] != n:
+        raise ValueError("a, b, c must be non-empty and of equal length")
+    with nogil:
+        if nt == 1:
+            _triad_chunk(&a[0], &b[0], &c[0], fs, 0, n)
+        else:
+            for ch in prange(nt, num_threads=nt, schedule='static'):
+                _triad_chunk(&a[0], &b[0], &c[0], fs, _chunk_lo(ch, nt, n), _chunk_lo(ch + 1, nt, n))
