@@ -49,6 +49,10 @@ def __getattr__(name):
     raise AttributeError(f"module 'nncore.optim' has no attribute {name!r}")
 
 
+def __dir__():
+    return sorted(set(globals()) | set(_FULL_BATCH.values()))
+
+
 def _is_optimizer(obj):
     return hasattr(obj, "full_batch") and (hasattr(obj, "step") or hasattr(obj, "iterate"))
 
