@@ -147,7 +147,7 @@ def _make_bar(show, epochs):
     if not show:
         return None
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
     return tqdm(total=epochs, unit="epoch", desc="fit", file=sys.stderr, dynamic_ncols=True,
