@@ -671,6 +671,7 @@ class Newton(FullBatchOptimizer):
         self.hess = hess
         super().__init__(c2=c2, **kwargs)
 
+    EXTEND_C2 = 0.5  # curvature constant when extending a shifted step
     shift = 2.0  # lambda = shift * |most negative eigenvalue| when H is indefinite
 
     def _reset_state(self):
@@ -742,6 +743,13 @@ class Newton(FullBatchOptimizer):
                 if ratio > 0.75:
                     lam = lam / 10.0
                 self.lam = lam
+                if lam_min is not None and lam_min < 0 and ratio > 0.75:
+                    # The shift made p short along the negative-curvature
+                    # directions and the model was right: let the search extend it.
+                    res = wolfe_line_search(fun, x, f, g, p, alpha0=1.0, c1=self.c1,
+                                            c2=self.EXTEND_C2, max_evals=self.max_ls)
+                    if res.alpha > 0.0 and res.f < f1:
+                        return res.x, res.f, res.g, res.alpha, {"damping": lam, "ratio": ratio}
                 return x1, f1, g1, 1.0, {"damping": lam, "ratio": ratio}
             lam = bump(lam)
             # The model over-promised: search along p (its first trial, the
