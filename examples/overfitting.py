@@ -15,7 +15,7 @@ from _common import save, setup
 import nncore as nc
 
 args, plt = setup(__doc__.splitlines()[0])
-EPOCHS = 300 if args.fast else 3000
+EPOCHS = 150 if args.fast else 3000
 
 rng = np.random.default_rng(3)
 x_tr = rng.uniform(-3, 3, size=(20, 1))

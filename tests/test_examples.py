@@ -1,0 +1,39 @@
+"""Every example script runs in its fast mode and writes a valid PNG."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+
+
+def test_every_lecture_topic_has_an_example():
+    names = {p.stem for p in SCRIPTS}
+    assert {"backprop_gradcheck", "optimization_problems", "overfitting", "batch_modes",
+            "momentum_nesterov", "adaptive", "regularization", "dropout", "augmentation",
+            "tuning"} <= names
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_example_runs_fast_and_writes_png(script, tmp_path):
+    env = dict(os.environ)
+    env["MPLBACKEND"] = "Agg"
+    # Tiny matrices: one BLAS thread is faster, and the suite shares the cores.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
+    r = subprocess.run([sys.executable, str(script), "--fast", "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, f"{script.name} failed:\n{r.stdout}\n{r.stderr}"
+    pngs = list(tmp_path.glob("*.png"))
+    assert len(pngs) >= 1, r.stdout
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len(data) > 10_000
+    assert "figure written to" in r.stdout
