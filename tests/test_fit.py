@@ -458,3 +458,20 @@ def test_chunked_batches_match_single_pass():
     d = _clf_net()
     h2 = d.fit(X, y, optimizer=FixedStepGD(0.3), epochs=3, progress=False)
     np.testing.assert_allclose(h.history["loss"], h2.history["loss"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-11), ("float32", 2e-4)])
+def test_backends_train_to_the_same_parameters(dtype, tol):
+    import nncore.backend as B
+    try:
+        B._load("cython")
+    except ImportError:
+        pytest.skip("compiled backend not built")
+    X, y = _clf_data(n=60)
+    out = {}
+    for name in ("numpy", "cython"):
+        nc.set_backend(name)
+        net = _clf_net(dtype, dropout=0.3, reg=nc.ElasticNet(1e-3, 1e-3))
+        net.fit(X, y, optimizer="adam", batch_size=8, epochs=3, progress=False, seed=0)
+        out[name] = net.params.copy()
+    np.testing.assert_allclose(out["cython"], out["numpy"], rtol=tol, atol=tol)
