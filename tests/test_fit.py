@@ -2,7 +2,6 @@
 callbacks, full-batch interface, divergence, Ctrl-C, reproducibility, memory."""
 
 import math
-import sys
 import tracemalloc
 
 import numpy as np
