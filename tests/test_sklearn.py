@@ -22,6 +22,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import nncore as nc  # noqa: E402
 from nncore.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
+# Short runs hit the epoch limit on purpose; the one test about the warning
+# uses pytest.warns, which still sees it.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 # Small networks keep the ~50 fits of check_estimator fast; every check runs.
 @parametrize_with_checks([
