@@ -246,6 +246,7 @@ def test_full_batch_optimizer_and_batch_modes():
     {"batch_size": 0}, {"batch_size": "half"}, {"epochs": 0}, {"l2": -1.0},
     {"dropout": 1.0}, {"validation_fraction": 0.0}, {"dtype": "float16"},
     {"optimizer": "adamax"}, {"n_iter_no_change": 0},
+    {"optimizer": "bfgs", "dropout": 0.2},
 ])
 def test_bad_hyperparameters_raise_clear_errors(bad):
     X, y = _iris()

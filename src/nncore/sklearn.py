@@ -179,7 +179,11 @@ class _BaseMLP(BaseEstimator):
         if str(self.dtype) not in _DTYPES:
             raise ValueError(f"{name}: dtype must be 'float32' or 'float64', got "
                              f"{self.dtype!r}")
-        self._make_optimizer()  # unknown names fail here, before any state changes
+        # Unknown names fail here, before any state changes.
+        if getattr(self._make_optimizer(), "full_batch", False) and self.dropout > 0:
+            raise ValueError(f"{name}: optimizer={self.optimizer!r} is a full-batch method "
+                             "with a line search and needs a deterministic loss; use "
+                             "dropout=0 or a first-order optimizer")
         return hls, acts
 
     def _make_optimizer(self):
