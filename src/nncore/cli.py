@@ -322,12 +322,6 @@ def _parse_batch(text):
 
 # --------------------------------------------------------------------------- metrics
 
-def _metrics(net, X, T, task):
-    """Loss plus accuracy (classification) or RMSE/R² (regression, original units)."""
-    out = {"loss": net.loss(X, T)}
-    return out
-
-
 def _regression_scores(pred, y):
     pred = pred.reshape(y.shape)
     resid = pred - y
@@ -353,10 +347,6 @@ def _print_table(rows, columns, out=None):
 
 
 # --------------------------------------------------------------------------- model glue
-
-class _Prepared:
-    """A model's view of a dataset: scaled inputs and targets in network form."""
-
 
 def _meta(net, path):
     meta = getattr(net, "metadata", None) or {}

@@ -451,9 +451,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _stratify_labels(self, Y):
         return Y
 
-    def _check_y(self, y):
-        check_classification_targets(y)
-
     def fit(self, X, y):
         """Train on ``(X, y)`` from scratch (or from the last fit with ``warm_start``).
 
