@@ -451,3 +451,33 @@ def test_bad_inputs_and_size_guards():
         BFGS().iterate("not callable", x, f, g)
     with pytest.raises(TypeError):
         BFGS().iterate(fun, x.astype(np.int64), f, g)
+
+
+# --------------------------------------------------------------------------- through fit
+
+@pytest.mark.parametrize("name", ["cg", "bfgs", "dfp", "lbfgs", "newton"])
+def test_fit_full_batch_matches_direct_iteration(name):
+    """net.fit(batch_size="full") runs exactly our iterations on the network's loss."""
+    if not hasattr(nc, "Network"):
+        pytest.skip("nc.Network not available yet")
+    X, y = digits(120)
+    X = X[:, ::4]
+
+    def make():
+        return nc.Network([nc.Dense(16, 4, activation="tanh"), nc.Dense(4, 10)],
+                          loss="cross_entropy", regularizer=nc.L2(1e-3), dtype="float64", seed=0)
+
+    net = make()
+    hist = net.fit(X, y, optimizer=name, batch_size="full", epochs=5, progress=False, seed=0)
+    h = hist.history
+    ref = make()
+
+    def fun(x):
+        ref.params[:] = x
+        return ref.loss_and_gradient(X, y)
+
+    _, _, _, fs, _, infos = run(nc.optim.get(name), fun, ref.params.copy(), 5, record=True)
+    np.testing.assert_allclose(h["loss"], fs[1:len(h["loss"]) + 1], rtol=1e-10)
+    np.testing.assert_allclose(h["lr"], [i["lr"] for i in infos][:len(h["lr"])], rtol=1e-10)
+    assert all(b <= a for a, b in zip(h["loss"], h["loss"][1:]))
+    assert net.loss(X, y) == pytest.approx(h["loss"][-1], rel=1e-12)
