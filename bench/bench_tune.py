@@ -62,6 +62,8 @@ def test_sweep_16_trials(benchmark, executor):
         assert _metrics(res) == _metrics(ref)
     busy = sum(r["time"] for r in res.records)
     benchmark.extra_info["sum_trial_seconds"] = round(busy, 3)
+    benchmark.extra_info["sum_trial_cpu_seconds"] = round(sum(r["cpu_time"] for r in res.records), 3)
+    benchmark.extra_info["loadavg_1min"] = round(os.getloadavg()[0], 2)
     benchmark.extra_info["workers"] = 1 if executor == "serial" else N_WORKERS
     benchmark.extra_info["cpus"] = len(os.sched_getaffinity(0))
     assert math.isfinite(res.best_score)
