@@ -408,3 +408,16 @@ def test_spawned_workers_match_serial(serial_result):
     res = tune.search(SPACE, X, y, validation=0.25, seed=3, n_workers=2, progress=False,
                       mp_context="spawn")
     _same(_table(res), _table(serial_result))
+
+
+def test_loss_per_configuration():
+    """0/1 labels: cross-entropy over 2 outputs or binary cross-entropy over 1."""
+    X, y = _blobs(80)
+    y = (y == 0).astype(np.int64)
+    res = tune.search({"loss": ["cross_entropy", "binary_cross_entropy"], "epochs": 2},
+                      X, y, executor="serial", progress=False)
+    assert [r["status"] for r in res.records] == ["ok", "ok"]
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 for r in res.records)
+    net = res.best_network
+    assert net.loss_name == res.best_params["loss"]
+    assert net.layers[-1].n_out == (2 if net.loss_name == "cross_entropy" else 1)

@@ -526,10 +526,11 @@ def _run_trial(task, data=None):
            "val_loss": float("nan"), "val_accuracy": float("nan"), "loss": float("nan"),
            "epochs": 0, "time": 0.0, "cpu_time": 0.0,
            "status": "ok", "error": "", "seed": task["seed"]}
-    params = history = None
+    params = history = n_out = None
     counter = None
     try:
-        net = build(task["params"], data.X.shape[1], data.n_out, loss=data.loss,
+        n_out = data.n_out if loss == data.loss else _n_out(loss, data.y, data.yv)
+        net = build(task["params"], data.X.shape[1], n_out, loss=data.loss,
                     seed=task["seed"])
         fit_kw = {}
         for key in ("batch_size", "epochs", "augment", "shuffle"):
@@ -577,7 +578,7 @@ def _run_trial(task, data=None):
         params = None
     rec["time"] = time.perf_counter() - t0
     rec["cpu_time"] = time.process_time() - c0
-    return {"record": rec, "params": params, "history": history}
+    return {"record": rec, "params": params, "history": history, "n_out": n_out}
 
 
 # --------------------------------------------------------------------------- results
@@ -1098,7 +1099,7 @@ def search(space_or_configs, X, y, *, validation=0.2, executor=None, metric="val
         key = _key(rec)
         if out["params"] is not None and key[0] == 0 and (
                 rung not in best_by_rung or key < best_by_rung[rung][0]):
-            best_by_rung[rung] = (key, i, t["params"], out["params"], t["seed"])
+            best_by_rung[rung] = (key, i, t["params"], out["params"], t["seed"], out["n_out"])
         if bar is not None:
             if best_by_rung:
                 top = best_by_rung[max(best_by_rung)]
@@ -1142,8 +1143,8 @@ def search(space_or_configs, X, y, *, validation=0.2, executor=None, metric="val
     if sched is not None and records:
         final_rung = max(r["rung"] for r in ordered)
     if best_by_rung:
-        _, i, cfg, params, tseed = best_by_rung[max(best_by_rung)]
-        best = (i, cfg, params, X.shape[1], data.n_out, loss, tseed)
+        _, i, cfg, params, tseed, n_out = best_by_rung[max(best_by_rung)]
+        best = (i, cfg, params, X.shape[1], n_out, loss, tseed)
     return SearchResult(ordered, histories, metric if isinstance(metric, str) else
                         getattr(metric, "__name__", "metric"), mode, best, interrupted,
                         final_rung=final_rung)
