@@ -44,7 +44,8 @@ import numpy as np
 
 __all__ = [
     "KNOWN_KEYS", "SearchResult", "SuccessiveHalving", "build", "choice", "grid",
-    "loguniform", "randint", "random", "search", "uniform", "add_subparser", "cli_main",
+    "loguniform", "randint", "random", "search", "uniform", "space_from_json",
+    "Uniform", "LogUniform", "RandInt", "Choice", "add_subparser", "cli_main",
 ]
 
 NETWORK_KEYS = ("hidden", "layers", "depth", "width", "activation", "loss", "dropout",
@@ -88,6 +89,8 @@ def _check_bounds(low, high, name, positive=False):
 
 
 class Uniform(_Distribution):
+    """Real values uniform on ``[low, high)`` (see :func:`uniform`)."""
+
     def __init__(self, low, high):
         _check_bounds(low, high, "uniform")
         self.low, self.high = float(low), float(high)
@@ -100,6 +103,8 @@ class Uniform(_Distribution):
 
 
 class LogUniform(_Distribution):
+    """Positive reals with a uniform logarithm (see :func:`loguniform`)."""
+
     def __init__(self, low, high):
         _check_bounds(low, high, "loguniform", positive=True)
         self.low, self.high = float(low), float(high)
@@ -112,6 +117,8 @@ class LogUniform(_Distribution):
 
 
 class RandInt(_Distribution):
+    """Integers ``low .. high - 1`` (see :func:`randint`)."""
+
     def __init__(self, low, high):
         for v in (low, high):
             if not isinstance(v, numbers.Integral) or isinstance(v, bool):
@@ -128,6 +135,8 @@ class RandInt(_Distribution):
 
 
 class Choice(_Distribution):
+    """One of a list of values (see :func:`choice`); :func:`grid` enumerates them."""
+
     def __init__(self, values):
         values = list(values)
         if not values:
