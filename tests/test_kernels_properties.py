@@ -25,6 +25,9 @@ except ImportError:
         raise
     pytest.skip("compiled backend not built", allow_module_level=True)
 
+# Random values overflow in the NumPy twin's intermediate arrays now and then.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 DTYPES = [np.float32, np.float64]
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -184,7 +184,7 @@ cdef void _act_chunk(const floating* s, floating* y, Py_ssize_t lo, Py_ssize_t h
                 y[i] = s[i]
     elif act == RELU:
         for i in range(lo, hi):
-            y[i] = s[i] if (s[i] > 0 or s[i] != s[i]) else 0   # maximum(s, 0) keeps NaN
+            y[i] = s[i] if not (s[i] <= 0) else 0   # maximum(s, 0) keeps NaN; one compare
     elif act == LEAKY_RELU:
         for i in range(lo, hi):
             y[i] = s[i] if s[i] > 0 else s[i] * slope
@@ -311,7 +311,7 @@ cdef void _bias_act_rows(floating* out, const floating* b, Py_ssize_t r0, Py_ssi
         elif act == RELU:
             for j in range(k):
                 t = row[j] + b[j]
-                row[j] = t if (t > 0 or t != t) else 0
+                row[j] = t if not (t <= 0) else 0
         elif act == LEAKY_RELU:
             for j in range(k):
                 t = row[j] + b[j]
@@ -799,11 +799,13 @@ cdef void rmsprop_k(floating[::1] p, const floating[::1] g,
                            _chunk_lo(c + 1, nt, n), neg_lr, a, oma, e, eps_inside_sqrt, gs)
 
 
-cdef void _adam_chunk(floating* p, const floating* g, floating* m, floating* v,
-                      Py_ssize_t lo, Py_ssize_t hi, floating decay, floating w,
-                      floating omw, bint lerp_small, floating b2, floating omb2,
-                      floating bc2, floating sqrt_bc2, floating eps, floating neg_step,
-                      bint inside, floating gs) noexcept nogil:
+cdef inline void _adam_loop(floating* p, const floating* g, floating* m, floating* v,
+                            Py_ssize_t lo, Py_ssize_t hi, floating decay, floating w,
+                            floating omw, floating b2, floating omb2, floating bc2,
+                            floating sqrt_bc2, floating eps, floating neg_step, floating gs,
+                            const bint lerp_small, const bint inside) noexcept nogil:
+    # Called with literal flags only, so after inlining the loop body has no
+    # branches and the compiler vectorises it (sqrt and division included).
     cdef Py_ssize_t i
     cdef floating gi, mi, vi, pi, denom
     for i in range(lo, hi):
@@ -823,6 +825,27 @@ cdef void _adam_chunk(floating* p, const floating* g, floating* m, floating* v,
         else:
             denom = _sqrt(vi) / sqrt_bc2 + eps
         p[i] = pi + neg_step * (mi / denom)
+
+
+cdef void _adam_chunk(floating* p, const floating* g, floating* m, floating* v,
+                      Py_ssize_t lo, Py_ssize_t hi, floating decay, floating w,
+                      floating omw, bint lerp_small, floating b2, floating omb2,
+                      floating bc2, floating sqrt_bc2, floating eps, floating neg_step,
+                      bint inside, floating gs) noexcept nogil:
+    if lerp_small:
+        if inside:
+            _adam_loop(p, g, m, v, lo, hi, decay, w, omw, b2, omb2, bc2, sqrt_bc2, eps,
+                       neg_step, gs, True, True)
+        else:
+            _adam_loop(p, g, m, v, lo, hi, decay, w, omw, b2, omb2, bc2, sqrt_bc2, eps,
+                       neg_step, gs, True, False)
+    else:
+        if inside:
+            _adam_loop(p, g, m, v, lo, hi, decay, w, omw, b2, omb2, bc2, sqrt_bc2, eps,
+                       neg_step, gs, False, True)
+        else:
+            _adam_loop(p, g, m, v, lo, hi, decay, w, omw, b2, omb2, bc2, sqrt_bc2, eps,
+                       neg_step, gs, False, False)
 
 
 cdef void adam_k(floating[::1] p, const floating[::1] g,
