@@ -143,3 +143,15 @@ def test_trained_model_round_trip_continues_identically(tmp_path):
     back = nc.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
     assert back.loss(X, y) == net.loss(X, y)
+
+
+def test_saved_file_follows_the_umask(tmp_path):
+    # The atomic write goes through a private temporary file; the model itself
+    # must get ordinary permissions (0666 less the umask), not mkstemp's 0600.
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "perm.npz"
+        _net().save(path)
+    finally:
+        os.umask(old)
+    assert (os.stat(path).st_mode & 0o777) == 0o644

@@ -77,6 +77,11 @@ def save(net, path, metadata=None):
                      architecture=np.array(text), params=net.params)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates the file 0600; give the model the permissions any
+        # other file written here would get (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
