@@ -109,7 +109,8 @@ for ax, xlabel in zip(axes, ("iterations (parameter updates)",
     ax.set_xlabel(xlabel)
     ax.grid(True, which="both", alpha=0.3)
 axes[0].set_ylabel("training loss (cross-entropy + L2)")
-axes[2].legend(fontsize=8, ncol=2, loc="lower left")
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, fontsize=9, loc="center left", bbox_to_anchor=(1.0, 0.5))
 fig.suptitle(f"digits, 64-{HIDDEN}-{N_CLASSES} tanh + L2 ({n_params} parameters): dashed = "
              "first-order on mini-batches of 32, solid = full-batch with a line search")
 fig.tight_layout()
