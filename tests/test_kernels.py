@@ -603,3 +603,18 @@ def test_rank2_secant_condition(which):
     r = s + 0.1 * rng.standard_normal(n)
     getattr(C, f"{which}_update")(Vm, s, r)
     np.testing.assert_allclose(Vm @ r, s, rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- debug build
+
+@pytest.mark.skipif(not K.DEBUG_BUILD, reason="only the debug build (NNCORE_DEBUG=1) checks bounds")
+def test_debug_build_catches_out_of_bounds(monkeypatch):
+    """Bypassing validation, an out-of-range index is caught inside the kernel
+    (reported through sys.unraisablehook, as kernels cannot raise) instead of
+    reading past the array."""
+    import sys
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
+    y, out = np.arange(5.0), np.empty(1)
+    K.gather(y, np.array([10**6], dtype=np.int64), out)   # the raw kernel, unvalidated
+    assert IndexError in seen
