@@ -19,7 +19,10 @@ Design
   ``ftol`` to the relative loss decrease
   ``(f_old - f_new) <= ftol * max(|f_old|, |f_new|, 1)`` (as scipy's L-BFGS-B).
 * Every accepted step decreases the loss: the line search returns the
-  starting point rather than a worse one. A search that finds no decrease
+  starting point rather than a worse one. (Exception by design: once the
+  loss no longer resolves the decrease, within ``100 eps |f|``, the Wolfe
+  search decides on slopes alone, Hager & Zhang's approximate Wolfe test, so
+  convergence can continue through the rounding floor.) A search that finds no decrease
   along a quasi-Newton/CG direction is retried once along ``-g`` with the
   curvature memory cleared; if that also fails the iteration stops with
   ``"line search failed"`` and returns the unchanged point.

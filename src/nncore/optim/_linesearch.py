@@ -12,6 +12,11 @@ Design
   bracket away from its ends, falling back to a quadratic and then to
   bisection; extrapolation is clamped to ``[alpha + 1.1 D, alpha + 4 D]``
   (``D`` = last increase), as in Moré–Thuente.
+* Near a minimum the loss stops resolving ``f0 + c1 alpha phi'(0)`` (rounding);
+  a trial whose loss is within ``100 eps |f0|`` of ``f0`` then passes
+  sufficient decrease when its slope does, ``phi'(alpha) <= (1 - 2 c1)
+  |phi'(0)|`` (Hager & Zhang's approximate Wolfe conditions), and such losses
+  are not ordered against each other.
 * A non-finite loss at a trial point is treated as ``+inf`` (the step is too
   long), so the search backs off instead of propagating NaN.
 * When the evaluation budget runs out the search returns the best point it has
