@@ -16,6 +16,12 @@ Design:
   bit for bit; setup.py compiles with ``-ffp-contract=off`` so the compiler
   cannot fuse ``a*b + c`` into an FMA behind our back. Reductions and BLAS
   products agree to rounding (their summation order differs).
+* Numeric literals inside ``floating`` expressions are typed locals
+  (``cdef floating one = 1``): Cython emits a bare ``1`` as the double ``1.0``,
+  which would silently evaluate float32 kernels in double precision.
+* Loop bodies are branch-free where it matters (flags hoisted, see
+  ``_adam_loop``) so GCC vectorises them; ``-fno-math-errno`` lets ``sqrt``
+  vectorise too without changing any value.
 * GEMM/GEMV through ``scipy.linalg.cython_blas`` (no link step, SciPy's BLAS):
   a row-major matrix is the column-major transpose, so row-major
   ``C = op(A) op(B)`` is column-major ``C^T = op(B)^T op(A)^T``: swap operands.
@@ -1211,3 +1217,8 @@ def _triad(floating[::1] a, const floating[::1] b, const floating[::1] c, double
         else:
             for ch in prange(nt, num_threads=nt, schedule='static'):
                 _triad_chunk(&a[0], &b[0], &c[0], fs, _chunk_lo(ch, nt, n), _chunk_lo(ch + 1, nt, n))
+
+
+# =========================================================================== epoch loop
+# The compiled training epoch (helper E): same module, so it calls the kernels above.
+include "_train_loop.pxi"
