@@ -169,6 +169,7 @@ if __name__ == "__main__":  # pragma: no cover - manual run
     fast = "--fast" in sys.argv
     iters = 20 if fast else ITERS
     fun, x0 = make_objective()
+    nc.set_num_threads(1)  # as bench/conftest.py: compiled kernels and BLAS on one thread
     with threadpool_limits(1):
         for method in ("bfgs", "lbfgs", "cg"):
             opt = nc.optim.get(method, gtol=0.0, ftol=0.0)
@@ -179,5 +180,5 @@ if __name__ == "__main__":  # pragma: no cover - manual run
             t = time.perf_counter()
             res = run_scipy(name, fun, x0, min(iters, SCIPY_BFGS_ITERS) if method == "bfgs" else iters)
             RESULTS[("scipy", method)] = (time.perf_counter() - t,) + res
-    print(f"backend {nc.get_backend()}, 1 BLAS thread")
+    print(f"backend {nc.get_backend()}, 1 thread (BLAS and kernels)")
     print(summarize(RESULTS))
