@@ -35,6 +35,12 @@ from .errors import DivergenceError
 
 __all__ = ["fit"]
 
+# Whole epochs through backend.train_epoch when possible (tests switch it off to
+# compare with the per-step path). Chunks of about _CHUNK_WORK multiply-adds.
+_EPOCH_LOOP = True
+_CHUNK_WORK = 8 * 10**8
+_MAX_CHUNK = 65536
+
 _HOOKS = ("set_model", "set_optimizer", "on_train_begin", "on_train_end",
           "on_epoch_begin", "on_epoch_end", "on_batch_end")
 
@@ -309,6 +315,74 @@ def _diverged(net, backup, have_backup, loss, epoch, step):
         epoch=epoch, step=step, loss=loss)
 
 
+def _wants_batches(cb):
+    """True when a callback does something in ``on_batch_end`` (not the base no-op)."""
+    from .callbacks import Callback
+    fn = getattr(cb, "on_batch_end", None)
+    return fn is not None and getattr(fn, "__func__", None) is not Callback.on_batch_end
+
+
+def _use_epoch_loop(net, opt, B, n, augment, callbacks):
+    """Can this fit run whole epochs through ``backend.train_epoch``?
+
+    Needs mini-batches (not one full batch), no augmentation, no per-batch
+    callback, one of nncore's own first-order optimizers (a subclass may
+    override ``step``) and batches that fit the network's workspace chunk.
+    """
+    from .optim import _first_order as F
+    return (_EPOCH_LOOP and B < n and augment is None and B <= net._chunk_rows
+            and type(opt) in (F.SGD, F.Adagrad, F.RMSprop, F.Adam, F.AdamW)
+            and not any(_wants_batches(cb) for cb in callbacks))
+
+
+def _loop_layers(net):
+    """The network as ``train_epoch`` layer tuples (dropout with rate 0 is the identity)."""
+    from .network import Dense
+    specs = []
+    width = net.n_in
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            specs.append(("dense", layer.n_in, layer.n_out, layer._act, layer._offset))
+            width = layer.n_out
+        elif layer.rate > 0.0:
+            specs.append(("dropout", width, layer.rate))
+    return specs
+
+
+def _loop_optimizer(opt, params, grads, lr):
+    """``train_epoch``'s optimizer dict: the instance's hyper-parameters and live state."""
+    from .optim import _first_order as F
+    opt._check_arrays(params, grads)
+    if opt._bufs is None:
+        opt._allocate(params)
+    b = opt._bufs
+    spec = {"lr": lr, "clip_norm": opt.clip_norm}
+    if isinstance(opt, F.SGD):
+        spec.update(name="sgd", momentum=opt.momentum, dampening=opt.dampening,
+                    nesterov=opt.nesterov, weight_decay=opt.weight_decay,
+                    buffers=(b["momentum_buffer"],) if opt.momentum != 0.0 else ())
+    elif isinstance(opt, F.Adagrad):
+        spec.update(name="adagrad", eps=opt.eps, lr_decay=opt.lr_decay,
+                    eps_inside_sqrt=opt.eps_inside_sqrt, weight_decay=opt.weight_decay,
+                    buffers=(b["sum"],))
+    elif isinstance(opt, F.RMSprop):
+        spec.update(name="rmsprop", alpha=opt.alpha, eps=opt.eps,
+                    eps_inside_sqrt=opt.eps_inside_sqrt, weight_decay=opt.weight_decay,
+                    buffers=(b["square_avg"],))
+    else:
+        decoupled = opt.weight_decay if opt._decoupled else 0.0
+        spec.update(name="adam", betas=opt.betas, eps=opt.eps,
+                    eps_inside_sqrt=opt.eps_inside_sqrt,
+                    weight_decay=0.0 if opt._decoupled else opt.weight_decay,
+                    decoupled_weight_decay=decoupled, buffers=(b["exp_avg"], b["exp_avg_sq"]))
+    return spec
+
+
+def _chunk_steps(B, n_params):
+    """Steps per ``train_epoch`` call: about 0.1 s of work, so Ctrl-C stays responsive."""
+    return int(min(_MAX_CHUNK, max(16, _CHUNK_WORK // max(1, B * n_params))))
+
+
 def _run_first_order(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbacks,
                      augment, state, history, bar):
     be = _backend.current()
@@ -318,11 +392,21 @@ def _run_first_order(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callba
     B = n if full else batch_size
     count = net.is_classifier
     denom = net.n_out if net.loss_name == "binary_cross_entropy" else 1
-    backup = np.empty_like(params)
-    acc = np.empty_like(params) if B > net._chunk_rows else None
+    loop = _use_epoch_loop(net, opt, B, n, augment, callbacks)
+    if loop:
+        ws = {}
+        layers = _loop_layers(net)
+        reg = net.regularizer
+        l1, l2 = (reg.l1, reg.l2) if reg is not None else (0.0, 0.0)
+        n_steps = -(-n // B)
+        chunk = _chunk_steps(B, net.n_params)
+    else:
+        backup = np.empty_like(params)
+        acc = np.empty_like(params) if B > net._chunk_rows else None
+        if not full:
+            xbuf = np.empty((B, d), net.dtype)
+            tbuf = (np.empty(B, np.int64) if T.ndim == 1 else np.empty((B, T.shape[1]), net.dtype))
     if not full:
-        xbuf = np.empty((B, d), net.dtype)
-        tbuf = (np.empty(B, np.int64) if T.ndim == 1 else np.empty((B, T.shape[1]), net.dtype))
         order = np.arange(n, dtype=np.int64)
     rng = state["shuffle_rng"]
     aug_rng = state["aug_rng"]
@@ -336,52 +420,84 @@ def _run_first_order(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callba
         lr = float(opt.current_lr) if hasattr(opt, "current_lr") else math.nan
         if not full and shuffle:
             rng.shuffle(order)
-        loss_sum = 0.0
-        correct = 0
-        for step, s in enumerate(range(0, n, B)):
-            e = min(s + B, n)
-            r = e - s
-            if full:
-                xb, tb = X, T
-            else:
-                idx = order[s:e]
-                xb, tb = xbuf[:r], tbuf[:r]
-                be.gather_rows(X, idx, xb)
-                if T.ndim == 1:
-                    be.gather(T, idx, tb)
-                else:
-                    be.gather_rows(T, idx, tb)
-            if augment is not None:
-                xa = augment(xb, aug_rng)
-                if not isinstance(xa, np.ndarray) or xa.shape != xb.shape:
-                    raise ValueError(f"augment returned {type(xa).__name__} of shape "
-                                     f"{getattr(xa, 'shape', None)}, expected {xb.shape}")
-                if full:
-                    xb = np.ascontiguousarray(xa)
-                elif xa is not xb:
-                    np.copyto(xb, xa)
-            J, c, state["counter"] = net._loss_grad(
-                xb, tb, training=True, grad=True, seed=seed, counter=state["counter"],
-                count=count, acc=acc)
-            loss = J + net._penalty(True)
-            if not math.isfinite(loss):
-                raise _diverged(net, backup, have_backup, loss, epoch, step)
-            np.copyto(backup, params)
-            have_backup = True
+        if loop:
+            # The whole epoch in the backend (compiled: one nogil loop per chunk of
+            # steps); callbacks and the progress bar run between epochs.
+            st = _epoch_state(opt, state, count, have_backup)
+            spec = _loop_optimizer(opt, params, grads, lr)
             try:
-                opt.step(params, grads)
-            except KeyboardInterrupt:
-                np.copyto(params, backup)  # undo a half-applied update
-                raise
-            loss_sum += loss
-            correct += c
-            _call(callbacks, "on_batch_end", step, {"batch": step, "size": r, "loss": loss})
+                while st["step"] < n_steps and not st["diverged"]:
+                    be.train_epoch(X, T, order, B, min(st["step"] + chunk, n_steps), params,
+                                   grads, layers, net.loss_name, net._segments, l1, l2, spec,
+                                   seed, st, ws)
+            finally:
+                # Ctrl-C lands between chunks: the state already matches the params.
+                _sync_epoch_state(opt, state, st)
+                have_backup = st["have_backup"]
+            if st["diverged"]:
+                raise _diverged(net, ws["backup"], have_backup, st["loss"], epoch, st["step"])
+            loss_sum, correct, step = st["loss_sum"], st["correct"], n_steps - 1
+        else:
+            loss_sum = 0.0
+            correct = 0
+            for step, s in enumerate(range(0, n, B)):
+                e = min(s + B, n)
+                r = e - s
+                if full:
+                    xb, tb = X, T
+                else:
+                    idx = order[s:e]
+                    xb, tb = xbuf[:r], tbuf[:r]
+                    be.gather_rows(X, idx, xb)
+                    if T.ndim == 1:
+                        be.gather(T, idx, tb)
+                    else:
+                        be.gather_rows(T, idx, tb)
+                if augment is not None:
+                    xa = augment(xb, aug_rng)
+                    if not isinstance(xa, np.ndarray) or xa.shape != xb.shape:
+                        raise ValueError(f"augment returned {type(xa).__name__} of shape "
+                                         f"{getattr(xa, 'shape', None)}, expected {xb.shape}")
+                    if full:
+                        xb = np.ascontiguousarray(xa)
+                    elif xa is not xb:
+                        np.copyto(xb, xa)
+                J, c, state["counter"] = net._loss_grad(
+                    xb, tb, training=True, grad=True, seed=seed, counter=state["counter"],
+                    count=count, acc=acc)
+                loss = J + net._penalty(True)
+                if not math.isfinite(loss):
+                    raise _diverged(net, backup, have_backup, loss, epoch, step)
+                np.copyto(backup, params)
+                have_backup = True
+                try:
+                    opt.step(params, grads)
+                except KeyboardInterrupt:
+                    np.copyto(params, backup)  # undo a half-applied update
+                    raise
+                loss_sum += loss
+                correct += c
+                _call(callbacks, "on_batch_end", step, {"batch": step, "size": r, "loss": loss})
         logs = {"loss": loss_sum / (step + 1)}
         if count:
             logs["accuracy"] = correct / (n * denom)
         logs["lr"] = lr
         if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start):
             break
+
+
+def _epoch_state(opt, state, count, have_backup):
+    from .backend._epoch import new_state
+    st = new_state(opt_step=opt._step, counter=state["counter"], count=count)
+    st["have_backup"] = have_backup
+    return st
+
+
+def _sync_epoch_state(opt, state, st):
+    opt._step = st["opt_step"]
+    state["counter"] = st["counter"]
+    if st["grad_norm"] is not None:
+        opt.grad_norm = st["grad_norm"]
 
 
 def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbacks,

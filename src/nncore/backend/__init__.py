@@ -20,6 +20,7 @@ BACKEND_API = (
     "regularize", "dropout_mask", "gather_rows", "gather",
     "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
     "symv", "bfgs_update", "dfp_update",
+    "train_epoch",
 )
 
 _NAMES = ("cython", "numpy")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _epoch as _E
 from . import _validate as V
 
 try:
@@ -36,7 +37,7 @@ _KERNELS = (
     "dense_forward", "dense_backward", "softmax", "sigmoid", "loss_mse",
     "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce", "regularize", "dropout_mask",
     "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
-    "symv", "rank2_prepare", "bfgs_apply", "dfp_apply",
+    "symv", "rank2_prepare", "bfgs_apply", "dfp_apply", "train_epoch_loop",
 )
 _missing = [name for name in _KERNELS if not hasattr(_K, name)]
 if _missing:  # a stale build: fail loudly instead of falling back
@@ -289,3 +290,69 @@ def dfp_update(Vm, s, r):
     u = np.empty_like(s)
     sr, ru = _K.rank2_prepare(Vm, s, r, u)
     _K.dfp_apply(Vm, s, u, sr, ru)
+
+
+# --------------------------------------------------------------------------- training epoch
+
+def _epoch_buffers(workspace, ops, code, K, B, d, params, coupled):
+    """The loop's buffers, cached in ``workspace`` while the layout stays the same."""
+    dt = params.dtype
+    key = (dt.str, B, d, K, code, tuple(op[:5] for op in ops), params.shape[0], coupled)
+    bufs = workspace.get("cython")
+    if bufs is not None and bufs["key"] == key:
+        return bufs
+    seen_dense = False
+    layer_bufs = []
+    for kind, n_in, n_out, _, _, _ in ops:
+        out = np.empty((B, n_out), dt)
+        mask = np.empty((B, n_out), dt) if kind == 1 else None
+        dx = np.empty((B, n_in), dt) if kind == 0 and seen_dense else None
+        seen_dense = seen_dense or kind == 0
+        layer_bufs.append((out, mask, dx))
+    one = np.zeros(1, dt)
+    bufs = {
+        "key": key,
+        "layers": layer_bufs,
+        "x": np.empty((B, d), dt),
+        "t": np.empty((1, 1) if code == 1 else (B, K), dt),
+        "labels": np.empty(B if code == 1 else 1, np.int64),
+        "gout": np.empty((B, K), dt),
+        "scratch": np.empty_like(params) if coupled else one,
+    }
+    workspace["cython"] = bufs
+    return bufs
+
+
+def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2,
+                optimizer, drop_seed, state, workspace):
+    """Run the mini-batches ``state["step"] .. stop-1`` of an epoch (in place).
+
+    The compiled loop (``_train_loop.pxi``): the same kernel calls as the
+    reference, in one ``nogil`` loop with no Python per step. Arguments and
+    results are described in :mod:`nncore.backend._epoch`.
+    """
+    ops, code, K, o = _E.check_train_epoch(X, T, order, batch_size, stop, params, grads, layers,
+                                           loss, segments, l1, l2, optimizer, drop_seed, state,
+                                           workspace)
+    B = int(batch_size)
+    stop = int(stop)
+    if stop == state["step"]:
+        return
+    coupled = o["weight_decay"] != 0.0
+    bufs = _epoch_buffers(workspace, ops, code, K, B, X.shape[1], params, coupled)
+    backup = workspace.get("backup")
+    if backup is None or backup.shape != params.shape or backup.dtype != params.dtype:
+        backup = workspace["backup"] = np.empty_like(params)
+    ops_arrays = [op + lb for op, lb in zip(ops, bufs["layers"])]
+    logits = bufs["layers"][-1][0]
+    beta1, beta2 = o["betas"]
+    hyper = (o["lr"], o["clip_norm"] or 0.0, o["weight_decay"], o["momentum"], o["dampening"],
+             o["nesterov"], o["eps"], o["lr_decay"], o["eps_inside_sqrt"], o["alpha"], beta1,
+             beta2, o["decoupled_weight_decay"])
+    sb = o["buffers"]
+    buf1 = sb[0] if len(sb) > 0 else params     # unused placeholders are never touched
+    buf2 = sb[1] if len(sb) > 1 else params
+    _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops_arrays, code, segments,
+                        float(l1), float(l2), _E.OPTIMIZERS[o["name"]], hyper, buf1, buf2,
+                        bufs["scratch"], backup, bufs["x"], bufs["t"], bufs["labels"], logits,
+                        bufs["gout"], int(drop_seed) % _U64, state)

@@ -1,0 +1,427 @@
+# The compiled epoch loop (included at the end of _kernels.pyx: same module, so
+# it calls the cdef kernels above directly).
+#
+# Design:
+# * One call runs the mini-batches ``state["step"] .. stop-1`` of an epoch with
+#   the GIL released and no Python per step: gather rows by the epoch's order ->
+#   forward through every layer (GEMM, fused bias + activation; dropout from the
+#   counter-based generator) -> loss and output gradient -> backward -> penalty
+#   gradient -> optional clipping -> coupled decay -> fused optimizer update.
+# * It is the *same sequence of kernel calls* as the Python-orchestrated
+#   reference (``nncore.backend._epoch.reference_epoch``, which is what
+#   ``Network.fit`` does per step), calling the very kernels the backend
+#   wrappers call, with every scalar (Adam's bias corrections, Adagrad's
+#   decayed rate, the clipping factor) computed in double exactly as the
+#   Python code computes it. So parameters and optimizer state are bit-identical
+#   to the per-step path (tests/test_train_loop.py).
+# * Elementwise work that is split across threads (bias + activation by rows)
+#   gives the same bits for any split, so the thread count never changes a
+#   result; reductions (db, losses) are single-threaded in row order as in the
+#   kernels.
+# * All buffers are preallocated by the wrapper (nncore.backend._cython) and
+#   validated by nncore.backend._epoch.check_train_epoch before the GIL is
+#   released: the loop allocates nothing, raises nothing, and every index it
+#   forms was range-checked.
+# * Progress lives in a small C struct that is copied back into the caller's
+#   ``state`` dict before returning, so a Ctrl-C (delivered when the call
+#   returns to Python) never separates parameters from the step count.
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.math cimport isfinite, pow as c_pow
+
+cdef enum:
+    TL_DENSE = 0
+    TL_DROPOUT = 1
+
+    TL_MSE = 0
+    TL_CE = 1          # softmax cross-entropy, integer labels
+    TL_CE_PROB = 2     # softmax cross-entropy, probability rows
+    TL_BCE = 3
+
+    TL_SGD = 0
+    TL_ADAGRAD = 1
+    TL_RMSPROP = 2
+    TL_ADAM = 3
+
+# torch.nn.utils.clip_grad_norm_ adds this to the norm (as nncore.optim does).
+cdef double TL_CLIP_EPS = 1e-6
+
+
+cdef struct TLLayer:
+    int kind
+    int n_in
+    int n_out
+    int act
+    Py_ssize_t w_off          # W at params[w_off : w_off + n_in*n_out], b right after
+    Py_ssize_t b_off
+    double rate
+    void* out                 # (B, n_out) outputs of this layer
+    void* mask                # (B, n_out) dropout mask (dropout only)
+    void* dx                  # (B, n_in) input gradient; NULL for the first Dense
+    void* inp                 # the input this layer saw in the current step
+
+
+cdef struct TLOpt:
+    int kind
+    double lr
+    double clip               # 0: no clipping
+    double wd                 # coupled weight decay (grad + wd * param)
+    double momentum
+    double dampening
+    bint nesterov
+    double eps
+    double lr_decay
+    bint inside               # eps_inside_sqrt
+    double alpha
+    double beta1
+    double beta2
+    double decoupled          # AdamW's decay
+
+
+cdef struct TLState:
+    Py_ssize_t step           # next batch of the epoch
+    int64_t opt_step          # optimizer updates taken so far
+    uint64_t counter          # dropout counter
+    double loss_sum
+    int64_t correct
+    double loss               # the last step's loss
+    double grad_norm
+    bint have_grad_norm
+    bint diverged
+    bint have_backup
+
+
+cdef inline void _tl_gather(const floating_in* X, Py_ssize_t d, const int64_t* idx,
+                            Py_ssize_t r, floating* out) noexcept nogil:
+    """out[i, :] := X[idx[i], :] (exact copy or C conversion, as gather_rows_k)."""
+    cdef Py_ssize_t i, j
+    cdef const floating_in* src
+    cdef floating* dst
+    for i in range(r):
+        src = X + idx[i] * d
+        dst = out + i * d
+        if sizeof(floating_in) == sizeof(floating):
+            memcpy(dst, src, d * sizeof(floating))
+        else:
+            for j in range(d):
+                dst[j] = <floating>src[j]
+
+
+cdef inline void _tl_gather_t(const void* T, bint t_double, Py_ssize_t k,
+                              const int64_t* idx, Py_ssize_t r, floating* out) noexcept nogil:
+    """out[i, :] := T[idx[i], :] for float32 or float64 targets (as gather_rows_k)."""
+    cdef Py_ssize_t i, j
+    cdef const double* s64
+    cdef const float* s32
+    cdef floating* dst
+    for i in range(r):
+        dst = out + i * k
+        if t_double:
+            s64 = <const double*>T + idx[i] * k
+            for j in range(k):
+                dst[j] = <floating>s64[j]
+        else:
+            s32 = <const float*>T + idx[i] * k
+            for j in range(k):
+                dst[j] = <floating>s32[j]
+
+
+cdef inline Py_ssize_t _tl_argmax(const floating* x, Py_ssize_t k) noexcept nogil:
+    """numpy.argmax of a row: the first maximum, or the first NaN."""
+    cdef Py_ssize_t j, best = 0
+    cdef floating m = x[0]
+    if m != m:
+        return 0
+    for j in range(1, k):
+        if x[j] != x[j]:
+            return j
+        if x[j] > m:
+            m = x[j]
+            best = j
+    return best
+
+
+cdef int64_t _tl_count(int loss, const floating* out, const floating* t,
+                       const int64_t* lab, Py_ssize_t r, Py_ssize_t k) noexcept nogil:
+    """Correct predictions in a batch (rows; entries for BCE), as Network._count_correct."""
+    cdef Py_ssize_t i
+    cdef int64_t c = 0
+    if loss == TL_BCE:
+        for i in range(r * k):
+            c += (out[i] >= 0) == (t[i] >= 0.5)
+        return c
+    for i in range(r):
+        if loss == TL_CE:
+            c += _tl_argmax(out + i * k, k) == lab[i]
+        else:
+            c += _tl_argmax(out + i * k, k) == _tl_argmax(t + i * k, k)
+    return c
+
+
+cdef inline void _tl_bias_act(floating* out, const floating* b, Py_ssize_t r, Py_ssize_t k,
+                              int act) noexcept nogil:
+    """out := f(out + b), rows split over threads only for large blocks (same bits)."""
+    cdef Py_ssize_t c
+    cdef int nt = _threads_for(r * k)
+    if nt == 1 or r < nt:
+        _bias_act_rows(out, b, 0, r, k, act)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _bias_act_rows(out, b, (r * c) // nt, (r * (c + 1)) // nt, k, act)
+
+
+cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] grads,
+                     floating[::1] buf1, floating[::1] buf2, floating[::1] scratch,
+                     floating[::1] gv) noexcept nogil:
+    """One optimizer step, as nncore.optim's step() + the backend wrappers compute it.
+
+    ``gv`` is what the update kernel reads: ``grads``, or ``scratch`` (which
+    receives the clipped gradient plus the coupled decay) when ``o.wd != 0``."""
+    cdef double gs = 1.0, norm, x, decay, w, bc1, bc2, clr
+    cdef Py_ssize_t i, n = params.shape[0]
+    cdef floating* S
+    cdef const floating* G = &grads[0]
+    cdef const floating* P = &params[0]
+    cdef floating fgs, fwd
+    cdef bint coupled = o.wd != 0.0
+    st.opt_step += 1
+    if o.clip > 0.0:
+        norm = sqrt(sum_squares_k(grads))
+        st.grad_norm = norm
+        st.have_grad_norm = True
+        x = o.clip / (norm + TL_CLIP_EPS)
+        gs = x if x < 1.0 else 1.0          # min(1.0, x), NaN -> 1.0 as Python's min
+    if coupled:
+        # torch's grad + wd * param after clipping, in scratch (grads stay intact).
+        S = &scratch[0]
+        if gs == 1.0:
+            memcpy(S, G, n * sizeof(floating))
+        else:
+            fgs = <floating>gs
+            for i in range(n):
+                S[i] = G[i] * fgs
+        fwd = <floating>o.wd
+        for i in range(n):
+            S[i] = S[i] + fwd * P[i]
+        gs = 1.0
+    if o.kind == TL_SGD:
+        sgd_k(params, gv, buf1, o.lr, o.momentum, o.dampening,
+              o.nesterov, st.opt_step == 1, gs)
+    elif o.kind == TL_ADAGRAD:
+        clr = o.lr / (1.0 + <double>(st.opt_step - 1) * o.lr_decay)
+        adagrad_k(params, gv, buf1, clr, o.eps, o.inside, gs)
+    elif o.kind == TL_RMSPROP:
+        rmsprop_k(params, gv, buf1, o.lr, o.alpha, o.eps,
+                  o.inside, gs)
+    else:
+        # The scalars of nncore.backend._cython.adam_step, in the same order.
+        decay = 1.0 - o.lr * o.decoupled if o.decoupled != 0.0 else 1.0
+        w = 1.0 - o.beta1
+        bc1 = 1.0 - c_pow(o.beta1, <double>st.opt_step)
+        bc2 = 1.0 - c_pow(o.beta2, <double>st.opt_step)
+        adam_k(params, gv, buf1, buf2, decay, w, 1.0 - w,
+               w < 0.5, o.beta2, 1.0 - o.beta2, bc2, c_pow(bc2, 0.5), o.eps,
+               -(o.lr / bc1), o.inside, gs)
+
+
+cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void* T,
+                  bint t_double, const int64_t[::1] order, Py_ssize_t B, Py_ssize_t stop,
+                  floating[::1] params, floating[::1] grads, TLLayer* L, int nl, int loss,
+                  const int64_t[:, ::1] segments, double l1, double l2, bint has_reg,
+                  TLOpt* o, floating[::1] buf1, floating[::1] buf2, floating[::1] scratch,
+                  floating[::1] backup, floating* xbuf, floating[:, ::1] tbuf,
+                  int64_t[::1] lbuf, floating[:, ::1] logits, floating[:, ::1] gout,
+                  uint64_t seed, bint count, TLState* st) noexcept nogil:
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = gout.shape[1]
+    cdef Py_ssize_t nparam = params.shape[0]
+    cdef Py_ssize_t j, s, r, i, li, tot
+    cdef floating* P = &params[0]
+    cdef floating* G = &grads[0]
+    cdef floating* h
+    cdef floating* g
+    cdef floating* out
+    cdef TLLayer* Lp
+    cdef const int64_t* idx
+    cdef double J, pen, lossv
+    cdef int64_t c = 0
+    for j in range(st.step, stop):
+        s = j * B
+        r = (n - s) if n - s < B else B
+        idx = &order[s]
+        # ---- batch: rows (converted to the network dtype) and targets
+        _tl_gather(&X[0, 0], d, idx, r, xbuf)
+        if loss == TL_CE:
+            for i in range(r):
+                lbuf[i] = labels[idx[i]]
+        else:
+            _tl_gather_t(T, t_double, K, idx, r, &tbuf[0, 0])
+        # ---- forward
+        h = xbuf
+        for li in range(nl):
+            Lp = &L[li]
+            Lp.inp = h
+            out = <floating*>Lp.out
+            if Lp.kind == TL_DENSE:
+                _gemm_rm(False, False, <int>r, Lp.n_out, Lp.n_in, 1, h, Lp.n_in,
+                         P + Lp.w_off, Lp.n_out, 0, out, Lp.n_out)
+                _tl_bias_act(out, P + Lp.b_off, r, Lp.n_out, Lp.act)
+            else:
+                tot = r * Lp.n_out
+                _dropout_chunk(seed, st.counter, Lp.rate, <floating>(1.0 / (1.0 - Lp.rate)),
+                               <floating*>Lp.mask, 0, tot)
+                st.counter += <uint64_t>tot
+                _multiply_chunk(h, <floating*>Lp.mask, out, 0, tot)
+            h = out
+        # ---- loss and its output gradient (h is the logits buffer)
+        if loss == TL_MSE:
+            J = loss_mse_k(logits[:r], tbuf[:r], gout[:r], True)
+        elif loss == TL_CE:
+            J = loss_softmax_ce_k(logits[:r], lbuf[:r], gout[:r], True)
+        elif loss == TL_CE_PROB:
+            J = loss_softmax_ce_prob_k(logits[:r], tbuf[:r], gout[:r], True)
+        else:
+            J = loss_bce_k(logits[:r], tbuf[:r], gout[:r], True)
+        if count:
+            c = _tl_count(loss, h, &tbuf[0, 0], &lbuf[0], r, K)
+        # ---- backward
+        g = &gout[0, 0]
+        for li in range(nl - 1, -1, -1):
+            Lp = &L[li]
+            if Lp.kind == TL_DENSE:
+                # delta := g * f'(Y), db := column sums; dW := inpᵀ delta; dX := delta Wᵀ
+                _delta_rows(<floating*>Lp.out, g, Lp.act, r, Lp.n_out, G + Lp.b_off)
+                _gemm_rm(True, False, Lp.n_in, Lp.n_out, <int>r, 1, <floating*>Lp.inp,
+                         Lp.n_in, g, Lp.n_out, 0, G + Lp.w_off, Lp.n_out)
+                if Lp.dx == NULL:
+                    break
+                _gemm_rm(False, True, <int>r, Lp.n_in, Lp.n_out, 1, g, Lp.n_out,
+                         P + Lp.w_off, Lp.n_out, 0, <floating*>Lp.dx, Lp.n_in)
+                g = <floating*>Lp.dx
+            else:
+                _multiply_chunk(g, <floating*>Lp.mask, g, 0, r * Lp.n_out)
+        # ---- penalty, divergence check, update
+        pen = 0.0
+        if has_reg:
+            pen = regularize_k(params, grads, segments, l1, l2, True)
+        lossv = J + pen
+        st.loss = lossv
+        if not isfinite(lossv):
+            st.diverged = True
+            st.step = j
+            return
+        memcpy(&backup[0], P, nparam * sizeof(floating))
+        st.have_backup = True
+        if o.wd != 0.0:
+            _tl_update(o, st, params, grads, buf1, buf2, scratch, scratch)
+        else:
+            _tl_update(o, st, params, grads, buf1, buf2, scratch, grads)
+        st.loss_sum += lossv
+        st.correct += c
+        st.step = j + 1
+
+
+def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] order,
+                     Py_ssize_t batch_size, Py_ssize_t stop,
+                     floating[::1] params, floating[::1] grads, list ops, int loss,
+                     const int64_t[:, ::1] segments, double l1, double l2,
+                     int opt_kind, tuple hyper, floating[::1] buf1, floating[::1] buf2,
+                     floating[::1] scratch, floating[::1] backup, floating[:, ::1] xbuf,
+                     floating[:, ::1] tbuf, int64_t[::1] lbuf, floating[:, ::1] logits,
+                     floating[:, ::1] gout, uint64_t seed, dict state):
+    """Run batches ``state["step"] .. stop-1`` of an epoch (see _train_loop.pxi).
+
+    Called only by nncore.backend._cython.train_epoch after
+    nncore.backend._epoch.check_train_epoch. ``ops``: one tuple per active
+    layer ``(kind, n_in, n_out, act, w_off, rate, out, mask, dx)``; ``hyper``:
+    ``(lr, clip, wd, momentum, dampening, nesterov, eps, lr_decay, inside,
+    alpha, beta1, beta2, decoupled)``. ``state`` is updated in place.
+    """
+    cdef TLLayer* L
+    cdef TLLayer* Lp
+    cdef TLOpt o
+    cdef TLState st
+    cdef int nl = len(ops), li
+    cdef const int64_t[::1] lab
+    cdef const float[:, ::1] t32
+    cdef const double[:, ::1] t64
+    cdef const int64_t* labels = NULL
+    cdef const void* tp = NULL
+    cdef floating[:, ::1] mv
+    cdef bint t_double = False
+    cdef bint has_reg = l1 != 0.0 or l2 != 0.0
+    cdef bint count = bool(state["count"])
+    if loss == TL_CE:
+        lab = T
+        labels = &lab[0]
+    elif T.dtype.itemsize == 8:
+        t64 = T
+        tp = &t64[0, 0]
+        t_double = True
+    else:
+        t32 = T
+        tp = &t32[0, 0]
+    o.lr = hyper[0]
+    o.clip = hyper[1]
+    o.wd = hyper[2]
+    o.momentum = hyper[3]
+    o.dampening = hyper[4]
+    o.nesterov = hyper[5]
+    o.eps = hyper[6]
+    o.lr_decay = hyper[7]
+    o.inside = hyper[8]
+    o.alpha = hyper[9]
+    o.beta1 = hyper[10]
+    o.beta2 = hyper[11]
+    o.decoupled = hyper[12]
+    o.kind = opt_kind
+    st.step = state["step"]
+    st.opt_step = state["opt_step"]
+    st.counter = state["counter"] % (1 << 64)
+    st.loss_sum = state["loss_sum"]
+    st.correct = state["correct"]
+    st.loss = state["loss"]
+    st.grad_norm = 0.0
+    st.have_grad_norm = False
+    st.diverged = False
+    st.have_backup = state["have_backup"]
+    L = <TLLayer*>PyMem_Malloc(max(nl, 1) * sizeof(TLLayer))
+    if L == NULL:
+        raise MemoryError()
+    try:
+        for li in range(nl):
+            Lp = &L[li]
+            kind, n_in, n_out, act, w_off, rate, out, mask, dx = ops[li]
+            Lp.kind = kind
+            Lp.n_in = n_in
+            Lp.n_out = n_out
+            Lp.act = act
+            Lp.w_off = w_off
+            Lp.b_off = w_off + <Py_ssize_t>n_in * n_out
+            Lp.rate = rate
+            Lp.inp = NULL
+            mv = out     # the arrays stay alive in ``ops`` for the whole call
+            Lp.out = <void*>&mv[0, 0]
+            Lp.mask = NULL
+            Lp.dx = NULL
+            if mask is not None:
+                mv = mask
+                Lp.mask = <void*>&mv[0, 0]
+            if dx is not None:
+                mv = dx
+                Lp.dx = <void*>&mv[0, 0]
+        with nogil:
+            _tl_run(X, labels, tp, t_double, order, batch_size, stop, params, grads, L, nl,
+                    loss, segments, l1, l2, has_reg, &o, buf1, buf2, scratch, backup,
+                    &xbuf[0, 0], tbuf, lbuf, logits, gout, seed, count, &st)
+    finally:
+        PyMem_Free(L)
+    state["step"] = st.step
+    state["opt_step"] = st.opt_step
+    state["counter"] = st.counter
+    state["loss_sum"] = st.loss_sum
+    state["correct"] = st.correct
+    state["loss"] = st.loss
+    if st.have_grad_norm:
+        state["grad_norm"] = st.grad_norm
+    state["diverged"] = st.diverged
+    state["have_backup"] = st.have_backup
