@@ -1251,7 +1251,8 @@ def _cli_run(args):
     if ok:
         sign = 1.0 if res.mode == "min" else -1.0
         top = sorted((r for r in res.records if r["status"] == "ok"),
-                     key=lambda r: (sign * r["metric"], r["trial"]))[:args.top]
+                     # with halving, trials that reached a later rung rank first
+                     key=lambda r: (-r.get("rung", 0), sign * r["metric"], r["trial"]))[:args.top]
         print(f"{'trial':>5}  {res.metric:>12}  {'epochs':>6}  {'time':>7}  params")
         for r in top:
             print(f"{r['trial']:>5}  {r['metric']:>12.6g}  {r['epochs']:>6}  "
