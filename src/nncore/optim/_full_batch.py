@@ -746,7 +746,8 @@ class Newton(FullBatchOptimizer):
                 if ratio > 0.75:
                     lam = lam / 10.0
                 self.lam = lam
-                if lam_min is not None and lam_min < 0 and ratio > 0.75:
+                if (lam_min is not None and lam_min < 0 and ratio > 0.75
+                        and self.line_search == "wolfe"):
                     # The shift made p short along the negative-curvature
                     # directions and the model was right: let the search extend it.
                     res = wolfe_line_search(fun, x, f, g, p, alpha0=1.0, c1=self.c1,
