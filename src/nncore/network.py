@@ -294,35 +294,59 @@ def layer_from_config(cfg):
 # --------------------------------------------------------------------------- workspace
 
 class _Workspace:
-    """Preallocated buffers for evaluating ``n`` rows (forward, masks, deltas)."""
+    """Preallocated buffers for evaluating ``n`` rows (forward, masks, deltas).
+
+    Layer outputs exist from the start; dropout buffers are made on the first
+    training pass and the backward buffers (``gout``, ``dx``) on the first
+    gradient, so an inference-only workspace (validation, ``predict``) holds
+    just the layer outputs.
+    """
 
     def __init__(self, net, n):
         dt = net.dtype
         self.n = n
         self.inp = [None] * len(net.layers)   # the input each layer saw (set per pass)
         self.out = []
-        self.mask = []
-        self.dx = []
+        self.mask = [None] * len(net.layers)
+        self.dx = None
+        self._widths = []
         width = net.n_in
-        seen_dense = False
         for layer in net.layers:
+            self._widths.append(width)
             if isinstance(layer, Dense):
                 self.out.append(np.empty((n, layer.n_out), dt))
-                self.mask.append(None)
-                # The first Dense layer needs no input gradient: nothing below it learns.
-                self.dx.append(np.empty((n, layer.n_in), dt) if seen_dense else None)
-                seen_dense = True
                 width = layer.n_out
             else:
-                active = layer.rate > 0.0
-                self.out.append(np.empty((n, width), dt) if active else None)
-                self.mask.append(np.empty((n, width), dt) if active else None)
-                self.dx.append(None)
-        self.gout = np.empty((n, net.n_out), dt)
+                self.out.append(None)
+        self._layers = net.layers
+        self._gout = None
         self._dt = dt
         self._k = net.n_out
         self._n_in = net.n_in
         self._extra = {}
+
+    def dropout(self, i):
+        """(mask, out) of Dropout layer ``i``, created on first use."""
+        if self.mask[i] is None:
+            shape = (self.n, self._widths[i])
+            self.mask[i] = np.empty(shape, self._dt)
+            self.out[i] = np.empty(shape, self._dt)
+        return self.mask[i], self.out[i]
+
+    @property
+    def gout(self):
+        """Gradient of the loss w.r.t. the outputs; creates the backward buffers."""
+        if self._gout is None:
+            # The first Dense layer needs no input gradient: nothing below it learns.
+            self.dx = []
+            seen_dense = False
+            for layer, width in zip(self._layers, self._widths):
+                dense = isinstance(layer, Dense)
+                self.dx.append(np.empty((self.n, width), self._dt) if dense and seen_dense
+                               else None)
+                seen_dense = seen_dense or dense
+            self._gout = np.empty((self.n, self._k), self._dt)
+        return self._gout
 
     def buf(self, key, shape, dtype):
         """A lazily allocated extra buffer (input/target conversion, accuracy)."""
@@ -596,11 +620,11 @@ class Network:
                 be.dense_forward(h, layer.W, layer.b, layer._act, ws.out[i])
                 h = ws.out[i]
             elif training and layer.rate > 0.0:
-                mask = ws.mask[i]
+                mask, out = ws.dropout(i)
                 be.dropout_mask(seed, counter, layer.rate, mask)
                 counter += mask.size
-                be.multiply(h, mask, ws.out[i])
-                h = ws.out[i]
+                be.multiply(h, mask, out)
+                h = out
         return h, counter
 
     def _backward_ws(self, ws, training):

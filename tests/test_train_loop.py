@@ -1,0 +1,483 @@
+"""The compiled epoch loop (backend.train_epoch) against the Python-orchestrated path.
+
+Truth here is the per-step path: ``nncore.backend._epoch.reference_epoch`` over
+the compiled kernels (the exact sequence of calls ``fit`` makes per step) and
+``fit`` itself with the epoch loop switched off. The compiled loop must give
+*bit-identical* parameters, optimizer state, dropout counter and losses, for
+every optimizer x batch mode x dtype x dropout x clipping x regulariser; the
+NumPy twin must agree to rounding. Also: divergence mid-epoch, Ctrl-C between
+chunks and epochs, and fit's memory on top of the training set.
+"""
+
+import math
+import os
+import signal
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import nncore as nc
+import nncore.backend as B
+import nncore.training as training
+from nncore.backend import _epoch as E
+from nncore.backend import _numpy as R
+
+
+def _compiled():
+    try:
+        return B._load("cython")
+    except ImportError:
+        pytest.skip("compiled backend not built")
+
+
+# --------------------------------------------------------------------------- backend level
+
+OPTS = {
+    "sgd": {"name": "sgd", "lr": 0.05},
+    "sgd_wd": {"name": "sgd", "lr": 0.05, "weight_decay": 0.1},
+    "momentum": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "dampening": 0.2},
+    "nesterov": {"name": "sgd", "lr": 0.05, "momentum": 0.8, "nesterov": True},
+    "adagrad": {"name": "adagrad", "lr": 0.1, "lr_decay": 0.01, "eps": 1e-10},
+    "adagrad_in_wd": {"name": "adagrad", "lr": 0.1, "eps_inside_sqrt": True, "eps": 1e-6,
+                      "weight_decay": 0.01},
+    "rmsprop": {"name": "rmsprop", "lr": 0.01, "alpha": 0.9},
+    "rmsprop_in": {"name": "rmsprop", "lr": 0.01, "eps_inside_sqrt": True},
+    "adam": {"name": "adam", "lr": 0.01},
+    "adam_in_wd": {"name": "adam", "lr": 0.01, "eps_inside_sqrt": True, "weight_decay": 0.05},
+    "adam_b1small": {"name": "adam", "lr": 0.01, "betas": (0.3, 0.99)},
+    "adamw": {"name": "adam", "lr": 0.01, "decoupled_weight_decay": 0.1},
+}
+N_BUF = {"sgd": None, "adagrad": 1, "rmsprop": 1, "adam": 2}
+
+# (n, batch, stop-or-None, loss, layers, reg): batch 1, k, last batch smaller, one batch
+ACTS = [0, 1, 2, 3, 4]
+CASES = [
+    (11, 1, None, "mse", "plain", (0.0, 0.0)),
+    (13, 4, None, "cross_entropy", "dropout", (1e-3, 0.0)),
+    (13, 5, None, "cross_entropy_prob", "input_dropout", (0.0, 1e-2)),
+    (9, 9, None, "binary_cross_entropy", "output_dropout", (1e-3, 1e-2)),
+    (17, 3, 4, "cross_entropy", "plain", (1e-3, 1e-2)),
+]
+
+
+def _layers(kind, d, h, k):
+    """Layer tuples and the parameter count for a d-h-h-k net (acts cycle)."""
+    dense = [(d, h, 4), (h, h, 1), (h, k, 0)]
+    if kind == "plain":
+        dense = [(d, h, 3), (h, h, 2), (h, k, 0)]
+    out, off = [], 0
+    if kind == "input_dropout":
+        out.append(("dropout", d, 0.2))
+    for i, (a, b, act) in enumerate(dense):
+        out.append(("dense", a, b, act, off))
+        off += a * b + b
+        if kind == "dropout" and i == 0:
+            out.append(("dropout", b, 0.4))
+    if kind == "output_dropout":
+        out.append(("dropout", k, 0.3))
+    segs = [(lay[4], lay[4] + lay[1] * lay[2]) for lay in out if lay[0] == "dense"]
+    return out, off, np.array(segs, np.int64)
+
+
+def _problem(case, dtype, xdtype, seed=0):
+    n, batch, stop, loss, kind, (l1, l2) = case
+    rng = np.random.default_rng(seed)
+    d, h, k = 3, 5, 4 if loss != "mse" else 2
+    layers, P, segs = _layers(kind, d, h, k)
+    X = rng.normal(size=(n, d)).astype(xdtype)
+    if loss == "cross_entropy":
+        T = rng.integers(0, k, n)
+    elif loss == "cross_entropy_prob":
+        T = rng.random((n, k)).astype(dtype)
+        T /= T.sum(axis=1, keepdims=True)
+        loss = "cross_entropy"
+    elif loss == "binary_cross_entropy":
+        T = rng.random((n, k)).astype(np.float64)     # float64 targets into any net
+    else:
+        T = rng.normal(size=(n, k)).astype(xdtype)
+    params = (rng.normal(size=P) * 0.6).astype(dtype)
+    order = rng.permutation(n)
+    stop = stop if stop is not None else -(-n // batch)
+    return X, T, order, batch, stop, params, layers, loss, segs, l1, l2
+
+
+def _run(fn, prob, opt, clip, seed=7, chunks=None, be=None, state=None):
+    X, T, order, batch, stop, params0, layers, loss, segs, l1, l2 = prob
+    params = params0.copy()
+    grads = np.zeros_like(params)
+    spec = dict(opt)
+    nb = N_BUF[spec["name"]] if N_BUF[spec["name"]] is not None else int(spec.get("momentum", 0) != 0)
+    bufs = tuple(np.full_like(params, 0.0) for _ in range(nb))
+    spec["buffers"] = bufs
+    spec["clip_norm"] = clip
+    st = state if state is not None else E.new_state(opt_step=0, counter=5, count=True)
+    ws = {}
+    stops = chunks or [stop]
+    for s in stops:
+        args = (X, T, order, batch, s, params, grads, layers, loss, segs, l1, l2, spec, seed, st, ws)
+        if be is None:
+            fn(*args)
+        else:
+            fn(be, *args)
+    return params, grads, bufs, st, ws
+
+
+def _assert_same(a, b):
+    pa, ga, ba, sa, wa = a
+    pb, gb, bb, sb, wb = b
+    np.testing.assert_array_equal(pa, pb)
+    np.testing.assert_array_equal(ga, gb)
+    for x, y in zip(ba, bb):
+        np.testing.assert_array_equal(x, y)
+    assert sa == sb
+    np.testing.assert_array_equal(wa["backup"], wb["backup"])
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+@pytest.mark.parametrize("opt", list(OPTS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_loop_bitwise_equals_reference(dtype, opt, clip):
+    C = _compiled()
+    for i, case in enumerate(CASES):
+        for xdtype in ((dtype,) if i % 2 else ("float32", "float64")):
+            prob = _problem(case, dtype, xdtype, seed=i)
+            got = _run(C.train_epoch, prob, OPTS[opt], clip)
+            ref = _run(E.reference_epoch, prob, OPTS[opt], clip, be=C)
+            _assert_same(got, ref)
+            st = got[3]
+            assert st["step"] == prob[4] and st["opt_step"] == prob[4] and not st["diverged"]
+            assert (st["grad_norm"] is not None) == (clip is not None)
+            # and the NumPy twin agrees to rounding
+            twin = _run(R.train_epoch, prob, OPTS[opt], clip)
+            tol = 1e-10 if dtype == "float64" else 2e-4
+            np.testing.assert_allclose(twin[0], got[0], rtol=tol, atol=tol)
+            assert twin[3]["counter"] == st["counter"] and twin[3]["correct"] == st["correct"]
+            assert twin[3]["loss_sum"] == pytest.approx(st["loss_sum"], rel=tol)
+
+
+def test_chunked_calls_equal_one_call():
+    C = _compiled()
+    case = (23, 2, None, "cross_entropy", "dropout", (1e-3, 1e-3))
+    prob = _problem(case, "float32", "float64")
+    one = _run(C.train_epoch, prob, OPTS["adam"], 1.0)
+    pieces = _run(C.train_epoch, prob, OPTS["adam"], 1.0, chunks=[0, 1, 5, 5, 11, 12])
+    _assert_same(one, pieces)
+
+
+def test_state_and_validation():
+    C = _compiled()
+    prob = _problem(CASES[1], "float64", "float64")
+    X, T, order, batch, stop, params, layers, loss, segs, l1, l2 = prob
+    spec = {"name": "adam", "lr": 0.01, "buffers": (np.zeros_like(params), np.zeros_like(params))}
+    good = dict(X=X, T=T, order=order, batch_size=batch, stop=stop, params=params.copy(),
+                grads=np.zeros_like(params), layers=layers, loss=loss, segments=segs, l1=l1,
+                l2=l2, optimizer=spec, drop_seed=1, state=E.new_state(), workspace={})
+    bad = [
+        ("order", np.where(order == 0, len(order), order), ValueError),
+        ("order", order.astype(np.int32), TypeError),
+        ("T", np.where(T == T[0], 99, T), ValueError),
+        ("stop", stop + 1, ValueError),
+        ("layers", [("dense", 3, 5, 1, 10**6)], ValueError),
+        ("layers", [("conv", 3)], ValueError),
+        ("layers", [("dense", 4, 5, 1, 0)], ValueError),
+        ("optimizer", dict(spec, name="lion"), ValueError),
+        ("optimizer", dict(spec, buffers=()), ValueError),
+        ("optimizer", dict(spec, buffers=(params, params)), ValueError),
+        ("state", {"step": 0}, ValueError),
+        ("grads", np.zeros(3), ValueError),
+        ("params", params.astype(np.float32), TypeError),
+        ("batch_size", 0, ValueError),
+        ("loss", "hinge", ValueError),
+    ]
+    for be in (C, R):
+        for key, value, exc in bad:
+            args = dict(good, params=good["params"].copy(), state=E.new_state())
+            before = args["params"].copy()
+            args[key] = value
+            with pytest.raises(exc):
+                be.train_epoch(**args)
+            if key != "params":
+                np.testing.assert_array_equal(args["params"], before)
+            if key != "state":
+                assert args["state"] == E.new_state()
+
+
+# --------------------------------------------------------------------------- divergence
+
+def test_divergence_mid_epoch_stops_before_the_step():
+    C = _compiled()
+    rng = np.random.default_rng(1)
+    n = 40
+    X = rng.normal(size=(n, 3)) * 30
+    T = rng.normal(size=(n, 1)) * 30
+    layers = [("dense", 3, 8, 1, 0), ("dense", 8, 1, 0, 32)]
+    segs = np.array([[0, 24], [32, 40]], np.int64)
+    p0 = rng.normal(size=41) * 0.5
+    spec = {"name": "sgd", "lr": 1.0}
+    outs = []
+    for fn, be in ((C.train_epoch, None), (E.reference_epoch, C), (R.train_epoch, None)):
+        params, grads = p0.copy(), np.zeros(41)
+        st, ws = E.new_state(), {}
+        args = (X, T, np.arange(n), 4, 10, params, grads, layers, "mse", segs, 0.0, 0.0,
+                spec, 0, st, ws)
+        with np.errstate(over="ignore", invalid="ignore"):
+            fn(*args) if be is None else fn(be, *args)
+        outs.append((params, st, ws))
+    params, st, ws = outs[0]
+    assert st["diverged"] and 0 < st["step"] < 10 and not math.isfinite(st["loss"])
+    assert st["opt_step"] == st["step"]
+    np.testing.assert_array_equal(params, outs[1][0])
+    assert st == outs[1][1]
+    np.testing.assert_array_equal(ws["backup"], outs[1][2]["backup"])
+    assert outs[2][1]["step"] == st["step"]
+
+
+@pytest.mark.parametrize("lr", [5.0, 1e30])
+def test_fit_divergence_same_as_per_step_path(monkeypatch, lr):
+    """lr=5 blows up the loss; lr=1e30 makes an update produce inf weights, which
+    both paths undo (the network keeps the last finite parameters)."""
+    _compiled()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)) * 10
+    y = rng.normal(size=(64, 1)) * 10
+    res = []
+    for loop in (True, False):
+        monkeypatch.setattr(training, "_EPOCH_LOOP", loop)
+        net = nc.Network([nc.Dense(3, 8, "relu"), nc.Dense(8, 1)], seed=0, dtype="float32")
+        opt = nc.optim.SGD(lr)
+        with pytest.raises(nc.DivergenceError) as info:
+            net.fit(X, y, optimizer=opt, batch_size=8, epochs=50, progress=False, seed=0)
+        res.append((net.params.copy(), info.value.epoch, info.value.step, opt.iterations,
+                    net.history_.history.get("loss")))
+        assert np.isfinite(net.params).all()
+    np.testing.assert_array_equal(res[0][0], res[1][0])
+    assert res[0][1:] == res[1][1:]
+
+
+# --------------------------------------------------------------------------- fit level
+
+def _clf(dtype="float32", dropout=0.3, reg=None, loss="cross_entropy", k=3):
+    layers = [nc.Dense(4, 6, "tanh")]
+    if dropout:
+        layers.append(nc.Dropout(dropout))
+    layers += [nc.Dense(6, 5, "leaky_relu"), nc.Dense(5, k)]
+    return nc.Network(layers, loss=loss, regularizer=reg, dtype=dtype, seed=3)
+
+
+def _fit_both(monkeypatch, make_net, make_opt, X, y, **kw):
+    out = []
+    for loop in (True, False):
+        monkeypatch.setattr(training, "_EPOCH_LOOP", loop)
+        net, opt = make_net(), make_opt()
+        h = net.fit(X, y, optimizer=opt, progress=False, **kw)
+        hist = {k: v for k, v in h.history.items() if k != "time"}
+        out.append((net, opt, hist))
+    return out
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
+                                  "adamw"])
+def test_fit_epoch_loop_equals_per_step_fit(backend, monkeypatch, name):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(37, 4))
+    y = rng.integers(0, 3, 37)
+    Xv, yv = rng.normal(size=(9, 4)), rng.integers(0, 3, 9)
+    sched = nc.schedules.StepDecay(0.05, step_size=2, gamma=0.5)
+    make_opt = {
+        "sgd": lambda: nc.optim.SGD(sched, clip_norm=0.5),
+        "momentum": lambda: nc.optim.SGD(0.05, momentum=0.9, weight_decay=1e-3),
+        "nesterov": lambda: nc.optim.SGD(0.05, momentum=0.9, nesterov=True),
+        "adagrad": lambda: nc.optim.Adagrad(0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+        "rmsprop": lambda: nc.optim.RMSprop(0.01, clip_norm=1.0),
+        "adam": lambda: nc.optim.Adam(sched, eps_inside_sqrt=True),
+        "adamw": lambda: nc.optim.AdamW(0.01, weight_decay=0.1, clip_norm=2.0),
+    }[name]
+    for dtype in ("float32", "float64"):
+        for batch in (1, 5):
+            (a, oa, ha), (b, ob, hb) = _fit_both(
+                monkeypatch, lambda: _clf(dtype, reg=nc.ElasticNet(1e-3, 1e-2)), make_opt, X, y,
+                batch_size=batch, epochs=4, seed=5, validation_data=(Xv, yv))
+            np.testing.assert_array_equal(a.params, b.params)
+            assert ha == hb
+            assert oa.iterations == ob.iterations == 4 * -(-37 // batch)
+            for key in oa.state:
+                if key != "step":
+                    np.testing.assert_array_equal(oa.state[key], ob.state[key])
+            assert oa.grad_norm == ob.grad_norm
+            np.testing.assert_array_equal(a.grads, b.grads)
+
+
+@pytest.mark.parametrize("loss", ["mse", "binary_cross_entropy", "cross_entropy_prob"])
+def test_fit_epoch_loop_other_losses(monkeypatch, loss):
+    _compiled()
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 4)).astype(np.float32)
+    if loss == "mse":
+        y = rng.normal(size=30)                   # float64 targets, float32 net
+        k = 1
+    elif loss == "binary_cross_entropy":
+        y = (rng.random((30, 2)) > 0.5).astype(np.float64)
+        k = 2
+    else:
+        y = rng.random((30, 3))
+        y /= y.sum(axis=1, keepdims=True)
+        loss, k = "cross_entropy", 3
+    (a, _, ha), (b, _, hb) = _fit_both(
+        monkeypatch, lambda: _clf("float32", dropout=0.2, loss=loss, k=k),
+        lambda: nc.optim.Adam(0.01), X, y, batch_size=4, epochs=3, seed=1)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert ha == hb
+
+
+def test_fit_uses_the_loop_only_when_it_can(monkeypatch):
+    calls = []
+    real = training._backend.current
+
+    class Spy:
+        def __init__(self, be):
+            self.be = be
+
+        def __getattr__(self, name):
+            if name == "train_epoch":
+                calls.append(name)
+            return getattr(self.be, name)
+
+    monkeypatch.setattr(training._backend, "current", lambda: Spy(real()))
+    X, y = np.random.default_rng(0).normal(size=(20, 4)), np.arange(20) % 3
+
+    def fit(**kw):
+        calls.clear()
+        _clf().fit(X, y, epochs=2, progress=False, **kw)
+        return len(calls)
+
+    assert fit(batch_size=4) == 2
+    assert fit(batch_size=4, callbacks=[nc.callbacks.EarlyStopping(monitor="loss")]) == 2
+    assert fit(batch_size="full") == 0
+    assert fit(batch_size=4, augment=nc.augment.GaussianNoise(0.1)) == 0
+    assert fit(batch_size=4, callbacks=[nc.callbacks.LambdaCallback(
+        on_batch_end=lambda b, logs: None)]) == 0
+
+    class MySGD(nc.optim.SGD):
+        pass
+    assert fit(batch_size=4, optimizer=MySGD(0.1)) == 0
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+def test_ctrl_c_between_chunks_keeps_a_completed_step(monkeypatch, backend):
+    """A KeyboardInterrupt that arrives while a chunk runs is raised when it
+    returns: the network holds that chunk's last step and the optimizer's step
+    count matches it; the per-step path interrupted after as many steps agrees."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 4))
+    y = rng.integers(0, 3, 40)
+    monkeypatch.setattr(training, "_CHUNK_WORK", 1)        # 16 steps per chunk
+    real = backend.train_epoch
+    n_calls = []
+
+    def interrupted(*args):
+        real(*args)
+        n_calls.append(1)
+        if len(n_calls) == 5:
+            raise KeyboardInterrupt                      # as a signal would, on return
+
+    monkeypatch.setattr(backend, "train_epoch", interrupted)
+    net, opt = _clf(), nc.optim.Adam(0.01)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, optimizer=opt, batch_size=1, epochs=5, progress=False, seed=2)
+    done = opt.iterations
+    assert done == 16 + 16 + 8 + 16 + 16                # chunks of 16 over 40-step epochs
+    assert net.history_.epoch == [0] and net.history_.stop_reason == "interrupted"
+    monkeypatch.setattr(backend, "train_epoch", real)
+
+    class StopAt(nc.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if self.optimizer.iterations == done:
+                raise KeyboardInterrupt
+
+    ref, ropt = _clf(), nc.optim.Adam(0.01)
+    with pytest.raises(KeyboardInterrupt):
+        ref.fit(X, y, optimizer=ropt, batch_size=1, epochs=5, progress=False, seed=2,
+                callbacks=[StopAt()])
+    np.testing.assert_array_equal(net.params, ref.params)
+    for key in ("exp_avg", "exp_avg_sq"):
+        np.testing.assert_array_equal(opt.state[key], ropt.state[key])
+
+
+def test_ctrl_c_at_epoch_end_keeps_the_epoch(monkeypatch):
+    _compiled()
+    X = np.random.default_rng(5).normal(size=(30, 4))
+    y = np.arange(30) % 3
+
+    class CtrlC(nc.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.snapshot = self.model.params.copy()
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    net, cb = _clf(), CtrlC()
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, batch_size=4, epochs=5, callbacks=[cb], progress=False, seed=0)
+    np.testing.assert_array_equal(net.params, cb.snapshot)
+    assert net.history_.epoch == [0, 1] and net.history_.stop_reason == "interrupted"
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+def test_real_sigint_during_the_compiled_loop(monkeypatch):
+    """SIGINT while the GIL is released: fit stops at a completed step."""
+    _compiled()
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(4000, 16)).astype(np.float32)
+    y = rng.integers(0, 4, 4000)
+    net = nc.Network([nc.Dense(16, 64, "relu"), nc.Dense(64, 4)], loss="cross_entropy", seed=0)
+    opt = nc.optim.SGD(0.01, momentum=0.9)
+    monkeypatch.setattr(training, "_CHUNK_WORK", 16 * 1400 * 50)   # ~50 steps per chunk
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            net.fit(X, y, optimizer=opt, batch_size=16, epochs=10**6, progress=False, seed=0)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 10
+    assert net.history_.stop_reason == "interrupted"
+    done = opt.iterations
+    assert done > 0 and np.isfinite(net.params).all()
+    # the same run, stopped after `done` steps, from the per-step path
+    monkeypatch.setattr(training, "_EPOCH_LOOP", False)
+
+    class StopAt(nc.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if self.optimizer.iterations == done:
+                raise KeyboardInterrupt
+
+    ref = nc.Network([nc.Dense(16, 64, "relu"), nc.Dense(64, 4)], loss="cross_entropy", seed=0)
+    ropt = nc.optim.SGD(0.01, momentum=0.9)
+    with pytest.raises(KeyboardInterrupt):
+        ref.fit(X, y, optimizer=ropt, batch_size=16, epochs=10**6, progress=False, seed=0,
+                callbacks=[StopAt()])
+    np.testing.assert_array_equal(net.params, ref.params)
+
+
+# --------------------------------------------------------------------------- memory
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_memory_on_top_of_the_training_set(dtype):
+    """Peak allocation of fit <= 0.15x the training set (no copy of X per epoch
+    or for validation; float64 X into a float32 net is converted per batch)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30000, 64))                  # 15.4 MB float64
+    y = rng.integers(0, 10, 30000)
+    Xv, yv = X[:3000], y[:3000]
+    net = nc.Network([nc.Dense(64, 32, "relu"), nc.Dropout(0.2), nc.Dense(32, 10)],
+                     loss="cross_entropy", regularizer=nc.L2(1e-4), dtype=dtype, seed=0)
+    net.fit(X[:100], y[:100], epochs=1, progress=False)    # warm imports and caches
+    tracemalloc.start()
+    net.fit(X, y, batch_size=64, epochs=2, validation_data=(Xv, yv), progress=False, seed=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak <= 0.15 * X.nbytes, f"fit allocated {peak / X.nbytes:.3f}x the training set"
