@@ -10,6 +10,7 @@ The Cython directives below are the only place they are set. Generated C goes to
 the source tree stays free of build output.
 """
 
+import glob
 import os
 import shutil
 import sys
@@ -108,7 +109,11 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+# .pxi files are textually included by _kernels.pyx; listing them as depends
+# also ships them in the sdist.
+_PXI = sorted(glob.glob(os.path.join("src", "nncore", "*.pxi")))
+
 setup(
-    ext_modules=[Extension("nncore._kernels", ["src/nncore/_kernels.pyx"])],
+    ext_modules=[Extension("nncore._kernels", ["src/nncore/_kernels.pyx"], depends=_PXI)],
     cmdclass={"build_ext": BuildExt},
 )

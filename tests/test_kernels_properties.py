@@ -246,8 +246,13 @@ def _run(fn, args):
     return "ok", None, args
 
 
+# The per-call kernels; train_epoch (a whole epoch over a network description)
+# is validated and fuzzed by its own tests.
+KERNEL_CALLS = [n for n in BACKEND_API if n != "train_epoch"]
+
+
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(BACKEND_API), dt=st.sampled_from(DTYPES),
+@given(name=st.sampled_from(KERNEL_CALLS), dt=st.sampled_from(DTYPES),
        mutation=st.sampled_from(MUTATIONS), which=st.integers(0, 50),
        seed=st.integers(0, 2**32 - 1))
 def test_malformed_calls_rejected_identically(name, dt, mutation, which, seed):
