@@ -1,0 +1,379 @@
+"""nncore against PyTorch and scikit-learn on the workloads of issue 5.
+
+Run (a few minutes on 2 cores)::
+
+    python bench/compare.py                    # full sizes, Markdown table on stdout
+    python bench/compare.py --samples 6000 --repeats 3    # quicker, smaller epochs
+
+Workloads (float32, synthetic data, the same data for every library):
+
+* ``tiny``: 2-16-16-1 tanh, MSE, SGD, batch 1 -- time per sample over whole
+  epochs (shuffling, forward, backward and update). nncore: ``fit``;
+  PyTorch: an eager per-sample loop; scikit-learn: ``MLPRegressor.partial_fit``.
+* ``mnist32`` / ``mnist128``: 784-256-256-10 relu, cross-entropy, Adam, batch
+  32 / 128, one epoch of ``--samples`` MNIST-shaped rows. PyTorch: the usual
+  mini-batch loop with ``Adam(fused=True)``; scikit-learn: ``MLPClassifier.partial_fit``.
+* ``adam``: one Adam update of 1e7 float32 parameters. PyTorch: ``Adam(fused=True)``.
+
+Every contender runs at 1 and at ``--threads`` threads (nncore via
+``nc.set_num_threads``, PyTorch via ``torch.set_num_threads``, every BLAS/OpenMP
+pool via threadpoolctl) and is reported at its best. Repeats are interleaved
+(round robin, rotated each round) with a pause between runs so no idle thread
+pool spins into the next measurement; the table shows medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+try:   # run from a source checkout without installing
+    import nncore as nc
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+    import nncore as nc
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - optional
+    torch = None
+try:
+    import sklearn
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+except ImportError:  # pragma: no cover - optional
+    sklearn = None
+
+PAUSE = 0.25   # seconds between runs: lets spinning BLAS/OpenMP workers go to sleep
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _threads(n):
+    """Pin every pool to n threads (returns a context manager)."""
+    nc.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    return threadpool_limits(limits=n)
+
+
+class Contender:
+    def __init__(self, lib, label, threads, setup, run, units, warm=True):
+        self.lib, self.label, self.threads, self.warm = lib, label, threads, warm
+        self.setup, self.run, self.units = setup, run, units
+        self.times = []
+
+    def measure(self):
+        with _threads(self.threads):
+            state = self.setup()
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                self.run(state)
+                dt = time.perf_counter() - t0
+            finally:
+                gc.enable()
+        self.times.append(dt / self.units)
+        time.sleep(PAUSE)
+
+    @property
+    def median(self):
+        return statistics.median(self.times)
+
+
+def _interleaved(contenders, repeats, warmup=True):
+    if warmup:
+        for c in contenders:
+            if c.warm:
+                c.measure()
+                c.times.clear()
+    for r in range(repeats):
+        k = r % len(contenders)
+        for c in contenders[k:] + contenders[:k]:
+            c.measure()
+
+
+def _best(contenders, lib):
+    mine = [c for c in contenders if c.lib == lib]
+    return min(mine, key=lambda c: c.median) if mine else None
+
+
+# --------------------------------------------------------------------------- nncore
+
+def _nn_fit(layers, loss, X, y, opt, batch, epochs, backend):
+    def setup():
+        nc.set_backend(backend)
+        net = nc.Network(layers(), loss=loss, dtype="float32", seed=0)
+        return net, opt()
+
+    def run(state):
+        net, o = state
+        net.fit(X, y, optimizer=o, batch_size=batch, epochs=epochs, progress=False, seed=0)
+    return setup, run
+
+
+# --------------------------------------------------------------------------- torch
+
+def _torch_mlp(sizes, act):
+    mods = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        mods.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            mods.append(act())
+    return torch.nn.Sequential(*mods)
+
+
+def _torch_tiny(X, y, lr):
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.reshape(-1, 1))
+
+    def setup():
+        torch.manual_seed(0)
+        model = _torch_mlp([2, 16, 16, 1], torch.nn.Tanh)
+        return model, torch.optim.SGD(model.parameters(), lr=lr)
+
+    def run(state):
+        model, opt = state
+        for i in torch.randperm(Xt.shape[0]).tolist():     # eager, one sample per step
+            out = model(Xt[i:i + 1])
+            loss = 0.5 * ((out - yt[i:i + 1]) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return setup, run
+
+
+def _torch_mnist(X, y, batch):
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def setup():
+        torch.manual_seed(0)
+        model = _torch_mlp([784, 256, 256, 10], torch.nn.ReLU)
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+
+    def run(state):
+        model, opt = state
+        n = Xt.shape[0]
+        perm = torch.randperm(n)
+        for s in range(0, n, batch):
+            idx = perm[s:s + batch]
+            out = model(Xt[idx])
+            loss = torch.nn.functional.cross_entropy(out, yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return setup, run
+
+
+# --------------------------------------------------------------------------- workloads
+
+def tiny(args, threads):
+    n = args.tiny_samples
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    y = (np.sin(3 * X[:, 0]) * X[:, 1]).astype(np.float32)
+    layers = lambda: [nc.Dense(2, 16, "tanh"), nc.Dense(16, 16, "tanh"), nc.Dense(16, 1)]
+    sgd = lambda: nc.optim.SGD(0.01)
+    E = 20    # nncore's compiled epochs are short: time several
+    cs = [Contender("nncore", "nncore compiled", 1, *_nn_fit(layers, "mse", X, y, sgd, 1, E, "cython"), n * E),
+          Contender("numpy", "nncore NumPy path", 1, *_nn_fit(layers, "mse", X, y, sgd, 1, 1, "numpy"), n)]
+    if torch is not None:
+        m = min(n, args.torch_tiny_samples)
+        cs.append(Contender("torch", "PyTorch eager loop", 1, *_torch_tiny(X[:m], y[:m], 0.01), m))
+    if sklearn is not None:
+        def setup():
+            return MLPRegressor(hidden_layer_sizes=(16, 16), activation="tanh", solver="sgd", batch_size=1,
+                                learning_rate_init=0.01, momentum=0.0, alpha=0.0,
+                                random_state=0)
+        cs.append(Contender("sklearn", "scikit-learn partial_fit", 1, setup,
+                            lambda est: est.partial_fit(X, y), n))
+    return cs
+
+
+def mnist(args, threads, batch):
+    n = args.samples
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    layers = lambda: [nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"), nc.Dense(256, 10)]
+    adam = lambda: nc.optim.Adam(1e-3)
+    cs = []
+    for t in sorted({1, threads}):
+        cs.append(Contender("nncore", "nncore compiled", t,
+                            *_nn_fit(layers, "cross_entropy", X, y, adam, batch, 1, "cython"), 1))
+        if torch is not None:
+            cs.append(Contender("torch", "PyTorch, fused Adam", t, *_torch_mnist(X, y, batch), 1))
+    if not args.skip_slow:
+        cs.append(Contender("numpy", "nncore NumPy path", threads,
+                            *_nn_fit(layers, "cross_entropy", X, y, adam, batch, 1, "numpy"), 1,
+                            warm=False))
+        if sklearn is not None:
+            classes = np.arange(10)
+
+            def setup():
+                return MLPClassifier(hidden_layer_sizes=(256, 256), solver="adam", batch_size=batch,
+                                     learning_rate_init=1e-3, alpha=0.0, random_state=0)
+            cs.append(Contender("sklearn", "scikit-learn partial_fit", threads, setup,
+                                lambda est: est.partial_fit(X, y, classes=classes), 1, warm=False))
+    return cs
+
+
+def adam(args, threads):
+    P = args.adam_params
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(P).astype(np.float32)
+    g = rng.standard_normal(P).astype(np.float32)
+    steps = 20
+
+    def nn(backend):
+        def setup():
+            nc.set_backend(backend)
+            opt = nc.optim.Adam(1e-3)
+            p = p0.copy()
+            opt.step(p, g)                 # state allocated outside the timing
+            return opt, p
+
+        def run(state):
+            opt, p = state
+            for _ in range(steps):
+                opt.step(p, g)
+        return setup, run
+
+    cs = []
+    for t in sorted({1, threads}):
+        cs.append(Contender("nncore", "nncore compiled", t, *nn("cython"), steps))
+        if torch is not None:
+            def setup():
+                p = torch.nn.Parameter(torch.from_numpy(p0.copy()))
+                p.grad = torch.from_numpy(g.copy())
+                opt = torch.optim.Adam([p], lr=1e-3, fused=True)
+                opt.step()
+                return opt
+
+            def run(opt):
+                for _ in range(steps):
+                    opt.step()
+            cs.append(Contender("torch", "PyTorch Adam(fused=True)", t, setup, run, steps))
+    cs.append(Contender("numpy", "nncore NumPy path", threads, *nn("numpy"), steps, warm=False))
+    return cs
+
+
+WORKLOADS = {
+    "tiny": ("2-16-16-1 tanh, MSE, SGD, batch 1", "µs/sample", 1e6, tiny, "≥ 50× faster"),
+    "mnist32": ("784-256-256-10 relu, CE, Adam, batch 32", "s/epoch", 1.0,
+                lambda a, t: mnist(a, t, 32), "≤ 0.6×"),
+    "mnist128": ("784-256-256-10 relu, CE, Adam, batch 128", "s/epoch", 1.0,
+                 lambda a, t: mnist(a, t, 128), "≤ 0.85×"),
+    "adam": ("Adam update, 1e7 float32 params", "ms/step", 1e3, adam, "≤ 1×"),
+}
+
+
+# --------------------------------------------------------------------------- report
+
+def _machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    lines = [f"- machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} "
+             f"{platform.release()}, Python {platform.python_version()}"]
+    vers = [f"nncore {nc.__version__}", f"numpy {np.__version__}"]
+    import scipy
+    vers.append(f"scipy {scipy.__version__}")
+    if torch is not None:
+        vers.append(f"torch {torch.__version__} (MKL {'on' if torch.backends.mkl.is_available() else 'off'})")
+    if sklearn is not None:
+        vers.append(f"scikit-learn {sklearn.__version__}")
+    lines.append("- versions: " + ", ".join(vers))
+    from nncore import _kernels
+    lines.append(f"- nncore: OpenMP {'on' if _kernels.OPENMP else 'off'}; compiled backend "
+                 "GEMMs through SciPy's OpenBLAS (cython_blas), NumPy path through NumPy's")
+    pools = []
+    for p in threadpool_info():
+        owner = os.path.basename(p.get("filepath", ""))
+        pools.append(f"{p.get('internal_api')} {p.get('version') or ''} "
+                     f"({p.get('architecture') or p.get('threading_layer') or ''}) [{owner}]")
+    lines.append("- thread pools loaded (threadpoolctl): " + "; ".join(pools))
+    try:
+        load = os.getloadavg()
+        lines.append(f"- load average before the run: {load[0]:.2f}")
+    except OSError:
+        pass
+    return "\n".join(lines)
+
+
+def _fmt(v, scale):
+    x = v * scale
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def report(results, threads, args):
+    out = ["## nncore vs PyTorch vs scikit-learn (bench/compare.py)", "",
+           f"Command: `python bench/compare.py {' '.join(sys.argv[1:])}`".rstrip(), "",
+           _machine(), f"- threads tried: 1 and {threads}; each library at its best "
+           f"(shown as `@n`); median of {args.repeats} interleaved repeats", "",
+           "| workload | unit | nncore compiled | nncore NumPy path | PyTorch | scikit-learn "
+           "| nncore / PyTorch | target |",
+           "|---|---|---|---|---|---|---|---|"]
+    for key, contenders in results:
+        title, unit, scale, _, target = WORKLOADS[key]
+        cells = []
+        for lib in ("nncore", "numpy", "torch", "sklearn"):
+            b = _best(contenders, lib)
+            cells.append("—" if b is None else f"{_fmt(b.median, scale)} @{b.threads}")
+        nn, tt = _best(contenders, "nncore"), _best(contenders, "torch")
+        if nn and tt:
+            r = nn.median / tt.median
+            ratio = f"{r:.3f}× ({1 / r:.0f}× faster)" if r < 0.1 else f"{r:.2f}×"
+        else:
+            ratio = "—"
+        out.append(f"| {title} | {unit} | " + " | ".join(cells) + f" | {ratio} | {target} |")
+    out += ["", "All rows (median, min over repeats):", ""]
+    for key, contenders in results:
+        title, unit, scale, _, _ = WORKLOADS[key]
+        for c in contenders:
+            out.append(f"- {key}: {c.label} @{c.threads} thread(s): median "
+                       f"{_fmt(c.median, scale)} {unit}, min {_fmt(min(c.times), scale)}")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--samples", type=int, default=60000, help="rows per MNIST-shaped epoch")
+    ap.add_argument("--tiny-samples", type=int, default=2000, help="rows of the 2-16-16-1 set")
+    ap.add_argument("--torch-tiny-samples", type=int, default=1000,
+                    help="samples timed in PyTorch's per-sample loop")
+    ap.add_argument("--adam-params", type=int, default=10**7)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                    help="the multi-threaded setting tried besides 1")
+    ap.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
+    ap.add_argument("--skip-slow", action="store_true",
+                    help="skip the NumPy path and scikit-learn on the MNIST workloads")
+    args = ap.parse_args(argv)
+    results = []
+    for key in args.only:
+        contenders = WORKLOADS[key][3](args, args.threads)
+        print(f"running {key}: {len(contenders)} contenders x {args.repeats} repeats ...",
+              file=sys.stderr, flush=True)
+        _interleaved(contenders, args.repeats)
+        results.append((key, contenders))
+    nc.set_backend("cython")
+    print(report(results, args.threads, args))
+
+
+if __name__ == "__main__":
+    main()
