@@ -29,6 +29,57 @@
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport isfinite, pow as c_pow
 
+cdef extern from *:
+    """
+    /* Adam over a flat chunk, compiled for several x86-64 levels (GCC function
+       multiversioning picks one at load time): the wheel stays baseline-x86-64
+       (no -march=native), but the update vectorises 8 or 16 wide where the CPU
+       can. IEEE add/mul/div/sqrt are correctly rounded at any vector width and
+       -ffp-contract=off forbids FMA, so every clone gives the bits of the
+       scalar code (the operation order of nncore.backend._numpy.adam_step). */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+        defined(__linux__) && !defined(NNCORE_NO_CLONES) && (__GNUC__ >= 8)
+    #define NNC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+    #else
+    #define NNC_CLONES
+    #endif
+    #define NNC_ADAM_LOOP(T, SQRT, LERP_SMALL, INSIDE)                        \
+        for (Py_ssize_t i = lo; i < hi; i++) {                               \
+            T gi = g[i] * gs;                                                \
+            T pi = p[i] * decay;                                             \
+            T mi = m[i];                                                     \
+            if (LERP_SMALL) mi = mi + w * (gi - mi);                         \
+            else mi = gi - (gi - mi) * omw;                                  \
+            m[i] = mi;                                                       \
+            T vi = v[i] * b2;                                                \
+            vi = vi + omb2 * (gi * gi);                                      \
+            v[i] = vi;                                                       \
+            T denom = (INSIDE) ? SQRT(vi / bc2 + eps) : SQRT(vi) / sqrt_bc2 + eps; \
+            p[i] = pi + neg_step * (mi / denom);                             \
+        }
+    #define NNC_ADAM_FN(NAME, T, SQRT)                                           \
+    NNC_CLONES static void NAME(T* restrict p, const T* restrict g,               \
+            T* restrict m, T* restrict v, Py_ssize_t lo, Py_ssize_t hi, T decay,  \
+            T w, T omw, T b2, T omb2, T bc2, T sqrt_bc2, T eps, T neg_step, T gs,  \
+            int lerp_small, int inside) {                                          \
+        if (lerp_small && !inside) { NNC_ADAM_LOOP(T, SQRT, 1, 0) }                \
+        else if (lerp_small) { NNC_ADAM_LOOP(T, SQRT, 1, 1) }                      \
+        else if (!inside) { NNC_ADAM_LOOP(T, SQRT, 0, 0) }                         \
+        else { NNC_ADAM_LOOP(T, SQRT, 0, 1) }                                      \
+    }
+    NNC_ADAM_FN(nnc_adam_f32, float, sqrtf)
+    NNC_ADAM_FN(nnc_adam_f64, double, sqrt)
+    """
+    void nnc_adam_f32(float* p, const float* g, float* m, float* v, Py_ssize_t lo,
+                      Py_ssize_t hi, float decay, float w, float omw, float b2, float omb2,
+                      float bc2, float sqrt_bc2, float eps, float neg_step, float gs,
+                      int lerp_small, int inside) noexcept nogil
+    void nnc_adam_f64(double* p, const double* g, double* m, double* v, Py_ssize_t lo,
+                      Py_ssize_t hi, double decay, double w, double omw, double b2,
+                      double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
+                      double gs, int lerp_small, int inside) noexcept nogil
+
+
 cdef enum:
     TL_DENSE = 0
     TL_DROPOUT = 1
@@ -170,6 +221,38 @@ cdef inline void _tl_bias_act(floating* out, const floating* b, Py_ssize_t r, Py
             _bias_act_rows(out, b, (r * c) // nt, (r * (c + 1)) // nt, k, act)
 
 
+cdef inline void _tl_adam_chunk(floating[::1] p, const floating[::1] g, floating[::1] m,
+                                floating[::1] v, Py_ssize_t lo, Py_ssize_t hi, double decay,
+                                double w, double omw, bint lerp_small, double beta2,
+                                double omb2, double bc2, double sqrt_bc2, double eps,
+                                double neg_step, bint inside, double gscale) noexcept nogil:
+    # Scalars rounded to the array dtype first, as adam_k does.
+    if floating is float:
+        nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], lo, hi, <float>decay, <float>w, <float>omw,
+                     <float>beta2, <float>omb2, <float>bc2, <float>sqrt_bc2, <float>eps,
+                     <float>neg_step, <float>gscale, lerp_small, inside)
+    else:
+        nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], lo, hi, decay, w, omw, beta2, omb2, bc2,
+                     sqrt_bc2, eps, neg_step, gscale, lerp_small, inside)
+
+
+cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
+                   double decay, double w, double omw, bint lerp_small, double beta2,
+                   double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
+                   bint inside, double gscale) noexcept nogil:
+    """adam_k through the multiversioned C loop (same scalars, same rounding)."""
+    cdef Py_ssize_t n = p.shape[0], c
+    cdef int nt = _threads_for(n)
+    if nt == 1:     # no OpenMP region at all for small buffers
+        _tl_adam_chunk(p, g, m, v, 0, n, decay, w, omw, lerp_small, beta2, omb2, bc2,
+                       sqrt_bc2, eps, neg_step, inside, gscale)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _tl_adam_chunk(p, g, m, v, _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n), decay, w,
+                           omw, lerp_small, beta2, omb2, bc2, sqrt_bc2, eps, neg_step, inside,
+                           gscale)
+
+
 cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] grads,
                      floating[::1] buf1, floating[::1] buf2, floating[::1] scratch,
                      floating[::1] gv) noexcept nogil:
@@ -219,7 +302,7 @@ cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] 
         w = 1.0 - o.beta1
         bc1 = 1.0 - c_pow(o.beta1, <double>st.opt_step)
         bc2 = 1.0 - c_pow(o.beta2, <double>st.opt_step)
-        adam_k(params, gv, buf1, buf2, decay, w, 1.0 - w,
+        _tl_adam(params, gv, buf1, buf2, decay, w, 1.0 - w,
                w < 0.5, o.beta2, 1.0 - o.beta2, bc2, c_pow(bc2, 0.5), o.eps,
                -(o.lr / bc1), o.inside, gs)
 
