@@ -1,0 +1,97 @@
+"""The issue-5 workloads: compiled epoch loop vs the NumPy path.
+
+Run:    pytest bench/bench_perf.py --benchmark-columns=min,median,rounds --benchmark-group-by=group
+Smoke:  pytest bench/bench_perf.py --benchmark-disable     (small sizes, bodies run once)
+
+Threads are pinned by bench/conftest.py (``NNCORE_BENCH_THREADS``, default 1).
+Rows are grouped per workload so the compiled and NumPy backends sit side by
+side; every benchmark first checks that the timed backend gives the NumPy
+reference's result (to float32 tolerance) on the same data. PyTorch and
+scikit-learn on the same workloads: ``python bench/compare.py``.
+
+* tiny: 2-16-16-1 tanh, MSE, SGD, batch 1 -- one epoch of sample-by-sample steps.
+* mnist: 784-256-256-10 relu, cross-entropy, Adam, batch 32 and 128 -- one epoch
+  of MNIST-shaped float32 rows.
+* adam: one fused Adam update over 1e5 and 1e7 float32 parameters.
+"""
+
+import numpy as np
+import pytest
+
+import nncore as nc
+import nncore.backend as _backend
+
+
+def backends():
+    """The compiled backend (when built) and the NumPy reference."""
+    try:
+        _backend._load("cython")
+    except ImportError:
+        return ["numpy"]
+    return ["cython", "numpy"]
+
+
+def _fit_epoch(make_net, X, y, opt, batch, seed=0):
+    net = make_net()
+    net.fit(X, y, optimizer=opt(), batch_size=batch, epochs=1, progress=False, seed=seed)
+    return net
+
+
+def _checked(benchmark, name, make_net, X, y, opt, batch):
+    """Check the timed backend against the NumPy reference, then time one epoch."""
+    nc.set_backend("numpy")
+    ref = _fit_epoch(make_net, X, y, opt, batch)
+    nc.set_backend(name)
+    got = _fit_epoch(make_net, X, y, opt, batch)
+    np.testing.assert_allclose(got.params, ref.params, rtol=2e-4, atol=2e-4)
+    benchmark(_fit_epoch, make_net, X, y, opt, batch)
+
+
+@pytest.mark.parametrize("name", backends())
+def test_tiny_sgd_batch1_epoch(benchmark, smoke_run, name):
+    n = 64 if smoke_run else 2000
+    benchmark.group = f"tiny 2-16-16-1 tanh MSE SGD batch 1, {n} samples"
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    y = (np.sin(3 * X[:, 0]) * X[:, 1]).astype(np.float32)
+
+    def make_net():
+        return nc.Network([nc.Dense(2, 16, "tanh"), nc.Dense(16, 16, "tanh"), nc.Dense(16, 1)],
+                          loss="mse", seed=0)
+    _checked(benchmark, name, make_net, X, y, lambda: nc.optim.SGD(0.01), 1)
+
+
+@pytest.mark.parametrize("batch", [32, 128])
+@pytest.mark.parametrize("name", backends())
+def test_mnist_adam_epoch(benchmark, smoke_run, name, batch):
+    n = 2 * batch if smoke_run else 6000
+    benchmark.group = f"mnist 784-256-256-10 relu CE Adam batch {batch}, {n} samples"
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+
+    def make_net():
+        return nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
+                           nc.Dense(256, 10)], loss="cross_entropy", seed=0)
+    _checked(benchmark, name, make_net, X, y, lambda: nc.optim.Adam(1e-3), batch)
+
+
+@pytest.mark.parametrize("size", [10**5, 10**7])
+@pytest.mark.parametrize("name", backends())
+def test_adam_update(benchmark, smoke_run, name, size):
+    if smoke_run:
+        size = min(size, 10**4)
+    benchmark.group = f"adam update {size:.0e} float32"
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(size).astype(np.float32)
+    g = rng.standard_normal(size).astype(np.float32)
+    results = {}
+    for be in ("numpy", name):
+        nc.set_backend(be)
+        opt, p = nc.optim.Adam(1e-3), p0.copy()
+        for _ in range(3):
+            opt.step(p, g)
+        results[be] = (opt, p)
+    np.testing.assert_allclose(results[name][1], results["numpy"][1], rtol=1e-6, atol=1e-7)
+    opt, p = results[name]
+    benchmark(opt.step, p, g)
