@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -53,6 +55,7 @@ except ImportError:  # pragma: no cover - optional
     sklearn = None
 
 PAUSE = 0.25   # seconds between runs: lets spinning BLAS/OpenMP workers go to sleep
+SLOW_FACTOR = 3.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -71,16 +74,26 @@ class Contender:
         self.setup, self.run, self.units = setup, run, units
         self.times = []
 
-    def measure(self):
+    def measure(self, limit=None):
+        """Time one run; with ``limit`` (seconds) give up after it (SIGALRM)."""
         with _threads(self.threads):
             state = self.setup()
             gc.collect()
             gc.disable()
+            old = None
+            if limit is not None and hasattr(signal, "setitimer"):
+                old = signal.signal(signal.SIGALRM, _alarm)
+                signal.setitimer(signal.ITIMER_REAL, limit)
             try:
                 t0 = time.perf_counter()
                 self.run(state)
                 dt = time.perf_counter() - t0
+            except _Timeout:
+                dt = math.inf
             finally:
+                if old is not None:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.signal(signal.SIGALRM, old)
                 gc.enable()
         self.times.append(dt / self.units)
         time.sleep(PAUSE)
@@ -90,15 +103,38 @@ class Contender:
         return statistics.median(self.times)
 
 
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout
+
+
 def _interleaved(contenders, repeats, warmup=True):
+    """Warm up, then measure round robin. A setting more than SLOW_FACTOR x slower
+    than the same library's best one in the warm-up (threads fighting other
+    load on a busy machine) keeps its warm-up time and is not repeated; a
+    warm-up running past SLOW_FACTOR x that best time is stopped."""
     if warmup:
+        best = {}
         for c in contenders:
             if c.warm:
-                c.measure()
+                limit = None
+                if c.lib in best:
+                    limit = max(2.0, SLOW_FACTOR * best[c.lib] * c.units)
+                c.measure(limit)
+                c.warmup = c.times[:]
                 c.times.clear()
+                best[c.lib] = min(best.get(c.lib, math.inf), c.warmup[0])
+        for c in contenders:
+            if getattr(c, "warmup", None) and c.warmup[0] > SLOW_FACTOR * best[c.lib]:
+                c.times = c.warmup
+                c.skipped = True
+    active = [c for c in contenders if not getattr(c, "skipped", False)]
     for r in range(repeats):
-        k = r % len(contenders)
-        for c in contenders[k:] + contenders[:k]:
+        k = r % len(active)
+        for c in active[k:] + active[:k]:
             c.measure()
 
 
@@ -212,7 +248,7 @@ def mnist(args, threads, batch):
         if torch is not None:
             cs.append(Contender("torch", "PyTorch, fused Adam", t, *_torch_mnist(X, y, batch), 1))
     if not args.skip_slow:
-        cs.append(Contender("numpy", "nncore NumPy path", threads,
+        cs.append(Contender("numpy", "nncore NumPy path", args.slow_threads,
                             *_nn_fit(layers, "cross_entropy", X, y, adam, batch, 1, "numpy"), 1,
                             warm=False))
         if sklearn is not None:
@@ -221,7 +257,7 @@ def mnist(args, threads, batch):
             def setup():
                 return MLPClassifier(hidden_layer_sizes=(256, 256), solver="adam", batch_size=batch,
                                      learning_rate_init=1e-3, alpha=0.0, random_state=0)
-            cs.append(Contender("sklearn", "scikit-learn partial_fit", threads, setup,
+            cs.append(Contender("sklearn", "scikit-learn partial_fit", args.slow_threads, setup,
                                 lambda est: est.partial_fit(X, y, classes=classes), 1, warm=False))
     return cs
 
@@ -262,7 +298,8 @@ def adam(args, threads):
                 for _ in range(steps):
                     opt.step()
             cs.append(Contender("torch", "PyTorch Adam(fused=True)", t, setup, run, steps))
-    cs.append(Contender("numpy", "nncore NumPy path", threads, *nn("numpy"), steps, warm=False))
+    cs.append(Contender("numpy", "nncore NumPy path", args.slow_threads, *nn("numpy"), steps,
+                        warm=False))
     return cs
 
 
@@ -317,6 +354,8 @@ def _machine():
 
 def _fmt(v, scale):
     x = v * scale
+    if not math.isfinite(x):
+        return "(stopped)"
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
@@ -345,8 +384,10 @@ def report(results, threads, args):
     for key, contenders in results:
         title, unit, scale, _, _ = WORKLOADS[key]
         for c in contenders:
+            note = (f" (one run only: over {SLOW_FACTOR:g}x slower than this library's best "
+                    "setting; stopped runs are marked)") if getattr(c, "skipped", False) else ""
             out.append(f"- {key}: {c.label} @{c.threads} thread(s): median "
-                       f"{_fmt(c.median, scale)} {unit}, min {_fmt(min(c.times), scale)}")
+                       f"{_fmt(c.median, scale)} {unit}, min {_fmt(min(c.times), scale)}{note}")
     return "\n".join(out)
 
 
@@ -360,6 +401,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                     help="the multi-threaded setting tried besides 1")
+    ap.add_argument("--slow-threads", type=int, default=1,
+                    help="threads for the slow references (NumPy path, scikit-learn)")
     ap.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
     ap.add_argument("--skip-slow", action="store_true",
                     help="skip the NumPy path and scikit-learn on the MNIST workloads")
