@@ -1278,3 +1278,17 @@ def cli_main(argv=None):
     except (ValueError, TypeError, OSError) as exc:
         print(f"nncore tune: error: {exc}", file=sys.stderr)
         return 2
+
+
+class _TuneModule(type(sys)):
+    """Make ``nc.tune(...)`` a shorthand for ``nc.tune.search(...)``.
+
+    API.md says "``nc.tune`` runs a sweep"; the module stays a module (for
+    ``nc.tune.grid`` etc.) and calling it runs :func:`search`.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return search(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _TuneModule
