@@ -43,9 +43,10 @@ cdef extern from *:
     #else
     #define NNC_CLONES
     #endif
-    #define NNC_ADAM_LOOP(T, SQRT, LERP_SMALL, INSIDE)                        \
+    #define NNC_ADAM_LOOP(T, SQRT, LERP_SMALL, INSIDE, BACKUP)                \
         for (Py_ssize_t i = lo; i < hi; i++) {                               \
             T gi = g[i] * gs;                                                \
+            if (BACKUP) bk[i] = p[i];                                        \
             T pi = p[i] * decay;                                             \
             T mi = m[i];                                                     \
             if (LERP_SMALL) mi = mi + w * (gi - mi);                         \
@@ -59,22 +60,30 @@ cdef extern from *:
         }
     #define NNC_ADAM_FN(NAME, T, SQRT)                                           \
     NNC_CLONES static void NAME(T* restrict p, const T* restrict g,               \
-            T* restrict m, T* restrict v, Py_ssize_t lo, Py_ssize_t hi, T decay,  \
-            T w, T omw, T b2, T omb2, T bc2, T sqrt_bc2, T eps, T neg_step, T gs,  \
-            int lerp_small, int inside) {                                          \
-        if (lerp_small && !inside) { NNC_ADAM_LOOP(T, SQRT, 1, 0) }                \
-        else if (lerp_small) { NNC_ADAM_LOOP(T, SQRT, 1, 1) }                      \
-        else if (!inside) { NNC_ADAM_LOOP(T, SQRT, 0, 0) }                         \
-        else { NNC_ADAM_LOOP(T, SQRT, 0, 1) }                                      \
+            T* restrict m, T* restrict v, T* restrict bk, Py_ssize_t lo,          \
+            Py_ssize_t hi, T decay, T w, T omw, T b2, T omb2, T bc2, T sqrt_bc2,  \
+            T eps, T neg_step, T gs, int lerp_small, int inside) {                 \
+        if (bk) {  /* also copy p to bk before updating it (the step's backup) */ \
+            if (lerp_small && !inside) { NNC_ADAM_LOOP(T, SQRT, 1, 0, 1) }         \
+            else if (lerp_small) { NNC_ADAM_LOOP(T, SQRT, 1, 1, 1) }               \
+            else if (!inside) { NNC_ADAM_LOOP(T, SQRT, 0, 0, 1) }                  \
+            else { NNC_ADAM_LOOP(T, SQRT, 0, 1, 1) }                               \
+        } else {                                                                   \
+            if (lerp_small && !inside) { NNC_ADAM_LOOP(T, SQRT, 1, 0, 0) }         \
+            else if (lerp_small) { NNC_ADAM_LOOP(T, SQRT, 1, 1, 0) }               \
+            else if (!inside) { NNC_ADAM_LOOP(T, SQRT, 0, 0, 0) }                  \
+            else { NNC_ADAM_LOOP(T, SQRT, 0, 1, 0) }                               \
+        }                                                                          \
     }
     NNC_ADAM_FN(nnc_adam_f32, float, sqrtf)
     NNC_ADAM_FN(nnc_adam_f64, double, sqrt)
     """
-    void nnc_adam_f32(float* p, const float* g, float* m, float* v, Py_ssize_t lo,
+    void nnc_adam_f32(float* p, const float* g, float* m, float* v, float* bk, Py_ssize_t lo,
                       Py_ssize_t hi, float decay, float w, float omw, float b2, float omb2,
                       float bc2, float sqrt_bc2, float eps, float neg_step, float gs,
                       int lerp_small, int inside) noexcept nogil
-    void nnc_adam_f64(double* p, const double* g, double* m, double* v, Py_ssize_t lo,
+    void nnc_adam_f64(double* p, const double* g, double* m, double* v, double* bk,
+                      Py_ssize_t lo,
                       Py_ssize_t hi, double decay, double w, double omw, double b2,
                       double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
                       double gs, int lerp_small, int inside) noexcept nogil
@@ -222,44 +231,47 @@ cdef inline void _tl_bias_act(floating* out, const floating* b, Py_ssize_t r, Py
 
 
 cdef inline void _tl_adam_chunk(floating[::1] p, const floating[::1] g, floating[::1] m,
-                                floating[::1] v, Py_ssize_t lo, Py_ssize_t hi, double decay,
+                                floating[::1] v, floating* bk, Py_ssize_t lo, Py_ssize_t hi, double decay,
                                 double w, double omw, bint lerp_small, double beta2,
                                 double omb2, double bc2, double sqrt_bc2, double eps,
                                 double neg_step, bint inside, double gscale) noexcept nogil:
     # Scalars rounded to the array dtype first, as adam_k does.
     if floating is float:
-        nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], lo, hi, <float>decay, <float>w, <float>omw,
+        nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], bk, lo, hi, <float>decay, <float>w, <float>omw,
                      <float>beta2, <float>omb2, <float>bc2, <float>sqrt_bc2, <float>eps,
                      <float>neg_step, <float>gscale, lerp_small, inside)
     else:
-        nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], lo, hi, decay, w, omw, beta2, omb2, bc2,
+        nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], bk, lo, hi, decay, w, omw, beta2, omb2, bc2,
                      sqrt_bc2, eps, neg_step, gscale, lerp_small, inside)
 
 
 cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
-                   double decay, double w, double omw, bint lerp_small, double beta2,
+                   floating* bk, double decay, double w, double omw, bint lerp_small, double beta2,
                    double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
                    bint inside, double gscale) noexcept nogil:
-    """adam_k through the multiversioned C loop (same scalars, same rounding)."""
+    """adam_k through the multiversioned C loop (same scalars, same rounding);
+    with ``bk`` it also copies the parameters there before updating them."""
     cdef Py_ssize_t n = p.shape[0], c
     cdef int nt = _threads_for(n)
     if nt == 1:     # no OpenMP region at all for small buffers
-        _tl_adam_chunk(p, g, m, v, 0, n, decay, w, omw, lerp_small, beta2, omb2, bc2,
+        _tl_adam_chunk(p, g, m, v, bk, 0, n, decay, w, omw, lerp_small, beta2, omb2, bc2,
                        sqrt_bc2, eps, neg_step, inside, gscale)
     else:
         for c in prange(nt, num_threads=nt, schedule='static'):
-            _tl_adam_chunk(p, g, m, v, _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n), decay, w,
+            _tl_adam_chunk(p, g, m, v, bk, _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n), decay, w,
                            omw, lerp_small, beta2, omb2, bc2, sqrt_bc2, eps, neg_step, inside,
                            gscale)
 
 
 cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] grads,
                      floating[::1] buf1, floating[::1] buf2, floating[::1] scratch,
-                     floating[::1] gv) noexcept nogil:
+                     floating[::1] gv, floating* bk) noexcept nogil:
     """One optimizer step, as nncore.optim's step() + the backend wrappers compute it.
 
     ``gv`` is what the update kernel reads: ``grads``, or ``scratch`` (which
-    receives the clipped gradient plus the coupled decay) when ``o.wd != 0``."""
+    receives the clipped gradient plus the coupled decay) when ``o.wd != 0``.
+    The parameters are first saved to ``bk`` (inside Adam's pass, which reads
+    them anyway; a copy for the others)."""
     cdef double gs = 1.0, norm, x, decay, w, bc1, bc2, clr
     cdef Py_ssize_t i, n = params.shape[0]
     cdef floating* S
@@ -287,6 +299,8 @@ cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] 
         for i in range(n):
             S[i] = S[i] + fwd * P[i]
         gs = 1.0
+    if o.kind != TL_ADAM:
+        memcpy(bk, P, n * sizeof(floating))
     if o.kind == TL_SGD:
         sgd_k(params, gv, buf1, o.lr, o.momentum, o.dampening,
               o.nesterov, st.opt_step == 1, gs)
@@ -302,7 +316,7 @@ cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] 
         w = 1.0 - o.beta1
         bc1 = 1.0 - c_pow(o.beta1, <double>st.opt_step)
         bc2 = 1.0 - c_pow(o.beta2, <double>st.opt_step)
-        _tl_adam(params, gv, buf1, buf2, decay, w, 1.0 - w,
+        _tl_adam(params, gv, buf1, buf2, bk, decay, w, 1.0 - w,
                w < 0.5, o.beta2, 1.0 - o.beta2, bc2, c_pow(bc2, 0.5), o.eps,
                -(o.lr / bc1), o.inside, gs)
 
@@ -316,7 +330,6 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
                   int64_t[::1] lbuf, floating[:, ::1] logits, floating[:, ::1] gout,
                   uint64_t seed, bint count, TLState* st) noexcept nogil:
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = gout.shape[1]
-    cdef Py_ssize_t nparam = params.shape[0]
     cdef Py_ssize_t j, s, r, i, li, tot
     cdef floating* P = &params[0]
     cdef floating* G = &grads[0]
@@ -392,12 +405,11 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
             st.diverged = True
             st.step = j
             return
-        memcpy(&backup[0], P, nparam * sizeof(floating))
         st.have_backup = True
         if o.wd != 0.0:
-            _tl_update(o, st, params, grads, buf1, buf2, scratch, scratch)
+            _tl_update(o, st, params, grads, buf1, buf2, scratch, scratch, &backup[0])
         else:
-            _tl_update(o, st, params, grads, buf1, buf2, scratch, grads)
+            _tl_update(o, st, params, grads, buf1, buf2, scratch, grads, &backup[0])
         st.loss_sum += lossv
         st.correct += c
         st.step = j + 1
