@@ -219,11 +219,16 @@ def tiny(args, threads):
     layers = lambda: [nc.Dense(2, 16, "tanh"), nc.Dense(16, 16, "tanh"), nc.Dense(16, 1)]
     sgd = lambda: nc.optim.SGD(0.01)
     E = 20    # nncore's compiled epochs are short: time several
-    cs = [Contender("nncore", "nncore compiled", 1, *_nn_fit(layers, "mse", X, y, sgd, 1, E, "cython"), n * E),
-          Contender("numpy", "nncore NumPy path", 1, *_nn_fit(layers, "mse", X, y, sgd, 1, 1, "numpy"), n)]
-    if torch is not None:
-        m = min(n, args.torch_tiny_samples)
-        cs.append(Contender("torch", "PyTorch eager loop", 1, *_torch_tiny(X[:m], y[:m], 0.01), m))
+    cs = []
+    for t in sorted({1, threads}):
+        cs.append(Contender("nncore", "nncore compiled", t,
+                            *_nn_fit(layers, "mse", X, y, sgd, 1, E, "cython"), n * E))
+        if torch is not None:
+            m = min(n, args.torch_tiny_samples)
+            cs.append(Contender("torch", "PyTorch eager loop", t,
+                                *_torch_tiny(X[:m], y[:m], 0.01), m))
+    cs.append(Contender("numpy", "nncore NumPy path", 1,
+                        *_nn_fit(layers, "mse", X, y, sgd, 1, 1, "numpy"), n))
     if sklearn is not None:
         def setup():
             return MLPRegressor(hidden_layer_sizes=(16, 16), activation="tanh", solver="sgd", batch_size=1,
