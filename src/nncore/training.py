@@ -17,6 +17,14 @@ Design
   a step interrupted by Ctrl-C, or one that produced non-finite parameters,
   can be undone, so the network always holds the result of its last
   completed, finite step.
+* Whole epochs run in the backend (``backend.train_epoch``: one ``nogil``
+  compiled loop per chunk of ~0.1 s of work, or its Python-orchestrated NumPy
+  twin) whenever nothing needs Python per step: mini-batches, no augment, no
+  callback with an ``on_batch_end``, and one of nncore's first-order
+  optimizers. It makes the same kernel calls as the per-step path below, so
+  results are bit-identical; callbacks and the progress bar run between
+  epochs, and Ctrl-C lands between chunks with the optimizer's step count and
+  the dropout counter in step with the parameters.
 * Full-batch optimizers see a float64 function ``fun(x) -> (f, g)`` over the
   whole training set (``iterate`` interface); an epoch is one iteration.
 """
