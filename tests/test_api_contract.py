@@ -1211,3 +1211,47 @@ def test_failed_save_leaves_old_file_and_no_temp(tmp_path):
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["m.npz"]
     np.testing.assert_array_equal(nc.load(path).params, net.params)
+
+
+# ------------------------------------------------------------ wrong-typed hyper-parameters
+# API.md: "ValueError for ... bad hyper-parameters"; a wrong *type* of
+# hyper-parameter raises nc.errors.InvalidParameterError, which is both a
+# ValueError (the contract) and a TypeError (Python habit).
+
+@pytest.mark.parametrize("make", [
+    lambda: nc.optim.SGD(lr="fast"), lambda: nc.optim.SGD(nesterov=1),
+    lambda: nc.optim.Adam(eps="x"), lambda: nc.optim.Newton(hess=3),
+    lambda: nc.optim.LBFGS(history=2.5), lambda: nc.optim.get(3),
+    lambda: nc.schedules.StepDecay(0.1, 2.5), lambda: nc.schedules.ExponentialDecay("a", 0.5),
+    lambda: nc.callbacks.EarlyStopping(min_delta="x"),
+    lambda: nc.callbacks.EarlyStopping(restore_best_weights="yes"),
+    lambda: nc.callbacks.ModelCheckpoint("m.npz", save_best_only=1),
+    lambda: nc.set_num_threads(1.5), lambda: nc.set_backend(None),
+    lambda: nc.augment.GaussianNoise("a"),
+])
+def test_wrong_typed_hyperparameters_are_value_errors(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+_E_FIX = ("network.py/training.py raise a plain TypeError for a wrong-typed hyper-parameter; "
+          "fix: raise nc.errors.InvalidParameterError (ValueError and TypeError) instead")
+
+
+@pytest.mark.xfail(strict=True, reason=_E_FIX)
+@pytest.mark.parametrize("make", [
+    lambda: nc.Dense(3.0, 2), lambda: nc.Dropout("0.5"), lambda: nc.L2("a"),
+    lambda: nc.Network([nc.Dense(3, 2)], regularizer="l2"),
+])
+def test_wrong_typed_layer_hyperparameters_are_value_errors(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+@pytest.mark.xfail(strict=True, reason=_E_FIX)
+@pytest.mark.parametrize("kw", [dict(epochs=2.5), dict(batch_size=2.5), dict(shuffle="yes"),
+                                dict(validation_split="a"), dict(augment=3), dict(callbacks=[1])])
+def test_wrong_typed_fit_arguments_are_value_errors(kw):
+    net = _err_net()
+    with pytest.raises(ValueError):
+        net.fit(_data(10, 3), np.arange(10) % 2, progress=False, **kw)

@@ -43,7 +43,8 @@ def set_num_threads(n):
         except ImportError:  # pragma: no cover
             pass
     if not isinstance(n, int) or isinstance(n, bool):
-        raise TypeError(f"number of threads must be an integer, got {type(n).__name__}")
+        from .errors import InvalidParameterError
+        raise InvalidParameterError(f"number of threads must be an integer, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"number of threads must be >= 1, got {n}")
     k = _kernels()

@@ -23,6 +23,8 @@ import warnings
 
 import numpy as np
 
+from .errors import InvalidParameterError
+
 __all__ = [
     "Callback", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau", "LambdaCallback",
 ]
@@ -97,7 +99,7 @@ def _check_mode(mode):
 
 def _check_number(value, name, low=None, low_open=False, high=None, high_open=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        raise InvalidParameterError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
     bad = not math.isfinite(value)
     if low is not None:
@@ -216,7 +218,7 @@ class EarlyStopping(Callback):
         self.min_delta = self._mon.min_delta
         self.patience = _check_patience(patience)
         if not isinstance(restore_best_weights, (bool, np.bool_)):
-            raise TypeError("restore_best_weights must be a bool")
+            raise InvalidParameterError("restore_best_weights must be a bool")
         self.restore_best_weights = bool(restore_best_weights)
         self._reset()
 
@@ -305,7 +307,7 @@ class ModelCheckpoint(Callback):
         self.monitor = monitor
         self.mode = mode
         if not isinstance(save_best_only, (bool, np.bool_)):
-            raise TypeError("save_best_only must be a bool")
+            raise InvalidParameterError("save_best_only must be a bool")
         self.save_best_only = bool(save_best_only)
         self.saved = []
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["DivergenceError"]
+__all__ = ["DivergenceError", "InvalidParameterError"]
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A hyper-parameter of the wrong type (e.g. ``epochs=2.5``, ``lr="fast"``).
+
+    API.md promises a ``ValueError`` for bad hyper-parameters, while Python
+    habit expects a ``TypeError`` for a wrong type; like scikit-learn's
+    ``InvalidParameterError`` this is both, so either ``except`` catches it.
+    Non-numeric *data* still raises a plain ``TypeError``.
+    """
 
 
 class DivergenceError(RuntimeError):

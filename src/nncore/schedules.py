@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from .errors import InvalidParameterError
+
 __all__ = [
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineAnnealing",
     "InverseTime",
@@ -24,7 +26,7 @@ __all__ = [
 
 def _real(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise InvalidParameterError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -40,7 +42,7 @@ def _positive(value, name):
 
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+        raise InvalidParameterError(f"{name} must be an integer, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)

@@ -48,7 +48,8 @@ def set_backend(name):
     """Select ``"cython"`` (compiled kernels) or ``"numpy"`` (reference path)."""
     global _current
     if not isinstance(name, str):
-        raise TypeError(f"backend name must be a string, got {type(name).__name__}")
+        from ..errors import InvalidParameterError
+        raise InvalidParameterError(f"backend name must be a string, got {type(name).__name__}")
     _current = _load(name.lower())
 
 

@@ -98,5 +98,6 @@ def get(optimizer, **kwargs):
             raise TypeError(f"keyword arguments {sorted(kwargs)} given with an optimizer "
                             "instance; pass them to its constructor instead")
         return optimizer
-    raise TypeError(f"optimizer must be a name ({', '.join(NAMES)}) or an optimizer "
-                    f"instance, got {type(optimizer).__name__}")
+    from ..errors import InvalidParameterError  # a ValueError and a TypeError
+    raise InvalidParameterError(f"optimizer must be a name ({', '.join(NAMES)}) or an optimizer "
+                                f"instance, got {type(optimizer).__name__}")

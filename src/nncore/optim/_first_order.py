@@ -30,6 +30,7 @@ import numbers
 import numpy as np
 
 from .. import backend as _backend
+from ..errors import InvalidParameterError
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 
@@ -41,7 +42,7 @@ _CLIP_EPS = 1e-6
 
 def _real(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise InvalidParameterError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -65,7 +66,7 @@ def _unit(value, name, upper_open=True):
 
 def _flag(value, name):
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        raise InvalidParameterError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
 
 

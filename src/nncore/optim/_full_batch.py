@@ -44,6 +44,7 @@ import math
 import numpy as np
 
 from .. import backend as _backend
+from ..errors import InvalidParameterError
 from ._linesearch import armijo_line_search, wolfe_line_search
 
 __all__ = [
@@ -670,7 +671,7 @@ class Newton(FullBatchOptimizer):
         self.damping = _check_nonneg("damping", damping)
         self.max_params = _check_pos_int("max_params", max_params)
         if hess is not None and not callable(hess):
-            raise TypeError(f"hess must be callable or None, got {type(hess).__name__}")
+            raise InvalidParameterError(f"hess must be callable or None, got {type(hess).__name__}")
         self.hess = hess
         super().__init__(c2=c2, **kwargs)
 
