@@ -1255,3 +1255,39 @@ def test_wrong_typed_fit_arguments_are_value_errors(kw):
     net = _err_net()
     with pytest.raises(ValueError):
         net.fit(_data(10, 3), np.arange(10) % 2, progress=False, **kw)
+
+
+@pytest.mark.parametrize("name,kw,tkw", [
+    ("Adam", dict(lr=0.01), dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1), dict(lr=0.01, weight_decay=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True), dict(lr=0.05, momentum=0.9, nesterov=True)),
+    ("RMSprop", dict(lr=0.01), dict(lr=0.01)),
+    ("Adagrad", dict(lr=0.05), dict(lr=0.05)),
+])
+def test_fit_epoch_matches_torch_optimizer_replay(name, kw, tkw, be):
+    # fit (fused epoch loop, no callbacks) == replay with torch.optim on the
+    # gradients of loss_and_gradient, batch by batch, ElasticNet with some
+    # weights exactly 0 (sign(0) = 0), last batch smaller.
+    torch = pytest.importorskip("torch")
+    X, y = _data(23, 3), np.arange(23) % 3
+    mk = lambda: nc.Network([nc.Dense(3, 5, activation="leaky_relu"), nc.Dense(5, 3)],  # noqa: E731
+                            loss="cross_entropy", regularizer=nc.ElasticNet(0.01, 0.02),
+                            dtype="float64", seed=0)
+    net, ref = mk(), mk()
+    net.layers[0].W[0, :2] = 0.0
+    ref.params[:] = net.params
+    B = 5
+    h = net.fit(X, y, optimizer=getattr(nc.optim, name)(**kw), batch_size=B, epochs=2,
+                shuffle=False, progress=False)
+    p = torch.nn.Parameter(torch.tensor(ref.params.copy()))
+    opt = getattr(torch.optim, name)([p], **tkw)
+    for epoch in range(2):
+        losses = []
+        for s in range(0, 23, B):
+            ref.params[:] = p.detach().numpy()
+            J, g = ref.loss_and_gradient(X[s:s + B], y[s:s + B])
+            losses.append(J)
+            p.grad = torch.tensor(g)
+            opt.step()
+        assert h.history["loss"][epoch] == pytest.approx(np.mean(losses), rel=1e-10)
+    np.testing.assert_allclose(net.params, p.detach().numpy(), rtol=1e-9, atol=1e-12)
