@@ -1291,3 +1291,41 @@ def test_fit_epoch_matches_torch_optimizer_replay(name, kw, tkw, be):
             opt.step()
         assert h.history["loss"][epoch] == pytest.approx(np.mean(losses), rel=1e-10)
     np.testing.assert_allclose(net.params, p.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_cg_restarts_on_loss_of_descent():
+    fun, A, b = _quadratic(n=4, seed=3)
+    opt = nc.optim.ConjugateGradient(beta="fletcher-reeves")
+    x0 = np.ones(4)
+    f0, g0 = fun(x0)
+    opt.iterate(fun, x0 + 0.1, *fun(x0 + 0.1))        # initialise the state
+    opt._g_prev = 0.1 * g0                           # beta = 100
+    opt._d_prev = g0.copy()                          # beta d_prev - g points uphill
+    opt._since_restart = 0
+    x1, _, _, info = opt.iterate(fun, x0, f0, g0)
+    np.testing.assert_allclose(x1 - x0, -info["lr"] * g0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_losses_stable_for_extreme_logits(dtype, be):
+    X = np.array([[1.0], [-1.0]])
+    bce = nc.Network([nc.Dense(1, 1)], loss="binary_cross_entropy", dtype=dtype)
+    bce.params[:] = [1000.0, 0.0]
+    J, g = bce.loss_and_gradient(X, [0, 1])
+    assert J == pytest.approx(1000.0) and np.allclose(g, [1.0, 0.0])
+    np.testing.assert_array_equal(bce.predict_proba(X).ravel(), [1.0, 0.0])
+    ce = nc.Network([nc.Dense(1, 2)], loss="cross_entropy", dtype=dtype)
+    ce.params[:] = [1000.0, -1000.0, 0.0, 0.0]
+    J, g = ce.loss_and_gradient(X, [1, 0])
+    assert J == pytest.approx(2000.0) and np.allclose(g, [1.0, -1.0, 0.0, 0.0])
+    assert np.all(np.isfinite(ce.predict_proba(X)))
+
+
+def test_validation_data_overrides_split():
+    X, y = _data(30, 3), _data(30, 1, seed=1).ravel()
+    net = nc.Network([nc.Dense(3, 1)], dtype="float64", seed=0)
+    ref = nc.Network([nc.Dense(3, 1)], dtype="float64", seed=0)
+    h = net.fit(X, y, validation_data=(X[:5], y[:5]), validation_split=0.2, epochs=1,
+                batch_size=30, shuffle=False, progress=False)
+    assert h.history["val_loss"][0] == pytest.approx(net.loss(X[:5], y[:5]), rel=1e-12)
+    assert h.history["loss"][0] == pytest.approx(ref.loss(X, y), rel=1e-12)   # trained on all
