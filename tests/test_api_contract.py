@@ -551,18 +551,10 @@ def test_regressor_history_has_no_accuracy():
     assert "accuracy" not in h.history and "loss" in h.history and "lr" in h.history
 
 
-def test_batch_size_defaults(monkeypatch):
+def test_batch_size_defaults():
     X, y = _data(70, 3), _data(70, 1, seed=1).ravel()
     net = nc.Network([nc.Dense(3, 1)], seed=0)
-    calls = []
-    opt = nc.optim.SGD(lr=0.01)
-    orig = opt.step
-
-    def counting(p, g):
-        calls.append(1)
-        return orig(p, g)
-    opt.step = counting
-    # Count optimizer steps via a per-batch callback (the fused loop may bypass opt.step).
+    # Count optimizer steps with a per-batch callback.
 
     class Count(nc.callbacks.Callback):
         def __init__(self):
@@ -669,6 +661,13 @@ def test_fit_seed_reproducible_with_dropout_augment_shuffle():
     a, b, c = run(4), run(4), run(5)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+    # the fit seed alone fixes the masks: an earlier training-mode forward does not matter
+    net = nc.Network([nc.Dense(4, 8, activation="relu"), nc.Dropout(0.3), nc.Dense(8, 2)],
+                     loss="cross_entropy", seed=1)
+    net.forward(X, training=True)
+    net.fit(X, y, optimizer="adam", batch_size=8, epochs=3, augment=nc.augment.GaussianNoise(0.1),
+            seed=4, progress=False)
+    np.testing.assert_array_equal(net.params, a)
 
 
 def test_early_stopping_and_checkpoint(tmp_path):
@@ -689,6 +688,7 @@ def test_early_stopping_and_checkpoint(tmp_path):
 
 # ------------------------------------------------------------ divergence
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_divergence_error_keeps_last_finite_params(be):
     X, y = _data(20, 3) * 10, _data(20, 1, seed=1).ravel() * 10
     net = nc.Network([nc.Dense(3, 8, activation="relu"), nc.Dense(8, 1)], dtype="float64",
@@ -705,9 +705,7 @@ def test_divergence_error_keeps_last_finite_params(be):
     assert np.all(np.isfinite(net.params))
     # The failing step's loss was evaluated at the last accepted parameters,
     # so those are what the network holds.
-    J = net.loss(X, y)
     assert snapshots and np.array_equal(net.params, snapshots[-1])
-    assert np.isfinite(J) or True
 
 
 # ------------------------------------------------------------ gradcheck
@@ -724,9 +722,6 @@ def test_gradcheck_float64_dropout_off():
     assert r.max_abs_error < 1e-7 and r.max_rel_error < 1e-5
     assert net.params.dtype == np.float32
     np.testing.assert_array_equal(net.params, before)
-    # a broken gradient is detected: compare with a wrong loss via mismatch of y
-    r2 = nc.gradcheck(net, X, y, eps=1e-3)
-    assert r2.max_abs_error < 1e-4
 
 
 # ------------------------------------------------------------ save / load
@@ -912,6 +907,7 @@ def test_bad_construction_names():
 
 # ------------------------------------------------------------ deeper checks
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_divergence_replay_without_callbacks(be):
     # No per-batch callbacks: the fused epoch loop is used. Replay by hand.
     X, y = _data(20, 3) * 10, _data(20, 1, seed=1).ravel() * 10
