@@ -1325,3 +1325,26 @@ def test_validation_data_overrides_split():
                 batch_size=30, shuffle=False, progress=False)
     assert h.history["val_loss"][0] == pytest.approx(net.loss(X[:5], y[:5]), rel=1e-12)
     assert h.history["loss"][0] == pytest.approx(ref.loss(X, y), rel=1e-12)   # trained on all
+
+
+def test_fit_adamw_schedule_clip_matches_torch(be):
+    torch = pytest.importorskip("torch")
+    X, y = _data(23, 3), np.arange(23) % 3
+    mk = lambda: nc.Network([nc.Dense(3, 5, activation="tanh"), nc.Dense(5, 3)],  # noqa: E731
+                            loss="cross_entropy", dtype="float64", seed=0)
+    net, ref = mk(), mk()
+    opt = nc.optim.AdamW(lr=nc.schedules.StepDecay(0.05, 1, 0.5), weight_decay=0.1, clip_norm=0.5)
+    h = net.fit(X, y, optimizer=opt, batch_size=5, epochs=3, shuffle=False, progress=False)
+    p = torch.nn.Parameter(torch.tensor(ref.params.copy()))
+    topt = torch.optim.AdamW([p], lr=0.05, weight_decay=0.1)
+    for epoch in range(3):
+        for group in topt.param_groups:
+            group["lr"] = 0.05 * 0.5 ** epoch
+        for s in range(0, 23, 5):
+            ref.params[:] = p.detach().numpy()
+            _, g = ref.loss_and_gradient(X[s:s + 5], y[s:s + 5])
+            p.grad = torch.tensor(g)
+            torch.nn.utils.clip_grad_norm_([p], 0.5)
+            topt.step()
+    assert h.history["lr"] == pytest.approx([0.05, 0.025, 0.0125])
+    np.testing.assert_allclose(net.params, p.detach().numpy(), rtol=1e-9, atol=1e-12)
