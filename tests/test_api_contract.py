@@ -1348,3 +1348,18 @@ def test_fit_adamw_schedule_clip_matches_torch(be):
             topt.step()
     assert h.history["lr"] == pytest.approx([0.05, 0.025, 0.0125])
     np.testing.assert_allclose(net.params, p.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_cli_train_saves_model_and_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from nncore.cli import main
+    out = tmp_path / "net.npz"
+    assert main(["train", "xor", "--layers", "4", "--epochs", "2", "--val-split", "0",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["net.npz", "net.png"]
+    with open(tmp_path / "net.png", "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert main(["train", "xor", "--layers", "4", "--epochs", "2", "--val-split", "0",
+                 "--out", str(tmp_path / "b.npz"), "--no-plot", "--no-progress"]) == 0
+    assert not (tmp_path / "b.png").exists()
+    capsys.readouterr()

@@ -12,6 +12,10 @@ DATA is a CSV file (header row; the target is ``--target`` or the last
 column), an ``.npz`` file with arrays ``X`` and ``y``, or the name of a
 built-in data set (``nncore datasets`` lists them).
 
+``train`` saves the model (``--out``, default ``model.npz``) and a plot of
+the training curves next to it (``model.png``; ``--plot PNG`` elsewhere,
+``--no-plot`` for none).
+
 Features are standardised with the training split's mean and standard
 deviation; those statistics, the class labels and the task are stored in the
 model file's metadata, so ``evaluate`` and ``predict`` take raw data. Errors
@@ -542,10 +546,20 @@ def _cmd_train(args):
     _print_table(rows, ["train", "validation"])
     if args.out:
         print(f"model saved to {args.out}")
-    if args.plot:
+    # API.md: train saves the model *and* a plot of the curves; by default the
+    # plot goes next to the model (model.npz -> model.png).
+    plot_path = args.plot
+    if plot_path is None and args.out and not args.no_plot:
+        plot_path = os.path.splitext(args.out)[0] + ".png"
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("matplotlib is not installed: no plot of the curves", file=sys.stderr)
+            plot_path = None
+    if plot_path:
         from .plot import plot_history
-        plot_history(hist, path=args.plot, title=f"{d.source}: {loss}")
-        print(f"curves written to {args.plot}")
+        plot_history(hist, path=plot_path, title=f"{d.source}: {loss}")
+        print(f"curves written to {plot_path}")
     return 0
 
 
@@ -721,7 +735,10 @@ def build_parser():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="model.npz", metavar="MODEL",
                    help="where to save the model (default model.npz)")
-    t.add_argument("--plot", default=None, metavar="PNG", help="write the training curves")
+    t.add_argument("--plot", default=None, metavar="PNG",
+                   help="where to write the training curves (default: the model's name "
+                        "with .png)")
+    t.add_argument("--no-plot", action="store_true", help="do not write the training curves")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=_cmd_train)
 
