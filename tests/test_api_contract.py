@@ -1363,3 +1363,14 @@ def test_cli_train_saves_model_and_plot(tmp_path, capsys):
                  "--out", str(tmp_path / "b.npz"), "--no-plot", "--no-progress"]) == 0
     assert not (tmp_path / "b.png").exists()
     capsys.readouterr()
+
+
+def test_tune_accepts_sklearn_names():
+    X = _data(40, 3)
+    y = (X[:, 0] > 0).astype(int)
+    res = nc.tune({"hidden_layer_sizes": [(4,), (6, 3)], "learning_rate": [1e-2], "epochs": [2]},
+                  X, y, executor="serial", progress=False)
+    assert all(r["status"] == "ok" for r in res.records)
+    widths = sorted(tuple(d.n_out for d in nc.tune.build(r["params"], 3, 2)
+                          .layers[:-1]) for r in res.records)
+    assert widths == [(4,), (6, 3)]

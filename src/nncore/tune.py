@@ -48,12 +48,13 @@ __all__ = [
     "Uniform", "LogUniform", "RandInt", "Choice", "add_subparser", "cli_main",
 ]
 
-NETWORK_KEYS = ("hidden", "layers", "depth", "width", "activation", "loss", "dropout",
-                "l1", "l2", "dtype", "init", "seed")
+NETWORK_KEYS = ("hidden", "layers", "hidden_layer_sizes", "depth", "width", "activation", "loss",
+                "dropout", "l1", "l2", "dtype", "init", "seed")
 FIT_KEYS = ("optimizer", "lr", "learning_rate", "momentum", "weight_decay", "clip_norm",
             "batch_size", "epochs", "augment", "shuffle")
 KNOWN_KEYS = frozenset(NETWORK_KEYS + FIT_KEYS)
-_ALIASES = {"layers": "hidden", "learning_rate": "lr"}
+# "hidden_layer_sizes" is nncore.sklearn's name for the same thing.
+_ALIASES = {"layers": "hidden", "hidden_layer_sizes": "hidden", "learning_rate": "lr"}
 DEFAULT_HIDDEN = (64,)
 
 # Optimizer names that take a learning rate (the others are full-batch).
@@ -191,10 +192,11 @@ def _check_keys(config, where="configuration"):
         raise ValueError(
             f"unknown hyper-parameter(s) {sorted(map(str, bad))} in {where}; "
             f"known: {sorted(KNOWN_KEYS)}")
-    for a, b in (("hidden", "layers"), ("lr", "learning_rate")):
+    for a, b in (("hidden", "layers"), ("hidden", "hidden_layer_sizes"),
+                 ("layers", "hidden_layer_sizes"), ("lr", "learning_rate")):
         if a in config and b in config:
             raise ValueError(f"give either {a!r} or its alias {b!r}, not both")
-    shape = "hidden" in config or "layers" in config
+    shape = "hidden" in config or "layers" in config or "hidden_layer_sizes" in config
     if shape and ("depth" in config or "width" in config):
         raise ValueError("give the network shape either as 'hidden' (layer widths) "
                          "or as 'depth' and 'width', not both")
@@ -301,7 +303,7 @@ def space_from_json(obj):
             space[k] = _DIST_JSON[kind](args) if kind == "choice" else _DIST_JSON[kind](*args)
         else:
             space[k] = v
-    for key in ("hidden", "layers"):
+    for key in ("hidden", "layers", "hidden_layer_sizes"):
         if key in space:
             v = space[key]
             if isinstance(v, list) and v and all(isinstance(e, numbers.Integral) for e in v):
