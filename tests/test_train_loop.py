@@ -481,3 +481,26 @@ def test_fit_memory_on_top_of_the_training_set(dtype):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak <= 0.15 * X.nbytes, f"fit allocated {peak / X.nbytes:.3f}x the training set"
+
+
+def test_large_update_split_over_threads_same_bits():
+    """A network big enough for the loop's OpenMP update (>= 4M parameters) on
+    2 threads gives the per-step path's bits (the split never changes a value)."""
+    C = _compiled()
+    rng = np.random.default_rng(8)
+    n, d, h = 6, 2048, 2048
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    T = rng.normal(size=(n, 1)).astype(np.float32)
+    layers = [("dense", d, h, 4, 0), ("dense", h, 1, 0, d * h + h)]
+    P = d * h + h + h + 1
+    segs = np.array([[0, d * h], [d * h + h, d * h + 2 * h]], np.int64)
+    params = (rng.normal(size=P) * 0.02).astype(np.float32)
+    prob = (X, T, np.arange(n), 2, 3, params, layers, "mse", segs, 0.0, 1e-4)
+    saved = nc.get_num_threads()
+    nc.set_num_threads(2)
+    try:
+        got = _run(C.train_epoch, prob, OPTS["adamw"], 1.0)
+        ref = _run(E.reference_epoch, prob, OPTS["adamw"], 1.0, be=C)
+    finally:
+        nc.set_num_threads(saved)
+    _assert_same(got, ref)

@@ -103,6 +103,11 @@ cdef enum:
     TL_RMSPROP = 2
     TL_ADAM = 3
 
+# Flat loops inside the epoch loop use OpenMP only from this many elements on.
+cdef Py_ssize_t TL_PAR_MIN = 1 << 22
+cdef int _tl_depth = 0
+cdef Py_ssize_t _tl_saved_par_min = 0
+
 # torch.nn.utils.clip_grad_norm_ adds this to the norm (as nncore.optim does).
 cdef double TL_CLIP_EPS = 1e-6
 
@@ -431,8 +436,10 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     ``(lr, clip, wd, momentum, dampening, nesterov, eps, lr_decay, inside,
     alpha, beta1, beta2, decoupled)``. ``state`` is updated in place.
     """
+    global _par_min, _tl_depth, _tl_saved_par_min
     cdef TLLayer* L
     cdef TLLayer* Lp
+    cdef bint entered = False
     cdef TLOpt o
     cdef TLState st
     cdef int nl = len(ops), li
@@ -504,11 +511,27 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             if dx is not None:
                 mv = dx
                 Lp.dx = <void*>&mv[0, 0]
+        # Between two multi-threaded BLAS calls an OpenMP region makes the two
+        # thread pools fight (libgomp's workers spin after the region while
+        # OpenBLAS wants every core, and vice versa), which costs far more than
+        # a mid-sized update gains from a second thread. So inside the loop the
+        # flat loops (optimizer update, penalty, masks) go parallel only when
+        # they are huge; BLAS threads the GEMMs. The split never changes a bit.
+        # (A depth count keeps concurrent loops in other threads consistent.)
+        entered = True
+        _tl_depth += 1
+        if _tl_depth == 1:
+            _tl_saved_par_min = _par_min
+            _par_min = max(_par_min, TL_PAR_MIN)
         with nogil:
             _tl_run(X, labels, tp, t_double, order, batch_size, stop, params, grads, L, nl,
                     loss, segments, l1, l2, has_reg, &o, buf1, buf2, scratch, backup,
                     &xbuf[0, 0], tbuf, lbuf, logits, gout, seed, count, &st)
     finally:
+        if entered:
+            _tl_depth -= 1
+            if _tl_depth == 0:
+                _par_min = _tl_saved_par_min
         PyMem_Free(L)
     state["step"] = st.step
     state["opt_step"] = st.opt_step
