@@ -31,6 +31,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import backend as _backend
+from .errors import InvalidParameterError
 
 __all__ = ["Dense", "Dropout", "L1", "L2", "ElasticNet", "Network"]
 
@@ -49,7 +50,7 @@ _WS_CACHE = 8
 
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+        raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -57,7 +58,7 @@ def _positive_int(value, name):
 
 def _nonneg_real(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+        raise InvalidParameterError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or value < 0.0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -207,7 +208,7 @@ class Dropout(Layer):
     def __init__(self, rate):
         super().__init__()
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-            raise TypeError(f"dropout rate must be a number, got {rate!r}")
+            raise InvalidParameterError(f"dropout rate must be a number, got {rate!r}")
         rate = float(rate)
         if not (0.0 <= rate < 1.0):
             raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
@@ -393,18 +394,18 @@ class Network:
 
     def __init__(self, layers, *, loss="mse", regularizer=None, dtype="float32", seed=None):
         if isinstance(layers, Layer):
-            raise TypeError("layers must be a list of layers, got a single layer; wrap it in [ ]")
+            raise InvalidParameterError("layers must be a list of layers, got a single layer; wrap it in [ ]")
         try:
             layers = list(layers)
         except TypeError:
-            raise TypeError(f"layers must be a list of layers, got {type(layers).__name__}") from None
+            raise InvalidParameterError(f"layers must be a list of layers, got {type(layers).__name__}") from None
         if not layers:
             raise ValueError("a Network needs at least one layer")
         seen = set()
         dense = []
         for i, layer in enumerate(layers):
             if not isinstance(layer, (Dense, Dropout)):
-                raise TypeError(f"layer {i} is {type(layer).__name__}, expected nc.Dense or nc.Dropout")
+                raise InvalidParameterError(f"layer {i} is {type(layer).__name__}, expected nc.Dense or nc.Dropout")
             if id(layer) in seen:
                 raise ValueError(f"layer {i} appears twice in the list; create a new layer instead")
             if layer._owner is not None:
@@ -426,7 +427,7 @@ class Network:
             raise ValueError("loss='cross_entropy' needs at least 2 outputs (softmax over classes); "
                              "use 'binary_cross_entropy' for a single output")
         if regularizer is not None and not isinstance(regularizer, Regularizer):
-            raise TypeError(f"regularizer must be None, nc.L1, nc.L2 or nc.ElasticNet, "
+            raise InvalidParameterError(f"regularizer must be None, nc.L1, nc.L2 or nc.ElasticNet, "
                             f"got {regularizer!r}")
         dt = _resolve_dtype(dtype)
         if seed is not None:

@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from . import backend as _backend
-from .errors import DivergenceError
+from .errors import DivergenceError, InvalidParameterError
 
 __all__ = ["fit"]
 
@@ -81,7 +81,7 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
             raise ValueError(f"batch_size must be 'full', None or a positive integer, got {batch_size!r}")
     elif batch_size is not None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise TypeError(f"batch_size must be 'full', None or a positive integer, got {batch_size!r}")
+            raise InvalidParameterError(f"batch_size must be 'full', None or a positive integer, got {batch_size!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         batch_size = int(batch_size)
@@ -102,18 +102,18 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
         batch_size = 32
 
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
-        raise TypeError(f"epochs must be a positive integer, got {epochs!r}")
+        raise InvalidParameterError(f"epochs must be a positive integer, got {epochs!r}")
     if epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        raise InvalidParameterError(f"shuffle must be True or False, got {shuffle!r}")
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be None, True or False, got {progress!r}")
+        raise InvalidParameterError(f"progress must be None, True or False, got {progress!r}")
     if augment is not None and not callable(augment):
-        raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, got {augment!r}")
+        raise InvalidParameterError(f"augment must be a callable (X_batch, rng) -> X_batch, got {augment!r}")
     seed = _check_seed(seed)
     if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
-        raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+        raise InvalidParameterError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
     validation_split = float(validation_split)
     if not (0.0 <= validation_split < 1.0):
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
@@ -123,10 +123,10 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
     try:
         callbacks = list(callbacks)
     except TypeError:
-        raise TypeError("callbacks must be a list of callbacks") from None
+        raise InvalidParameterError("callbacks must be a list of callbacks") from None
     for cb in callbacks:
         if not any(callable(getattr(cb, h, None)) for h in _HOOKS):
-            raise TypeError(f"{cb!r} is not a callback (subclass nc.callbacks.Callback)")
+            raise InvalidParameterError(f"{cb!r} is not a callback (subclass nc.callbacks.Callback)")
 
     Xa = net._check_X(X)
     T = net._check_y(y, Xa.shape[0])
