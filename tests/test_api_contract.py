@@ -1230,11 +1230,8 @@ def test_wrong_typed_hyperparameters_are_value_errors(make):
         make()
 
 
-_E_FIX = ("network.py/training.py raise a plain TypeError for a wrong-typed hyper-parameter; "
-          "fix: raise nc.errors.InvalidParameterError (ValueError and TypeError) instead")
 
 
-@pytest.mark.xfail(strict=True, reason=_E_FIX)
 @pytest.mark.parametrize("make", [
     lambda: nc.Dense(3.0, 2), lambda: nc.Dropout("0.5"), lambda: nc.L2("a"),
     lambda: nc.Network([nc.Dense(3, 2)], regularizer="l2"),
@@ -1244,7 +1241,6 @@ def test_wrong_typed_layer_hyperparameters_are_value_errors(make):
         make()
 
 
-@pytest.mark.xfail(strict=True, reason=_E_FIX)
 @pytest.mark.parametrize("kw", [dict(epochs=2.5), dict(batch_size=2.5), dict(shuffle="yes"),
                                 dict(validation_split="a"), dict(augment=3), dict(callbacks=[1])])
 def test_wrong_typed_fit_arguments_are_value_errors(kw):
