@@ -26,7 +26,7 @@ Design:
   a row-major matrix is the column-major transpose, so row-major
   ``C = op(A) op(B)`` is column-major ``C^T = op(B)^T op(A)^T``: swap operands.
 * Threads: OpenMP ``prange`` only over flat buffers of at least ``_par_min``
-  elements, in static contiguous chunks; BLAS is never called inside a parallel
+  (4M) elements, in static contiguous chunks; BLAS is never called inside a parallel
   region (BLAS threads are capped separately with threadpoolctl).
 """
 
@@ -76,7 +76,11 @@ cdef enum:
     TANH = 4
 
 cdef int _num_threads = max(1, min(nnc_omp_max_threads(), MAX_THREADS))
-cdef Py_ssize_t _par_min = 1 << 16
+# 4M elements: below that, an OpenMP region next to OpenBLAS's own spinning
+# pool makes the two fight on a small machine (measured on 2 cores: bfgs_update
+# at n = 610 took 17 ms on 2 threads vs 0.25 ms on 1; a 784-256-256-10 Adam step
+# ~10 ms vs ~0.7 ms), while a memory-bound loop gains little from threads anyway.
+cdef Py_ssize_t _par_min = 1 << 22
 
 
 # =========================================================================== helpers
