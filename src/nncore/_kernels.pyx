@@ -20,7 +20,7 @@ Design:
   (``cdef floating one = 1``): Cython emits a bare ``1`` as the double ``1.0``,
   which would silently evaluate float32 kernels in double precision.
 * Loop bodies are branch-free where it matters (flags hoisted, see
-  ``_adam_loop``) so GCC vectorises them; ``-fno-math-errno`` lets ``sqrt``
+  ``NNC_ADAM_LOOP`` in _train_loop.pxi) so GCC vectorises them; ``-fno-math-errno`` lets ``sqrt``
   vectorise too without changing any value.
 * GEMM/GEMV through ``scipy.linalg.cython_blas`` (no link step, SciPy's BLAS):
   a row-major matrix is the column-major transpose, so row-major
@@ -809,77 +809,8 @@ cdef void rmsprop_k(floating[::1] p, const floating[::1] g,
                            _chunk_lo(c + 1, nt, n), neg_lr, a, oma, e, eps_inside_sqrt, gs)
 
 
-cdef inline void _adam_loop(floating* p, const floating* g, floating* m, floating* v,
-                            Py_ssize_t lo, Py_ssize_t hi, floating decay, floating w,
-                            floating omw, floating b2, floating omb2, floating bc2,
-                            floating sqrt_bc2, floating eps, floating neg_step, floating gs,
-                            const bint lerp_small, const bint inside) noexcept nogil:
-    # Called with literal flags only, so after inlining the loop body has no
-    # branches and the compiler vectorises it (sqrt and division included).
-    cdef Py_ssize_t i
-    cdef floating gi, mi, vi, pi, denom
-    for i in range(lo, hi):
-        gi = g[i] * gs
-        pi = p[i] * decay                # AdamW's decoupled decay (exactly p when 1)
-        mi = m[i]
-        if lerp_small:                   # torch.lerp's two branches, see _numpy
-            mi = mi + w * (gi - mi)
-        else:
-            mi = gi - (gi - mi) * omw
-        m[i] = mi
-        vi = v[i] * b2
-        vi = vi + omb2 * (gi * gi)
-        v[i] = vi
-        if inside:
-            denom = _sqrt(vi / bc2 + eps)
-        else:
-            denom = _sqrt(vi) / sqrt_bc2 + eps
-        p[i] = pi + neg_step * (mi / denom)
-
-
-cdef void _adam_chunk(floating* p, const floating* g, floating* m, floating* v,
-                      Py_ssize_t lo, Py_ssize_t hi, floating decay, floating w,
-                      floating omw, bint lerp_small, floating b2, floating omb2,
-                      floating bc2, floating sqrt_bc2, floating eps, floating neg_step,
-                      bint inside, floating gs) noexcept nogil:
-    if lerp_small:
-        if inside:
-            _adam_loop(p, g, m, v, lo, hi, decay, w, omw, b2, omb2, bc2, sqrt_bc2, eps,
-                       neg_step, gs, True, True)
-        else:
-            _adam_loop(p, g, m, v, lo, hi, decay, w, omw, b2, omb2, bc2, sqrt_bc2, eps,
-                       neg_step, gs, True, False)
-    else:
-        if inside:
-            _adam_loop(p, g, m, v, lo, hi, decay, w, omw, b2, omb2, bc2, sqrt_bc2, eps,
-                       neg_step, gs, False, True)
-        else:
-            _adam_loop(p, g, m, v, lo, hi, decay, w, omw, b2, omb2, bc2, sqrt_bc2, eps,
-                       neg_step, gs, False, False)
-
-
-cdef void adam_k(floating[::1] p, const floating[::1] g,
-                 floating[::1] exp_avg,       # IN/OUT m
-                 floating[::1] exp_avg_sq,    # IN/OUT v
-                 double decay, double w, double omw, bint lerp_small, double beta2,
-                 double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
-                 bint eps_inside_sqrt, double gscale) noexcept nogil:
-    """p *= 1 − lr·wd;  m := lerp(m, g, 1−β1);  v := β2 v + (1−β2) g²;
-    p −= (lr/bc1) · m / (√v/√bc2 + ε)"""
-    cdef Py_ssize_t n = p.shape[0], c
-    cdef int nt = _threads_for(n)
-    cdef floating fdecay = <floating>decay, fw = <floating>w, fomw = <floating>omw
-    cdef floating fb2 = <floating>beta2, fomb2 = <floating>omb2, fbc2 = <floating>bc2
-    cdef floating fsq = <floating>sqrt_bc2, feps = <floating>eps
-    cdef floating fstep = <floating>neg_step, gs = <floating>gscale
-    if nt == 1:
-        _adam_chunk(&p[0], &g[0], &exp_avg[0], &exp_avg_sq[0], 0, n, fdecay, fw, fomw,
-                    lerp_small, fb2, fomb2, fbc2, fsq, feps, fstep, eps_inside_sqrt, gs)
-    else:
-        for c in prange(nt, num_threads=nt, schedule='static'):
-            _adam_chunk(&p[0], &g[0], &exp_avg[0], &exp_avg_sq[0], _chunk_lo(c, nt, n),
-                        _chunk_lo(c + 1, nt, n), fdecay, fw, fomw, lerp_small, fb2,
-                        fomb2, fbc2, fsq, feps, fstep, eps_inside_sqrt, gs)
+# Adam's update kernel (``_tl_adam``, a multiversioned C loop) lives in
+# _train_loop.pxi, which the epoch loop shares.
 
 
 # =========================================================================== full-batch helpers
@@ -1151,17 +1082,6 @@ def rmsprop_step(floating[::1] params, const floating[::1] grads, floating[::1] 
         return
     with nogil:
         rmsprop_k(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gscale)
-
-
-def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] exp_avg,
-              floating[::1] exp_avg_sq, double decay, double w, double omw,
-              bint lerp_small, double beta2, double omb2, double bc2, double sqrt_bc2,
-              double eps, double neg_step, bint eps_inside_sqrt, double gscale):
-    if params.shape[0] == 0:
-        return
-    with nogil:
-        adam_k(params, grads, exp_avg, exp_avg_sq, decay, w, omw, lerp_small, beta2,
-               omb2, bc2, sqrt_bc2, eps, neg_step, eps_inside_sqrt, gscale)
 
 
 def symv(const floating[:, ::1] A, const floating[::1] x, floating[::1] out):

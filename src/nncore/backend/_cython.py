@@ -38,7 +38,6 @@ _KERNELS = (
     "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce", "regularize", "dropout_mask",
     "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
     "symv", "rank2_prepare", "bfgs_apply", "dfp_apply", "train_epoch_loop",
-    "adam_step_simd",
 )
 _missing = [name for name in _KERNELS if not hasattr(_K, name)]
 if _missing:  # a stale build: fail loudly instead of falling back
@@ -250,10 +249,10 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
     bc1 = 1.0 - beta1 ** step
     bc2 = 1.0 - beta2 ** step
     step_size = lr / bc1
-    # The multiversioned loop (AVX-512/AVX2 where available, same bits as adam_k).
-    _K.adam_step_simd(params, grads, exp_avg, exp_avg_sq, decay, w, 1.0 - w, w < 0.5,
-                      beta2, 1.0 - beta2, bc2, bc2 ** 0.5, float(eps), -step_size,
-                      bool(eps_inside_sqrt), float(gscale))
+    # A multiversioned loop (AVX-512/AVX2 where available, same bits as the scalar code).
+    _K.adam_step(params, grads, exp_avg, exp_avg_sq, decay, w, 1.0 - w, w < 0.5,
+                 beta2, 1.0 - beta2, bc2, bc2 ** 0.5, float(eps), -step_size,
+                 bool(eps_inside_sqrt), float(gscale))
 
 
 # --------------------------------------------------------------------------- full-batch helpers
