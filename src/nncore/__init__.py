@@ -10,6 +10,7 @@ from . import plot  # noqa: F401  (nc.plot.compare; matplotlib is imported lazil
 from . import optim, schedules, callbacks, augment  # noqa: F401
 from .history import History
 from .network import Network, Dense, Dropout, L1, L2, ElasticNet
+from . import errors  # noqa: F401  (nc.errors.InvalidParameterError)
 from .errors import DivergenceError
 from .gradcheck import gradcheck
 from .io import load
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "get_backend", "set_backend", "set_num_threads", "get_num_threads", "show_config",
-    "optim", "schedules", "callbacks", "augment", "History",
+    "optim", "schedules", "callbacks", "augment", "plot", "errors", "History",
     "Network", "Dense", "Dropout", "L1", "L2", "ElasticNet", "DivergenceError",
     "gradcheck", "load", "datasets",
     "tune",

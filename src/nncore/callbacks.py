@@ -46,25 +46,69 @@ class Callback:
         self.optimizer = None
 
     def set_model(self, model):
+        """Attach the network being trained.
+
+        Parameters
+        ----------
+        model : Network
+        """
         self.model = model
 
     def set_optimizer(self, optimizer):
+        """Attach the optimizer ``fit`` uses.
+
+        Parameters
+        ----------
+        optimizer : optimizer instance
+        """
         self.optimizer = optimizer
 
     def on_train_begin(self, logs=None):
-        pass
+        """Called once before the first epoch.
+
+        Parameters
+        ----------
+        logs : dict or None
+        """
 
     def on_train_end(self, logs=None):
-        pass
+        """Called once after the last epoch (also after an early stop).
+
+        Parameters
+        ----------
+        logs : dict or None
+        """
 
     def on_epoch_begin(self, epoch, logs=None):
-        pass
+        """Called at the start of every epoch.
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch number.
+        logs : dict or None
+        """
 
     def on_epoch_end(self, epoch, logs=None):
-        pass
+        """Called after every epoch; set ``self.model.stop_training = True`` to stop.
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch number.
+        logs : dict
+            That epoch's history entries (``"loss"``, ``"val_loss"``, ``"lr"``, ...).
+        """
 
     def on_batch_end(self, batch, logs=None):
-        pass
+        """Called after every optimizer step.
+
+        Parameters
+        ----------
+        batch : int
+            0-based step number within the epoch.
+        logs : dict or None
+        """
 
 
 class LambdaCallback(Callback):

@@ -21,6 +21,14 @@ class DivergenceError(RuntimeError):
     The network is left at its last finite parameters (those from before the
     step whose loss was not finite).
 
+    Parameters
+    ----------
+    message : str
+    epoch, step : int or None
+        Stored as the attributes below.
+    loss : float or None
+        Stored as the attribute below.
+
     Attributes
     ----------
     epoch : int

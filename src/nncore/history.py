@@ -24,6 +24,11 @@ class History:
         Settings of the run (``fit`` fills it: epochs, batch size, optimizer...).
     stop_reason : str or None
         Why training ended early (early stopping, divergence, interrupt...).
+
+    Parameters
+    ----------
+    params : dict, optional
+        Initial value of the ``params`` attribute (copied).
     """
 
     def __init__(self, params=None):
@@ -33,7 +38,25 @@ class History:
         self.stop_reason = None
 
     def append(self, epoch, logs):
-        """Record epoch ``epoch`` with the metrics in ``logs`` (a mapping of numbers)."""
+        """Record one epoch's metrics.
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch number.
+        logs : mapping of str -> number or None
+            The epoch's metrics; ``None`` and metrics missing from this epoch
+            are stored as NaN, and a metric new in this epoch is NaN-padded
+            in the earlier ones.
+
+        Raises
+        ------
+        ValueError
+            If ``epoch`` is not an integer >= 0.
+        TypeError
+            If ``logs`` is not a mapping, or a key is not a string or a value
+            not a number (nothing is recorded then).
+        """
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
             raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
         if not hasattr(logs, "items"):
@@ -65,14 +88,38 @@ class History:
         return key in self.history
 
     def last(self, key):
-        """The most recent value of ``key`` (KeyError if never logged)."""
+        """The most recent value of a metric.
+
+        Parameters
+        ----------
+        key : str
+            Metric name, e.g. ``"val_loss"``.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        KeyError
+            If ``key`` was never logged.
+        """
         series = self.history[key]
         if not series:
             raise KeyError(key)
         return series[-1]
 
     def plot(self, **kwargs):
-        """Draw the training curves with matplotlib (see ``nncore.plot.plot_history``).
+        """Draw the training curves with matplotlib.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`nncore.plot.plot_history`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
 
         Raises
         ------

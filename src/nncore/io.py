@@ -95,6 +95,17 @@ def save(net, path, metadata=None):
 def load(path):
     """Read a network written by :meth:`Network.save`.
 
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npz`` file.
+
+    Returns
+    -------
+    Network
+        The saved architecture, dtype and parameters, with ``metadata``
+        restored.
+
     Raises
     ------
     FileNotFoundError

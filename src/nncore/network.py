@@ -240,7 +240,18 @@ class Regularizer:
 
 
 class L1(Regularizer):
-    """``l * sum |w|`` over all weights (gradient ``l * sign(w)``, ``sign(0) = 0``)."""
+    """``l * sum |w|`` over all weights (gradient ``l * sign(w)``, ``sign(0) = 0``).
+
+    Parameters
+    ----------
+    l : float
+        Non-negative strength.
+
+    Raises
+    ------
+    ValueError
+        If ``l`` is not a finite real number >= 0.
+    """
 
     def __init__(self, l):  # noqa: E741 - the lecture's name
         self.l1 = _nonneg_real(l, "l")
@@ -250,7 +261,18 @@ class L1(Regularizer):
 
 
 class L2(Regularizer):
-    """``l * sum w^2`` over all weights (gradient ``2 l w``)."""
+    """``l * sum w^2`` over all weights (gradient ``2 l w``).
+
+    Parameters
+    ----------
+    l : float
+        Non-negative strength.
+
+    Raises
+    ------
+    ValueError
+        If ``l`` is not a finite real number >= 0.
+    """
 
     def __init__(self, l):  # noqa: E741
         self.l2 = _nonneg_real(l, "l")
@@ -260,7 +282,18 @@ class L2(Regularizer):
 
 
 class ElasticNet(Regularizer):
-    """``l1 * sum |w| + l2 * sum w^2`` over all weights."""
+    """``l1 * sum |w| + l2 * sum w^2`` over all weights.
+
+    Parameters
+    ----------
+    l1, l2 : float
+        Non-negative strengths of the L1 and L2 terms.
+
+    Raises
+    ------
+    ValueError
+        If either is not a finite real number >= 0.
+    """
 
     def __init__(self, l1, l2):
         self.l1 = _nonneg_real(l1, "l1")
@@ -771,9 +804,21 @@ class Network:
     def predict(self, X):
         """Class labels for the cross-entropy losses, outputs for ``"mse"``.
 
-        ``"mse"``: ``(N, K)``, or ``(N,)`` when K = 1. ``"cross_entropy"``:
-        int64 labels ``(N,)`` (argmax). ``"binary_cross_entropy"``: 0/1 int64
-        (``logit >= 0`` means 1), ``(N,)`` when K = 1 else ``(N, K)``.
+        Parameters
+        ----------
+        X : array_like, shape (N, n_in)
+
+        Returns
+        -------
+        ndarray
+            ``"mse"``: ``(N, K)``, or ``(N,)`` when K = 1. ``"cross_entropy"``:
+            int64 labels ``(N,)`` (argmax). ``"binary_cross_entropy"``: 0/1 int64
+            (``logit >= 0`` means 1), ``(N,)`` when K = 1 else ``(N, K)``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            If ``X`` has the wrong shape, is empty, non-finite or non-numeric.
         """
         out = self.forward(X)
         if self.loss_name == "mse":
@@ -784,8 +829,24 @@ class Network:
         return labels.reshape(-1) if self.n_out == 1 else labels
 
     def predict_proba(self, X):
-        """Class probabilities ``(N, K)``: softmax (``"cross_entropy"``) or
-        per-output sigmoid (``"binary_cross_entropy"``)."""
+        """Class probabilities for the cross-entropy losses.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, n_in)
+
+        Returns
+        -------
+        ndarray, shape (N, K)
+            Softmax rows (``"cross_entropy"``) or per-output sigmoids
+            (``"binary_cross_entropy"``).
+
+        Raises
+        ------
+        ValueError
+            If the network's loss is ``"mse"``, or ``X`` is invalid (as in
+            :meth:`predict`).
+        """
         if self.loss_name == "mse":
             raise ValueError("predict_proba needs a cross-entropy loss; this network uses 'mse'")
         out = self.forward(X)
@@ -797,14 +858,51 @@ class Network:
         return out
 
     def loss(self, X, y):
-        """Data loss plus regularisation penalty, dropout off (a float)."""
+        """Data loss plus regularisation penalty, dropout off.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, n_in)
+        y : array_like
+            Targets in the layout of the loss: ``(N, K)`` or ``(N,)`` for
+            ``"mse"`` (K = 1) and ``"binary_cross_entropy"``; int labels
+            ``(N,)`` or probability rows ``(N, K)`` for ``"cross_entropy"``.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError, TypeError
+            If ``X`` or ``y`` has the wrong shape, is empty, non-finite,
+            non-numeric or (labels) out of range.
+        """
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
         J, _, _ = self._loss_grad(X, T, grad=False)
         return float(J + self._penalty(False))
 
     def loss_and_gradient(self, X, y):
-        """``(loss, gradient)``: :meth:`loss` and a copy of the flat gradient (dropout off)."""
+        """The loss and its gradient with respect to the flat parameters, dropout off.
+
+        Parameters
+        ----------
+        X, y : array_like
+            As in :meth:`loss`.
+
+        Returns
+        -------
+        loss : float
+            The value :meth:`loss` returns.
+        gradient : ndarray, shape (n_params,)
+            A copy of the flat gradient (the layout of ``params``).
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :meth:`loss`.
+        """
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
         J, _, _ = self._loss_grad(X, T, grad=True)
@@ -814,7 +912,30 @@ class Network:
     def fit(self, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
             validation_data=None, validation_split=0.0, callbacks=(), augment=None,
             progress=None, seed=None):
-        """Train the network; see :func:`nncore.training.fit`. Returns a ``History``."""
+        """Train the network on ``(X, y)``.
+
+        Parameters
+        ----------
+        X, y : array_like
+            Training data, as in :meth:`loss`.
+        optimizer, batch_size, epochs, shuffle, validation_data
+            See :func:`nncore.training.fit`, which documents each one.
+        validation_split, callbacks, augment, progress, seed
+            Likewise.
+
+        Returns
+        -------
+        History
+            Per-epoch ``"loss"``, ``"val_loss"``, ``"accuracy"``/``"val_accuracy"``
+            (classifiers), ``"lr"`` and ``"time"``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad arguments or data (nothing is changed).
+        nncore.DivergenceError
+            The loss became NaN/inf; the network keeps its last finite parameters.
+        """
         from .training import fit
         return fit(self, X, y, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
                    shuffle=shuffle, validation_data=validation_data,
@@ -824,8 +945,13 @@ class Network:
     def save(self, path, metadata=None):
         """Save architecture and parameters to one ``.npz`` file (atomic write).
 
-        ``metadata`` (a JSON-serialisable dict; default ``self.metadata``) is
-        stored alongside and restored by :func:`nncore.load`.
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file.
+        metadata : dict, optional
+            JSON-serialisable data stored alongside (default ``self.metadata``)
+            and restored by :func:`nncore.load`.
         """
         from .io import save
         return save(self, path, metadata=metadata)
@@ -854,7 +980,15 @@ class Network:
     def copy(self, dtype=None):
         """An independent network with the same architecture and parameters.
 
-        ``dtype`` converts (e.g. ``net.copy("float64")``).
+        Parameters
+        ----------
+        dtype : {"float32", "float64"} or None
+            Convert to this dtype (e.g. ``net.copy("float64")``); ``None``
+            keeps the network's own.
+
+        Returns
+        -------
+        Network
         """
         new = Network.from_config(self.get_config(), dtype=dtype)
         new._params[:] = self._params
@@ -884,7 +1018,13 @@ class Network:
                 f"dtype={self.dtype.name}, params={self.n_params:,}\n)")
 
     def summary(self, print_fn=print):
-        """Print a table of layers, output shapes and parameter counts."""
+        """Print a table of layers, output shapes and parameter counts.
+
+        Parameters
+        ----------
+        print_fn : callable, default print
+            Called with each line of the table.
+        """
         rows = [("Layer", "Output", "Params")]
         width = self.n_in
         for i, layer in enumerate(self.layers):

@@ -45,7 +45,22 @@ def _load(name):
 
 
 def set_backend(name):
-    """Select ``"cython"`` (compiled kernels) or ``"numpy"`` (reference path)."""
+    """Select the backend every later computation uses.
+
+    Parameters
+    ----------
+    name : {"cython", "numpy"}
+        ``"cython"``: the compiled kernels; ``"numpy"``: the pure-NumPy
+        reference path (case-insensitive).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known backend (a non-string raises
+        ``nc.errors.InvalidParameterError``, also a ``TypeError``).
+    ImportError
+        If ``"cython"`` is asked for but the compiled extension is missing.
+    """
     global _current
     if not isinstance(name, str):
         from ..errors import InvalidParameterError

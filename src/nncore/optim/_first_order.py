@@ -104,6 +104,18 @@ class Optimizer:
         Multiplier on the scheduled rate (``ReduceLROnPlateau`` lowers it).
     grad_norm : float or None
         L2 norm of the last gradient when ``clip_norm`` is set (before clipping).
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, or a schedule from :mod:`nncore.schedules` (epoch -> rate).
+    clip_norm : float or None
+        Rescale the gradient to at most this L2 norm before the update.
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is not a finite number > 0 (nor a schedule), or ``clip_norm`` is not > 0.
     """
 
     full_batch = False
@@ -154,7 +166,21 @@ class Optimizer:
         return float(value)
 
     def set_epoch(self, epoch):
-        """Start epoch ``epoch`` (0-based): evaluates the learning-rate schedule."""
+        """Start an epoch: evaluates the learning-rate schedule.
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch number.
+
+        Raises
+        ------
+        TypeError
+            If ``epoch`` is not an integer.
+        ValueError
+            If ``epoch`` is negative, or the schedule gives a rate that is not
+            finite and >= 0 (the optimizer is then unchanged).
+        """
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
             raise TypeError(f"epoch must be an integer, got {type(epoch).__name__}")
         if epoch < 0:
@@ -257,6 +283,13 @@ class Optimizer:
             The flat parameter vector.
         grads : ndarray
             Its gradient (same length and dtype); never modified.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If either is not a contiguous non-empty 1-D float array, ``params``
+            is read-only, they differ in length or dtype, or the length/dtype
+            differs from the state's (call ``reset()`` first). Nothing changes.
         """
         self._check_arrays(params, grads)
         if self._bufs is None:
