@@ -70,6 +70,16 @@ class _Distribution:
     """A sampling distribution for :func:`random` (values are Python scalars)."""
 
     def sample(self, rng):  # pragma: no cover - abstract
+        """Draw one value.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        float, int or the chosen value (a Python scalar)
+        """
         raise NotImplementedError
 
     def __eq__(self, other):
@@ -152,22 +162,82 @@ class Choice(_Distribution):
 
 
 def uniform(low, high):
-    """Real values uniform on ``[low, high)``."""
+    """Real values uniform on ``[low, high)``.
+
+    Parameters
+    ----------
+    low, high : float
+        Finite bounds, ``low < high``.
+
+    Returns
+    -------
+    Uniform
+
+    Raises
+    ------
+    ValueError
+        If a bound is not a finite number or ``low >= high``.
+    """
     return Uniform(low, high)
 
 
 def loguniform(low, high):
-    """Positive real values whose logarithm is uniform on ``[log low, log high)``."""
+    """Positive real values whose logarithm is uniform on ``[log low, log high)``.
+
+    Parameters
+    ----------
+    low, high : float
+        Finite positive bounds, ``low < high``.
+
+    Returns
+    -------
+    LogUniform
+
+    Raises
+    ------
+    ValueError
+        If a bound is not a finite positive number or ``low >= high``.
+    """
     return LogUniform(low, high)
 
 
 def randint(low, high):
-    """Integers uniform on ``low, ..., high - 1`` (``high`` exclusive, as NumPy)."""
+    """Integers uniform on ``low, ..., high - 1`` (``high`` exclusive, as NumPy).
+
+    Parameters
+    ----------
+    low, high : int
+        Bounds, ``low < high``.
+
+    Returns
+    -------
+    RandInt
+
+    Raises
+    ------
+    ValueError
+        If a bound is not an integer or ``low >= high``.
+    """
     return RandInt(low, high)
 
 
 def choice(values):
-    """One of ``values``, each with equal probability."""
+    """One of ``values``, each with equal probability.
+
+    Parameters
+    ----------
+    values : iterable
+        The candidates (at least one); :func:`grid` enumerates them all.
+
+    Returns
+    -------
+    Choice
+
+    Raises
+    ------
+    ValueError
+        If ``values`` is empty.
+    """
     return Choice(values)
 
 
@@ -290,6 +360,21 @@ def space_from_json(obj):
     ``{"choice": [...]}``, ``{"uniform": [a, b]}``, ``{"randint": [a, b]}`` likewise;
     lists are candidate lists, other values fixed. For ``hidden``, inner lists
     are layer widths (JSON has no tuples): ``{"hidden": [[64, 32], [32]]}``.
+
+    Parameters
+    ----------
+    obj : dict
+        Parsed JSON, hyper-parameter name -> value, list or distribution object.
+
+    Returns
+    -------
+    dict
+        The space, ready for :func:`grid` / :func:`random`.
+
+    Raises
+    ------
+    ValueError
+        If ``obj`` is not a dict or a distribution object is malformed.
     """
     if not isinstance(obj, dict):
         raise ValueError("a space must be a JSON object (name -> values)")
@@ -706,7 +791,13 @@ class SearchResult:
         return pd.DataFrame(self._rows())
 
     def to_csv(self, path):
-        """Write the table as CSV (no pandas needed)."""
+        """Write the table as CSV (no pandas needed).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file (overwritten).
+        """
         rows = self._rows()
         fields = []
         for row in rows:
