@@ -121,6 +121,7 @@ class Layer:
         self._owner = None
 
     def get_config(self):  # pragma: no cover - abstract
+        """The layer as a JSON-serialisable dict (``layer_from_config`` rebuilds it)."""
         raise NotImplementedError
 
 
@@ -185,6 +186,7 @@ class Dense(Layer):
         return rng.normal(0.0, math.sqrt(2.0 / (fan_in + fan_out)), size=shape)
 
     def get_config(self):
+        """The layer as a JSON-serialisable dict (no parameters)."""
         return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out,
                 "activation": self.activation, "init": self.init}
 
@@ -215,6 +217,7 @@ class Dropout(Layer):
         self.rate = rate
 
     def get_config(self):
+        """The layer as a JSON-serialisable dict."""
         return {"type": "Dropout", "rate": self.rate}
 
     def __repr__(self):
@@ -230,6 +233,7 @@ class Regularizer:
     l2 = 0.0
 
     def get_config(self):
+        """The penalty as a JSON-serialisable dict."""
         return {"type": type(self).__name__, "l1": self.l1, "l2": self.l2}
 
     def __eq__(self, other):

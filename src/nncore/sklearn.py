@@ -524,18 +524,52 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes), columns as ``classes_``."""
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator has not been fitted.
+        """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         return np.asarray(self.network_.predict_proba(X))
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`."""
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """Predicted class labels, shape (n_samples,)."""
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
@@ -599,6 +633,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def partial_fit(self, X, y):
         """Train for one epoch on ``(X, y)``, keeping all state between calls.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
         Returns
         -------
         self
@@ -616,7 +655,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self
 
     def predict(self, X):
-        """Predicted targets: (n_samples,) or (n_samples, n_targets)."""
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+            1-D when the training ``y`` was 1-D.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator has not been fitted.
+        """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         out = np.asarray(self.network_.forward(X, training=False))

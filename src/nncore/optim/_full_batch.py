@@ -682,7 +682,25 @@ class Newton(FullBatchOptimizer):
         self.lam = self.damping
 
     def hessian(self, fun, x):
-        """The Hessian this optimizer uses at ``x`` (float64 ``(n, n)``)."""
+        """The Hessian this optimizer uses at ``x``.
+
+        Parameters
+        ----------
+        fun : callable
+            ``fun(x) -> (loss, gradient)``; its ``hess(x)`` attribute (or the
+            optimizer's own ``hess``) gives the exact Hessian, otherwise it is
+            approximated by central differences of the gradient.
+        x : ndarray, shape (n,)
+
+        Returns
+        -------
+        ndarray, shape (n, n), float64
+
+        Raises
+        ------
+        ValueError
+            If ``hess`` returns the wrong shape or non-finite values.
+        """
         hess = self.hess if self.hess is not None else getattr(fun, "hess", None)
         if isinstance(fun, _Counted) and hess is None:
             hess = getattr(fun.fun, "hess", None)
