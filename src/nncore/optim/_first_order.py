@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import backend as _backend
 from ..errors import InvalidParameterError
+from ..schedules import _real
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 
@@ -39,15 +40,6 @@ _CLIP_EPS = 1e-6
 
 
 # --------------------------------------------------------------------------- validation
-
-def _real(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidParameterError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
 
 def _nonneg(value, name):
     value = _real(value, name)
