@@ -6,9 +6,9 @@ Smoke (CI): pytest bench/bench_optim.py --benchmark-disable
 Rows are grouped by optimizer x dtype x size so the compiled and reference
 backends sit side by side. Each benchmark first checks that one step on the
 timed backend equals one step on the NumPy reference from the same state
-(to float tolerance), then times ``opt.step(params, grads)`` with one thread.
-The optimizer kernels use no BLAS; threads are pinned anyway (threadpoolctl)
-so NumPy's OpenBLAS pool cannot spin alongside.
+(to float tolerance), then times ``opt.step(params, grads)``. bench/conftest.py
+pins BLAS and OpenMP threads (``NNCORE_BENCH_THREADS``, default 1); the
+optimizer kernels use no BLAS, but an idle OpenBLAS pool could spin alongside.
 """
 
 import numpy as np
@@ -39,19 +39,6 @@ def _backends():
     except ImportError:
         pass
     return names
-
-
-@pytest.fixture(autouse=True)
-def _pinned_threads():
-    saved = _backend._current
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-    else:
-        with threadpool_limits(limits=1):
-            yield
-    _backend._current = saved
 
 
 def _data(n, dtype, seed=0):

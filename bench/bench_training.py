@@ -7,7 +7,8 @@ Rows are grouped by problem x batch size x dtype so the compiled and reference
 backends sit side by side. The problem is digits-sized (2048 x 64 inputs,
 a 64-128-10 relu net, cross-entropy, Adam). Each benchmark first checks that
 one epoch on the timed backend gives the NumPy reference's parameters (to
-float tolerance), then times one epoch with BLAS pinned to one thread.
+float tolerance), then times one epoch with threads pinned by bench/conftest.py
+(``NNCORE_BENCH_THREADS``, default 1).
 """
 
 import numpy as np
@@ -27,19 +28,6 @@ def _backends():
     except ImportError:
         pass
     return names
-
-
-@pytest.fixture(autouse=True)
-def _pinned_threads():
-    saved = _backend._current
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-    else:
-        with threadpool_limits(limits=1):
-            yield
-    _backend._current = saved
 
 
 def _problem(dtype):
