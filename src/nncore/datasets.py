@@ -32,6 +32,16 @@ def _split(n):
     return n - n // 2, n // 2
 
 
+def _jitter_label_shuffle(X, n0, n1, noise, rng):
+    """Add Gaussian jitter to ``X`` (n0 rows of class 0, then n1 of class 1),
+    label it and shuffle the rows (in this order, so seeds keep their data)."""
+    if noise:
+        X += rng.normal(0.0, noise, X.shape)
+    y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
+    perm = rng.permutation(n0 + n1)
+    return X[perm], y[perm]
+
+
 def xor():
     """The four XOR points: X in {0, 1}^2, y = x1 xor x2."""
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -62,11 +72,7 @@ def spirals(n=400, noise=0.0, seed=None, turns=1.5, radius=4.0):
         theta = 2.0 * np.pi * turns * t + np.pi * cls
         parts.append(np.column_stack([r * np.cos(theta), r * np.sin(theta)]))
     X = np.vstack(parts)
-    if noise:
-        X += rng.normal(0.0, noise, X.shape)
-    y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
-    perm = rng.permutation(n)
-    return X[perm], y[perm]
+    return _jitter_label_shuffle(X, n0, n1, noise, rng)
 
 
 def moons(n=200, noise=0.1, seed=None):
@@ -79,11 +85,7 @@ def moons(n=200, noise=0.1, seed=None):
     b = np.linspace(0.0, np.pi, n1)
     X = np.vstack([np.column_stack([np.cos(a), np.sin(a)]),
                    np.column_stack([1.0 - np.cos(b), 0.5 - np.sin(b)])])
-    if noise:
-        X += rng.normal(0.0, noise, X.shape)
-    y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
-    perm = rng.permutation(n)
-    return X[perm], y[perm]
+    return _jitter_label_shuffle(X, n0, n1, noise, rng)
 
 
 def circles(n=200, noise=0.05, factor=0.5, seed=None):
@@ -98,11 +100,7 @@ def circles(n=200, noise=0.05, factor=0.5, seed=None):
     b = np.linspace(0.0, 2 * np.pi, n1, endpoint=False)
     X = np.vstack([np.column_stack([np.cos(a), np.sin(a)]),
                    factor * np.column_stack([np.cos(b), np.sin(b)])])
-    if noise:
-        X += rng.normal(0.0, noise, X.shape)
-    y = np.concatenate([np.zeros(n0, np.int64), np.ones(n1, np.int64)])
-    perm = rng.permutation(n)
-    return X[perm], y[perm]
+    return _jitter_label_shuffle(X, n0, n1, noise, rng)
 
 
 def sine(n=200, noise=0.1, seed=None):
