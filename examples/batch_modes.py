@@ -8,8 +8,6 @@ against epochs and against wall-clock time.
     python examples/batch_modes.py [--fast] [--out DIR]
 """
 
-import numpy as np
-
 from _common import save, setup
 
 import nncore as nc

@@ -8,8 +8,6 @@ survivors scaled by ``1/(1 − rate)``, identity at test time) it stays smooth.
     python examples/dropout.py [--fast] [--out DIR]
 """
 
-import numpy as np
-
 from _common import save, setup
 
 import nncore as nc

@@ -6,7 +6,6 @@
    TypeError, the *same* one on both backends, and never crash the process.
 """
 
-import copy
 import os
 
 import numpy as np

@@ -548,9 +548,6 @@ class Network:
             raise ValueError(f"{name} contains NaN or infinite values")
         return v
 
-    def _dense_layers(self):
-        return [layer for layer in self.layers if isinstance(layer, Dense)]
-
     @property
     def has_dropout(self):
         return any(isinstance(layer, Dropout) and layer.rate > 0 for layer in self.layers)

@@ -52,7 +52,6 @@ clipping), ``diverged`` and ``have_backup``.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
