@@ -54,8 +54,30 @@ def spirals(n=400, noise=0.0, seed=None, turns=1.5, radius=4.0):
 
     Class 1 is class 0 rotated by 180 degrees; the radius grows linearly from
     0 to ``radius`` over ``turns`` turns (the default spread, a few units,
-    suits tanh networks without rescaling). ``noise`` is the std of Gaussian
-    jitter.
+    suits tanh networks without rescaling).
+
+    Parameters
+    ----------
+    n : int
+        Number of points (>= 2), split evenly between the two classes.
+    noise : float
+        Standard deviation of Gaussian jitter added to ``X`` (>= 0).
+    seed : int or None
+        Seed of the jitter and of the row shuffle.
+    turns : float
+        Turns of each spiral (> 0).
+    radius : float
+        Outer radius (> 0).
+
+    Returns
+    -------
+    X : ndarray of shape (n, 2), float64
+    y : ndarray of shape (n,), int64 labels 0/1
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
     """
     n = _n(n)
     noise = _noise(noise)
@@ -76,7 +98,27 @@ def spirals(n=400, noise=0.0, seed=None, turns=1.5, radius=4.0):
 
 
 def moons(n=200, noise=0.1, seed=None):
-    """Two interleaving half circles (as ``sklearn.datasets.make_moons``)."""
+    """Two interleaving half circles (as ``sklearn.datasets.make_moons``).
+
+    Parameters
+    ----------
+    n : int
+        Number of points (>= 2), split evenly between the two classes.
+    noise : float
+        Standard deviation of Gaussian jitter added to ``X`` (>= 0).
+    seed : int or None
+        Seed of the jitter and of the row shuffle.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 2), float64
+    y : ndarray of shape (n,), int64 labels 0/1
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+    """
     n = _n(n)
     noise = _noise(noise)
     rng = np.random.default_rng(seed)
@@ -89,7 +131,29 @@ def moons(n=200, noise=0.1, seed=None):
 
 
 def circles(n=200, noise=0.05, factor=0.5, seed=None):
-    """A small circle (class 1, radius ``factor``) inside a unit circle (class 0)."""
+    """A small circle (class 1, radius ``factor``) inside a unit circle (class 0).
+
+    Parameters
+    ----------
+    n : int
+        Number of points (>= 2), split evenly between the two classes.
+    noise : float
+        Standard deviation of Gaussian jitter added to ``X`` (>= 0).
+    seed : int or None
+        Seed of the jitter and of the row shuffle.
+    factor : float
+        Radius of the inner circle, in (0, 1).
+
+    Returns
+    -------
+    X : ndarray of shape (n, 2), float64
+    y : ndarray of shape (n,), int64 labels 0/1
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+    """
     n = _n(n)
     noise = _noise(noise)
     if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
@@ -104,7 +168,26 @@ def circles(n=200, noise=0.05, factor=0.5, seed=None):
 
 
 def sine(n=200, noise=0.1, seed=None):
-    """Regression: ``y = sin(x) + noise``, x uniform in [-pi, pi]; X (n, 1), y (n,)."""
+    """Regression: ``y = sin(x) + noise``, x uniform in [-pi, pi].
+
+    Parameters
+    ----------
+    n : int
+        Number of points (>= 1).
+    noise : float
+        Standard deviation of Gaussian noise added to ``y`` (>= 0).
+    seed : int or None
+
+    Returns
+    -------
+    X : ndarray of shape (n, 1), float64
+    y : ndarray of shape (n,), float64
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+    """
     n = _n(n, 1)
     noise = _noise(noise)
     rng = np.random.default_rng(seed)
@@ -126,7 +209,24 @@ def available():
 
 
 def get(name, **kwargs):
-    """Load a built-in data set by name, e.g. ``get("spirals", n=500, seed=0)``."""
+    """Load a built-in data set by name, e.g. ``get("spirals", n=500, seed=0)``.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available` (case-insensitive).
+    **kwargs
+        Passed to that data set's function.
+
+    Returns
+    -------
+    X, y : ndarray
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown.
+    """
     if not isinstance(name, str) or name.lower() not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_REGISTRY)}")
     return _REGISTRY[name.lower()](**kwargs)
