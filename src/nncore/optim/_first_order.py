@@ -260,10 +260,13 @@ class Optimizer:
             self._scratch = np.empty_like(params)
         g = self._scratch
         if gscale == 1.0:
-            np.copyto(g, grads)
+            # wd*p + g instead of g + wd*p: IEEE addition commutes, so the bits
+            # are torch's, without a temporary per step.
+            np.multiply(params, weight_decay, out=g)
+            g += grads
         else:
             np.multiply(grads, gscale, out=g)
-        g += weight_decay * params
+            g += weight_decay * params
         return g, 1.0
 
     def step(self, params, grads):
