@@ -108,13 +108,6 @@ cdef Py_ssize_t TL_PAR_MIN = 1 << 22
 cdef int _tl_depth = 0
 
 
-def _set_loop_parallel_threshold(Py_ssize_t n):
-    """Smallest flat length run in parallel inside the epoch loop (returns the old one)."""
-    global TL_PAR_MIN
-    old = TL_PAR_MIN
-    TL_PAR_MIN = max(1, n)
-    return old
-
 cdef Py_ssize_t _tl_saved_par_min = 0
 
 # torch.nn.utils.clip_grad_norm_ adds this to the norm (as nncore.optim does).
