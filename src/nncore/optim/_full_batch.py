@@ -347,6 +347,17 @@ class _DirectionMethod(FullBatchOptimizer):
         # Newton-like directions carry their own scale: never try beyond 1.
         return min(1.0, a) if self._cap_alpha0 else a
 
+    def _curvature_pair(self, x, g, res):
+        """``(s, r, s^T r)`` of the accepted step, or None (counted in
+        ``n_skipped``) when ``s^T r <= 0`` would break positive definiteness."""
+        s = res.x - x
+        r = res.g - g
+        sr = float(np.dot(s, r))
+        if not (math.isfinite(sr) and sr > 0.0):
+            self.n_skipped += 1
+            return None
+        return s, r, sr
+
     def _step(self, fun, x, f, g):
         restarted = False
         d, steepest = self._direction(x, g)
@@ -498,12 +509,10 @@ class _DenseQuasiNewton(_DirectionMethod):
         return d, not self._has_memory
 
     def _update(self, x, g, d, res, steepest):
-        s = res.x - x
-        r = res.g - g
-        sr = float(np.dot(s, r))
-        if not (math.isfinite(sr) and sr > 0.0):
-            self.n_skipped += 1
+        pair = self._curvature_pair(x, g, res)
+        if pair is None:
             return True
+        s, r, sr = pair
         if not self._scaled and self.init_scale:
             # V0 = I rescaled by s'r / r'r (Nocedal & Wright 6.20) before the first update.
             self._V *= sr / float(np.dot(r, r))
@@ -612,12 +621,10 @@ class LBFGS(_DirectionMethod):
         return q, False
 
     def _update(self, x, g, d, res, steepest):
-        s = res.x - x
-        r = res.g - g
-        sr = float(np.dot(s, r))
-        if not (math.isfinite(sr) and sr > 0.0):
-            self.n_skipped += 1
+        pair = self._curvature_pair(x, g, res)
+        if pair is None:
             return True
+        s, r, sr = pair
         n = x.size
         if self._S is None or self._S.shape[1] != n:
             self._S = np.empty((self.history, n))
