@@ -1370,3 +1370,47 @@ def test_tune_accepts_sklearn_names():
     widths = sorted(tuple(d.n_out for d in nc.tune.build(r["params"], 3, 2)
                           .layers[:-1]) for r in res.records)
     assert widths == [(4,), (6, 3)]
+
+
+# --------------------------------------------------------------------------- docs
+
+_DOC_MODULES = ("optim", "schedules", "callbacks", "augment", "plot")
+
+
+def _public_callables():
+    import importlib
+    for mod_name, names in [("nncore", nc.__all__)] + [
+            (f"nncore.{m}", importlib.import_module(f"nncore.{m}").__all__) for m in _DOC_MODULES]:
+        mod = importlib.import_module(mod_name)
+        for name in names:
+            obj = getattr(mod, name)
+            if inspect.ismodule(obj) or not callable(obj):
+                continue
+            yield f"{mod_name}.{name}", obj
+            if inspect.isclass(obj):
+                for attr, fn in vars(obj).items():
+                    if not attr.startswith("_") and inspect.isfunction(fn):
+                        yield f"{mod_name}.{name}.{attr}", getattr(obj, attr)
+
+
+def test_all_reexports_public_names():
+    missing = [name for name in nc.__all__ if not hasattr(nc, name)]
+    assert not missing
+    assert {"optim", "schedules", "callbacks", "augment", "plot", "errors", "datasets", "tune",
+            "Network", "Dense", "Dropout", "L1", "L2", "ElasticNet", "History", "load",
+            "gradcheck", "DivergenceError", "set_backend", "get_backend",
+            "set_num_threads"} <= set(nc.__all__)
+
+
+def test_public_callables_have_numpydoc_parameters():
+    # A public name that takes arguments documents them (numpydoc "Parameters").
+    undocumented = []
+    for qual, obj in _public_callables():
+        doc = inspect.getdoc(obj) or ""
+        try:
+            params = [p for p in inspect.signature(obj).parameters if p not in ("self", "cls")]
+        except (TypeError, ValueError):
+            params = []
+        if not doc or (params and "Parameters" not in doc):
+            undocumented.append(qual)
+    assert not undocumented, undocumented
