@@ -100,7 +100,13 @@ def _check_bounds(low, high, name, positive=False):
 
 
 class Uniform(_Distribution):
-    """Real values uniform on ``[low, high)`` (see :func:`uniform`)."""
+    """Real values uniform on ``[low, high)`` (see :func:`uniform`).
+
+    Parameters
+    ----------
+    low, high : float
+        Finite bounds, ``low < high``.
+    """
 
     def __init__(self, low, high):
         _check_bounds(low, high, "uniform")
@@ -114,7 +120,13 @@ class Uniform(_Distribution):
 
 
 class LogUniform(_Distribution):
-    """Positive reals with a uniform logarithm (see :func:`loguniform`)."""
+    """Positive reals with a uniform logarithm (see :func:`loguniform`).
+
+    Parameters
+    ----------
+    low, high : float
+        Finite positive bounds, ``low < high``.
+    """
 
     def __init__(self, low, high):
         _check_bounds(low, high, "loguniform", positive=True)
@@ -128,7 +140,13 @@ class LogUniform(_Distribution):
 
 
 class RandInt(_Distribution):
-    """Integers ``low .. high - 1`` (see :func:`randint`)."""
+    """Integers ``low .. high - 1`` (see :func:`randint`).
+
+    Parameters
+    ----------
+    low, high : int
+        Bounds, ``low < high`` (``high`` exclusive).
+    """
 
     def __init__(self, low, high):
         for v in (low, high):
@@ -146,7 +164,13 @@ class RandInt(_Distribution):
 
 
 class Choice(_Distribution):
-    """One of a list of values (see :func:`choice`); :func:`grid` enumerates them."""
+    """One of a list of values (see :func:`choice`); :func:`grid` enumerates them.
+
+    Parameters
+    ----------
+    values : iterable
+        The candidates (at least one).
+    """
 
     def __init__(self, values):
         values = list(values)
@@ -849,7 +873,20 @@ class SuccessiveHalving:
         self.eta, self.min_epochs = int(eta), int(min_epochs)
 
     def rungs(self, n, max_epochs):
-        """List of ``(n_configs, epochs)`` per rung."""
+        """The rung plan of a sweep.
+
+        Parameters
+        ----------
+        n : int
+            Number of configurations in the first rung.
+        max_epochs : int
+            Epochs of the last rung.
+
+        Returns
+        -------
+        list of (int, int)
+            ``(n_configs, epochs)`` per rung.
+        """
         eta = self.eta
         k = 0
         while (n // eta ** (k + 1) >= 1
@@ -1255,7 +1292,18 @@ def search(space_or_configs, X, y, *, validation=0.2, executor=None, metric="val
 # --------------------------------------------------------------------------- command line
 
 def add_subparser(subparsers):
-    """Add ``tune`` to an ``argparse`` sub-parser collection (``nncore tune ...``)."""
+    """Add ``tune`` to an ``argparse`` sub-parser collection (``nncore tune ...``).
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers()`` returned.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``tune`` sub-parser.
+    """
     p = subparsers.add_parser(
         "tune", help="hyper-parameter sweep",
         description="Train one network per configuration of a space and rank them "
@@ -1362,7 +1410,18 @@ def _cli_run(args):
 
 
 def cli_main(argv=None):
-    """Run ``nncore tune`` with the given argument list; returns the exit status."""
+    """Run ``nncore tune`` with the given argument list.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        Arguments after ``tune``; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     p = argparse.ArgumentParser(prog="nncore tune", description="hyper-parameter sweep")
     _add_arguments(p)
     args = p.parse_args(argv)
