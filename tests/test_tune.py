@@ -137,6 +137,12 @@ def test_space_from_json():
     assert tune.space_from_json({"hidden": [8, 16]})["hidden"] == [8, 16]
     with pytest.raises(ValueError, match="distribution"):
         tune.space_from_json({"lr": {"gaussian": [0, 1]}})
+    # A string is not a list of candidates, and bounds come as a pair.
+    with pytest.raises(ValueError, match="choice takes a list"):
+        tune.space_from_json({"optimizer": {"choice": "adam"}})
+    for bad in (3, [1e-3], [1, 2, 3]):
+        with pytest.raises(ValueError, match=r"takes \[low, high\]"):
+            tune.space_from_json({"lr": {"uniform": bad}})
 
 
 def test_build_matches_config():

@@ -409,6 +409,11 @@ def space_from_json(obj):
                 raise ValueError(f"{k!r}: a distribution is written as one of "
                                  f"{sorted(_DIST_JSON)} -> arguments, got {v!r}")
             (kind, args), = v.items()
+            # A JSON string is iterable too: {"choice": "adam"} must not become a, d, a, m.
+            if kind == "choice" and not isinstance(args, list):
+                raise ValueError(f"{k!r}: choice takes a list of values, got {args!r}")
+            if kind != "choice" and not (isinstance(args, list) and len(args) == 2):
+                raise ValueError(f"{k!r}: {kind} takes [low, high], got {args!r}")
             space[k] = _DIST_JSON[kind](args) if kind == "choice" else _DIST_JSON[kind](*args)
         else:
             space[k] = v
