@@ -201,3 +201,21 @@ def test_python_dash_m_nncore(tmp_path):
                         "xor"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+
+
+def test_evaluate_plain_model_rejects_fractional_or_empty_labels(tmp_path, capsys):
+    # A model saved from the Python API carries no class list: labels are
+    # taken as codes and must be whole numbers in range, never truncated.
+    net = nc.Network([nc.Dense(2, 3)], loss="cross_entropy", seed=0)
+    model = tmp_path / "plain.npz"
+    net.save(model)
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    good = tmp_path / "good.npz"
+    np.savez(good, X=X, y=np.array([0, 1, 2, 0, 1, 2]))
+    assert main(["evaluate", str(model), str(good)]) == 0
+    capsys.readouterr()
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, X=X, y=np.array([0, 1.5, 2, 0, 1, 2]))
+    assert main(["evaluate", str(model), str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert "whole numbers" in err and "Traceback" not in err

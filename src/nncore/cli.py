@@ -376,7 +376,16 @@ def _encode_targets(meta, y, net):
     if meta["task"] == "classification":
         classes = meta.get("classes")
         if classes is None:
-            codes = np.asarray(y).astype(np.int64)
+            raw = np.asarray(y)
+            if raw.size == 0:
+                raise CLIError("the data has no rows")
+            try:
+                codes = raw.astype(np.int64)
+                exact = np.array_equal(codes, raw.astype(float))
+            except (TypeError, ValueError):
+                exact = False
+            if not exact:
+                raise CLIError("labels must be whole numbers for this model")
             k = net.n_out if net.loss_name == "cross_entropy" else 2
             if codes.min() < 0 or codes.max() >= k:
                 raise CLIError(f"labels must be 0..{k - 1} for this model")
