@@ -291,7 +291,13 @@ class Optimizer:
             self._allocate(params)
         gscale = self._gscale(grads)
         self._step += 1
-        self._update(params, grads, self.current_lr, gscale)
+        try:
+            self._update(params, grads, self.current_lr, gscale)
+        except BaseException:
+            # The backend validates before touching memory, so a raise means
+            # nothing changed: keep the step count in step with the buffers.
+            self._step -= 1
+            raise
 
     def _update(self, params, grads, lr, gscale):  # pragma: no cover - abstract
         raise NotImplementedError
