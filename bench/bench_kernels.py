@@ -29,15 +29,7 @@ from nncore.backend import _numpy as R
 import nncore.backend as _backend
 
 
-def _backends():
-    try:
-        _backend._load("cython")
-    except ImportError:
-        return ["numpy"]
-    return ["cython", "numpy"]
-
-
-BACKENDS = _backends()
+BACKENDS = _backend.available()
 DTYPES = ["float32", "float64"]
 RELU = 1
 

@@ -31,16 +31,6 @@ OPTIMIZERS = {
 }
 
 
-def _backends():
-    names = ["numpy"]
-    try:
-        _backend._load("cython")
-        names.insert(0, "cython")
-    except ImportError:
-        pass
-    return names
-
-
 def _data(n, dtype, seed=0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
@@ -58,7 +48,7 @@ def _one_step(backend, make, p0, g, warm):
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", _backend.available())
 def test_optimizer_step(benchmark, backend, name, dtype, n):
     make = OPTIMIZERS[name]
     p0, g = _data(n, dtype)

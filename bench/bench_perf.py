@@ -24,11 +24,7 @@ import nncore.backend as _backend
 
 def backends():
     """The compiled backend (when built) and the NumPy reference."""
-    try:
-        _backend._load("cython")
-    except ImportError:
-        return ["numpy"]
-    return ["cython", "numpy"]
+    return _backend.available()
 
 
 def _fit_epoch(make_net, X, y, opt, batch, seed=0):

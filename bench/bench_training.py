@@ -20,16 +20,6 @@ import nncore.backend as _backend
 N, D, H, K = 2048, 64, 128, 10
 
 
-def _backends():
-    names = ["numpy"]
-    try:
-        _backend._load("cython")
-        names.insert(0, "cython")
-    except ImportError:
-        pass
-    return names
-
-
 def _problem(dtype):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((N, D))
@@ -46,7 +36,7 @@ def _epoch(net, X, y, batch_size, seed=0):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("batch_size", [32, 256, "full"])
-@pytest.mark.parametrize("name", _backends())
+@pytest.mark.parametrize("name", _backend.available())
 def test_fit_epoch(benchmark, name, batch_size, dtype):
     benchmark.group = f"fit epoch {N}x{D} {D}-{H}-{K} batch={batch_size} {dtype}"
     nc.set_backend("numpy")

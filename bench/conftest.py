@@ -42,16 +42,12 @@ def smoke_run(request):
 
 
 def compiled_available():
-    try:
-        _backend._load("cython")
-    except ImportError:
-        return False
-    return True
+    return "cython" in _backend.available()
 
 
 def backends():
     """Backend names to benchmark: compiled (when built) and the NumPy reference."""
-    return (["cython"] if compiled_available() else []) + ["numpy"]
+    return _backend.available()
 
 
 @pytest.fixture(autouse=True)

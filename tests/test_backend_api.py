@@ -121,3 +121,13 @@ def test_show_config_reports_build_and_blas():
         assert key in text, key
     assert ("OpenMP      on" in text) == bool(k.OPENMP)
     assert "used by scipy" in text      # the compiled path's BLAS is identified
+
+
+def test_available_lists_what_imports(monkeypatch):
+    assert B.available() == ["cython", "numpy"]   # the compiled build is installed here
+    def broken(name):
+        if name == "cython":
+            raise ImportError("no extension")
+        return B._numpy
+    monkeypatch.setattr(B, "_load", broken)
+    assert B.available() == ["numpy"]

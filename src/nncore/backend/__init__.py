@@ -44,6 +44,16 @@ def _load(name):
     raise ValueError(f"unknown backend {name!r}; expected one of {_NAMES}")
 
 
+def available():
+    """Names of the backends that import here: ``["cython", "numpy"]``, or
+    ``["numpy"]`` when the compiled extension is not built."""
+    try:
+        _load("cython")
+    except ImportError:
+        return ["numpy"]
+    return ["cython", "numpy"]
+
+
 def set_backend(name):
     """Select the backend every later computation uses.
 
