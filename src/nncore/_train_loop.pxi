@@ -36,57 +36,155 @@ cdef extern from *:
        (no -march=native), but the update vectorises 8 or 16 wide where the CPU
        can. IEEE add/mul/div/sqrt are correctly rounded at any vector width and
        -ffp-contract=off forbids FMA, so every clone gives the bits of the
-       scalar code (the operation order of nncore.backend._numpy.adam_step). */
+       scalar code (the operation order of nncore.backend._numpy.adam_step).
+
+       Frozen lanes. A parameter whose gradient is exactly zero (a dead ReLU
+       unit, an input feature that is always 0) keeps a first moment that decays
+       by beta1 per step into the subnormal range, where it stops at a fixed
+       point k * 2^-149 (float32) with rne(w k) == 0, i.e. k <= kmax (4 for
+       beta1 = 0.9): m + w (0 - m) rounds back to m. On x86 every vector
+       instruction that touches a subnormal takes a microcode assist; with a
+       dead half-network the update ran 2.3x slower. Flushing subnormals
+       (FTZ/DAZ) would change results, so instead a lane is recognised as
+       frozen -- zero gradient, subnormal m with |k| <= kmax, |p * decay| >=
+       pthr, v zero / positive normal / a subnormal at its own fixed point
+       (k_v <= kvmax) -- and its outcome is written without arithmetic on the
+       subnormals: m and a subnormal v stay as they are (the scalar code
+       rounds them back to themselves), and p becomes p * decay, because the
+       step |neg_step * m / den| <= |neg_step| kmax 2^-149 / den_lb is below a
+       quarter of an ulp of p whenever |p decay| >= pthr = 2^(t+2) |neg_step|
+       kmax 2^-149 / den_lb (t = 24 or 53 significand bits; den >= eps, or
+       sqrt(eps) with eps inside the root). The other lanes run the ordinary
+       formula (with the frozen lanes' m and subnormal v replaced by 0 so they
+       trigger no assist); the selects are branch-free and vectorise. The
+       result is bit-identical to the scalar loop (tests/test_kernels_adam_subnormal.py). */
+    #include <float.h>
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
         defined(__linux__) && !defined(NNCORE_NO_CLONES) && (__GNUC__ >= 8)
     #define NNC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
     #else
     #define NNC_CLONES
     #endif
-    #define NNC_ADAM_LOOP(T, SQRT, LERP_SMALL, INSIDE, BACKUP)                \
-        for (Py_ssize_t i = lo; i < hi; i++) {                               \
+    #define NNC_ADAM_LOOP(T, U, SQRT, FABS, LERP_SMALL, INSIDE, BACKUP, FREEZE) \
+        for (Py_ssize_t i = a; i < e; i++) {                                 \
             T gi = g[i] * gs;                                                \
             if (BACKUP) bk[i] = p[i];                                        \
             T pi = p[i] * decay;                                             \
-            T mi = m[i];                                                     \
+            T m0 = m[i], v0 = v[i];                                          \
+            U mb, vb;                                                        \
+            int fz = 0, vsub = 0;                                            \
+            if (FREEZE) {                                                    \
+                memcpy(&mb, &m0, sizeof(T));                                 \
+                memcpy(&vb, &v0, sizeof(T));                                 \
+                vsub = vb - 1 < kvmax;                                       \
+                fz = (gi == 0) & ((mb & mag) - 1 < kmax) & (FABS(pi) >= pthr) \
+                     & (vsub | (vb == 0) | (vb - vlo < vspan));              \
+            }                                                                \
+            T mi = fz ? (T)0 : m0;                                           \
             if (LERP_SMALL) mi = mi + w * (gi - mi);                         \
             else mi = gi - (gi - mi) * omw;                                  \
-            m[i] = mi;                                                       \
-            T vi = v[i] * b2;                                                \
+            T vi = (fz & vsub) ? (T)0 : v0;                                  \
+            vi = vi * b2;                                                    \
             vi = vi + omb2 * (gi * gi);                                      \
-            v[i] = vi;                                                       \
             T denom = (INSIDE) ? SQRT(vi / bc2 + eps) : SQRT(vi) / sqrt_bc2 + eps; \
-            p[i] = pi + neg_step * (mi / denom);                             \
+            T pn = pi + neg_step * (mi / denom);                             \
+            m[i] = fz ? m0 : mi;                                             \
+            v[i] = (fz & vsub) ? v0 : vi;                                    \
+            p[i] = fz ? pi : pn;                                             \
         }
-    #define NNC_ADAM_FN(NAME, T, SQRT)                                           \
+    #define NNC_ADAM_VARIANTS(T, U, SQRT, FABS, FREEZE)                                  \
+        if (bk) {  /* also copy p to bk before updating it (the step's backup) */     \
+            if (lerp_small && !inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 1, 0, 1, FREEZE) } \
+            else if (lerp_small) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 1, 1, 1, FREEZE) }       \
+            else if (!inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 0, 1, FREEZE) }          \
+            else { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 1, 1, FREEZE) }                       \
+        } else {                                                                       \
+            if (lerp_small && !inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 1, 0, 0, FREEZE) } \
+            else if (lerp_small) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 1, 1, 0, FREEZE) }       \
+            else if (!inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 0, 0, FREEZE) }          \
+            else { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 1, 0, FREEZE) }                       \
+        }
+    /* Blocks of NNC_ADAM_BLOCK elements: a block where no sampled lane (one
+       in 67, a few per cache-line group; dead units come by the row or
+       column) sits at a fixed point runs the plain loop, so a live network
+       pays neither the selects nor a second pass over m. Both loops give the
+       same bits; the sample only chooses the faster one. */
+    #define NNC_ADAM_BLOCK 4096
+    #define NNC_ADAM_FN(NAME, T, U, SQRT, FABS)                                      \
     NNC_CLONES static void NAME(T* restrict p, const T* restrict g,               \
             T* restrict m, T* restrict v, T* restrict bk, Py_ssize_t lo,          \
             Py_ssize_t hi, T decay, T w, T omw, T b2, T omb2, T bc2, T sqrt_bc2,  \
-            T eps, T neg_step, T gs, int lerp_small, int inside) {                 \
-        if (bk) {  /* also copy p to bk before updating it (the step's backup) */ \
-            if (lerp_small && !inside) { NNC_ADAM_LOOP(T, SQRT, 1, 0, 1) }         \
-            else if (lerp_small) { NNC_ADAM_LOOP(T, SQRT, 1, 1, 1) }               \
-            else if (!inside) { NNC_ADAM_LOOP(T, SQRT, 0, 0, 1) }                  \
-            else { NNC_ADAM_LOOP(T, SQRT, 0, 1, 1) }                               \
-        } else {                                                                   \
-            if (lerp_small && !inside) { NNC_ADAM_LOOP(T, SQRT, 1, 0, 0) }         \
-            else if (lerp_small) { NNC_ADAM_LOOP(T, SQRT, 1, 1, 0) }               \
-            else if (!inside) { NNC_ADAM_LOOP(T, SQRT, 0, 0, 0) }                  \
-            else { NNC_ADAM_LOOP(T, SQRT, 0, 1, 0) }                               \
-        }                                                                          \
+            T eps, T neg_step, T gs, int lerp_small, int inside,                  \
+            U kmax, U kvmax, T pthr) {                                            \
+        const U mag = ~((U)1 << (sizeof(T) * 8 - 1));                             \
+        /* positive finite normal v: vlo <= bits < vlo + vspan */                \
+        const U vlo = sizeof(T) == 4 ? (U)0x00800000u : (U)0x0010000000000000ull;  \
+        const U vspan = sizeof(T) == 4 ? (U)0x7f000000u : (U)0x7fe0000000000000ull;\
+        Py_ssize_t a, e, i;                                                       \
+        for (a = lo; a < hi; a = e) {                                             \
+            U low = ~(U)0, mb, t;                                                 \
+            e = hi - a > NNC_ADAM_BLOCK ? a + NNC_ADAM_BLOCK : hi;               \
+            if (kmax) {  /* min over sampled |m| bits - 1: < kmax iff one of */  \
+                for (i = a; i < e; i += 67) {  /* them is at a fixed point */     \
+                    memcpy(&mb, &m[i], sizeof(T));                                \
+                    t = (mb & mag) - 1;                                           \
+                    low = t < low ? t : low;                                      \
+                }                                                                 \
+            }                                                                     \
+            if (low < kmax) { NNC_ADAM_VARIANTS(T, U, SQRT, FABS, 1) }            \
+            else { NNC_ADAM_VARIANTS(T, U, SQRT, FABS, 0) }                       \
+        }                                                                         \
     }
-    NNC_ADAM_FN(nnc_adam_f32, float, sqrtf)
-    NNC_ADAM_FN(nnc_adam_f64, double, sqrt)
+    NNC_ADAM_FN(nnc_adam_f32, float, uint32_t, sqrtf, fabsf)
+    NNC_ADAM_FN(nnc_adam_f64, double, uint64_t, sqrt, fabs)
+
+    /* kmax, kvmax and pthr of the frozen-lane test for one call, from the
+       scalars as the kernel sees them (rounded to the array dtype). */
+    static void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double b2,
+                                double eps, int inside, double neg_step,
+                                uint64_t* kmax, uint64_t* kvmax, double* pthr) {
+        const double kcap = is_f32 ? 8388607.0 : 4503599627370495.0;  /* 2^23-1, 2^52-1 */
+        const double unit = is_f32 ? 0x1p-149 : 0x1p-1074;             /* subnormal step */
+        const double nmin = is_f32 ? 0x1p-126 : 0x1p-1022;
+        /* m = k unit stays iff rne(w k) == 0 (lerp form) or rne((1-w) k) == k,
+           guaranteed when k f < 1/2 with f = w or 1 - (1-w); v likewise with
+           f = 1 - beta2. Products of these small integers and floats are
+           exact in double. */
+        double f = lerp_small ? w : 1.0 - omw;
+        double k, kv, lb, t;
+        k = f > 0.0 ? floor(0.5 / f) : kcap;
+        if (k > kcap) k = kcap;
+        while (k > 0 && k * f >= 0.5) k -= 1;
+        kv = 1.0 - b2 > 0.0 ? floor(0.5 / (1.0 - b2)) : kcap;
+        if (kv > kcap) kv = kcap;
+        while (kv > 0 && kv * (1.0 - b2) >= 0.5) kv -= 1;
+        lb = inside ? sqrt(eps) * (1.0 - 0x1p-20) : eps;      /* den >= lb */
+        /* scaled to the subnormal unit last: an intermediate subnormal would
+           round down and weaken the bound */
+        t = (lb > 0.0 && k > 0) ? (is_f32 ? 0x1p26 : 0x1p55) * fabs(neg_step) * k / lb
+                                  * (1.0 + 0x1p-20) : NAN;
+        t *= unit;
+        if (t < nmin) t = nmin;
+        if (!(t <= (is_f32 ? FLT_MAX : DBL_MAX))) t = NAN;  /* NaN: |p| >= t never holds */
+        *kmax = (uint64_t)k;
+        *kvmax = (uint64_t)kv;
+        *pthr = t;
+    }
     """
     void nnc_adam_f32(float* p, const float* g, float* m, float* v, float* bk, Py_ssize_t lo,
                       Py_ssize_t hi, float decay, float w, float omw, float b2, float omb2,
                       float bc2, float sqrt_bc2, float eps, float neg_step, float gs,
-                      int lerp_small, int inside) noexcept nogil
+                      int lerp_small, int inside, uint32_t kmax, uint32_t kvmax,
+                      float pthr) noexcept nogil
     void nnc_adam_f64(double* p, const double* g, double* m, double* v, double* bk,
                       Py_ssize_t lo,
                       Py_ssize_t hi, double decay, double w, double omw, double b2,
                       double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
-                      double gs, int lerp_small, int inside) noexcept nogil
+                      double gs, int lerp_small, int inside, uint64_t kmax, uint64_t kvmax,
+                      double pthr) noexcept nogil
+    void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double b2,
+                         double eps, int inside, double neg_step, uint64_t* kmax,
+                         uint64_t* kvmax, double* pthr) noexcept nogil
 
 
 cdef enum:
@@ -237,19 +335,44 @@ cdef inline void _tl_bias_act(floating* out, const floating* b, Py_ssize_t r, Py
             _bias_act_rows(out, b, (r * c) // nt, (r * (c + 1)) // nt, k, act)
 
 
+# Frozen-lane recognition in the Adam loop (see the C block above). It never
+# changes a bit; the switch exists so tests can run both paths.
+cdef bint _adam_freeze = True
+
+
+def _set_adam_freeze(bint on):
+    """Switch the frozen-lane path of the Adam kernel; returns the previous setting."""
+    global _adam_freeze
+    old = _adam_freeze
+    _adam_freeze = on
+    return old
+
+
 cdef inline void _tl_adam_chunk(floating[::1] p, const floating[::1] g, floating[::1] m,
                                 floating[::1] v, floating* bk, Py_ssize_t lo, Py_ssize_t hi, double decay,
                                 double w, double omw, bint lerp_small, double beta2,
                                 double omb2, double bc2, double sqrt_bc2, double eps,
                                 double neg_step, bint inside, double gscale) noexcept nogil:
-    # Scalars rounded to the array dtype first, as the other update kernels do.
+    # Scalars rounded to the array dtype first, as the other update kernels do
+    # (and the frozen-lane thresholds computed from those rounded values).
+    cdef uint64_t kmax, kvmax
+    cdef double pthr
     if floating is float:
+        nnc_adam_freeze(1, <float>w, <float>omw, lerp_small, <float>beta2, <float>eps, inside,
+                        <float>neg_step, &kmax, &kvmax, &pthr)
+        if not _adam_freeze:
+            kmax = 0
         nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], bk, lo, hi, <float>decay, <float>w, <float>omw,
                      <float>beta2, <float>omb2, <float>bc2, <float>sqrt_bc2, <float>eps,
-                     <float>neg_step, <float>gscale, lerp_small, inside)
+                     <float>neg_step, <float>gscale, lerp_small, inside, <uint32_t>kmax,
+                     <uint32_t>kvmax, <float>pthr)
     else:
+        nnc_adam_freeze(0, w, omw, lerp_small, beta2, eps, inside, neg_step, &kmax, &kvmax,
+                        &pthr)
+        if not _adam_freeze:
+            kmax = 0
         nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], bk, lo, hi, decay, w, omw, beta2, omb2, bc2,
-                     sqrt_bc2, eps, neg_step, gscale, lerp_small, inside)
+                     sqrt_bc2, eps, neg_step, gscale, lerp_small, inside, kmax, kvmax, pthr)
 
 
 cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
