@@ -504,3 +504,44 @@ def test_large_update_split_over_threads_same_bits():
     finally:
         nc.set_num_threads(saved)
     _assert_same(got, ref)
+
+
+@pytest.mark.parametrize("opt", ["adam", "momentum", "rmsprop"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_shared_blas_pool_same_bits(dtype, opt):
+    """On 2 threads the loop hands OpenBLAS's parallel jobs to its own OpenMP
+    team (one pool for BLAS and the update); parameters, state and losses are
+    the bits of the per-step path, which runs BLAS on OpenBLAS's own threads,
+    and of the loop with the shared pool switched off."""
+    C = _compiled()
+    from nncore import _kernels as K
+    if not K.BLAS_SHARED_POOL:
+        pytest.skip("BLAS without a threads callback, or no OpenMP")
+    rng = np.random.default_rng(11)
+    n, d, h, k = 160, 784, 256, 10        # the MNIST-shaped GEMMs OpenBLAS threads
+    X = rng.random((n, d)).astype(np.float32)
+    T = rng.integers(0, k, n).astype(np.int64)
+    layers = [("dense", d, h, 1, 0), ("dense", h, h, 1, d * h + h),
+              ("dense", h, k, 0, d * h + h + h * h + h)]
+    P = d * h + h + h * h + h + h * k + k
+    segs = np.array([[0, d * h], [d * h + h, d * h + h + h * h],
+                     [d * h + h + h * h + h, P - k]], np.int64)
+    params = (rng.normal(size=P) * 0.05).astype(dtype)
+    prob = (X, T, rng.permutation(n), 32, 5, params, layers, "cross_entropy", segs, 0.0, 1e-4)
+    saved = nc.get_num_threads()
+    nc.set_num_threads(2)
+    try:
+        calls = K._blas_shared_pool_calls()
+        got = _run(C.train_epoch, prob, OPTS[opt], 1.0)
+        used = K._blas_shared_pool_calls() - calls
+        old = K._set_blas_shared_pool(False)
+        try:
+            own = _run(C.train_epoch, prob, OPTS[opt], 1.0)
+        finally:
+            K._set_blas_shared_pool(old)
+        ref = _run(E.reference_epoch, prob, OPTS[opt], 1.0, be=C)
+    finally:
+        nc.set_num_threads(saved)
+    assert used > 0, "no BLAS call ran on the shared pool"
+    _assert_same(got, ref)
+    _assert_same(own, ref)

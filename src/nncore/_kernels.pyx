@@ -81,6 +81,11 @@ cdef int _num_threads = max(1, min(nnc_omp_max_threads(), MAX_THREADS))
 # at n = 610 took 17 ms on 2 threads vs 0.25 ms on 1; a 784-256-256-10 Adam step
 # ~10 ms vs ~0.7 ms), while a memory-bound loop gains little from threads anyway.
 cdef Py_ssize_t _par_min = 1 << 22
+# The same threshold for the two reductions (sum_squares_k, regularize_k):
+# their sums depend on the split, so the epoch loop, which lowers _par_min for
+# the elementwise loops when BLAS shares its OpenMP team, leaves this one alone
+# and its losses and norms keep the per-step path's bits.
+cdef Py_ssize_t _par_min_sum = 1 << 22
 
 
 # =========================================================================== helpers
@@ -134,6 +139,13 @@ cdef inline floating _sigmoid(floating s) noexcept nogil:
 cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
     """Thread count for a flat loop over n elements (1 below the threshold)."""
     if n < _par_min or _num_threads <= 1:
+        return 1
+    return _num_threads
+
+
+cdef inline int _threads_for_sum(Py_ssize_t n) noexcept nogil:
+    """Thread count for a reduction over n elements (see _par_min_sum)."""
+    if n < _par_min_sum or _num_threads <= 1:
         return 1
     return _num_threads
 
@@ -289,7 +301,7 @@ cdef double _sumsq_chunk(const floating* x, Py_ssize_t lo, Py_ssize_t hi) noexce
 cdef double sum_squares_k(const floating[::1] x) noexcept nogil:   # IN
     """Σ x_i² accumulated in float64"""
     cdef Py_ssize_t n = x.shape[0], c
-    cdef int nt = _threads_for(n)
+    cdef int nt = _threads_for_sum(n)
     cdef double part[MAX_THREADS]
     cdef double acc = 0
     if floating is double:
@@ -599,7 +611,7 @@ cdef double regularize_k(const floating[::1] params,    # IN  flat parameters
             continue
         w = &params[start]
         g = &grads[start] if has_grad else NULL
-        nt = _threads_for(length)
+        nt = _threads_for_sum(length)
         if nt == 1:
             _reg_chunk(w, g, 0, length, l1f, l2f2, do_l1, do_l2, has_grad, &s1, &s2)
         else:
@@ -910,9 +922,10 @@ def get_num_threads():
 
 def _set_parallel_threshold(Py_ssize_t n):
     """Smallest flat length run in parallel (tests lower it to exercise prange)."""
-    global _par_min
+    global _par_min, _par_min_sum
     old = _par_min
     _par_min = max(1, n)
+    _par_min_sum = _par_min
     return old
 
 

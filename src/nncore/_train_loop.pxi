@@ -27,6 +27,7 @@
 #   returns to Python) never separates parameters from the step count.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.math cimport isfinite, pow as c_pow
 
 cdef extern from *:
@@ -170,6 +171,64 @@ cdef extern from *:
         *kvmax = (uint64_t)kv;
         *pthr = t;
     }
+
+    /* One thread pool for BLAS and the update (see the Design note of
+       train_epoch_loop). OpenBLAS >= 0.3.27 hands its parallel jobs to a
+       caller-supplied function when one is registered; this one runs them on
+       the OpenMP team the compiled loops use. Jobs of one call synchronise
+       with each other, so all of them must run at once: one thread each,
+       with a nested level allowed if we are already inside a region. */
+    #if defined(_OPENMP) && defined(__linux__)
+    #include <omp.h>
+    #include <dlfcn.h>
+    #define NNC_BLAS_POOL 1
+    #else
+    #define NNC_BLAS_POOL 0
+    #endif
+    typedef void (*nnc_dojob_t)(int, void*, int);
+    typedef void (*nnc_jobs_t)(int, nnc_dojob_t, int, size_t, void*, int);
+    typedef void (*nnc_set_jobs_t)(nnc_jobs_t);
+    static long nnc_blas_pool_calls = 0;
+    static void nnc_blas_jobs(int sync, nnc_dojob_t dojob, int numjobs, size_t elsize,
+                              void* jobdata, int dojob_data) {
+    #if NNC_BLAS_POOL
+        int level = omp_get_active_level(), maxl = omp_get_max_active_levels();
+        (void)sync;
+        __atomic_fetch_add(&nnc_blas_pool_calls, 1, __ATOMIC_RELAXED);
+        if (level >= maxl) omp_set_max_active_levels(level + 1);
+        #pragma omp parallel num_threads(numjobs)
+        {
+            int i;
+            for (i = omp_get_thread_num(); i < numjobs; i += omp_get_num_threads())
+                dojob(i, (char*)jobdata + (size_t)i * elsize, dojob_data);
+        }
+        if (level >= maxl) omp_set_max_active_levels(maxl);
+    #else
+        (void)sync; (void)dojob; (void)numjobs; (void)elsize; (void)jobdata; (void)dojob_data;
+    #endif
+    }
+    /* openblas_set_threads_callback_function of the BLAS that the library
+       holding ``addr`` (scipy's cython_blas) links to, or NULL. */
+    static nnc_set_jobs_t nnc_blas_pool_setter(void* addr) {
+    #if NNC_BLAS_POOL
+        Dl_info info;
+        void* h;
+        void* s;
+        if (!addr || !dladdr(addr, &info) || !info.dli_fname) return NULL;
+        h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+        if (!h) return NULL;
+        s = dlsym(h, "openblas_set_threads_callback_function");
+        if (!s) s = dlsym(h, "scipy_openblas_set_threads_callback_function");
+        dlclose(h);
+        return (nnc_set_jobs_t)s;
+    #else
+        (void)addr;
+        return NULL;
+    #endif
+    }
+    static void nnc_blas_pool_set(nnc_set_jobs_t setter, int on) {
+        if (setter) setter(on ? nnc_blas_jobs : (nnc_jobs_t)0);
+    }
     """
     void nnc_adam_f32(float* p, const float* g, float* m, float* v, float* bk, Py_ssize_t lo,
                       Py_ssize_t hi, float decay, float w, float omw, float b2, float omb2,
@@ -185,6 +244,11 @@ cdef extern from *:
     void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double b2,
                          double eps, int inside, double neg_step, uint64_t* kmax,
                          uint64_t* kvmax, double* pthr) noexcept nogil
+    ctypedef void* nnc_set_jobs_t
+    int NNC_BLAS_POOL
+    long nnc_blas_pool_calls
+    nnc_set_jobs_t nnc_blas_pool_setter(void* addr) noexcept nogil
+    void nnc_blas_pool_set(nnc_set_jobs_t setter, int on) noexcept nogil
 
 
 cdef enum:
@@ -203,10 +267,43 @@ cdef enum:
 
 # Flat loops inside the epoch loop use OpenMP only from this many elements on.
 cdef Py_ssize_t TL_PAR_MIN = 1 << 22
+# ... and from this many when BLAS runs its jobs on the same OpenMP team.
+cdef Py_ssize_t TL_PAR_MIN_SHARED = 1 << 16
 cdef int _tl_depth = 0
 
 
 cdef Py_ssize_t _tl_saved_par_min = 0
+
+
+cdef nnc_set_jobs_t _blas_pool_setter_from_scipy():
+    from scipy.linalg import cython_blas
+    try:
+        cap = cython_blas.__pyx_capi__["sgemm"]
+        return nnc_blas_pool_setter(PyCapsule_GetPointer(cap, PyCapsule_GetName(cap)))
+    except Exception:   # an unusual SciPy: keep BLAS's own pool
+        return NULL
+
+
+cdef nnc_set_jobs_t _blas_pool_setter = _blas_pool_setter_from_scipy()
+# Whether the epoch loop may hand BLAS's jobs to the OpenMP team (tests and
+# benchmarks switch it off to compare; the results are the same bits).
+cdef bint _blas_pool_enabled = True
+cdef bint _blas_pool_active = False
+
+BLAS_SHARED_POOL = NNC_BLAS_POOL and _blas_pool_setter != NULL
+
+
+def _set_blas_shared_pool(bint on):
+    """Allow or forbid the shared BLAS/OpenMP pool in the epoch loop; returns the old setting."""
+    global _blas_pool_enabled
+    old = _blas_pool_enabled
+    _blas_pool_enabled = on
+    return old
+
+
+def _blas_shared_pool_calls():
+    """How many BLAS parallel sections ran on the OpenMP team so far."""
+    return nnc_blas_pool_calls
 
 # torch.nn.utils.clip_grad_norm_ adds this to the norm (as nncore.optim does).
 cdef double TL_CLIP_EPS = 1e-6
@@ -562,7 +659,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     ``(lr, clip, wd, momentum, dampening, nesterov, eps, lr_decay, inside,
     alpha, beta1, beta2, decoupled)``. ``state`` is updated in place.
     """
-    global _par_min, _tl_depth, _tl_saved_par_min
+    global _par_min, _tl_depth, _tl_saved_par_min, _blas_pool_active
     cdef TLLayer* L
     cdef TLLayer* Lp
     cdef bint entered = False
@@ -648,7 +745,13 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
         _tl_depth += 1
         if _tl_depth == 1:
             _tl_saved_par_min = _par_min
-            _par_min = max(_par_min, TL_PAR_MIN)
+            if (_blas_pool_enabled and _num_threads > 1 and NNC_BLAS_POOL
+                    and _blas_pool_setter != NULL):
+                nnc_blas_pool_set(_blas_pool_setter, 1)
+                _blas_pool_active = True
+                _par_min = TL_PAR_MIN_SHARED
+            else:
+                _par_min = max(_par_min, TL_PAR_MIN)
         with nogil:
             _tl_run(X, labels, tp, t_double, order, batch_size, stop, params, grads, L, nl,
                     loss, segments, l1, l2, has_reg, &o, buf1, buf2, scratch, backup,
@@ -658,6 +761,9 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             _tl_depth -= 1
             if _tl_depth == 0:
                 _par_min = _tl_saved_par_min
+                if _blas_pool_active:
+                    nnc_blas_pool_set(_blas_pool_setter, 0)
+                    _blas_pool_active = False
         PyMem_Free(L)
     state["step"] = st.step
     state["opt_step"] = st.opt_step
