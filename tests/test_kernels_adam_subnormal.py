@@ -45,7 +45,7 @@ def _subnormal(rng, dtype, n, kmax):
     return (k | sign).view(dtype)
 
 
-def _state(rng, dtype, n=4099):
+def _state(rng, dtype, n=3 * 4096 + 5):
     """p, g, m, v with every kind of lane the kernel distinguishes."""
     top = (1 << SIGNIFICAND[dtype]) - 1
     kind = rng.integers(0, 8, n)

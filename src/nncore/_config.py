@@ -109,6 +109,10 @@ def show_config(file=None):
         lines += [
             f"Cython      {k.CYTHON_VERSION} (compiled with)",
             f"OpenMP      {'on' if k.OPENMP else 'off'}, {get_num_threads()} thread(s)",
+            "BLAS jobs   " + ("on nncore's OpenMP threads inside the epoch loop (OpenBLAS "
+                              "threads callback)" if k.blas_shared_pool() else
+                              "on BLAS's own threads (no OpenBLAS threads callback, no "
+                              "OpenMP, or OMP_DYNAMIC / OMP_THREAD_LIMIT set)"),
             f"debug build {'on (bounds and initialisation checks)' if k.DEBUG_BUILD else 'off'}",
         ]
     lines.append(f"backend     {backend}  (numpy backend: numpy's BLAS; "

@@ -72,13 +72,15 @@ cdef extern from *:
             if (BACKUP) bk[i] = p[i];                                        \
             T pi = p[i] * decay;                                             \
             T m0 = m[i], v0 = v[i];                                          \
-            U mb, vb;                                                        \
+            U mb, vb, mk;                                                    \
             int fz = 0, vsub = 0;                                            \
+            memcpy(&mb, &m0, sizeof(T));                                     \
+            mk = (mb & mag) - 1;                                             \
+            low = mk < low ? mk : low;                                       \
             if (FREEZE) {                                                    \
-                memcpy(&mb, &m0, sizeof(T));                                 \
                 memcpy(&vb, &v0, sizeof(T));                                 \
                 vsub = vb - 1 < kvmax;                                       \
-                fz = (gi == 0) & ((mb & mag) - 1 < kmax) & (FABS(pi) >= pthr) \
+                fz = (gi == 0) & (mk < kmax) & (FABS(pi) >= pthr)            \
                      & (vsub | (vb == 0) | (vb - vlo < vspan));              \
             }                                                                \
             T mi = fz ? (T)0 : m0;                                           \
@@ -105,11 +107,13 @@ cdef extern from *:
             else if (!inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 0, 0, FREEZE) }          \
             else { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 1, 0, FREEZE) }                       \
         }
-    /* Blocks of NNC_ADAM_BLOCK elements: a block where no sampled lane (one
-       in 67, a few per cache-line group; dead units come by the row or
-       column) sits at a fixed point runs the plain loop, so a live network
-       pays neither the selects nor a second pass over m. Both loops give the
-       same bits; the sample only chooses the faster one. */
+    /* Blocks of NNC_ADAM_BLOCK elements. Every loop also takes the minimum
+       of |m|'s bit pattern - 1 over its block (on registers it holds anyway):
+       below kmax iff some lane sits at a fixed point. A block runs the
+       frozen-lane loop when the block before it had such a lane (dead units
+       come by whole rows or columns, so neighbours look alike), else the
+       plain loop; a live network pays only the running minimum. Both loops
+       give the same bits; the guess only picks the faster one. */
     #define NNC_ADAM_BLOCK 4096
     #define NNC_ADAM_FN(NAME, T, U, SQRT, FABS)                                      \
     NNC_CLONES static void NAME(T* restrict p, const T* restrict g,               \
@@ -121,19 +125,14 @@ cdef extern from *:
         /* positive finite normal v: vlo <= bits < vlo + vspan */                \
         const U vlo = sizeof(T) == 4 ? (U)0x00800000u : (U)0x0010000000000000ull;  \
         const U vspan = sizeof(T) == 4 ? (U)0x7f000000u : (U)0x7fe0000000000000ull;\
-        Py_ssize_t a, e, i;                                                       \
+        Py_ssize_t a, e;                                                          \
+        int frozen = kmax != 0;   /* the first block tries the frozen-lane loop */   \
         for (a = lo; a < hi; a = e) {                                             \
-            U low = ~(U)0, mb, t;                                                 \
+            U low = ~(U)0;                                                        \
             e = hi - a > NNC_ADAM_BLOCK ? a + NNC_ADAM_BLOCK : hi;               \
-            if (kmax) {  /* min over sampled |m| bits - 1: < kmax iff one of */  \
-                for (i = a; i < e; i += 67) {  /* them is at a fixed point */     \
-                    memcpy(&mb, &m[i], sizeof(T));                                \
-                    t = (mb & mag) - 1;                                           \
-                    low = t < low ? t : low;                                      \
-                }                                                                 \
-            }                                                                     \
-            if (low < kmax) { NNC_ADAM_VARIANTS(T, U, SQRT, FABS, 1) }            \
+            if (frozen) { NNC_ADAM_VARIANTS(T, U, SQRT, FABS, 1) }                \
             else { NNC_ADAM_VARIANTS(T, U, SQRT, FABS, 0) }                       \
+            frozen = low < kmax;                                                  \
         }                                                                         \
     }
     NNC_ADAM_FN(nnc_adam_f32, float, uint32_t, sqrtf, fabsf)
@@ -226,8 +225,21 @@ cdef extern from *:
         return NULL;
     #endif
     }
-    static void nnc_blas_pool_set(nnc_set_jobs_t setter, int on) {
+    /* Install (on = 1) or remove the hook; installs only where every job is
+       sure to get its own thread (no OMP_DYNAMIC, no OMP_THREAD_LIMIT below
+       the most threads BLAS may ask for). Returns whether it is installed. */
+    static int nnc_blas_pool_ok(nnc_set_jobs_t setter, int most) {
+    #if NNC_BLAS_POOL
+        return setter && !omp_get_dynamic() && omp_get_thread_limit() >= most;
+    #else
+        (void)setter; (void)most;
+        return 0;
+    #endif
+    }
+    static int nnc_blas_pool_set(nnc_set_jobs_t setter, int on, int most) {
+        if (on && !nnc_blas_pool_ok(setter, most)) return 0;
         if (setter) setter(on ? nnc_blas_jobs : (nnc_jobs_t)0);
+        return on;
     }
     """
     void nnc_adam_f32(float* p, const float* g, float* m, float* v, float* bk, Py_ssize_t lo,
@@ -248,7 +260,8 @@ cdef extern from *:
     int NNC_BLAS_POOL
     long nnc_blas_pool_calls
     nnc_set_jobs_t nnc_blas_pool_setter(void* addr) noexcept nogil
-    void nnc_blas_pool_set(nnc_set_jobs_t setter, int on) noexcept nogil
+    int nnc_blas_pool_set(nnc_set_jobs_t setter, int on, int most) noexcept nogil
+    int nnc_blas_pool_ok(nnc_set_jobs_t setter, int most) noexcept nogil
 
 
 cdef enum:
@@ -291,6 +304,14 @@ cdef bint _blas_pool_enabled = True
 cdef bint _blas_pool_active = False
 
 BLAS_SHARED_POOL = NNC_BLAS_POOL and _blas_pool_setter != NULL
+
+
+def blas_shared_pool():
+    """Whether the epoch loop can run BLAS's parallel jobs on nncore's OpenMP
+    threads: an OpenMP build, a BLAS with OpenBLAS's threads callback (scipy's
+    OpenBLAS >= 0.3.27), no OMP_DYNAMIC and no OMP_THREAD_LIMIT below 64. It is
+    then used whenever set_num_threads(n) has n > 1."""
+    return bool(nnc_blas_pool_ok(_blas_pool_setter, MAX_THREADS))
 
 
 def _set_blas_shared_pool(bint on):
@@ -747,8 +768,11 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             _tl_saved_par_min = _par_min
             if (_blas_pool_enabled and _num_threads > 1 and NNC_BLAS_POOL
                     and _blas_pool_setter != NULL):
-                nnc_blas_pool_set(_blas_pool_setter, 1)
-                _blas_pool_active = True
+                # BLAS may ask for as many threads as its own pool has (what
+                # threadpoolctl / set_num_threads left it); each of those jobs
+                # must get a thread, so OMP_THREAD_LIMIT < 64 keeps BLAS's pool.
+                _blas_pool_active = nnc_blas_pool_set(_blas_pool_setter, 1, MAX_THREADS)
+            if _blas_pool_active:
                 _par_min = TL_PAR_MIN_SHARED
             else:
                 _par_min = max(_par_min, TL_PAR_MIN)
@@ -762,7 +786,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             if _tl_depth == 0:
                 _par_min = _tl_saved_par_min
                 if _blas_pool_active:
-                    nnc_blas_pool_set(_blas_pool_setter, 0)
+                    nnc_blas_pool_set(_blas_pool_setter, 0, 0)
                     _blas_pool_active = False
         PyMem_Free(L)
     state["step"] = st.step
