@@ -91,3 +91,40 @@ def test_adam_update(benchmark, smoke_run, name, size):
     np.testing.assert_allclose(results[name][1], results["numpy"][1], rtol=1e-6, atol=1e-7)
     opt, p = results[name]
     benchmark(opt.step, p, g)
+
+
+@pytest.mark.parametrize("pool", ["shared", "own"])
+def test_mnist32_blas_pool_2_threads(benchmark, smoke_run, pool):
+    """Batch 32 on 2 threads with BLAS's parallel jobs on nncore's OpenMP team
+    (``shared``, the default where available) or on OpenBLAS's own threads
+    (``own``: the update then stays single-threaded). Same bits either way."""
+    if "cython" not in backends():
+        pytest.skip("compiled backend not built")
+    from threadpoolctl import threadpool_limits
+    from nncore import _kernels as K
+    if pool == "shared" and not K.blas_shared_pool():
+        pytest.skip("no OpenBLAS threads callback here")
+    n = 64 if smoke_run else 6000
+    benchmark.group = f"mnist 784-256-256-10 Adam batch 32 on 2 threads, {n} samples: BLAS pool"
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+
+    def make_net():
+        return nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
+                           nc.Dense(256, 10)], loss="cross_entropy", seed=0)
+    nc.set_backend("cython")
+    saved = nc.get_num_threads()
+    old = K._set_blas_shared_pool(True)
+    try:
+        nc.set_num_threads(2)
+        with threadpool_limits(2):
+            K._set_blas_shared_pool(False)
+            ref = _fit_epoch(make_net, X, y, lambda: nc.optim.Adam(1e-3), 32)
+            K._set_blas_shared_pool(pool == "shared")
+            got = _fit_epoch(make_net, X, y, lambda: nc.optim.Adam(1e-3), 32)
+            np.testing.assert_array_equal(got.params, ref.params)
+            benchmark(_fit_epoch, make_net, X, y, lambda: nc.optim.Adam(1e-3), 32)
+    finally:
+        K._set_blas_shared_pool(old)
+        nc.set_num_threads(saved)

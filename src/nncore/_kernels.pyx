@@ -27,7 +27,11 @@ Design:
   ``C = op(A) op(B)`` is column-major ``C^T = op(B)^T op(A)^T``: swap operands.
 * Threads: OpenMP ``prange`` only over flat buffers of at least ``_par_min``
   (4M) elements, in static contiguous chunks; BLAS is never called inside a parallel
-  region (BLAS threads are capped separately with threadpoolctl).
+  region (BLAS threads are capped separately with threadpoolctl). Inside the
+  compiled epoch loop BLAS may instead run its own parallel jobs on our OpenMP
+  team (OpenBLAS's threads callback, see _train_loop.pxi), and then elementwise
+  loops go parallel from 64K elements; reductions keep ``_par_min_sum``, so
+  their bits never depend on the loop.
 """
 
 cimport cython

@@ -18,6 +18,14 @@
 #   gives the same bits for any split, so the thread count never changes a
 #   result; reductions (db, losses) are single-threaded in row order as in the
 #   kernels.
+# * One thread pool: with 2+ threads, while a call runs, OpenBLAS's parallel
+#   jobs are handed (openblas_set_threads_callback_function, OpenBLAS >= 0.3.27)
+#   to ``nnc_blas_jobs``, which runs them on this module's OpenMP team; the
+#   hook is removed when the outermost call returns. OpenBLAS's own workers,
+#   which spin after each GEMM and fought any OpenMP region next to them, stay
+#   asleep, so the update and other elementwise loops can be threaded from 64K
+#   elements (TL_PAR_MIN_SHARED) instead of 4M. The GEMMs split the same way
+#   (OpenBLAS chooses the jobs), so every bit is as on OpenBLAS's own threads.
 # * All buffers are preallocated by the wrapper (nncore.backend._cython) and
 #   validated by nncore.backend._epoch.check_train_epoch before the GIL is
 #   released: the loop allocates nothing, raises nothing, and every index it
