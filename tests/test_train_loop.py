@@ -548,3 +548,41 @@ def test_shared_blas_pool_same_bits(dtype, opt):
     assert used > 0, "no BLAS call ran on the shared pool"
     _assert_same(got, ref)
     _assert_same(own, ref)
+
+
+def test_shared_blas_pool_fits_in_threads_match_serial():
+    """Fits in three Python threads at once (each epoch loop handing BLAS jobs
+    to OpenMP teams) give exactly the parameters of the same fits run one by
+    one: concurrent BLAS calls through the shared pool do not share buffers."""
+    _compiled()
+    from nncore import _kernels as K
+    if not K.blas_shared_pool():
+        pytest.skip("no shared BLAS/OpenMP pool here")
+    rng = np.random.default_rng(3)
+    X = rng.random((640, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 640)
+
+    def train(seed, out):
+        net = nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
+                          nc.Dense(256, 10)], loss="cross_entropy", seed=seed)
+        net.fit(X, y, optimizer=nc.optim.Adam(1e-3), batch_size=32, epochs=2,
+                progress=False, seed=seed)
+        out[seed] = net.params.copy()
+
+    saved = nc.get_num_threads()
+    nc.set_num_threads(2)
+    try:
+        calls = K._blas_shared_pool_calls()
+        serial, threaded = {}, {}
+        for s in range(3):
+            train(s, serial)
+        ts = [threading.Thread(target=train, args=(s, threaded)) for s in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert K._blas_shared_pool_calls() > calls
+    finally:
+        nc.set_num_threads(saved)
+    for s in range(3):
+        np.testing.assert_array_equal(threaded[s], serial[s])

@@ -26,6 +26,11 @@
 #   asleep, so the update and other elementwise loops can be threaded from 64K
 #   elements (TL_PAR_MIN_SHARED) instead of 4M. The GEMMs split the same way
 #   (OpenBLAS chooses the jobs), so every bit is as on OpenBLAS's own threads.
+#   Jobs of concurrent callers are serialised by a lock (OpenBLAS indexes its
+#   work buffers by job number). Known limit: a multi-threaded SciPy BLAS call
+#   made from another Python thread exactly while the hook is installed or
+#   removed may run on OpenBLAS's own threads next to ours and share a buffer;
+#   fits in several threads are safe (all their calls use the hook).
 # * All buffers are preallocated by the wrapper (nncore.backend._cython) and
 #   validated by nncore.backend._epoch.check_train_epoch before the GIL is
 #   released: the loop allocates nothing, raises nothing, and every index it
@@ -188,7 +193,12 @@ cdef extern from *:
     #if defined(_OPENMP) && defined(__linux__)
     #include <omp.h>
     #include <dlfcn.h>
+    #include <pthread.h>
     #define NNC_BLAS_POOL 1
+    /* OpenBLAS indexes its per-thread work buffers by the job's thread number:
+       two callers running jobs at once (fits in two Python threads) would
+       share them. Its own pool serialises callers; so does this lock. */
+    static pthread_mutex_t nnc_blas_jobs_lock = PTHREAD_MUTEX_INITIALIZER;
     #else
     #define NNC_BLAS_POOL 0
     #endif
@@ -203,12 +213,14 @@ cdef extern from *:
         (void)sync;
         __atomic_fetch_add(&nnc_blas_pool_calls, 1, __ATOMIC_RELAXED);
         if (level >= maxl) omp_set_max_active_levels(level + 1);
+        pthread_mutex_lock(&nnc_blas_jobs_lock);
         #pragma omp parallel num_threads(numjobs)
         {
             int i;
             for (i = omp_get_thread_num(); i < numjobs; i += omp_get_num_threads())
                 dojob(i, (char*)jobdata + (size_t)i * elsize, dojob_data);
         }
+        pthread_mutex_unlock(&nnc_blas_jobs_lock);
         if (level >= maxl) omp_set_max_active_levels(maxl);
     #else
         (void)sync; (void)dojob; (void)numjobs; (void)elsize; (void)jobdata; (void)dojob_data;
