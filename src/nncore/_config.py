@@ -109,8 +109,8 @@ def show_config(file=None):
         lines += [
             f"Cython      {k.CYTHON_VERSION} (compiled with)",
             f"OpenMP      {'on' if k.OPENMP else 'off'}, {get_num_threads()} thread(s)",
-            "BLAS jobs   " + ("on nncore's OpenMP threads inside the epoch loop (OpenBLAS "
-                              "threads callback)" if k.blas_shared_pool() else
+            "BLAS jobs   " + ("on nncore's OpenMP threads from the first epoch loop on 2+ "
+                              "threads (OpenBLAS threads callback)" if k.blas_shared_pool() else
                               "on BLAS's own threads (no OpenBLAS threads callback, no "
                               "OpenMP, or OMP_DYNAMIC / OMP_THREAD_LIMIT set)"),
             f"debug build {'on (bounds and initialisation checks)' if k.DEBUG_BUILD else 'off'}",

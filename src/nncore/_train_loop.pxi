@@ -21,16 +21,15 @@
 # * One thread pool: with 2+ threads, while a call runs, OpenBLAS's parallel
 #   jobs are handed (openblas_set_threads_callback_function, OpenBLAS >= 0.3.27)
 #   to ``nnc_blas_jobs``, which runs them on this module's OpenMP team; the
-#   hook is removed when the outermost call returns. OpenBLAS's own workers,
+#   hook then stays for the process (see _blas_pool_installed). OpenBLAS's own workers,
 #   which spin after each GEMM and fought any OpenMP region next to them, stay
 #   asleep, so the update and other elementwise loops can be threaded from 64K
 #   elements (TL_PAR_MIN_SHARED) instead of 4M. The GEMMs split the same way
 #   (OpenBLAS chooses the jobs), so every bit is as on OpenBLAS's own threads.
 #   Jobs of concurrent callers are serialised by a lock (OpenBLAS indexes its
 #   work buffers by job number). Known limit: a multi-threaded SciPy BLAS call
-#   made from another Python thread exactly while the hook is installed or
-#   removed may run on OpenBLAS's own threads next to ours and share a buffer;
-#   fits in several threads are safe (all their calls use the hook).
+#   made from another Python thread at the very moment the hook is installed
+#   may still run on OpenBLAS's own threads next to ours.
 # * All buffers are preallocated by the wrapper (nncore.backend._cython) and
 #   validated by nncore.backend._epoch.check_train_epoch before the GIL is
 #   released: the loop allocates nothing, raises nothing, and every index it
@@ -319,8 +318,15 @@ cdef nnc_set_jobs_t _blas_pool_setter_from_scipy():
 
 cdef nnc_set_jobs_t _blas_pool_setter = _blas_pool_setter_from_scipy()
 # Whether the epoch loop may hand BLAS's jobs to the OpenMP team (tests and
-# benchmarks switch it off to compare; the results are the same bits).
+# benchmarks switch it off to compare; the results are the same bits), and
+# whether the hook is installed. Once installed it stays for the process:
+# taking it out again while another Python thread runs a multi-threaded SciPy
+# BLAS call through it (a validation pass, a concurrent fit) and putting it
+# back while such a call runs on OpenBLAS's own threads could let the two
+# pools share OpenBLAS's work buffers. So there is one such moment per process
+# (the first multi-threaded epoch), not two per fit.
 cdef bint _blas_pool_enabled = True
+cdef bint _blas_pool_installed = False
 cdef bint _blas_pool_active = False
 
 BLAS_SHARED_POOL = NNC_BLAS_POOL and _blas_pool_setter != NULL
@@ -335,10 +341,14 @@ def blas_shared_pool():
 
 
 def _set_blas_shared_pool(bint on):
-    """Allow or forbid the shared BLAS/OpenMP pool in the epoch loop; returns the old setting."""
-    global _blas_pool_enabled
+    """Allow or forbid the shared BLAS/OpenMP pool (forbidding removes the hook
+    at once; call it while no other thread uses SciPy's BLAS); returns the old setting."""
+    global _blas_pool_enabled, _blas_pool_installed
     old = _blas_pool_enabled
     _blas_pool_enabled = on
+    if not on and _blas_pool_installed and _tl_depth == 0:
+        nnc_blas_pool_set(_blas_pool_setter, 0, 0)
+        _blas_pool_installed = False
     return old
 
 
@@ -700,7 +710,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     ``(lr, clip, wd, momentum, dampening, nesterov, eps, lr_decay, inside,
     alpha, beta1, beta2, decoupled)``. ``state`` is updated in place.
     """
-    global _par_min, _tl_depth, _tl_saved_par_min, _blas_pool_active
+    global _par_min, _tl_depth, _tl_saved_par_min, _blas_pool_active, _blas_pool_installed
     cdef TLLayer* L
     cdef TLLayer* Lp
     cdef bint entered = False
@@ -791,7 +801,9 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                 # BLAS may ask for as many threads as its own pool has (what
                 # threadpoolctl / set_num_threads left it); each of those jobs
                 # must get a thread, so OMP_THREAD_LIMIT < 64 keeps BLAS's pool.
-                _blas_pool_active = nnc_blas_pool_set(_blas_pool_setter, 1, MAX_THREADS)
+                if not _blas_pool_installed:
+                    _blas_pool_installed = nnc_blas_pool_set(_blas_pool_setter, 1, MAX_THREADS)
+                _blas_pool_active = _blas_pool_installed
             if _blas_pool_active:
                 _par_min = TL_PAR_MIN_SHARED
             else:
@@ -805,9 +817,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             _tl_depth -= 1
             if _tl_depth == 0:
                 _par_min = _tl_saved_par_min
-                if _blas_pool_active:
-                    nnc_blas_pool_set(_blas_pool_setter, 0, 0)
-                    _blas_pool_active = False
+                _blas_pool_active = False
         PyMem_Free(L)
     state["step"] = st.step
     state["opt_step"] = st.opt_step
