@@ -11,6 +11,7 @@ Tolerances come from the operation, not from trial and error:
 """
 
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -36,7 +37,8 @@ def eps(dt):
 
 
 def rng_for(*key):
-    return np.random.default_rng(abs(hash(key)) % (2**32))
+    """A generator seeded by the key (crc32: str hashes change per process)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
@@ -519,7 +521,10 @@ def test_optimizer_matches_torch(name):
     if k == "sgd" and case["momentum"] == 0.0:
         names = []
     for mine, key in zip(state, names):
-        np.testing.assert_allclose(mine, tstate[key].numpy(), rtol=1e-12, atol=1e-300)
+        # torch's vectorised lerp may fuse a multiply-add: one ulp at the
+        # gradient's scale (|g| <= ~40), which the cancellation g - (g - m)(1-w)
+        # can leave on a much smaller m, hence the absolute term.
+        np.testing.assert_allclose(mine, tstate[key].numpy(), rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize("dt", DTYPES)

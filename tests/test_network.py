@@ -3,6 +3,7 @@ losses against independent NumPy formulas, gradients against central
 differences (every activation x loss x regulariser, both backends), dropout."""
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -216,7 +217,7 @@ def test_loss_matches_independent_formula(backend, loss, reg):
 @pytest.mark.parametrize("reg", list(REGS))
 def test_gradient_vs_finite_differences(backend, act, loss, reg):
     """Backprop against central differences of the loss, every combination."""
-    X, y = _data(loss, seed=hash((act, loss, reg)) % 1000)
+    X, y = _data(loss, seed=zlib.crc32(repr((act, loss, reg)).encode()) % 1000)
     net = nc.Network([nc.Dense(3, 4, act), nc.Dense(4, 4, act), nc.Dense(4, 3)],
                      loss=_loss_name(loss), regularizer=REGS[reg]() if REGS[reg] else None,
                      seed=1, dtype="float64")
