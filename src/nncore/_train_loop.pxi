@@ -329,7 +329,7 @@ cdef bint _blas_pool_enabled = True
 cdef bint _blas_pool_installed = False
 cdef bint _blas_pool_active = False
 
-BLAS_SHARED_POOL = NNC_BLAS_POOL and _blas_pool_setter != NULL
+BLAS_SHARED_POOL = bool(NNC_BLAS_POOL and _blas_pool_setter != NULL)
 
 
 def blas_shared_pool():
