@@ -586,3 +586,33 @@ def test_shared_blas_pool_fits_in_threads_match_serial():
         nc.set_num_threads(saved)
     for s in range(3):
         np.testing.assert_array_equal(threaded[s], serial[s])
+
+
+def test_shared_blas_pool_serves_scipy_after_fit():
+    """The hook stays after the loop: SciPy's own multi-threaded BLAS calls then
+    run on nncore's OpenMP team and still compute the right products."""
+    _compiled()
+    from scipy.linalg import blas
+    from threadpoolctl import threadpool_limits
+    from nncore import _kernels as K
+    if not K.blas_shared_pool():
+        pytest.skip("no shared BLAS/OpenMP pool here")
+    rng = np.random.default_rng(5)
+    X = rng.random((256, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    saved = nc.get_num_threads()
+    nc.set_num_threads(2)
+    try:
+        net = nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 10)],
+                         loss="cross_entropy", seed=0)
+        net.fit(X, y, optimizer=nc.optim.Adam(1e-3), batch_size=32, epochs=1, progress=False)
+        A = np.asfortranarray(rng.standard_normal((400, 300)))
+        B = np.asfortranarray(rng.standard_normal((300, 500)))
+        with threadpool_limits(2):
+            calls = K._blas_shared_pool_calls()
+            C = blas.dgemm(1.0, A, B)
+            used = K._blas_shared_pool_calls() - calls
+    finally:
+        nc.set_num_threads(saved)
+    assert used > 0
+    np.testing.assert_allclose(C, A @ B, rtol=1e-12, atol=1e-10)
