@@ -54,8 +54,9 @@ cdef extern from *:
        Frozen lanes. A parameter whose gradient is exactly zero (a dead ReLU
        unit, an input feature that is always 0) keeps a first moment that decays
        by beta1 per step into the subnormal range, where it stops at a fixed
-       point k * 2^-149 (float32) with rne(w k) == 0, i.e. k <= kmax (4 for
-       beta1 = 0.9): m + w (0 - m) rounds back to m. On x86 every vector
+       point k * unit (unit = 2^-149 in float32, 2^-1074 in float64) with
+       rne(w k) == 0, i.e. k <= kmax (for beta1 = 0.9: 4 in float32, 5 in
+       float64): m + w (0 - m) rounds back to m. On x86 every vector
        instruction that touches a subnormal takes a microcode assist; with a
        dead half-network the update ran 2.3x slower. Flushing subnormals
        (FTZ/DAZ) would change results, so instead a lane is recognised as
@@ -64,9 +65,9 @@ cdef extern from *:
        (k_v <= kvmax) -- and its outcome is written without arithmetic on the
        subnormals: m and a subnormal v stay as they are (the scalar code
        rounds them back to themselves), and p becomes p * decay, because the
-       step |neg_step * m / den| <= |neg_step| kmax 2^-149 / den_lb is below a
+       step |neg_step * m / den| <= |neg_step| kmax unit / den_lb is below a
        quarter of an ulp of p whenever |p decay| >= pthr = 2^(t+2) |neg_step|
-       kmax 2^-149 / den_lb (t = 24 or 53 significand bits; den >= eps, or
+       kmax unit / den_lb (t = 24 or 53 significand bits; den >= eps, or
        sqrt(eps) with eps inside the root). The other lanes run the ordinary
        formula (with the frozen lanes' m and subnormal v replaced by 0 so they
        trigger no assist); the selects are branch-free and vectorise. The
@@ -121,7 +122,7 @@ cdef extern from *:
         }
     /* Blocks of NNC_ADAM_BLOCK elements. Every loop also takes the minimum
        of |m|'s bit pattern - 1 over its block (on registers it holds anyway):
-       below kmax iff some lane sits at a fixed point. A block runs the
+       below kmax iff some lane's m is a subnormal with |k| <= kmax. A block runs the
        frozen-lane loop when the block before it had such a lane (dead units
        come by whole rows or columns, so neighbours look alike), else the
        plain loop; a live network pays only the running minimum. Both loops
