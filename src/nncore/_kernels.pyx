@@ -140,18 +140,21 @@ cdef inline floating _sigmoid(floating s) noexcept nogil:
     return e / (one + e)
 
 
-cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
-    """Thread count for a flat loop over n elements (1 below the threshold)."""
-    if n < _par_min or _num_threads <= 1:
+cdef inline int _threads_from(Py_ssize_t n, Py_ssize_t least) noexcept nogil:
+    """Thread count for a loop over n elements: 1 below ``least``."""
+    if n < least or _num_threads <= 1:
         return 1
     return _num_threads
+
+
+cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
+    """Thread count for an elementwise flat loop over n elements."""
+    return _threads_from(n, _par_min)
 
 
 cdef inline int _threads_for_sum(Py_ssize_t n) noexcept nogil:
     """Thread count for a reduction over n elements (see _par_min_sum)."""
-    if n < _par_min_sum or _num_threads <= 1:
-        return 1
-    return _num_threads
+    return _threads_from(n, _par_min_sum)
 
 
 cdef inline Py_ssize_t _chunk_lo(Py_ssize_t c, int nt, Py_ssize_t n) noexcept nogil:

@@ -153,6 +153,14 @@ cdef extern from *:
 
     /* kmax, kvmax and pthr of the frozen-lane test for one call, from the
        scalars as the kernel sees them (rounded to the array dtype). */
+    /* The largest k <= kcap with k f < 1/2 (products of small integers and
+       floats are exact in double). */
+    static double nnc_fixed_k(double f, double kcap) {
+        double k = f > 0.0 ? floor(0.5 / f) : kcap;
+        if (k > kcap) k = kcap;
+        while (k > 0 && k * f >= 0.5) k -= 1;
+        return k;
+    }
     static void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double b2,
                                 double eps, int inside, double neg_step,
                                 uint64_t* kmax, uint64_t* kvmax, double* pthr) {
@@ -163,14 +171,9 @@ cdef extern from *:
            guaranteed when k f < 1/2 with f = w or 1 - (1-w); v likewise with
            f = 1 - beta2. Products of these small integers and floats are
            exact in double. */
-        double f = lerp_small ? w : 1.0 - omw;
-        double k, kv, lb, t;
-        k = f > 0.0 ? floor(0.5 / f) : kcap;
-        if (k > kcap) k = kcap;
-        while (k > 0 && k * f >= 0.5) k -= 1;
-        kv = 1.0 - b2 > 0.0 ? floor(0.5 / (1.0 - b2)) : kcap;
-        if (kv > kcap) kv = kcap;
-        while (kv > 0 && kv * (1.0 - b2) >= 0.5) kv -= 1;
+        double k = nnc_fixed_k(lerp_small ? w : 1.0 - omw, kcap);
+        double kv = nnc_fixed_k(1.0 - b2, kcap);
+        double lb, t;
         lb = inside ? sqrt(eps) * (1.0 - 0x1p-20) : eps;      /* den >= lb */
         /* scaled to the subnormal unit last: an intermediate subnormal would
            round down and weaken the bound */
@@ -328,7 +331,6 @@ cdef nnc_set_jobs_t _blas_pool_setter = _blas_pool_setter_from_scipy()
 # (the first multi-threaded epoch), not two per fit.
 cdef bint _blas_pool_enabled = True
 cdef bint _blas_pool_installed = False
-cdef bint _blas_pool_active = False
 
 BLAS_SHARED_POOL = bool(NNC_BLAS_POOL and _blas_pool_setter != NULL)
 
@@ -501,25 +503,15 @@ cdef inline void _tl_adam_chunk(floating[::1] p, const floating[::1] g, floating
                                 floating[::1] v, floating* bk, Py_ssize_t lo, Py_ssize_t hi, double decay,
                                 double w, double omw, bint lerp_small, double beta2,
                                 double omb2, double bc2, double sqrt_bc2, double eps,
-                                double neg_step, bint inside, double gscale) noexcept nogil:
-    # Scalars rounded to the array dtype first, as the other update kernels do
-    # (and the frozen-lane thresholds computed from those rounded values).
-    cdef uint64_t kmax, kvmax
-    cdef double pthr
+                                double neg_step, bint inside, double gscale, uint64_t kmax,
+                                uint64_t kvmax, double pthr) noexcept nogil:
+    # Scalars rounded to the array dtype first, as the other update kernels do.
     if floating is float:
-        nnc_adam_freeze(1, <float>w, <float>omw, lerp_small, <float>beta2, <float>eps, inside,
-                        <float>neg_step, &kmax, &kvmax, &pthr)
-        if not _adam_freeze:
-            kmax = 0
         nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], bk, lo, hi, <float>decay, <float>w, <float>omw,
                      <float>beta2, <float>omb2, <float>bc2, <float>sqrt_bc2, <float>eps,
                      <float>neg_step, <float>gscale, lerp_small, inside, <uint32_t>kmax,
                      <uint32_t>kvmax, <float>pthr)
     else:
-        nnc_adam_freeze(0, w, omw, lerp_small, beta2, eps, inside, neg_step, &kmax, &kvmax,
-                        &pthr)
-        if not _adam_freeze:
-            kmax = 0
         nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], bk, lo, hi, decay, w, omw, beta2, omb2, bc2,
                      sqrt_bc2, eps, neg_step, gscale, lerp_small, inside, kmax, kvmax, pthr)
 
@@ -533,14 +525,25 @@ cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floa
     with ``bk`` it also copies the parameters there before updating them."""
     cdef Py_ssize_t n = p.shape[0], c
     cdef int nt = _threads_for(n)
+    cdef uint64_t kmax, kvmax
+    cdef double pthr
+    # Frozen-lane thresholds from the scalars as the kernel sees them.
+    if floating is float:
+        nnc_adam_freeze(1, <float>w, <float>omw, lerp_small, <float>beta2, <float>eps, inside,
+                        <float>neg_step, &kmax, &kvmax, &pthr)
+    else:
+        nnc_adam_freeze(0, w, omw, lerp_small, beta2, eps, inside, neg_step, &kmax, &kvmax,
+                        &pthr)
+    if not _adam_freeze:
+        kmax = 0
     if nt == 1:     # no OpenMP region at all for small buffers
         _tl_adam_chunk(p, g, m, v, bk, 0, n, decay, w, omw, lerp_small, beta2, omb2, bc2,
-                       sqrt_bc2, eps, neg_step, inside, gscale)
+                       sqrt_bc2, eps, neg_step, inside, gscale, kmax, kvmax, pthr)
     else:
         for c in prange(nt, num_threads=nt, schedule='static'):
             _tl_adam_chunk(p, g, m, v, bk, _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n), decay, w,
                            omw, lerp_small, beta2, omb2, bc2, sqrt_bc2, eps, neg_step, inside,
-                           gscale)
+                           gscale, kmax, kvmax, pthr)
 
 
 cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] grads,
@@ -711,7 +714,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     ``(lr, clip, wd, momentum, dampening, nesterov, eps, lr_decay, inside,
     alpha, beta1, beta2, decoupled)``. ``state`` is updated in place.
     """
-    global _par_min, _tl_depth, _tl_saved_par_min, _blas_pool_active, _blas_pool_installed
+    global _par_min, _tl_depth, _tl_saved_par_min, _blas_pool_installed
     cdef TLLayer* L
     cdef TLLayer* Lp
     cdef bint entered = False
@@ -797,15 +800,12 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
         _tl_depth += 1
         if _tl_depth == 1:
             _tl_saved_par_min = _par_min
-            if (_blas_pool_enabled and _num_threads > 1 and NNC_BLAS_POOL
-                    and _blas_pool_setter != NULL):
+            if _blas_pool_enabled and _num_threads > 1 and not _blas_pool_installed:
                 # BLAS may ask for as many threads as its own pool has (what
                 # threadpoolctl / set_num_threads left it); each of those jobs
                 # must get a thread, so OMP_THREAD_LIMIT < 64 keeps BLAS's pool.
-                if not _blas_pool_installed:
-                    _blas_pool_installed = nnc_blas_pool_set(_blas_pool_setter, 1, MAX_THREADS)
-                _blas_pool_active = _blas_pool_installed
-            if _blas_pool_active:
+                _blas_pool_installed = nnc_blas_pool_set(_blas_pool_setter, 1, MAX_THREADS)
+            if _blas_pool_installed and _num_threads > 1:
                 _par_min = TL_PAR_MIN_SHARED
             else:
                 _par_min = max(_par_min, TL_PAR_MIN)
@@ -818,7 +818,6 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             _tl_depth -= 1
             if _tl_depth == 0:
                 _par_min = _tl_saved_par_min
-                _blas_pool_active = False
         PyMem_Free(L)
     state["step"] = st.step
     state["opt_step"] = st.opt_step
