@@ -33,6 +33,18 @@ def _fit_epoch(make_net, X, y, opt, batch, seed=0):
     return net
 
 
+def _mnist(n):
+    """n MNIST-shaped float32 rows with random labels, and the 784-256-256-10 relu net."""
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+
+    def make_net():
+        return nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
+                           nc.Dense(256, 10)], loss="cross_entropy", seed=0)
+    return X, y, make_net
+
+
 def _checked(benchmark, name, make_net, X, y, opt, batch):
     """Check the timed backend against the NumPy reference, then time one epoch."""
     nc.set_backend("numpy")
@@ -62,13 +74,7 @@ def test_tiny_sgd_batch1_epoch(benchmark, smoke_run, name):
 def test_mnist_adam_epoch(benchmark, smoke_run, name, batch):
     n = 2 * batch if smoke_run else 6000
     benchmark.group = f"mnist 784-256-256-10 relu CE Adam batch {batch}, {n} samples"
-    rng = np.random.default_rng(0)
-    X = rng.random((n, 784), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-
-    def make_net():
-        return nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
-                           nc.Dense(256, 10)], loss="cross_entropy", seed=0)
+    X, y, make_net = _mnist(n)
     _checked(benchmark, name, make_net, X, y, lambda: nc.optim.Adam(1e-3), batch)
 
 
@@ -106,20 +112,13 @@ def test_mnist32_blas_pool_2_threads(benchmark, smoke_run, pool):
         pytest.skip("no OpenBLAS threads callback here")
     n = 64 if smoke_run else 6000
     benchmark.group = f"mnist 784-256-256-10 Adam batch 32 on 2 threads, {n} samples: BLAS pool"
-    rng = np.random.default_rng(0)
-    X = rng.random((n, 784), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-
-    def make_net():
-        return nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
-                           nc.Dense(256, 10)], loss="cross_entropy", seed=0)
+    X, y, make_net = _mnist(n)
     nc.set_backend("cython")
     saved = nc.get_num_threads()
-    old = K._set_blas_shared_pool(True)
+    old = K._set_blas_shared_pool(False)
     try:
         nc.set_num_threads(2)
         with threadpool_limits(2):
-            K._set_blas_shared_pool(False)
             ref = _fit_epoch(make_net, X, y, lambda: nc.optim.Adam(1e-3), 32)
             K._set_blas_shared_pool(pool == "shared")
             got = _fit_epoch(make_net, X, y, lambda: nc.optim.Adam(1e-3), 32)
@@ -128,3 +127,37 @@ def test_mnist32_blas_pool_2_threads(benchmark, smoke_run, pool):
     finally:
         K._set_blas_shared_pool(old)
         nc.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("frozen", ["frozen lanes", "plain loop", "no subnormals"])
+def test_adam_update_dead_units(benchmark, smoke_run, frozen):
+    """The Adam update of the 784-256-256-10 net (269,322 float32 parameters)
+    once most ReLU units are dead: zero gradients, first moments stopped at
+    subnormal fixed points (k * 2^-149, k <= 4). With the frozen-lane path
+    (default) vs the plain loop, whose subnormal arithmetic takes microcode
+    assists; and, for scale, the same state with those moments at 0. Every
+    variant gives the NumPy reference's bits."""
+    if "cython" not in backends():
+        pytest.skip("compiled backend not built")
+    from nncore import _kernels as K
+    from nncore.backend import _cython as CY, _numpy as NP
+    n = 10**4 if smoke_run else 269322
+    benchmark.group = f"adam update {n} float32, 95 % dead lanes (subnormal moments)"
+    rng = np.random.default_rng(0)
+    dead = rng.random(n) < 0.95
+    p = rng.normal(0, 0.05, n).astype(np.float32)
+    g = np.where(dead, 0.0, rng.normal(0, 1e-3, n)).astype(np.float32)
+    k = 0 if frozen == "no subnormals" else rng.integers(1, 5, n)
+    m = np.where(dead, k * 2.0**-149, rng.normal(0, 1e-4, n)).astype(np.float32)
+    v = np.abs(rng.normal(0, 1e-7, n)).astype(np.float32)
+    args = (1e-3, 0.9, 0.999, 1e-8, 5000, 0.0, False, 1.0)
+    old = K._set_adam_freeze(frozen != "plain loop")
+    try:
+        ref, got = [a.copy() for a in (p, m, v)], [a.copy() for a in (p, m, v)]
+        NP.adam_step(ref[0], g, ref[1], ref[2], *args)
+        CY.adam_step(got[0], g, got[1], got[2], *args)
+        for a, b in zip(ref, got):
+            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+        benchmark(CY.adam_step, got[0], g, got[1], got[2], *args)
+    finally:
+        K._set_adam_freeze(old)
