@@ -483,7 +483,50 @@ def test_fit_memory_on_top_of_the_training_set(dtype):
     assert peak <= 0.15 * X.nbytes, f"fit allocated {peak / X.nbytes:.3f}x the training set"
 
 
-def test_large_update_split_over_threads_same_bits():
+@pytest.fixture
+def two_threads():
+    """nncore's OpenMP loops and every BLAS pool on 2 threads, restored after."""
+    saved = nc.get_num_threads()
+    nc.set_num_threads(2)
+    yield
+    nc.set_num_threads(saved)
+
+
+def _scipy_openblas_version():
+    from threadpoolctl import threadpool_info
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+    for pool in threadpool_info():
+        path = pool.get("filepath", "")
+        if pool.get("internal_api") == "openblas" and "scipy_openblas" in path \
+                and "openblas64_" not in path:
+            return tuple(int(x) for x in pool.get("version", "0.0.0").split(".")[:3])
+    return None
+
+
+@pytest.fixture
+def shared_pool(two_threads):
+    """The compiled kernels where the epoch loop shares its OpenMP team with
+    BLAS; skipped only where that cannot apply (an OpenBLAS before 0.3.27, no
+    OpenMP, OMP_DYNAMIC / OMP_THREAD_LIMIT), so a broken hook lookup fails."""
+    _compiled()
+    from nncore import _kernels as K
+    if not K.blas_shared_pool():
+        version = _scipy_openblas_version()
+        assert not (K.OPENMP and version is not None and version >= (0, 3, 27)
+                    and not os.environ.get("OMP_THREAD_LIMIT")
+                    and not os.environ.get("OMP_DYNAMIC")), \
+            f"SciPy's OpenBLAS {version} has the threads hook, but nncore did not find it"
+        pytest.skip("no shared BLAS/OpenMP pool here")
+    return K
+
+
+def _mnist_net(seed, hidden=(256, 256)):
+    sizes = (784,) + hidden
+    layers = [nc.Dense(a, b, "relu") for a, b in zip(sizes, sizes[1:])]
+    return nc.Network(layers + [nc.Dense(sizes[-1], 10)], loss="cross_entropy", seed=seed)
+
+
+def test_large_update_split_over_threads_same_bits(two_threads):
     """A network big enough for the loop's OpenMP update (>= 4M parameters) on
     2 threads gives the per-step path's bits (the split never changes a value)."""
     C = _compiled()
@@ -496,30 +539,19 @@ def test_large_update_split_over_threads_same_bits():
     segs = np.array([[0, d * h], [d * h + h, d * h + 2 * h]], np.int64)
     params = (rng.normal(size=P) * 0.02).astype(np.float32)
     prob = (X, T, np.arange(n), 2, 3, params, layers, "mse", segs, 0.0, 1e-4)
-    saved = nc.get_num_threads()
-    nc.set_num_threads(2)
-    try:
-        got = _run(C.train_epoch, prob, OPTS["adamw"], 1.0)
-        ref = _run(E.reference_epoch, prob, OPTS["adamw"], 1.0, be=C)
-    finally:
-        nc.set_num_threads(saved)
+    got = _run(C.train_epoch, prob, OPTS["adamw"], 1.0)
+    ref = _run(E.reference_epoch, prob, OPTS["adamw"], 1.0, be=C)
     _assert_same(got, ref)
 
 
 @pytest.mark.parametrize("opt", ["adam", "momentum", "rmsprop"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_shared_blas_pool_same_bits(dtype, opt):
+def test_shared_blas_pool_same_bits(shared_pool, dtype, opt):
     """On 2 threads the loop hands OpenBLAS's parallel jobs to its own OpenMP
     team (one pool for BLAS and the update); parameters, state and losses are
     the bits of the per-step path, which runs BLAS on OpenBLAS's own threads,
     and of the loop with the shared pool switched off."""
-    C = _compiled()
-    from nncore import _kernels as K
-    if not K.blas_shared_pool():
-        # only where the BLAS lacks the hook, OpenMP is off, or the environment forbids it
-        assert (not K.BLAS_SHARED_POOL or os.environ.get("OMP_THREAD_LIMIT")
-                or os.environ.get("OMP_DYNAMIC"))
-        pytest.skip("no shared BLAS/OpenMP pool here")
+    C, K = _compiled(), shared_pool
     rng = np.random.default_rng(11)
     n, d, h, k = 160, 784, 256, 10        # the MNIST-shaped GEMMs OpenBLAS threads
     X = rng.random((n, d)).astype(np.float32)
@@ -531,88 +563,62 @@ def test_shared_blas_pool_same_bits(dtype, opt):
                      [d * h + h + h * h + h, P - k]], np.int64)
     params = (rng.normal(size=P) * 0.05).astype(dtype)
     prob = (X, T, rng.permutation(n), 32, 5, params, layers, "cross_entropy", segs, 0.0, 1e-4)
-    saved = nc.get_num_threads()
-    nc.set_num_threads(2)
+    calls = K._blas_shared_pool_calls()
+    got = _run(C.train_epoch, prob, OPTS[opt], 1.0)
+    used = K._blas_shared_pool_calls() - calls
+    old = K._set_blas_shared_pool(False)
     try:
-        calls = K._blas_shared_pool_calls()
-        got = _run(C.train_epoch, prob, OPTS[opt], 1.0)
-        used = K._blas_shared_pool_calls() - calls
-        old = K._set_blas_shared_pool(False)
-        try:
-            own = _run(C.train_epoch, prob, OPTS[opt], 1.0)
-        finally:
-            K._set_blas_shared_pool(old)
-        ref = _run(E.reference_epoch, prob, OPTS[opt], 1.0, be=C)
+        own = _run(C.train_epoch, prob, OPTS[opt], 1.0)
     finally:
-        nc.set_num_threads(saved)
+        K._set_blas_shared_pool(old)
+    ref = _run(E.reference_epoch, prob, OPTS[opt], 1.0, be=C)
     assert used > 0, "no BLAS call ran on the shared pool"
     _assert_same(got, ref)
     _assert_same(own, ref)
 
 
-def test_shared_blas_pool_fits_in_threads_match_serial():
+def test_shared_blas_pool_fits_in_threads_match_serial(shared_pool):
     """Fits in three Python threads at once (each epoch loop handing BLAS jobs
     to OpenMP teams) give exactly the parameters of the same fits run one by
     one: concurrent BLAS calls through the shared pool do not share buffers."""
-    _compiled()
-    from nncore import _kernels as K
-    if not K.blas_shared_pool():
-        pytest.skip("no shared BLAS/OpenMP pool here")
+    K = shared_pool
     rng = np.random.default_rng(3)
     X = rng.random((640, 784), dtype=np.float32)
     y = rng.integers(0, 10, 640)
 
     def train(seed, out):
-        net = nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
-                          nc.Dense(256, 10)], loss="cross_entropy", seed=seed)
+        net = _mnist_net(seed)
         net.fit(X, y, optimizer=nc.optim.Adam(1e-3), batch_size=32, epochs=2,
                 progress=False, seed=seed)
         out[seed] = net.params.copy()
 
-    saved = nc.get_num_threads()
-    nc.set_num_threads(2)
-    try:
-        calls = K._blas_shared_pool_calls()
-        serial, threaded = {}, {}
-        for s in range(3):
-            train(s, serial)
-        ts = [threading.Thread(target=train, args=(s, threaded)) for s in range(3)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        assert K._blas_shared_pool_calls() > calls
-    finally:
-        nc.set_num_threads(saved)
+    calls = K._blas_shared_pool_calls()
+    serial, threaded = {}, {}
+    for s in range(3):
+        train(s, serial)
+    ts = [threading.Thread(target=train, args=(s, threaded)) for s in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert K._blas_shared_pool_calls() > calls
     for s in range(3):
         np.testing.assert_array_equal(threaded[s], serial[s])
 
 
-def test_shared_blas_pool_serves_scipy_after_fit():
+def test_shared_blas_pool_serves_scipy_after_fit(shared_pool):
     """The hook stays after the loop: SciPy's own multi-threaded BLAS calls then
     run on nncore's OpenMP team and still compute the right products."""
-    _compiled()
     from scipy.linalg import blas
-    from threadpoolctl import threadpool_limits
-    from nncore import _kernels as K
-    if not K.blas_shared_pool():
-        pytest.skip("no shared BLAS/OpenMP pool here")
+    K = shared_pool
     rng = np.random.default_rng(5)
     X = rng.random((256, 784), dtype=np.float32)
     y = rng.integers(0, 10, 256)
-    saved = nc.get_num_threads()
-    nc.set_num_threads(2)
-    try:
-        net = nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 10)],
-                         loss="cross_entropy", seed=0)
-        net.fit(X, y, optimizer=nc.optim.Adam(1e-3), batch_size=32, epochs=1, progress=False)
-        A = np.asfortranarray(rng.standard_normal((400, 300)))
-        B = np.asfortranarray(rng.standard_normal((300, 500)))
-        with threadpool_limits(2):
-            calls = K._blas_shared_pool_calls()
-            C = blas.dgemm(1.0, A, B)
-            used = K._blas_shared_pool_calls() - calls
-    finally:
-        nc.set_num_threads(saved)
-    assert used > 0
+    _mnist_net(0, hidden=(256,)).fit(X, y, optimizer=nc.optim.Adam(1e-3), batch_size=32,
+                                     epochs=1, progress=False)
+    A = np.asfortranarray(rng.standard_normal((400, 300)))
+    B = np.asfortranarray(rng.standard_normal((300, 500)))
+    calls = K._blas_shared_pool_calls()
+    C = blas.dgemm(1.0, A, B)       # BLAS is on 2 threads (set_num_threads caps every pool)
+    assert K._blas_shared_pool_calls() - calls > 0
     np.testing.assert_allclose(C, A @ B, rtol=1e-12, atol=1e-10)

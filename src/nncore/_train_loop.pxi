@@ -58,7 +58,7 @@ cdef extern from *:
        rne(w k) == 0, i.e. k <= kmax (for beta1 = 0.9: 4 in float32, 5 in
        float64): m + w (0 - m) rounds back to m. On x86 every vector
        instruction that touches a subnormal takes a microcode assist; with a
-       dead half-network the update ran 2.3x slower. Flushing subnormals
+       dead network the update ran ~2x slower (bench_perf.py -k dead_units). Flushing subnormals
        (FTZ/DAZ) would change results, so instead a lane is recognised as
        frozen -- zero gradient, subnormal m with |k| <= kmax, |p * decay| >=
        pthr, v zero / positive normal / a subnormal at its own fixed point
@@ -280,7 +280,6 @@ cdef extern from *:
                          double eps, int inside, double neg_step, uint64_t* kmax,
                          uint64_t* kvmax, double* pthr) noexcept nogil
     ctypedef void* nnc_set_jobs_t
-    int NNC_BLAS_POOL
     long nnc_blas_pool_calls
     nnc_set_jobs_t nnc_blas_pool_setter(void* addr) noexcept nogil
     int nnc_blas_pool_set(nnc_set_jobs_t setter, int on, int most) noexcept nogil
@@ -331,9 +330,6 @@ cdef nnc_set_jobs_t _blas_pool_setter = _blas_pool_setter_from_scipy()
 # (the first multi-threaded epoch), not two per fit.
 cdef bint _blas_pool_enabled = True
 cdef bint _blas_pool_installed = False
-
-BLAS_SHARED_POOL = bool(NNC_BLAS_POOL and _blas_pool_setter != NULL)
-
 
 def blas_shared_pool():
     """Whether the epoch loop can run BLAS's parallel jobs on nncore's OpenMP
