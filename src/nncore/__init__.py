@@ -9,7 +9,9 @@ from ._config import get_num_threads, set_num_threads, show_config
 from . import plot  # noqa: F401  (nc.plot.compare; matplotlib is imported lazily)
 from . import optim, schedules, callbacks, augment  # noqa: F401
 from .history import History
-from .network import Network, Dense, Dropout, L1, L2, ElasticNet
+from .layers import Dense, Dropout
+from .regularizers import L1, L2, ElasticNet
+from .network import Network
 from . import errors  # noqa: F401  (nc.errors.InvalidParameterError)
 from .errors import DivergenceError
 from .gradcheck import gradcheck

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import Dense, Network
+from .layers import Dense
+from .network import Network
 
 __all__ = ["gradcheck", "GradcheckResult"]
 
