@@ -63,6 +63,25 @@ def test_layer_cannot_join_two_networks():
     assert np.shares_memory(d.W, net.params)
 
 
+@pytest.mark.parametrize("loss, k", [("cross_entropy", 3), ("binary_cross_entropy", 1)])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])
+def test_cross_entropy_rejects_squashed_last_layer(loss, k, act):
+    """A squashing/clipping output under a loss that takes logits is refused at
+    construction, with the fix in the message; the layers stay free to reuse."""
+    hidden, last = nc.Dense(4, 5, "tanh"), nc.Dense(5, k, activation=act)
+    with pytest.raises(ValueError, match=r"logits.*linear") as info:
+        nc.Network([hidden, nc.Dropout(0.1), last], loss=loss)
+    assert act in str(info.value) and "predict_proba" in str(info.value)
+    assert last._owner is None and last.W is None
+    nc.Network([hidden, last], loss="mse")      # the same output is fine for mse
+
+
+@pytest.mark.parametrize("loss, k", [("cross_entropy", 3), ("binary_cross_entropy", 1)])
+@pytest.mark.parametrize("act", ["linear", "leaky_relu"])
+def test_cross_entropy_accepts_logit_last_layer(loss, k, act):
+    nc.Network([nc.Dense(4, 5, "sigmoid"), nc.Dense(5, k, activation=act)], loss=loss)
+
+
 # --------------------------------------------------------------------------- data errors
 
 BAD_X = [

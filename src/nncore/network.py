@@ -46,6 +46,22 @@ LOSSES = ("mse", "cross_entropy", "binary_cross_entropy")
 _CHUNK_BUDGET = 1 << 22
 _WS_CACHE = 8
 
+# Output activations that squash or clip logits: under a cross-entropy loss
+# (which applies the softmax / sigmoid itself) they train a model that cannot
+# be confident, e.g. ~50 % accuracy for a sigmoid output under BCE.
+_NOT_LOGITS = ("sigmoid", "tanh", "relu")
+
+
+def _check_logit_output(loss, last_dense):
+    """Raise if the last Dense layer's activation makes non-logits for a cross-entropy."""
+    i, layer = last_dense
+    if loss in ("cross_entropy", "binary_cross_entropy") and layer.activation in _NOT_LOGITS:
+        squash = "softmax" if loss == "cross_entropy" else "sigmoid"
+        raise ValueError(
+            f"loss={loss!r} takes logits, but the last layer (layer {i}, {layer!r}) applies "
+            f"{layer.activation!r}; use a linear last layer (activation='linear', the default): "
+            f"the loss applies the {squash} itself and predict_proba returns the probabilities")
+
 # --------------------------------------------------------------------------- network
 
 class Network:
@@ -57,7 +73,10 @@ class Network:
         Consecutive Dense layers must chain (``n_out`` of one equals ``n_in``
         of the next; Dropout passes widths through).
     loss : {"mse", "cross_entropy", "binary_cross_entropy"}
-        The data loss (lecture conventions; cross-entropies act on logits).
+        The data loss (lecture conventions). The cross-entropies take logits:
+        a last Dense layer with a ``sigmoid``, ``tanh`` or ``relu`` activation
+        under them is a ``ValueError`` (use a linear last layer;
+        ``predict_proba`` applies the softmax / sigmoid).
     regularizer : None, L1, L2 or ElasticNet
         Weights-only penalty added to the loss.
     dtype : {"float32", "float64"}
@@ -115,6 +134,7 @@ class Network:
         if loss == "cross_entropy" and n_out < 2:
             raise ValueError("loss='cross_entropy' needs at least 2 outputs (softmax over classes); "
                              "use 'binary_cross_entropy' for a single output")
+        _check_logit_output(loss, dense[-1])
         if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise InvalidParameterError(f"regularizer must be None, nc.L1, nc.L2 or nc.ElasticNet, "
                             f"got {regularizer!r}")
