@@ -377,8 +377,7 @@ class ModelCheckpoint(Callback):
             if not self._mon.improved(value):
                 return
             self._mon.best = value
-        path = self._format(epoch, logs)
-        self.model.save(path)
+        path = self.model.save(self._format(epoch, logs))    # the name written (+ .npz)
         self.saved.append(path)
 
     def __repr__(self):

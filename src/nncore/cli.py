@@ -546,7 +546,7 @@ def _cmd_train(args):
     elapsed = time.perf_counter() - t0
 
     if args.out:
-        net.save(args.out, metadata=meta)
+        args.out = net.save(args.out, metadata=meta)   # "model" is written as model.npz
     train_scores = _scores(meta, net, Xtr_s, ytr)
     val_scores = _scores(meta, net, validation[0], yva) if validation is not None else {}
     rows = [(k, [train_scores[k], val_scores.get(k)]) for k in train_scores]

@@ -40,13 +40,24 @@ def _jsonable(obj):
     raise TypeError(f"metadata value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
 
 
+def _with_suffix(path):
+    """``path`` plus ``.npz`` when its file name has no suffix at all."""
+    stem = os.path.basename(path)
+    if stem and not os.path.splitext(stem)[1] and not stem.startswith("."):
+        return path + ".npz"
+    return path
+
+
 def save(net, path, metadata=None):
-    """Write ``net`` to ``path`` (exactly that name) atomically.
+    """Write ``net`` to ``path`` atomically.
 
     Parameters
     ----------
     net : Network
     path : str or os.PathLike
+        A name without a suffix gets ``.npz`` (``"model"`` writes
+        ``model.npz``, so :func:`load` finds it by either name); any other
+        name is used exactly.
     metadata : dict, optional
         JSON-serialisable data stored with the model (numpy scalars/arrays are
         converted to lists); default ``net.metadata``. Restored by
@@ -59,7 +70,7 @@ def save(net, path, metadata=None):
     """
     if not isinstance(net, Network):
         raise TypeError(f"expected an nc.Network, got {type(net).__name__}")
-    path = os.fspath(path)
+    path = _with_suffix(os.fspath(path))
     if metadata is None:
         metadata = net.metadata
     if not isinstance(metadata, dict):
@@ -98,7 +109,8 @@ def load(path):
     Parameters
     ----------
     path : str or path-like
-        The ``.npz`` file.
+        The ``.npz`` file; a name without a suffix that does not exist is
+        looked up with ``.npz`` added (as :func:`save` writes it).
 
     Returns
     -------
@@ -115,6 +127,8 @@ def load(path):
         format version (the message names the file).
     """
     path = os.fspath(path)
+    if not os.path.exists(path) and os.path.exists(_with_suffix(path)):
+        path = _with_suffix(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
 

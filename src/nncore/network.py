@@ -568,24 +568,63 @@ class Network:
         return float(J), self._grads.copy()
 
     def fit(self, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
-            validation_data=None, validation_split=0.0, callbacks=(), augment=None,
-            progress=None, seed=None):
+            validation_data=None, validation_split=0.0, validation_shuffle=False,
+            callbacks=(), augment=None, progress=None, seed=None):
         """Train the network on ``(X, y)``.
 
         Parameters
         ----------
-        X, y : array_like
-            Training data, as in :meth:`loss`.
-        optimizer, batch_size, epochs, shuffle, validation_data
-            See :func:`nncore.training.fit`, which documents each one.
-        validation_split, callbacks, augment, progress, seed
-            Likewise.
+        X : array_like, shape (N, n_in)
+        y : array_like
+            Targets in the layout of the network's loss (see :meth:`loss`).
+        optimizer : str or optimizer instance, default "adam"
+            A name (``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
+            ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"cg"``, ``"newton"``,
+            ``"bfgs"``, ``"dfp"``, ``"lbfgs"``, ...: any name of
+            :func:`nncore.optim.get`) or an instance. An instance keeps its
+            state between calls to ``fit``.
+        batch_size : "full", int or None
+            ``"full"``: one step per epoch on the whole set; ``1``: stochastic;
+            ``k``: mini-batches of k consecutive rows of the epoch's order (the
+            last one may be smaller). ``None``: 32, or ``"full"`` for
+            full-batch optimizers (for which an int is an error).
+        epochs : int, default 10
+        shuffle : bool, default True
+            Shuffle the order every epoch (seeded by ``seed``).
+        validation_data : (X_val, y_val), optional
+            Evaluated after every epoch (``val_loss``, ``val_accuracy``);
+            takes precedence over ``validation_split``.
+        validation_split : float in [0, 1)
+            Hold out this fraction of the rows: the *last* ones (as Keras,
+            without copying), or a random stratified draw with
+            ``validation_shuffle``.
+        validation_shuffle : bool, default False
+            Draw the ``validation_split`` rows at random (seeded by ``seed``)
+            instead of taking the last ones; for single-label classifiers the
+            draw is stratified, so every class keeps its share in both parts
+            (needed when the data are sorted by class).
+        callbacks : sequence of nc.callbacks.Callback
+        augment : callable (X_batch, rng) -> X_batch, optional
+            Applied to each gathered batch (never to the caller's array).
+        progress : bool or None
+            tqdm progress bar per epoch; ``None`` shows it only on a terminal.
+        seed : int or None
+            Fixes shuffling, the validation draw, dropout masks and
+            augmentation. With the same network seed, data and thread count,
+            results are bit-identical.
 
         Returns
         -------
         History
-            Per-epoch ``"loss"``, ``"val_loss"``, ``"accuracy"``/``"val_accuracy"``
-            (classifiers), ``"lr"`` and ``"time"``.
+            ``history`` lists per epoch: ``"loss"`` (mean of the step losses,
+            each the batch's mean data loss plus the full penalty; for
+            full-batch optimizers the whole-set loss after the iteration),
+            ``"accuracy"`` (classifiers; the running accuracy of the training
+            batches as in Keras, or the whole-set accuracy for full-batch
+            optimizers), ``"val_loss"``/``"val_accuracy"`` with validation
+            data, ``"lr"`` (the epoch's rate; for full-batch optimizers the
+            accepted step length), ``"time"`` (seconds since training started)
+            and, for full-batch optimizers, cumulative ``"nfev"``/``"ngev"``.
 
         Raises
         ------
@@ -593,12 +632,42 @@ class Network:
             Bad arguments or data (nothing is changed).
         nncore.DivergenceError
             The loss became NaN/inf; the network keeps its last finite parameters.
+        KeyboardInterrupt
+            Re-raised after restoring the last completed step; the history so
+            far is in ``net.history_`` (``stop_reason="interrupted"``).
+
+        See Also
+        --------
+        nncore.training.fit : the same, as a function of the network.
         """
         from .training import fit
         return fit(self, X, y, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
                    shuffle=shuffle, validation_data=validation_data,
-                   validation_split=validation_split, callbacks=callbacks, augment=augment,
-                   progress=progress, seed=seed)
+                   validation_split=validation_split, validation_shuffle=validation_shuffle,
+                   callbacks=callbacks, augment=augment, progress=progress, seed=seed)
+
+    def evaluate(self, X, y):
+        """The loss and metrics on ``(X, y)``, dropout off (as ``fit`` logs them).
+
+        Parameters
+        ----------
+        X, y : array_like
+            As in :meth:`loss`.
+
+        Returns
+        -------
+        dict
+            ``"loss"``: the value of :meth:`loss` (data loss plus penalty);
+            for the cross-entropy losses also ``"accuracy"`` (for
+            ``"binary_cross_entropy"`` over all N·K outputs).
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :meth:`loss`.
+        """
+        from .evaluation import evaluate
+        return evaluate(self, X, y)
 
     def save(self, path, metadata=None):
         """Save architecture and parameters to one ``.npz`` file (atomic write).
@@ -606,10 +675,16 @@ class Network:
         Parameters
         ----------
         path : str or path-like
-            Destination file.
+            Destination file; a name without a suffix gets ``.npz``
+            (``"model"`` writes ``model.npz``), any other name is used as is.
         metadata : dict, optional
             JSON-serialisable data stored alongside (default ``self.metadata``)
             and restored by :func:`nncore.load`.
+
+        Returns
+        -------
+        str
+            The path written.
         """
         from .io import save
         return save(self, path, metadata=metadata)

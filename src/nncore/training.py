@@ -40,6 +40,7 @@ import numpy as np
 
 from . import backend as _backend
 from .errors import DivergenceError, InvalidParameterError
+from .evaluation import metrics, split_rows
 
 __all__ = ["fit"]
 
@@ -69,7 +70,7 @@ def _check_seed(seed):
 
 
 def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
-             validation_split, callbacks, augment, progress, seed):
+             validation_split, callbacks, augment, progress, seed, validation_shuffle=False):
     """All argument checks; returns the prepared pieces. Changes nothing."""
     from . import optim as _optim
 
@@ -117,6 +118,10 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
     validation_split = float(validation_split)
     if not (0.0 <= validation_split < 1.0):
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    if not isinstance(validation_shuffle, (bool, np.bool_)):
+        raise InvalidParameterError(f"validation_shuffle must be True or False, got {validation_shuffle!r}")
+    if validation_shuffle and validation_split == 0.0:
+        raise ValueError("validation_shuffle=True needs validation_split > 0")
 
     if callbacks is None:
         callbacks = ()
@@ -137,14 +142,9 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
         Xv = net._check_X(validation_data[0], "X_val")
         Tv = net._check_y(validation_data[1], Xv.shape[0], "y_val")
     elif validation_split > 0.0:
-        # Keras: the validation set is the *last* fraction of the rows (views, no copy).
-        n = Xa.shape[0]
-        split_at = int(math.floor(n * (1.0 - validation_split)))
-        if split_at < 1 or split_at >= n:
-            raise ValueError(f"validation_split={validation_split} of {n} samples leaves an "
-                             "empty training or validation set")
-        Xa, Xv = Xa[:split_at], Xa[split_at:]
-        T, Tv = T[:split_at], T[split_at:]
+        # The split's own stream: fit's streams are children 0-2 of SeedSequence(seed).
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+        Xa, T, Xv, Tv = split_rows(net, Xa, T, validation_split, bool(validation_shuffle), rng)
     return opt, batch_size, int(epochs), bool(shuffle), Xa, T, Xv, Tv, callbacks, seed
 
 
@@ -174,9 +174,9 @@ def _postfix(logs):
 
 
 def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
-        validation_data=None, validation_split=0.0, callbacks=(), augment=None,
-        progress=None, seed=None):
-    """Train ``net`` on ``(X, y)``.
+        validation_data=None, validation_split=0.0, validation_shuffle=False, callbacks=(),
+        augment=None, progress=None, seed=None):
+    """Train ``net`` on ``(X, y)``: the functional form of :meth:`Network.fit`.
 
     Parameters
     ----------
@@ -201,7 +201,13 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
         Evaluated after every epoch (``val_loss``, ``val_accuracy``);
         takes precedence over ``validation_split``.
     validation_split : float in [0, 1)
-        Hold out the *last* fraction of the rows (as Keras), without copying.
+        Hold out this fraction of the rows: the *last* ones (as Keras, without
+        copying), or a random stratified draw with ``validation_shuffle``.
+    validation_shuffle : bool, default False
+        Draw the ``validation_split`` rows at random (seeded by ``seed``)
+        instead of taking the last ones; for single-label classifiers the draw
+        is stratified, so every class keeps its share in both parts (needed
+        when the data are sorted by class).
     callbacks : sequence of nc.callbacks.Callback
     augment : callable (X_batch, rng) -> X_batch, optional
         Applied to each gathered batch (never to the caller's array).
@@ -236,7 +242,7 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
     """
     (opt, batch_size, epochs, shuffle, Xa, T, Xv, Tv, callbacks, seed) = _resolve(
         net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
-        validation_split, callbacks, augment, progress, seed)
+        validation_split, callbacks, augment, progress, seed, validation_shuffle)
 
     from .history import History
 
@@ -288,11 +294,7 @@ def _last_logs(history):
 
 def _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start):
     if Xv is not None:
-        J, correct, _ = net._loss_grad(Xv, Tv, grad=False, count=net.is_classifier)
-        logs["val_loss"] = float(J + net._penalty(False))
-        if net.is_classifier:
-            total = Xv.shape[0] * (net.n_out if net.loss_name == "binary_cross_entropy" else 1)
-            logs["val_accuracy"] = correct / total
+        logs.update(metrics(net, Xv, Tv, prefix="val_"))
     logs["time"] = time.perf_counter() - t_start
     history.append(epoch, logs)
     _call(callbacks, "on_epoch_end", epoch, logs)

@@ -1,0 +1,122 @@
+"""Scoring a network on a data set, and the validation split of ``fit``.
+
+Design
+------
+* :func:`metrics` is the one place that turns validated ``(X, T)`` into the
+  numbers ``fit`` logs for validation data and :meth:`Network.evaluate`
+  returns: ``"loss"`` (mean data loss plus the full penalty, dropout off, the
+  value of :meth:`Network.loss`) and, for classifiers, ``"accuracy"``.
+* :func:`split_rows` chooses the validation rows of ``fit(validation_split=)``.
+  Unshuffled it takes the last rows (as Keras), as views. Shuffled it draws the
+  rows at random and, for single-label classifiers, per class, so each class
+  keeps its share of the data in both parts (sorted data -- all of one class
+  last -- otherwise validates on one class only).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["evaluate", "metrics", "split_rows"]
+
+
+def metrics(net, X, T, prefix=""):
+    """Loss and, for classifiers, accuracy of ``net`` on validated ``(X, T)``.
+
+    Parameters
+    ----------
+    net : Network
+    X, T : ndarray
+        Inputs and targets already checked by the network (``net._check_X``,
+        ``net._check_y``).
+    prefix : str, default ""
+        Prepended to the keys (``"val_"`` for ``fit``'s validation logs).
+
+    Returns
+    -------
+    dict
+        ``{prefix + "loss": float}`` plus ``prefix + "accuracy"`` for the
+        cross-entropy losses (for ``"binary_cross_entropy"`` the fraction of
+        correct outputs over all N·K of them).
+    """
+    J, correct, _ = net._loss_grad(X, T, grad=False, count=net.is_classifier)
+    result = {prefix + "loss": float(J + net._penalty(False))}
+    if net.is_classifier:
+        per_row = net.n_out if net.loss_name == "binary_cross_entropy" else 1
+        result[prefix + "accuracy"] = correct / (X.shape[0] * per_row)
+    return result
+
+
+def evaluate(net, X, y):
+    """The loss and metrics of ``net`` on ``(X, y)``, dropout off (see :meth:`Network.evaluate`)."""
+    Xa = net._check_X(X)
+    return metrics(net, Xa, net._check_y(y, Xa.shape[0]))
+
+
+def _strata(net, T):
+    """Class of each row for stratifying, or None (regression, multi-label)."""
+    if net.loss_name == "cross_entropy":
+        return T if T.ndim == 1 else np.argmax(T, axis=1)
+    if net.loss_name == "binary_cross_entropy" and T.shape[1] == 1:
+        return (T[:, 0] >= 0.5).astype(np.int64)
+    return None
+
+
+def _stratified_counts(classes_count, n_val):
+    """Validation rows per class: shares ``n_c · n_val / n`` rounded to sum to ``n_val``
+    (largest remainders first; ties to the larger class, then the lower label)."""
+    n = classes_count.sum()
+    share = classes_count * (n_val / n)
+    take = np.floor(share).astype(np.int64)
+    order = np.lexsort((np.arange(len(share)), -classes_count, -(share - take)))
+    take[order[:n_val - take.sum()]] += 1
+    return take
+
+
+def split_rows(net, X, T, fraction, shuffle, rng):
+    """Split validated ``(X, T)`` into training and validation parts.
+
+    Parameters
+    ----------
+    net : Network
+    X, T : ndarray
+        Validated inputs and targets.
+    fraction : float in (0, 1)
+        Share of the rows held out; the validation part has
+        ``N - floor(N · (1 - fraction))`` rows.
+    shuffle : bool
+        ``False``: the last rows (views, no copy). ``True``: rows drawn with
+        ``rng``, per class for single-label classifiers (``"cross_entropy"``,
+        or ``"binary_cross_entropy"`` with one output); both parts keep the
+        data's order.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    X_train, T_train, X_val, T_val : ndarray
+
+    Raises
+    ------
+    ValueError
+        If either part would be empty.
+    """
+    n = X.shape[0]
+    n_train = int(math.floor(n * (1.0 - fraction)))
+    if n_train < 1 or n_train >= n:
+        raise ValueError(f"validation_split={fraction} of {n} samples leaves an "
+                         "empty training or validation set")
+    if not shuffle:
+        return X[:n_train], T[:n_train], X[n_train:], T[n_train:]
+    strata = _strata(net, T)
+    if strata is None:
+        val = rng.choice(n, size=n - n_train, replace=False)
+    else:
+        _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+        take = _stratified_counts(counts, n - n_train)
+        val = np.concatenate([rng.choice(np.flatnonzero(inverse == c), size=k, replace=False)
+                              for c, k in enumerate(take)])
+    is_val = np.zeros(n, bool)
+    is_val[val] = True
+    return X[~is_val], T[~is_val], X[is_val], T[is_val]
