@@ -12,6 +12,7 @@ import pytest
 
 import nncore as nc
 from nncore import tune
+from nncore.cli import tune_main
 
 # Columns that must agree exactly whatever the executor (wall time never does).
 DETERMINISTIC = ("trial", "params", "metric", "val_loss", "val_accuracy", "loss", "epochs",
@@ -216,7 +217,7 @@ def test_dask_matches_serial(serial_result, tmp_path):
             res = tune.search(SPACE, X, y, validation=0.25, seed=3, executor=client,
                               progress=False)
         # the command line reaches the same cluster by its scheduler address
-        rc = tune.cli_main([str(tmp_path / "d.npz"), "--space", str(tmp_path / "space.json"),
+        rc = tune_main([str(tmp_path / "d.npz"), "--space", str(tmp_path / "space.json"),
                             "--scheduler", cluster.scheduler_address, "--no-progress",
                             "--out", str(tmp_path / "dask.csv")])
     _same(_table(res), _table(serial_result))
@@ -345,7 +346,7 @@ def test_cli_main(tmp_path, capsys):
     (tmp_path / "space.json").write_text(json.dumps(
         {"hidden": [[6], [4, 4]], "lr": {"loguniform": [1e-3, 1e-1]}, "epochs": 2}))
     out = tmp_path / "res.csv"
-    rc = tune.cli_main([str(tmp_path / "d.npz"), "--space", str(tmp_path / "space.json"),
+    rc = tune_main([str(tmp_path / "d.npz"), "--space", str(tmp_path / "space.json"),
                         "--n-trials", "3", "--workers", "0", "--out", str(out),
                         "--no-progress", "--save-best", str(tmp_path / "best.npz")])
     assert rc == 0
@@ -353,7 +354,7 @@ def test_cli_main(tmp_path, capsys):
     assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
     assert "best val_loss" in capsys.readouterr().out
     assert (tmp_path / "best.npz").exists()
-    rc = tune.cli_main([str(tmp_path / "d.npz"), "--space", str(tmp_path / "missing.json")])
+    rc = tune_main([str(tmp_path / "d.npz"), "--space", str(tmp_path / "missing.json")])
     assert rc == 2
 
 

@@ -19,7 +19,7 @@ from .io import load
 from . import datasets  # noqa: F401
 from . import tune  # noqa: F401  (stdlib + NumPy only; dask/pandas/tqdm imported on use)
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "__version__", "get_backend", "set_backend", "set_num_threads", "get_num_threads", "show_config",

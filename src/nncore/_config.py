@@ -88,7 +88,7 @@ def show_config(file=None):
     import numpy
     import scipy
 
-    from . import __version__
+    from ._version import __version__
     from .backend import get_backend
 
     out = file if file is not None else sys.stdout

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import backend as _backend
 from ._checks import DTYPES, _as_numeric, _resolve_dtype, all_finite, check_X
+from ._mlp import mlp_config
 from ._workspace import _Workspace
 from .errors import InvalidParameterError
 from .layers import Dense, Dropout, Layer, layer_from_config
@@ -709,6 +710,40 @@ class Network:
                    regularizer=regularizer_from_config(config.get("regularizer")),
                    dtype=dtype or config.get("dtype", "float32"),
                    seed=config.get("seed"))
+
+    @classmethod
+    def mlp(cls, n_in, hidden, n_out, *, activation="relu", loss="mse", dropout=0.0,
+            l1=0.0, l2=0.0, init=None, dtype="float32", seed=None):
+        """A multi-layer perceptron: hidden Dense layers, a linear output layer.
+
+        The one builder used by the command line, ``nc.tune`` and
+        ``nncore.sklearn`` (the recipe lives in ``nncore._mlp``).
+
+        Parameters
+        ----------
+        n_in, n_out : int
+            Input features and outputs.
+        hidden : int or sequence of int
+            Hidden layer widths (``()`` for none).
+        activation : str or sequence of str, default "relu"
+            For every hidden layer, or one per hidden layer.
+        loss : str, default "mse"
+        dropout : float, default 0.0
+            ``Dropout(dropout)`` after every hidden layer when non-zero.
+        l1, l2 : float, default 0.0
+            ``L1``, ``L2`` or (both) ``ElasticNet`` on the weights.
+        init : str or None
+            Weight initialisation of every Dense layer.
+        dtype : {"float32", "float64"}
+        seed : int or None
+
+        Returns
+        -------
+        Network
+        """
+        return cls.from_config(mlp_config(n_in, hidden, n_out, activation=activation,
+                                          loss=loss, dropout=dropout, l1=l1, l2=l2,
+                                          init=init, dtype=dtype, seed=seed))
 
     def copy(self, dtype=None):
         """An independent network with the same architecture and parameters.

@@ -49,7 +49,9 @@ try:  # scikit-learn >= 1.6
 except ImportError:  # pragma: no cover - older scikit-learn
     _sk_validate_data = None
 
-import nncore as nc
+from . import optim
+from .callbacks import Callback, EarlyStopping
+from .network import Network
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -71,7 +73,7 @@ def _is_real(v):
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
-class _TolStopping(nc.callbacks.Callback):
+class _TolStopping(Callback):
     """scikit-learn's MLP rule: stop after ``patience`` epochs whose training loss
     did not improve on the best by more than ``tol``."""
 
@@ -189,15 +191,15 @@ class _BaseMLP(BaseEstimator):
     def _make_optimizer(self):
         opt = self.optimizer
         if isinstance(opt, str):
-            fresh = nc.optim.get(opt)
+            fresh = optim.get(opt)
             if not getattr(fresh, "full_batch", False):
-                fresh = nc.optim.get(opt, lr=float(self.learning_rate))
+                fresh = optim.get(opt, lr=float(self.learning_rate))
             return fresh
         if isinstance(opt, type):
-            return nc.optim.get(opt)
+            return optim.get(opt)
         import copy
         # An instance given as a hyper-parameter must not carry state between fits.
-        fresh = copy.deepcopy(nc.optim.get(opt))
+        fresh = copy.deepcopy(optim.get(opt))
         if hasattr(fresh, "reset"):
             fresh.reset()
         return fresh
@@ -207,26 +209,10 @@ class _BaseMLP(BaseEstimator):
             return "full"
         return self.batch_size
 
-    def _regularizer(self):
-        l1, l2 = float(self.l1), float(self.l2)
-        if l1 > 0 and l2 > 0:
-            return nc.ElasticNet(l1, l2)
-        if l1 > 0:
-            return nc.L1(l1)
-        if l2 > 0:
-            return nc.L2(l2)
-        return None
-
     def _build(self, n_in, n_out, hls, acts, seed):
-        layers, prev = [], n_in
-        for size, act in zip(hls, acts):
-            layers.append(nc.Dense(prev, size, activation=act))
-            if self.dropout > 0:
-                layers.append(nc.Dropout(float(self.dropout)))
-            prev = size
-        layers.append(nc.Dense(prev, n_out))
-        return nc.Network(layers, loss=self._loss, regularizer=self._regularizer(),
-                          dtype=str(self.dtype), seed=seed)
+        return Network.mlp(n_in, hls, n_out, activation=acts, loss=self._loss,
+                           dropout=float(self.dropout), l1=float(self.l1), l2=float(self.l2),
+                           dtype=str(self.dtype), seed=seed)
 
     def _validate_X(self, X, reset):
         X = _validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
@@ -278,7 +264,7 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             X, Y, Xv, Yv = self._split(X, Y)
             validation_data = (Xv, Yv)
-            callbacks.append(nc.callbacks.EarlyStopping(
+            callbacks.append(EarlyStopping(
                 monitor="val_loss", patience=self.n_iter_no_change,
                 min_delta=float(self.tol), restore_best_weights=True))
         else:
@@ -339,26 +325,6 @@ class _BaseMLP(BaseEstimator):
                 if self._no_improve >= self.n_iter_no_change:
                     self.network_.params[:] = self._best_params
                     self._stopped = True
-
-    # ------------------------------------------------------------------ pickling
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        net = state.pop("network_", None)
-        if net is not None:
-            # Layers hold views into one flat buffer, which pickle would turn
-            # into unrelated copies: store the architecture and the buffer and
-            # rebuild on load so the views are views again.
-            state["_network_blob"] = {"config": net.get_config(),
-                                      "params": np.array(net.params, copy=True)}
-        return state
-
-    def __setstate__(self, state):
-        blob = state.pop("_network_blob", None)
-        self.__dict__.update(state)
-        if blob is not None:
-            net = nc.Network.from_config(blob["config"])
-            net.params[:] = blob["params"]
-            self.network_ = net
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
