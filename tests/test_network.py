@@ -282,16 +282,16 @@ def test_dropout_statistics_and_identity_at_inference(backend):
     ws_before = net.forward(X, training=True)
     # inspect the mask through the workspace: zeros with prob 0.3, survivors 1/0.7
     ws = net._workspace(50)
-    mask = ws.mask[0]
+    mask = ws.arrays(0)["mask"]
     frac = np.mean(mask == 0)
     assert abs(frac - 0.3) < 0.005  # 100000 draws: std 0.0014
     np.testing.assert_allclose(np.unique(mask), [0.0, 1 / 0.7])
     assert abs(mask.mean() - 1.0) < 0.01
     np.testing.assert_array_equal(ws_before[:, 0], mask[:, 0])
     # a fresh mask each training pass
-    m1 = ws.mask[0].copy()
+    m1 = ws.arrays(0)["mask"].copy()
     net.forward(X, training=True)
-    assert not np.array_equal(ws.mask[0], m1)
+    assert not np.array_equal(ws.arrays(0)["mask"], m1)
 
 
 def test_dropout_rate_zero_is_identity():

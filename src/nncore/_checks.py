@@ -64,6 +64,32 @@ def all_finite(a, max_elements=1 << 16):
     return True
 
 
+def check_fits_dtype(a, dtype, name, max_elements=1 << 16):
+    """``ValueError`` when finite float data exceed the range of ``dtype``.
+
+    A float64 value beyond float32's largest (about 3.4e38) becomes inf when
+    a float32 network casts it, and the inf then turns outputs into NaN or
+    makes training diverge after it changed the parameters; naming the
+    problem up front leaves everything unchanged. Checked in row chunks with
+    two reductions (no temporary arrays). Call after the finiteness check.
+    """
+    if a.dtype.kind != "f" or a.size == 0:
+        return
+    limit = float(np.finfo(dtype).max)
+    if float(np.finfo(a.dtype).max) <= limit:
+        return
+    flat = a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, 1)
+    step = max(1, max_elements // max(1, flat.shape[1]))
+    for s in range(0, flat.shape[0], step):
+        chunk = flat[s:s + step]
+        peak = max(float(chunk.max()), -float(chunk.min()))
+        if peak > limit:
+            raise ValueError(
+                f"{name} has values up to {peak:.3g} in magnitude, beyond the range of "
+                f"{np.dtype(dtype).name} (largest {limit:.3g}) that this {np.dtype(dtype).name} "
+                f"network computes in; rescale the data or use dtype='float64'")
+
+
 def _as_numeric(a, name):
     """``np.asarray`` with a ``TypeError`` for non-numeric data."""
     if a is None:
@@ -75,7 +101,6 @@ def _as_numeric(a, name):
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
     return arr
-
 
 
 def check_X(X, n_in, dtype, name="X"):
@@ -90,6 +115,7 @@ def check_X(X, n_in, dtype, name="X"):
         raise ValueError(f"{name} has {arr.shape[1]} features but the network expects {n_in}")
     if not all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinite values")
+    check_fits_dtype(arr, dtype, name)
     if arr.dtype not in DTYPES.values():
         # Integers, booleans, float16: convert once to the network dtype.
         arr = np.ascontiguousarray(arr, dtype=dtype)

@@ -1,64 +1,51 @@
-"""Per-row-count buffers of a network's forward and backward passes."""
+"""Per-row-count buffers of a network's forward and backward passes.
+
+Design: a workspace belongs to one thread. ``WorkspaceCache`` keeps a small
+LRU of workspaces (keyed by the number of rows) per thread, so a training
+step allocates nothing in the steady state, and threads evaluating the same
+network never write into each other's activations or deltas.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import threading
+from collections import OrderedDict
 
-from .layers import Dense
+import numpy as np
 
 
 class _Workspace:
-    """Preallocated buffers for evaluating ``n`` rows (forward, masks, deltas).
+    """Buffers for evaluating ``n`` rows: each layer's arrays, created on first use.
 
-    Layer outputs exist from the start; dropout buffers are made on the first
-    training pass and the backward buffers (``gout``, ``dx``) on the first
-    gradient, so an inference-only workspace (validation, ``predict``) holds
-    just the layer outputs.
+    A layer asks for its arrays by name (``array(i, "out", width)``), so an
+    inference-only workspace (validation, ``predict``) holds just what the
+    forward pass used, and the backward buffers appear with the first gradient.
     """
 
-    def __init__(self, net, n):
-        dt = net.dtype
+    def __init__(self, n, n_layers, n_out, dtype):
         self.n = n
-        self.inp = [None] * len(net.layers)   # the input each layer saw (set per pass)
-        self.out = []
-        self.mask = [None] * len(net.layers)
-        self.dx = None
-        self._widths = []
-        width = net.n_in
-        for layer in net.layers:
-            self._widths.append(width)
-            if isinstance(layer, Dense):
-                self.out.append(np.empty((n, layer.n_out), dt))
-                width = layer.n_out
-            else:
-                self.out.append(None)
-        self._layers = net.layers
+        self.inp = [None] * n_layers   # the input each layer saw (set per pass)
+        self._arrays = [{} for _ in range(n_layers)]
+        self._dt = dtype
+        self._k = n_out
         self._gout = None
-        self._dt = dt
-        self._k = net.n_out
-        self._n_in = net.n_in
         self._extra = {}
 
-    def dropout(self, i):
-        """(mask, out) of Dropout layer ``i``, created on first use."""
-        if self.mask[i] is None:
-            shape = (self.n, self._widths[i])
-            self.mask[i] = np.empty(shape, self._dt)
-            self.out[i] = np.empty(shape, self._dt)
-        return self.mask[i], self.out[i]
+    def array(self, i, key, width):
+        """Layer ``i``'s ``(n, width)`` buffer called ``key``, created on first use."""
+        a = self._arrays[i].get(key)
+        if a is None or a.shape[1] != width:
+            a = self._arrays[i][key] = np.empty((self.n, width), self._dt)
+        return a
+
+    def arrays(self, i):
+        """The buffers layer ``i`` has created so far, by name."""
+        return self._arrays[i]
 
     @property
     def gout(self):
-        """Gradient of the loss w.r.t. the outputs; creates the backward buffers."""
+        """Gradient of the loss w.r.t. the outputs (created on the first gradient)."""
         if self._gout is None:
-            # The first Dense layer needs no input gradient: nothing below it learns.
-            self.dx = []
-            seen_dense = False
-            for layer, width in zip(self._layers, self._widths):
-                dense = isinstance(layer, Dense)
-                self.dx.append(np.empty((self.n, width), self._dt) if dense and seen_dense
-                               else None)
-                seen_dense = seen_dense or dense
             self._gout = np.empty((self.n, self._k), self._dt)
         return self._gout
 
@@ -69,3 +56,25 @@ class _Workspace:
             b = self._extra[key] = np.empty(shape, dtype)
         return b
 
+
+class WorkspaceCache:
+    """Per-thread LRU of at most ``size`` workspaces, keyed by the number of rows."""
+
+    def __init__(self, n_layers, n_out, dtype, size):
+        self._shape = (n_layers, n_out, dtype)
+        self._size = size
+        self._local = threading.local()
+
+    def get(self, n):
+        """This thread's workspace for ``n`` rows."""
+        cache = getattr(self._local, "lru", None)
+        if cache is None:
+            cache = self._local.lru = OrderedDict()
+        ws = cache.get(n)
+        if ws is None:
+            ws = cache[n] = _Workspace(n, *self._shape)
+            if len(cache) > self._size:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(n)
+        return ws

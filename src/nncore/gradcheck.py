@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layers import Dense
 from .network import Network
 
 __all__ = ["gradcheck", "GradcheckResult"]
@@ -66,16 +65,12 @@ class GradcheckResult:
 
 def _locate(net, index):
     for pos, layer in enumerate(net.layers):
-        if not isinstance(layer, Dense):
-            continue
         off = layer._offset
-        nw = layer.n_in * layer.n_out
-        if off <= index < off + nw:
-            return {"index": int(index), "layer": pos, "name": "W",
-                    "position": tuple(int(v) for v in np.unravel_index(index - off, layer.W.shape))}
-        if off + nw <= index < off + layer.n_params:
-            return {"index": int(index), "layer": pos, "name": "b",
-                    "position": (int(index - off - nw),)}
+        for name, view in layer.param_arrays():
+            if off <= index < off + view.size:
+                return {"index": int(index), "layer": pos, "name": name,
+                        "position": tuple(int(v) for v in np.unravel_index(index - off, view.shape))}
+            off += view.size
     raise IndexError(index)  # pragma: no cover
 
 

@@ -1,4 +1,23 @@
-"""Layers a :class:`~nncore.network.Network` is built from."""
+"""Layers a :class:`~nncore.network.Network` is built from, and their protocol.
+
+Design
+------
+A layer owns everything about itself, so adding one touches this module (and
+``__init__`` to export it), not ``Network``:
+
+* its slice of the network's flat ``params``/``grads`` (``n_params``, ``bind``,
+  ``param_arrays``, ``penalized_ranges``, ``init_params``);
+* its widths (``input_width``, ``output_width``);
+* its passes through the backend (``forward``, ``backward``), with per-call
+  buffers taken from the caller's workspace (``ws.array``), never stored on
+  the layer, so one network serves several threads at once;
+* how the compiled epoch loop runs it (``loop_specs``), or ``None`` for
+  "per-step path only" (the default: ``fit`` then trains step by step);
+* its description (``get_config`` / ``from_config``, ``summary_label``).
+
+``Network`` iterates over layers and calls these; it never asks which class a
+layer is.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +27,192 @@ import numbers
 from ._checks import _positive_int
 from .errors import InvalidParameterError
 
-__all__ = ["Layer", "Dense", "Dropout", "layer_from_config"]
+__all__ = ["Layer", "Dense", "Dropout", "layer_from_config", "register_layer"]
 
 ACTIVATIONS = {"linear": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
 INITS = ("he_uniform", "glorot_uniform", "he_normal", "glorot_normal")
 
+# type name in a saved config -> layer class (filled by @register_layer)
+LAYER_TYPES = {}
+
+
+def register_layer(cls):
+    """Class decorator: make ``cls`` loadable by :func:`layer_from_config`."""
+    LAYER_TYPES[cls.__name__] = cls
+    return cls
+
+
+class DropoutStream:
+    """The counter-based random stream of a pass: a mask is a function of
+    ``(seed, counter)`` only, so runs are reproducible and both backends draw
+    identical masks."""
+
+    def __init__(self, seed, counter):
+        self.seed = seed
+        self.counter = counter
+
+    def fill(self, be, rate, mask):
+        """Draw the next ``mask.size`` uniforms as a dropout mask and advance the counter.
+
+        Parameters
+        ----------
+        be : module
+            The active backend.
+        rate : float
+            Drop probability.
+        mask : ndarray
+            Filled in flat order with ``0`` or ``1 / (1 - rate)``.
+        """
+        be.dropout_mask(self.seed, self.counter, rate, mask)
+        self.counter += mask.size
+
 
 class Layer:
-    """Base class of the layers a :class:`Network` is built from."""
+    """Base class and protocol of the layers a :class:`Network` is built from.
+
+    The defaults describe a parameter-free, width-preserving identity layer
+    that only runs on the per-step path; a subclass overrides what it needs.
+    """
 
     n_params = 0
+    input_width = None      # None: accepts any width (the previous layer's)
+    is_stochastic = False   # True when the training forward draws random numbers
 
     def __init__(self):
         self._owner = None
+        self._offset = 0
+
+    def output_width(self, n_in):
+        """Width of the output for an input of width ``n_in``.
+
+        Parameters
+        ----------
+        n_in : int
+            Width of the input (the previous layer's output).
+        """
+        return n_in
+
+    def workspace_width(self, n_in):
+        """Buffer elements per row this layer's passes hold (sizes row chunks).
+
+        Parameters
+        ----------
+        n_in : int
+            Width of the input.
+        """
+        return 0
+
+    def bind(self, params, grads):
+        """Take views of this layer's slices of the network's flat buffers.
+
+        Parameters
+        ----------
+        params, grads : ndarray, shape (n_params,)
+            This layer's slices of ``net.params`` and ``net.grads``.
+        """
+
+    def param_arrays(self):
+        """``[(name, view), ...]`` of the parameters in flat-buffer order."""
+        return []
+
+    def penalized_ranges(self):
+        """``[(start, stop), ...]`` of this layer's slice that the regularizer penalises."""
+        return []
+
+    def init_params(self, rng):
+        """Write initial values into the bound parameter views.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The network's initialisation stream (layers draw in order).
+        """
+
+    def forward(self, be, ws, i, x, training, stream):
+        """The output for input ``x``.
+
+        Parameters
+        ----------
+        be : module
+            The active backend (``nncore.backend.current()``).
+        ws : workspace
+            The calling thread's buffers for this row count; ``ws.array(i,
+            name, width)`` gives this layer's ``(rows, width)`` buffer ``name``.
+        i : int
+            Position of this layer in the network.
+        x : ndarray, shape (rows, n_in)
+            The input (not to be modified).
+        training : bool
+            Training-mode pass (dropout on).
+        stream : DropoutStream or None
+            The random stream of this pass (``None`` when not training).
+
+        Returns
+        -------
+        ndarray, shape (rows, n_out)
+        """
+        return x
+
+    def backward(self, be, ws, i, g, training, grads, need_dx):
+        """Gradient w.r.t. the input, from ``g``, the gradient w.r.t. the output.
+
+        Parameters
+        ----------
+        be, ws, i, training
+            As in :meth:`forward` (``ws`` holds what the forward pass stored).
+        g : ndarray, shape (rows, n_out)
+            Gradient w.r.t. this layer's output; may be overwritten.
+        grads : ndarray, shape (n_params,)
+            This layer's slice of the flat gradient buffer of the call (the
+            network's own or a per-call one, so threads never share it).
+        need_dx : bool
+            Whether a layer below has parameters; when false, return ``None``.
+
+        Returns
+        -------
+        ndarray of shape (rows, n_in), or None
+        """
+        return g
+
+    def loop_specs(self, n_in):
+        """How the compiled epoch loop runs this layer.
+
+        Parameters
+        ----------
+        n_in : int
+            Width of the input.
+
+        Returns
+        -------
+        tuple or None
+            Loop-layer tuples (``("dense", n_in, n_out, act, offset)``,
+            ``("dropout", width, rate)``; empty for the identity), or ``None``:
+            "per-step path only" (``fit`` then trains step by step).
+        """
+        return None
+
+    def summary_label(self):
+        """Short description for :meth:`Network.summary`."""
+        return type(self).__name__
 
     def get_config(self):  # pragma: no cover - abstract
         """The layer as a JSON-serialisable dict (``layer_from_config`` rebuilds it)."""
         raise NotImplementedError
 
+    @classmethod
+    def from_config(cls, cfg):
+        """Rebuild a layer from :meth:`get_config` output.
 
+        Parameters
+        ----------
+        cfg : dict
+            The layer's ``get_config()`` dict.
+        """
+        kwargs = {k: v for k, v in cfg.items() if k != "type"}
+        return cls(**kwargs)
+
+
+@register_layer
 class Dense(Layer):
     """Fully connected layer ``Y = f(X @ W + b)``, ``W`` of shape ``(n_in, n_out)``.
 
@@ -66,6 +252,57 @@ class Dense(Layer):
         return self.n_in * self.n_out + self.n_out
 
     @property
+    def input_width(self):
+        return self.n_in
+
+    def output_width(self, n_in):
+        return self.n_out
+
+    def workspace_width(self, n_in):
+        return 3 * self.n_out + self.n_in
+
+    def bind(self, params, grads):
+        nw = self.n_in * self.n_out
+        shape = (self.n_in, self.n_out)
+        self.W = params[:nw].reshape(shape)
+        self.b = params[nw:]
+        self.dW = grads[:nw].reshape(shape)
+        self.db = grads[nw:]
+
+    def param_arrays(self):
+        return [("W", self.W), ("b", self.b)]
+
+    def penalized_ranges(self):
+        return [(0, self.n_in * self.n_out)]
+
+    def init_params(self, rng):
+        self.W[...] = self._init_weights(rng)
+
+    def forward(self, be, ws, i, x, training, stream):
+        ws.inp[i] = x
+        out = ws.array(i, "out", self.n_out)
+        be.dense_forward(x, self.W, self.b, self._act, out)
+        return out
+
+    def backward(self, be, ws, i, g, training, grads, need_dx):
+        dW, db = self._grad_views(grads)
+        dx = ws.array(i, "dx", self.n_in) if need_dx else None
+        be.dense_backward(ws.inp[i], self.W, ws.array(i, "out", self.n_out), g, self._act,
+                          dW, db, dx)
+        return dx
+
+    def _grad_views(self, grads):
+        """``(dW, db)`` as views of this layer's slice ``grads`` of a flat gradient."""
+        nw = self.n_in * self.n_out
+        return grads[:nw].reshape(self.n_in, self.n_out), grads[nw:]
+
+    def loop_specs(self, n_in):
+        return (("dense", self.n_in, self.n_out, self._act, self._offset),)
+
+    def summary_label(self):
+        return f"Dense {self.activation}"
+
+    @property
     def init_name(self):
         """The initialisation actually used (resolves ``init=None``)."""
         if self.init is not None:
@@ -92,12 +329,17 @@ class Dense(Layer):
         return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out,
                 "activation": self.activation, "init": self.init}
 
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(cfg["n_in"], cfg["n_out"], cfg.get("activation", "linear"), cfg.get("init"))
+
     def __repr__(self):
         act = "" if self.activation == "linear" else f", activation={self.activation!r}"
         init = "" if self.init is None else f", init={self.init!r}"
         return f"Dense({self.n_in}, {self.n_out}{act}{init})"
 
 
+@register_layer
 class Dropout(Layer):
     """Inverted dropout: in training each unit is zeroed with probability
     ``rate`` and survivors are scaled by ``1 / (1 - rate)``; identity at
@@ -118,20 +360,47 @@ class Dropout(Layer):
             raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
         self.rate = rate
 
+    @property
+    def is_stochastic(self):
+        return self.rate > 0.0
+
+    def forward(self, be, ws, i, x, training, stream):
+        if not (training and self.rate > 0.0):
+            return x
+        mask = ws.array(i, "mask", x.shape[1])
+        out = ws.array(i, "out", x.shape[1])
+        stream.fill(be, self.rate, mask)
+        be.multiply(x, mask, out)
+        return out
+
+    def backward(self, be, ws, i, g, training, grads, need_dx):
+        if training and self.rate > 0.0:
+            be.multiply(g, ws.array(i, "mask", g.shape[1]), g)
+        return g
+
+    def loop_specs(self, n_in):
+        # rate 0 is the identity: nothing for the loop to run
+        return (("dropout", n_in, self.rate),) if self.rate > 0.0 else ()
+
+    def summary_label(self):
+        return f"Dropout({self.rate:g})"
+
     def get_config(self):
         """The layer as a JSON-serialisable dict."""
         return {"type": "Dropout", "rate": self.rate}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(cfg["rate"])
 
     def __repr__(self):
         return f"Dropout({self.rate:g})"
 
 
-
 def layer_from_config(cfg):
-    kind = cfg.get("type")
-    if kind == "Dense":
-        return Dense(cfg["n_in"], cfg["n_out"], cfg.get("activation", "linear"), cfg.get("init"))
-    if kind == "Dropout":
-        return Dropout(cfg["rate"])
-    raise ValueError(f"unknown layer type {kind!r}")
-
+    """Rebuild a layer from its :meth:`Layer.get_config` dict."""
+    cls = LAYER_TYPES.get(cfg.get("type"))
+    if cls is None:
+        raise ValueError(f"unknown layer type {cfg.get('type')!r}; "
+                         f"expected one of {sorted(LAYER_TYPES)}")
+    return cls.from_config(cfg)

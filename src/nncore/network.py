@@ -7,14 +7,21 @@ Design
   layer's ``W``, ``b``, ``dW`` and ``db`` are reshaped *views* into them, so an
   optimizer updating ``params`` in place updates the layers, and writing
   ``net.params[:] = v`` changes the network.
-* All arithmetic goes through ``nncore.backend.current()``: ``dense_forward``,
-  ``dense_backward``, the loss kernels, ``regularize``, ``dropout_mask`` and
-  ``multiply``. This module only allocates and routes buffers.
-* Activations, masks and deltas live in a per-row-count workspace that is
-  allocated once and reused (a small LRU cache keyed by the number of rows),
-  so a training step allocates no arrays in the steady state. Large inputs
-  are evaluated in chunks of rows to bound memory; chunked losses and
-  gradients are combined with weights ``n_chunk / N``.
+* Each layer owns its slice of the buffers and its passes (the protocol in
+  :mod:`nncore.layers`); ``Network`` lays the layers out, runs them in
+  order and computes the loss. All arithmetic goes through
+  ``nncore.backend.current()``; this module only allocates and routes buffers.
+* Activations, masks and deltas live in per-thread, per-row-count workspaces
+  allocated once and reused (a small LRU cache per thread keyed by the
+  number of rows), so a training step allocates no arrays in the steady
+  state and threads never share a buffer. Large inputs are evaluated in
+  chunks of rows to bound memory; chunked losses and gradients are combined
+  with weights ``n_chunk / N``.
+* Thread safety: ``forward``, ``predict*``, ``loss`` and ``loss_and_gradient``
+  may run from several threads at once (``loss_and_gradient`` writes into a
+  buffer of its own, then copies it whole into ``grads`` under a lock);
+  ``forward(training=True)`` takes masks from the network's stream one call
+  at a time; a second concurrent ``fit`` raises ``RuntimeError``.
 * Every public method validates its arguments completely before it touches
   any state: bad input raises ``ValueError``/``TypeError`` and changes nothing.
 * Dropout masks come from the backend's counter-based generator: a mask is a
@@ -25,16 +32,17 @@ Design
 from __future__ import annotations
 
 import numbers
-from collections import OrderedDict
+import threading
 
 import numpy as np
 
 from . import backend as _backend
-from ._checks import DTYPES, _as_numeric, _resolve_dtype, all_finite, check_X
+from ._checks import (DTYPES, _as_numeric, _resolve_dtype, all_finite, check_fits_dtype,
+                      check_X)
 from ._mlp import mlp_config
-from ._workspace import _Workspace
+from ._workspace import WorkspaceCache
 from .errors import InvalidParameterError
-from .layers import Dense, Dropout, Layer, layer_from_config
+from .layers import DropoutStream, Layer, layer_from_config
 from .regularizers import Regularizer, regularizer_from_config
 
 __all__ = ["Network"]
@@ -65,13 +73,60 @@ def _check_logit_output(loss, last_dense):
 
 # --------------------------------------------------------------------------- network
 
+def _check_layers(layers):
+    """The layers as a list, each a fresh :class:`Layer` used once."""
+    if isinstance(layers, Layer):
+        raise InvalidParameterError("layers must be a list of layers, got a single layer; wrap it in [ ]")
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise InvalidParameterError(f"layers must be a list of layers, got {type(layers).__name__}") from None
+    if not layers:
+        raise ValueError("a Network needs at least one layer")
+    seen = set()
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise InvalidParameterError(f"layer {i} is {type(layer).__name__}, expected an nncore "
+                                        "layer such as nc.Dense or nc.Dropout")
+        if id(layer) in seen:
+            raise ValueError(f"layer {i} appears twice in the list; create a new layer instead")
+        if layer._owner is not None:
+            raise ValueError(f"layer {i} ({layer!r}) already belongs to another Network; "
+                             "create a new layer instead")
+        seen.add(id(layer))
+    return layers
+
+
+def _chain_widths(layers):
+    """``(n_in, n_out)`` of the stack; ``ValueError`` when widths do not chain."""
+    n_in = width = None
+    last = None      # (index, layer) of the last layer with a fixed input width
+    for i, layer in enumerate(layers):
+        need = layer.input_width
+        if need is not None:
+            if width is None:
+                n_in = need
+            elif need != width:
+                j, prev = last
+                raise ValueError(f"layer sizes do not chain: layer {j} {prev!r} has n_out={width} "
+                                 f"but layer {i} {layer!r} has n_in={need}")
+            last = (i, layer)
+        if width is not None or need is not None:
+            width = layer.output_width(need if width is None else width)
+    if n_in is None:
+        raise ValueError("a Network needs at least one layer with a fixed input width "
+                         "(such as nc.Dense)")
+    return n_in, width
+
+
 class Network:
-    """A feed-forward stack of :class:`Dense` and :class:`Dropout` layers.
+    """A feed-forward stack of layers (:class:`Dense`, :class:`Dropout`, any
+    :class:`~nncore.layers.Layer`).
 
     Parameters
     ----------
-    layers : sequence of Dense / Dropout
-        Consecutive Dense layers must chain (``n_out`` of one equals ``n_in``
+    layers : sequence of Layer
+        Consecutive widths must chain (``n_out`` of one Dense equals ``n_in``
         of the next; Dropout passes widths through).
     loss : {"mse", "cross_entropy", "binary_cross_entropy"}
         The data loss (lecture conventions). The cross-entropies take logits:
@@ -102,36 +157,10 @@ class Network:
     """
 
     def __init__(self, layers, *, loss="mse", regularizer=None, dtype="float32", seed=None):
-        if isinstance(layers, Layer):
-            raise InvalidParameterError("layers must be a list of layers, got a single layer; wrap it in [ ]")
-        try:
-            layers = list(layers)
-        except TypeError:
-            raise InvalidParameterError(f"layers must be a list of layers, got {type(layers).__name__}") from None
-        if not layers:
-            raise ValueError("a Network needs at least one layer")
-        seen = set()
-        dense = []
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, (Dense, Dropout)):
-                raise InvalidParameterError(f"layer {i} is {type(layer).__name__}, expected nc.Dense or nc.Dropout")
-            if id(layer) in seen:
-                raise ValueError(f"layer {i} appears twice in the list; create a new layer instead")
-            if layer._owner is not None:
-                raise ValueError(f"layer {i} ({layer!r}) already belongs to another Network; "
-                                 "create a new layer instead")
-            seen.add(id(layer))
-            if isinstance(layer, Dense):
-                dense.append((i, layer))
-        if not dense:
-            raise ValueError("a Network needs at least one Dense layer")
-        for (i, a), (j, b) in zip(dense, dense[1:]):
-            if a.n_out != b.n_in:
-                raise ValueError(f"layer sizes do not chain: layer {i} {a!r} has n_out={a.n_out} "
-                                 f"but layer {j} {b!r} has n_in={b.n_in}")
+        layers = _check_layers(layers)
+        n_in, n_out = _chain_widths(layers)
         if not isinstance(loss, str) or loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {list(LOSSES)}")
-        n_out = dense[-1][1].n_out
         if loss == "cross_entropy" and n_out < 2:
             raise ValueError("loss='cross_entropy' needs at least 2 outputs (softmax over classes); "
                              "use 'binary_cross_entropy' for a single output")
@@ -151,39 +180,52 @@ class Network:
         self.regularizer = regularizer
         self.dtype = dt
         self.seed = seed
-        self.n_in = dense[0][1].n_in
+        self.n_in = n_in
         self.n_out = n_out
         self.stop_training = False
         self.history_ = None
         self.metadata = {}
-        total = sum(layer.n_params for _, layer in dense)
-        self._params = np.zeros(total, dt)
-        self._grads = np.zeros(total, dt)
-        segs = []
-        off = 0
-        for _, layer in dense:
-            nw = layer.n_in * layer.n_out
-            shape = (layer.n_in, layer.n_out)
-            layer.W = self._params[off:off + nw].reshape(shape)
-            layer.dW = self._grads[off:off + nw].reshape(shape)
-            layer.b = self._params[off + nw:off + nw + layer.n_out]
-            layer.db = self._grads[off + nw:off + nw + layer.n_out]
-            segs.append((off, off + nw))
-            layer._offset = off
-            off += layer.n_params
+        self._bind_layers()
+        self._ws = WorkspaceCache(len(layers), n_out, dt, _WS_CACHE)
+        widths, width = 0, n_in
         for layer in layers:
-            layer._owner = self
-        self._segments = np.asarray(segs, dtype=np.int64).reshape(-1, 2)
-        self._ws = OrderedDict()
-        widths = sum(3 * layer.n_out + layer.n_in for _, layer in dense)
+            widths += layer.workspace_width(width)
+            width = layer.output_width(width)
         self._chunk_rows = max(1, _CHUNK_BUDGET // widths)
         rng = np.random.default_rng(seed)
-        for _, layer in dense:
-            np.copyto(layer.W, layer._init_weights(rng))
+        for layer in layers:
+            layer.init_params(rng)
         # Dropout masks drawn by forward(training=True) outside fit.
         ss = np.random.SeedSequence(seed)
         self._drop_seed = int(ss.generate_state(1, np.uint64)[0])
         self._drop_counter = 0
+        self._stream_lock = threading.Lock()   # the dropout counter of forward(training=True)
+        self._grads_lock = threading.Lock()    # copies into net.grads by loss_and_gradient
+        self._fit_lock = threading.Lock()      # one fit at a time
+
+    def _bind_layers(self):
+        """Lay the layers out in the flat buffers; each takes views of its slice."""
+        total = sum(layer.n_params for layer in self.layers)
+        self._params = np.zeros(total, self.dtype)
+        self._grads = np.zeros(total, self.dtype)
+        self._slices = []
+        segs = []
+        off = 0
+        for layer in self.layers:
+            end = off + layer.n_params
+            layer._offset = off
+            layer._owner = self
+            layer.bind(self._params[off:end], self._grads[off:end])
+            segs.extend((off + a, off + b) for a, b in layer.penalized_ranges())
+            self._slices.append((off, end))
+            off = end
+        self._segments = np.asarray(segs, dtype=np.int64).reshape(-1, 2)
+        # Layer i passes a gradient down only when a layer below it has parameters.
+        below = 0
+        self._needs_dx = []
+        for layer in self.layers:
+            self._needs_dx.append(below > 0)
+            below += layer.n_params
 
     # ------------------------------------------------------------------ buffers
 
@@ -219,22 +261,30 @@ class Network:
             raise ValueError(f"{name} must have shape {self._params.shape}, got {v.shape}")
         if not all_finite(v):
             raise ValueError(f"{name} contains NaN or infinite values")
+        check_fits_dtype(v, self.dtype, name)
         return v
 
     @property
     def has_dropout(self):
-        return any(isinstance(layer, Dropout) and layer.rate > 0 for layer in self.layers)
+        """True when the training forward pass is random (a Dropout with rate > 0)."""
+        return any(layer.is_stochastic for layer in self.layers)
 
     def _workspace(self, n):
-        ws = self._ws.get(n)
-        if ws is None:
-            ws = _Workspace(self, n)
-            self._ws[n] = ws
-            if len(self._ws) > _WS_CACHE:
-                self._ws.popitem(last=False)
-        else:
-            self._ws.move_to_end(n)
-        return ws
+        """This thread's buffers for ``n`` rows."""
+        return self._ws.get(n)
+
+    def _loop_layers(self):
+        """The network as the compiled epoch loop's layer tuples, or ``None`` when a
+        layer runs on the per-step path only."""
+        specs = []
+        width = self.n_in
+        for layer in self.layers:
+            mine = layer.loop_specs(width)
+            if mine is None:
+                return None
+            specs.extend(mine)
+            width = layer.output_width(width)
+        return specs
 
     # ------------------------------------------------------------------ validation
 
@@ -254,6 +304,7 @@ class Network:
             raise ValueError(f"{name} is empty")
         if not all_finite(arr):
             raise ValueError(f"{name} contains NaN or infinite values")
+        check_fits_dtype(arr, self.dtype, name)
         loss = self.loss_name
         if loss == "cross_entropy" and arr.ndim == 1:
             if arr.dtype.kind == "f":
@@ -304,35 +355,23 @@ class Network:
         np.copyto(buf, tc)
         return buf
 
-    def _forward_ws(self, ws, x, training, seed, counter):
+    def _forward_ws(self, ws, x, training, stream):
         be = _backend.current()
         h = x
         for i, layer in enumerate(self.layers):
-            ws.inp[i] = h
-            if isinstance(layer, Dense):
-                be.dense_forward(h, layer.W, layer.b, layer._act, ws.out[i])
-                h = ws.out[i]
-            elif training and layer.rate > 0.0:
-                mask, out = ws.dropout(i)
-                be.dropout_mask(seed, counter, layer.rate, mask)
-                counter += mask.size
-                be.multiply(h, mask, out)
-                h = out
-        return h, counter
+            h = layer.forward(be, ws, i, h, training, stream)
+        return h
 
-    def _backward_ws(self, ws, training):
+    def _backward_ws(self, ws, training, grads):
+        """Backward pass from ``ws.gout``; parameter gradients into the flat ``grads``."""
         be = _backend.current()
         g = ws.gout
         for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if isinstance(layer, Dense):
-                be.dense_backward(ws.inp[i], layer.W, ws.out[i], g, layer._act,
-                                  layer.dW, layer.db, ws.dx[i])
-                if ws.dx[i] is None:
-                    break
-                g = ws.dx[i]
-            elif training and layer.rate > 0.0:
-                be.multiply(g, ws.mask[i], g)
+            start, end = self._slices[i]
+            need_dx = self._needs_dx[i]
+            g = self.layers[i].backward(be, ws, i, g, training, grads[start:end], need_dx)
+            if not need_dx:
+                break
 
     def _data_loss(self, out, t, grad):
         be = _backend.current()
@@ -366,29 +405,26 @@ class Network:
         return int(np.count_nonzero(eq))
 
     def _loss_grad(self, X, T, *, training=False, grad=True, seed=0, counter=0,
-                   count=False, acc=None):
+                   count=False, acc=None, grads=None):
         """Mean data loss over validated (X, T), optionally the gradient into ``grads``.
 
-        Returns ``(data_loss, n_correct, counter)``. Regularisation is *not*
-        included (see :meth:`_penalty`). Rows beyond ``_chunk_rows`` are
-        processed in chunks; their gradients are combined with weights
-        ``n_chunk / N`` in ``acc`` (a scratch buffer of the params' shape).
+        ``grads`` is the flat gradient buffer to write (default the network's
+        own ``grads``; callers from several threads pass their own). Returns
+        ``(data_loss, n_correct, counter)``. Regularisation is *not* included
+        (see :meth:`_penalty`). Rows beyond ``_chunk_rows`` are processed in
+        chunks; their gradients are combined with weights ``n_chunk / N`` in
+        ``acc`` (a scratch buffer of the params' shape).
         """
+        if grads is None:
+            grads = self._grads
+        stream = DropoutStream(seed, counter)
         N = X.shape[0]
         cr = self._chunk_rows
-        correct = 0
         if N <= cr:
-            ws = self._workspace(N)
-            x = self._input_chunk(ws, X, 0, N)
-            t = self._target_chunk(ws, T, 0, N)
-            out, counter = self._forward_ws(ws, x, training, seed, counter)
-            J = self._data_loss(out, t, ws.gout if grad else None)
-            if count:
-                correct = self._count_correct(ws, out, t)
-            if grad:
-                self._backward_ws(ws, training)
-            return J, correct, counter
+            J, correct = self._chunk_loss_grad(X, T, 0, N, training, grad, stream, count, grads)
+            return J, correct, stream.counter
         J = 0.0
+        correct = 0
         if grad:
             if acc is None:
                 acc = np.zeros_like(self._params)
@@ -396,33 +432,52 @@ class Network:
                 acc.fill(0.0)
         for s in range(0, N, cr):
             e = min(s + cr, N)
-            n = e - s
-            ws = self._workspace(n)
-            x = self._input_chunk(ws, X, s, e)
-            t = self._target_chunk(ws, T, s, e)
-            out, counter = self._forward_ws(ws, x, training, seed, counter)
-            w = n / N
-            J += w * self._data_loss(out, t, ws.gout if grad else None)
-            if count:
-                correct += self._count_correct(ws, out, t)
+            w = (e - s) / N
+            Jc, c = self._chunk_loss_grad(X, T, s, e, training, grad, stream, count, grads)
+            J += w * Jc
+            correct += c
             if grad:
-                self._backward_ws(ws, training)
-                self._grads *= w
-                acc += self._grads
+                grads *= w
+                acc += grads
         if grad:
-            np.copyto(self._grads, acc)
-        return J, correct, counter
+            np.copyto(grads, acc)
+        return J, correct, stream.counter
 
-    def _penalty(self, grad):
-        """Regularisation penalty; with ``grad`` its gradient is added to ``grads``."""
+    def _chunk_loss_grad(self, X, T, s, e, training, grad, stream, count, grads):
+        """``(loss, n_correct)`` of rows ``s:e``; with ``grad`` their gradient into ``grads``."""
+        ws = self._workspace(e - s)
+        x = self._input_chunk(ws, X, s, e)
+        t = self._target_chunk(ws, T, s, e)
+        out = self._forward_ws(ws, x, training, stream)
+        J = self._data_loss(out, t, ws.gout if grad else None)
+        correct = self._count_correct(ws, out, t) if count else 0
+        if grad:
+            self._backward_ws(ws, training, grads)
+        return J, correct
+
+    def _penalty(self, grad, grads=None):
+        """Regularisation penalty; with ``grad`` its gradient is added to ``grads``
+        (default the network's own)."""
         reg = self.regularizer
         if reg is None or (reg.l1 == 0.0 and reg.l2 == 0.0):
             return 0.0
+        if grad and grads is None:
+            grads = self._grads
         return _backend.current().regularize(
-            self._params, self._grads if grad else None, self._segments, reg.l1, reg.l2)
+            self._params, grads if grad else None, self._segments, reg.l1, reg.l2)
 
     def _outputs(self, X, training=False):
         """Raw outputs for a validated X, evaluated in chunks (a new array)."""
+        if training:
+            # The network's own dropout stream: one pass at a time takes masks from it.
+            with self._stream_lock:
+                stream = DropoutStream(self._drop_seed, self._drop_counter)
+                result = self._outputs_with(X, True, stream)
+                self._drop_counter = stream.counter
+            return result
+        return self._outputs_with(X, False, None)
+
+    def _outputs_with(self, X, training, stream):
         N = X.shape[0]
         result = np.empty((N, self.n_out), self.dtype)
         cr = self._chunk_rows
@@ -430,9 +485,7 @@ class Network:
             e = min(s + cr, N)
             ws = self._workspace(e - s)
             x = self._input_chunk(ws, X, s, e)
-            out, self._drop_counter = self._forward_ws(
-                ws, x, training, self._drop_seed, self._drop_counter)
-            result[s:e] = out
+            result[s:e] = self._forward_ws(ws, x, training, stream)
         return result
 
     def _accuracy(self, X, T):
@@ -555,7 +608,9 @@ class Network:
         loss : float
             The value :meth:`loss` returns.
         gradient : ndarray, shape (n_params,)
-            A copy of the flat gradient (the layout of ``params``).
+            The flat gradient (the layout of ``params``), a new array; it is
+            also copied into ``net.grads`` (except while another thread fits
+            the network). Safe to call from several threads at once.
 
         Raises
         ------
@@ -564,9 +619,15 @@ class Network:
         """
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
-        J, _, _ = self._loss_grad(X, T, grad=True)
-        J += self._penalty(True)
-        return float(J), self._grads.copy()
+        # The gradient goes into a buffer of this call (threads never share
+        # one), then whole into net.grads, unless a fit owns net.grads now.
+        grads = np.zeros_like(self._params)
+        J, _, _ = self._loss_grad(X, T, grad=True, grads=grads)
+        J += self._penalty(True, grads)
+        if not self._fit_lock.locked():
+            with self._grads_lock:
+                np.copyto(self._grads, grads)
+        return float(J), grads
 
     def fit(self, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
             validation_data=None, validation_split=0.0, validation_shuffle=False,
@@ -636,16 +697,25 @@ class Network:
         KeyboardInterrupt
             Re-raised after restoring the last completed step; the history so
             far is in ``net.history_`` (``stop_reason="interrupted"``).
+        RuntimeError
+            Another thread is fitting this network.
 
         See Also
         --------
         nncore.training.fit : the same, as a function of the network.
         """
         from .training import fit
-        return fit(self, X, y, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-                   shuffle=shuffle, validation_data=validation_data,
-                   validation_split=validation_split, validation_shuffle=validation_shuffle,
-                   callbacks=callbacks, augment=augment, progress=progress, seed=seed)
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError("this network is being fitted by another thread; fit a copy "
+                               "(net.copy()) to train in parallel")
+        try:
+            return fit(self, X, y, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
+                       shuffle=shuffle, validation_data=validation_data,
+                       validation_split=validation_split,
+                       validation_shuffle=validation_shuffle, callbacks=callbacks,
+                       augment=augment, progress=progress, seed=seed)
+        finally:
+            self._fit_lock.release()
 
     def evaluate(self, X, y):
         """The loss and metrics on ``(X, y)``, dropout off (as ``fit`` logs them).
@@ -774,7 +844,7 @@ class Network:
         lines = []
         for i, layer in enumerate(self.layers):
             desc = f"({i}): {layer!r}"
-            count = f"{layer.n_params:,} params" if isinstance(layer, Dense) else ""
+            count = f"{layer.n_params:,} params" if layer.n_params else ""
             lines.append((desc, count))
         return lines
 
@@ -796,14 +866,9 @@ class Network:
         rows = [("Layer", "Output", "Params")]
         width = self.n_in
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                width = layer.n_out
-                extra = f" {layer.activation}"
-            else:
-                extra = ""
-            rows.append((f"{i}: {type(layer).__name__}{extra}" +
-                         (f"({layer.rate:g})" if isinstance(layer, Dropout) else ""),
-                         f"(None, {width})", f"{layer.n_params:,}"))
+            width = layer.output_width(width)
+            rows.append((f"{i}: {layer.summary_label()}", f"(None, {width})",
+                         f"{layer.n_params:,}"))
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
         w2 = max(len(r[2]) for r in rows)

@@ -342,21 +342,14 @@ def _use_epoch_loop(net, opt, B, n, augment, callbacks):
     from .optim import _first_order as F
     return (_EPOCH_LOOP and B < n and augment is None and B <= net._chunk_rows
             and type(opt) in (F.SGD, F.Adagrad, F.RMSprop, F.Adam, F.AdamW)
+            and _loop_layers(net) is not None
             and not any(_wants_batches(cb) for cb in callbacks))
 
 
 def _loop_layers(net):
-    """The network as ``train_epoch`` layer tuples (dropout with rate 0 is the identity)."""
-    from .network import Dense
-    specs = []
-    width = net.n_in
-    for layer in net.layers:
-        if isinstance(layer, Dense):
-            specs.append(("dense", layer.n_in, layer.n_out, layer._act, layer._offset))
-            width = layer.n_out
-        elif layer.rate > 0.0:
-            specs.append(("dropout", width, layer.rate))
-    return specs
+    """The network as ``train_epoch`` layer tuples (each layer describes itself),
+    or ``None`` when a layer runs on the per-step path only."""
+    return net._loop_layers()
 
 
 def _loop_optimizer(opt, params, grads, lr):
