@@ -61,15 +61,23 @@ _WS_CACHE = 8
 _NOT_LOGITS = ("sigmoid", "tanh", "relu")
 
 
-def _check_logit_output(loss, last_dense):
-    """Raise if the last Dense layer's activation makes non-logits for a cross-entropy."""
-    i, layer = last_dense
-    if loss in ("cross_entropy", "binary_cross_entropy") and layer.activation in _NOT_LOGITS:
+def _check_logit_output(loss, layers):
+    """Raise if the output layer's activation makes non-logits for a cross-entropy."""
+    if loss not in ("cross_entropy", "binary_cross_entropy"):
+        return
+    # The outputs come from the last layer with parameters (a Dropout after
+    # it is the identity at inference).
+    learned = [(i, layer) for i, layer in enumerate(layers) if layer.n_params]
+    if not learned:
+        return
+    i, layer = learned[-1]
+    if getattr(layer, "activation", None) in _NOT_LOGITS:
         squash = "softmax" if loss == "cross_entropy" else "sigmoid"
         raise ValueError(
             f"loss={loss!r} takes logits, but the last layer (layer {i}, {layer!r}) applies "
             f"{layer.activation!r}; use a linear last layer (activation='linear', the default): "
             f"the loss applies the {squash} itself and predict_proba returns the probabilities")
+
 
 # --------------------------------------------------------------------------- network
 
@@ -164,7 +172,7 @@ class Network:
         if loss == "cross_entropy" and n_out < 2:
             raise ValueError("loss='cross_entropy' needs at least 2 outputs (softmax over classes); "
                              "use 'binary_cross_entropy' for a single output")
-        _check_logit_output(loss, dense[-1])
+        _check_logit_output(loss, layers)
         if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise InvalidParameterError(f"regularizer must be None, nc.L1, nc.L2 or nc.ElasticNet, "
                             f"got {regularizer!r}")
