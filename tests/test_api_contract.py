@@ -703,9 +703,11 @@ def test_divergence_error_keeps_last_finite_params(be):
                 callbacks=[Snap()], progress=False)
     assert isinstance(info.value, RuntimeError)
     assert np.all(np.isfinite(net.params))
-    # The failing step's loss was evaluated at the last accepted parameters,
-    # so those are what the network holds.
-    assert snapshots and np.array_equal(net.params, snapshots[-1])
+    # API.md: the network is left at the parameters of the last step whose
+    # loss was finite, the point that loss was computed at: from before the
+    # last completed update (the failing step's loss was computed after it).
+    assert len(snapshots) >= 2 and np.array_equal(net.params, snapshots[-2])
+    assert np.isfinite(net.loss(X, y))
 
 
 # ------------------------------------------------------------ gradcheck
@@ -918,7 +920,7 @@ def test_divergence_replay_without_callbacks(be):
     with pytest.raises(nc.DivergenceError):
         net.fit(X, y, optimizer=nc.optim.SGD(lr=lr), batch_size=B, epochs=50, shuffle=False,
                 progress=False)
-    w = ref.params.copy()
+    w = w_before = ref.params.copy()
     with np.errstate(all="ignore"):
         for _ in range(50 * 5):
             done = False
@@ -928,11 +930,12 @@ def test_divergence_replay_without_callbacks(be):
                 if not np.isfinite(J):
                     done = True
                     break
-                w = w - lr * g
+                w_before, w = w, w - lr * g
             if done:
                 break
     assert done
-    np.testing.assert_allclose(net.params, w, rtol=1e-9)
+    # the point where the last finite loss was computed (API.md)
+    np.testing.assert_allclose(net.params, w_before, rtol=1e-9)
     assert np.all(np.isfinite(net.params))
 
 

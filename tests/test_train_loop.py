@@ -1,11 +1,13 @@
 """The compiled epoch loop (backend.train_epoch) against the Python-orchestrated path.
 
-Truth here is the per-step path: ``nncore.backend._epoch.reference_epoch`` over
-the compiled kernels (the exact sequence of calls ``fit`` makes per step) and
-``fit`` itself with the epoch loop switched off. The compiled loop must give
-*bit-identical* parameters, optimizer state, dropout counter and losses, for
-every optimizer x batch mode x dtype x dropout x clipping x regulariser; the
-NumPy twin must agree to rounding. Also: divergence mid-epoch, Ctrl-C between
+Truth here is the Python step loop: ``nncore.backend._epoch.reference_epoch``
+(``step_loop`` over the compiled kernels with the optimizer's own ``step``, the
+exact sequence of calls ``fit`` makes per step) and ``fit`` itself with the
+epoch loop switched off. The compiled loop, running the optimizer's lowering
+(``fused_update``), must give *bit-identical* parameters, optimizer state,
+dropout counter and losses, for every optimizer x batch mode x dtype x dropout
+x clipping x regulariser; the step loop over the NumPy backend must agree to
+rounding. Also: divergence mid-epoch, Ctrl-C between
 chunks and epochs, and fit's memory on top of the training set.
 """
 
@@ -35,22 +37,23 @@ def _compiled():
 
 # --------------------------------------------------------------------------- backend level
 
+# optimizer factories: clip_norm -> optimizer
+O = nc.optim
 OPTS = {
-    "sgd": {"name": "sgd", "lr": 0.05},
-    "sgd_wd": {"name": "sgd", "lr": 0.05, "weight_decay": 0.1},
-    "momentum": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "dampening": 0.2},
-    "nesterov": {"name": "sgd", "lr": 0.05, "momentum": 0.8, "nesterov": True},
-    "adagrad": {"name": "adagrad", "lr": 0.1, "lr_decay": 0.01, "eps": 1e-10},
-    "adagrad_in_wd": {"name": "adagrad", "lr": 0.1, "eps_inside_sqrt": True, "eps": 1e-6,
-                      "weight_decay": 0.01},
-    "rmsprop": {"name": "rmsprop", "lr": 0.01, "alpha": 0.9},
-    "rmsprop_in": {"name": "rmsprop", "lr": 0.01, "eps_inside_sqrt": True},
-    "adam": {"name": "adam", "lr": 0.01},
-    "adam_in_wd": {"name": "adam", "lr": 0.01, "eps_inside_sqrt": True, "weight_decay": 0.05},
-    "adam_b1small": {"name": "adam", "lr": 0.01, "betas": (0.3, 0.99)},
-    "adamw": {"name": "adam", "lr": 0.01, "decoupled_weight_decay": 0.1},
+    "sgd": lambda c: O.SGD(0.05, clip_norm=c),
+    "sgd_wd": lambda c: O.SGD(0.05, weight_decay=0.1, clip_norm=c),
+    "momentum": lambda c: O.SGD(0.05, momentum=0.9, dampening=0.2, clip_norm=c),
+    "nesterov": lambda c: O.SGD(0.05, momentum=0.8, nesterov=True, clip_norm=c),
+    "adagrad": lambda c: O.Adagrad(0.1, lr_decay=0.01, eps=1e-10, clip_norm=c),
+    "adagrad_in_wd": lambda c: O.Adagrad(0.1, eps_inside_sqrt=True, eps=1e-6, weight_decay=0.01,
+                                         clip_norm=c),
+    "rmsprop": lambda c: O.RMSprop(0.01, alpha=0.9, clip_norm=c),
+    "rmsprop_in": lambda c: O.RMSprop(0.01, eps_inside_sqrt=True, clip_norm=c),
+    "adam": lambda c: O.Adam(0.01, clip_norm=c),
+    "adam_in_wd": lambda c: O.Adam(0.01, eps_inside_sqrt=True, weight_decay=0.05, clip_norm=c),
+    "adam_b1small": lambda c: O.Adam(0.01, betas=(0.3, 0.99), clip_norm=c),
+    "adamw": lambda c: O.AdamW(0.01, weight_decay=0.1, clip_norm=c),
 }
-N_BUF = {"sgd": None, "adagrad": 1, "rmsprop": 1, "adam": 2}
 
 # (n, batch, stop-or-None, loss, layers, reg): batch 1, k, last batch smaller, one batch
 ACTS = [0, 1, 2, 3, 4]
@@ -105,14 +108,15 @@ def _problem(case, dtype, xdtype, seed=0):
 
 
 def _run(fn, prob, opt, clip, seed=7, chunks=None, be=None, state=None):
+    """``fn`` is the compiled ``train_epoch`` (given the optimizer's lowering) or, with
+    ``be``, ``reference_epoch`` over backend ``be`` (given the optimizer itself)."""
     X, T, order, batch, stop, params0, layers, loss, segs, l1, l2 = prob
     params = params0.copy()
     grads = np.zeros_like(params)
-    spec = dict(opt)
-    nb = N_BUF[spec["name"]] if N_BUF[spec["name"]] is not None else int(spec.get("momentum", 0) != 0)
-    bufs = tuple(np.full_like(params, 0.0) for _ in range(nb))
-    spec["buffers"] = bufs
-    spec["clip_norm"] = clip
+    optimizer = opt(clip)
+    spec = optimizer.fused_update(params) if be is None else optimizer
+    optimizer.init(params)
+    bufs = tuple(optimizer.state[name] for name in optimizer._buffers)
     st = state if state is not None else E.new_state(opt_step=0, counter=5, count=True)
     ws = {}
     stops = chunks or [stop]
@@ -123,6 +127,16 @@ def _run(fn, prob, opt, clip, seed=7, chunks=None, be=None, state=None):
         else:
             fn(be, *args)
     return params, grads, bufs, st, ws
+
+
+def _numpy_twin(prob, opt, clip, **kw):
+    """reference_epoch over the NumPy backend (the optimizer steps on it too)."""
+    old = B.get_backend()
+    B.set_backend("numpy")
+    try:
+        return _run(E.reference_epoch, prob, opt, clip, be=R, **kw)
+    finally:
+        B.set_backend(old)
 
 
 def _assert_same(a, b):
@@ -150,8 +164,8 @@ def test_compiled_loop_bitwise_equals_reference(dtype, opt, clip):
             st = got[3]
             assert st["step"] == prob[4] and st["opt_step"] == prob[4] and not st["diverged"]
             assert (st["grad_norm"] is not None) == (clip is not None)
-            # and the NumPy twin agrees to rounding
-            twin = _run(R.train_epoch, prob, OPTS[opt], clip)
+            # and the step loop over the NumPy backend agrees to rounding
+            twin = _numpy_twin(prob, OPTS[opt], clip)
             tol = 1e-10 if dtype == "float64" else 2e-4
             np.testing.assert_allclose(twin[0], got[0], rtol=tol, atol=tol)
             assert twin[3]["counter"] == st["counter"] and twin[3]["correct"] == st["correct"]
@@ -171,7 +185,8 @@ def test_state_and_validation():
     C = _compiled()
     prob = _problem(CASES[1], "float64", "float64")
     X, T, order, batch, stop, params, layers, loss, segs, l1, l2 = prob
-    spec = {"name": "adam", "lr": 0.01, "buffers": (np.zeros_like(params), np.zeros_like(params))}
+    spec = E.FusedUpdate("adam", nc.optim.Adam(0.01).fused_update(params).hyper,
+                         (np.zeros_like(params), np.zeros_like(params)))
     good = dict(X=X, T=T, order=order, batch_size=batch, stop=stop, params=params.copy(),
                 grads=np.zeros_like(params), layers=layers, loss=loss, segments=segs, l1=l1,
                 l2=l2, optimizer=spec, drop_seed=1, state=E.new_state(), workspace={})
@@ -183,22 +198,28 @@ def test_state_and_validation():
         ("layers", [("dense", 3, 5, 1, 10**6)], ValueError),
         ("layers", [("conv", 3)], ValueError),
         ("layers", [("dense", 4, 5, 1, 0)], ValueError),
-        ("optimizer", dict(spec, name="lion"), ValueError),
-        ("optimizer", dict(spec, buffers=()), ValueError),
-        ("optimizer", dict(spec, buffers=(params, params)), ValueError),
+        ("optimizer", spec._replace(kind="lion"), ValueError),
+        ("optimizer", spec._replace(buffers=()), ValueError),
+        ("optimizer", spec._replace(buffers=(params, params)), ValueError),
+        ("optimizer", spec._replace(hyper=dict(spec.hyper, momentum=0.9)), ValueError),
+        ("optimizer", {"name": "adam", "lr": 0.01}, TypeError),
         ("state", {"step": 0}, ValueError),
         ("grads", np.zeros(3), ValueError),
         ("params", params.astype(np.float32), TypeError),
         ("batch_size", 0, ValueError),
         ("loss", "hinge", ValueError),
     ]
-    for be in (C, R):
+    # the compiled loop, and the step loop over the NumPy backend (given an optimizer)
+    reference = lambda optimizer, **kw: E.reference_epoch(R, optimizer=nc.optim.Adam(0.01), **kw)
+    for train_epoch in (C.train_epoch, reference):
         for key, value, exc in bad:
+            if train_epoch is reference and key == "optimizer":
+                continue
             args = dict(good, params=good["params"].copy(), state=E.new_state())
             before = args["params"].copy()
             args[key] = value
             with pytest.raises(exc):
-                be.train_epoch(**args)
+                train_epoch(**args)
             if key != "params":
                 np.testing.assert_array_equal(args["params"], before)
             if key != "state":
@@ -216,15 +237,21 @@ def test_divergence_mid_epoch_stops_before_the_step():
     layers = [("dense", 3, 8, 1, 0), ("dense", 8, 1, 0, 32)]
     segs = np.array([[0, 24], [32, 40]], np.int64)
     p0 = rng.normal(size=41) * 0.5
-    spec = {"name": "sgd", "lr": 1.0}
     outs = []
-    for fn, be in ((C.train_epoch, None), (E.reference_epoch, C), (R.train_epoch, None)):
+    for fn, be in ((C.train_epoch, None), (E.reference_epoch, C), (E.reference_epoch, R)):
         params, grads = p0.copy(), np.zeros(41)
         st, ws = E.new_state(), {}
+        opt = nc.optim.SGD(1.0)
+        spec = opt.fused_update(params) if be is None else opt
         args = (X, T, np.arange(n), 4, 10, params, grads, layers, "mse", segs, 0.0, 0.0,
                 spec, 0, st, ws)
-        with np.errstate(over="ignore", invalid="ignore"):
-            fn(*args) if be is None else fn(be, *args)
+        old = B.get_backend()
+        B.set_backend("numpy" if be is R else "cython")
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                fn(*args) if be is None else fn(be, *args)
+        finally:
+            B.set_backend(old)
         outs.append((params, st, ws))
     params, st, ws = outs[0]
     assert st["diverged"] and 0 < st["step"] < 10 and not math.isfinite(st["loss"])
@@ -374,6 +401,8 @@ def test_ctrl_c_between_chunks_keeps_a_completed_step(monkeypatch, backend):
     rng = np.random.default_rng(4)
     X = rng.normal(size=(40, 4))
     y = rng.integers(0, 3, 40)
+    if not backend.FUSED_LOOP:
+        pytest.skip("the NumPy backend has no compiled epoch loop to interrupt")
     monkeypatch.setattr(training, "_CHUNK_WORK", 1)        # 16 steps per chunk
     real = backend.train_epoch
     n_calls = []
@@ -622,3 +651,163 @@ def test_shared_blas_pool_serves_scipy_after_fit(shared_pool):
     C = blas.dgemm(1.0, A, B)       # BLAS is on 2 threads (set_num_threads caps every pool)
     assert K._blas_shared_pool_calls() - calls > 0
     np.testing.assert_allclose(C, A @ B, rtol=1e-12, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- divergence on the last step
+
+def _overflow_data(n=64):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 4)) * 5, rng.normal(size=n) * 10
+
+
+def _overflow_net(dtype="float32"):
+    return nc.Network([nc.Dense(4, 16, "relu"), nc.Dense(16, 1)], seed=0, dtype=dtype)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("loop", [True, False])
+@pytest.mark.parametrize("batch_size", [16, 64, "full"])
+def test_update_overflow_raises_and_keeps_the_finite_point(monkeypatch, backend, loop,
+                                                           batch_size):
+    """SGD(lr=1e38) in float32: the first update makes parameters inf/NaN. With one
+    step per epoch (64 rows, batch 64 or 'full') that is the last step, which
+    fit used to return from normally; now it raises and puts back the
+    parameters the step's (finite) loss was computed at, here the initial ones."""
+    monkeypatch.setattr(training, "_EPOCH_LOOP", loop)
+    X, y = _overflow_data()
+    net = _overflow_net()
+    start = net.params.copy()
+    assert np.isfinite(net.loss(X, y[:, None]))
+    with pytest.raises(nc.DivergenceError) as info:
+        net.fit(X, y, optimizer=nc.optim.SGD(lr=1e38), batch_size=batch_size, epochs=1,
+                progress=False, seed=0)
+    assert (info.value.epoch, info.value.step) == (0, 0) and math.isnan(info.value.loss)
+    np.testing.assert_array_equal(net.params, start)
+    assert np.isfinite(net.loss(X, y[:, None]))
+
+
+def _last_batch_overflow(dtype):
+    """Data where every batch of 16 (shuffle off) but the last has an exactly zero
+    gradient (targets = the network's own outputs), so SGD(lr=1e38) changes
+    nothing until the last step of the epoch, whose update overflows."""
+    X, y = _overflow_data()
+    net = _overflow_net(dtype)
+    y = y.copy()
+    for s in range(0, 48, 16):
+        y[s:s + 16] = net.forward(X[s:s + 16]).ravel()
+    return X, y, net
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("loop", [True, False])
+def test_overflow_on_the_last_minibatch_step(monkeypatch, backend, loop):
+    """Also through the compiled mini-batch loop: the parameters are checked after
+    every step, the last one included."""
+    monkeypatch.setattr(training, "_EPOCH_LOOP", loop)
+    X, y, net = _last_batch_overflow("float32")
+    start = net.params.copy()
+    with pytest.raises(nc.DivergenceError) as info:
+        net.fit(X, y, optimizer=nc.optim.SGD(lr=1e38), batch_size=16, epochs=1,
+                shuffle=False, progress=False)
+    assert (info.value.epoch, info.value.step) == (0, 3)
+    np.testing.assert_array_equal(net.params, start)     # three zero-gradient steps before
+    assert np.isfinite(net.loss(X, y[:, None]))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_loss_overflow_keeps_the_point_of_the_last_finite_loss(monkeypatch, backend):
+    """float64: the loss overflows a few steps in (parameters stay finite). The
+    network is left where the last finite loss was computed, one update before
+    the step whose loss overflowed, so the whole-set loss is finite there; both
+    paths agree bit for bit."""
+    X, y = _overflow_data()
+    results = []
+    for loop in (True, False):
+        monkeypatch.setattr(training, "_EPOCH_LOOP", loop)
+        net = _overflow_net("float64")
+        snapshots = [net.params.copy()]
+        with pytest.raises(nc.DivergenceError) as info:
+            net.fit(X, y, optimizer=nc.optim.SGD(lr=1e38), batch_size=16, epochs=1,
+                    shuffle=False, progress=False)
+        k = info.value.step
+        assert k >= 1 and not math.isfinite(info.value.loss)
+        # replay by hand: the loss of batch k is computed after k updates
+        ref = _overflow_net("float64")
+        w = ref.params.copy()
+        for s in range(0, 16 * (k - 1), 16):
+            ref.params[:] = w
+            _, g = ref.loss_and_gradient(X[s:s + 16], y[s:s + 16, None])
+            w = w - 1e38 * g
+        np.testing.assert_allclose(net.params, w, rtol=1e-12)
+        assert np.isfinite(net.loss(X, y[:, None]))
+        results.append(net.params.copy())
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_sklearn_regressor_float32_divergence_raises():
+    pytest.importorskip("sklearn")
+    from nncore.sklearn import MLPRegressor
+    X, y = _overflow_data()
+    est = MLPRegressor((16,), optimizer="sgd", learning_rate=1e38, batch_size=64, epochs=1,
+                       dtype="float32", random_state=0)
+    with pytest.raises(nc.DivergenceError):
+        est.fit(X, y)
+
+
+# --------------------------------------------------------------------------- lowering
+
+def test_builtin_optimizers_describe_their_loop_rule():
+    params = np.zeros(6)
+    for make in OPTS.values():
+        opt = make(None)
+        update = opt.fused_update(params)
+        assert isinstance(update, E.FusedUpdate) and update.hyper["lr"] == opt.current_lr
+        assert [b is opt.state[name] for b, name in zip(update.buffers, opt._buffers)] \
+            == [True] * len(opt._buffers)
+
+
+def _spy_train_epoch(monkeypatch):
+    calls = []
+    C = _compiled()
+    real = C.train_epoch
+    monkeypatch.setattr(C, "train_epoch", lambda *a: (calls.append(1), real(*a)))
+    return calls
+
+
+def test_subclass_overriding_update_runs_its_own_rule(monkeypatch):
+    """A subclass that changes the rule (_update) runs on the per-step path by
+    itself: its result is SGD at twice the rate, not its parent's compiled rule."""
+    calls = _spy_train_epoch(monkeypatch)
+
+    class DoubleRateSGD(nc.optim.SGD):
+        def _update(self, params, grads, lr, gscale):
+            super()._update(params, grads, 2 * lr, gscale)
+
+    X, y = np.random.default_rng(0).normal(size=(20, 4)), np.arange(20) % 3
+    assert DoubleRateSGD(0.05).fused_update(np.zeros(3)) is None
+    net, ref = _clf("float64"), _clf("float64")
+    net.fit(X, y, optimizer=DoubleRateSGD(0.05), batch_size=4, epochs=2, progress=False, seed=1)
+    assert calls == []
+    ref.fit(X, y, optimizer=nc.optim.SGD(0.1), batch_size=4, epochs=2, progress=False, seed=1)
+    assert calls != []                                    # the plain SGD used the loop
+    np.testing.assert_array_equal(net.params, ref.params)
+
+
+def test_subclass_overriding_step_runs_per_step(monkeypatch):
+    calls = _spy_train_epoch(monkeypatch)
+
+    class CountingAdam(nc.optim.Adam):
+        steps = 0
+
+        def step(self, params, grads):
+            self.steps += 1
+            super().step(params, grads)
+
+    X, y = np.random.default_rng(1).normal(size=(20, 4)), np.arange(20) % 3
+    net, ref = _clf(), _clf()
+    opt = CountingAdam(0.01)
+    net.fit(X, y, optimizer=opt, batch_size=4, epochs=3, progress=False, seed=2)
+    assert calls == [] and opt.steps == 15 == opt.iterations
+    ref.fit(X, y, optimizer=nc.optim.Adam(0.01), batch_size=4, epochs=3, progress=False, seed=2)
+    np.testing.assert_array_equal(net.params, ref.params)

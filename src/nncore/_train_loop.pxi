@@ -300,6 +300,20 @@ cdef enum:
     TL_RMSPROP = 2
     TL_ADAM = 3
 
+# The optimizers this loop runs, by the ``kind`` of their lowering
+# (nncore.optim.Optimizer.fused_update): kind -> (code, the hyper-parameters
+# train_epoch_loop reads by name, the numbers of state buffers it accepts).
+LOOP_OPTIMIZERS = {
+    "sgd": (TL_SGD, ("lr", "clip_norm", "weight_decay", "momentum", "dampening", "nesterov"),
+            (0, 1)),
+    "adagrad": (TL_ADAGRAD, ("lr", "clip_norm", "weight_decay", "eps", "lr_decay",
+                             "eps_inside_sqrt"), (1,)),
+    "rmsprop": (TL_RMSPROP, ("lr", "clip_norm", "weight_decay", "alpha", "eps",
+                             "eps_inside_sqrt"), (1,)),
+    "adam": (TL_ADAM, ("lr", "clip_norm", "weight_decay", "beta1", "beta2", "eps",
+                       "eps_inside_sqrt", "decoupled_weight_decay"), (2,)),
+}
+
 # Flat loops inside the epoch loop use OpenMP only from this many elements on.
 cdef Py_ssize_t TL_PAR_MIN = 1 << 22
 # ... and from this many when BLAS runs its jobs on the same OpenMP team.
@@ -542,6 +556,16 @@ cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floa
                            gscale, kmax, kvmax, pthr)
 
 
+cdef bint _tl_all_finite(const floating* p, Py_ssize_t n) noexcept nogil:
+    """No inf or NaN in p[0:n]: x - x is exactly 0 for finite x, NaN otherwise. One
+    pass without an early exit, so it vectorises (a small cost next to a step)."""
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    for i in range(n):
+        bad |= (p[i] - p[i]) != 0
+    return bad == 0
+
+
 cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] grads,
                      floating[::1] buf1, floating[::1] buf2, floating[::1] scratch,
                      floating[::1] gv, floating* bk) noexcept nogil:
@@ -689,6 +713,12 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
             _tl_update(o, st, params, grads, buf1, buf2, scratch, scratch, &backup[0])
         else:
             _tl_update(o, st, params, grads, buf1, buf2, scratch, grads, &backup[0])
+        if not _tl_all_finite(P, params.shape[0]):
+            # The update overflowed (or the gradient was not finite): stop at this
+            # step; the backup holds the parameters its finite loss was computed at.
+            st.diverged = True
+            st.step = j
+            return
         st.loss_sum += lossv
         st.correct += c
         st.step = j + 1
@@ -698,7 +728,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                      Py_ssize_t batch_size, Py_ssize_t stop,
                      floating[::1] params, floating[::1] grads, list ops, int loss,
                      const int64_t[:, ::1] segments, double l1, double l2,
-                     int opt_kind, tuple hyper, floating[::1] buf1, floating[::1] buf2,
+                     int opt_kind, dict hyper, tuple opt_buffers,
                      floating[::1] scratch, floating[::1] backup, floating[:, ::1] xbuf,
                      floating[:, ::1] tbuf, int64_t[::1] lbuf, floating[:, ::1] logits,
                      floating[:, ::1] gout, uint64_t seed, dict state):
@@ -706,9 +736,10 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
 
     Called only by nncore.backend._cython.train_epoch after
     nncore.backend._epoch.check_train_epoch. ``ops``: one tuple per active
-    layer ``(kind, n_in, n_out, act, w_off, rate, out, mask, dx)``; ``hyper``:
-    ``(lr, clip, wd, momentum, dampening, nesterov, eps, lr_decay, inside,
-    alpha, beta1, beta2, decoupled)``. ``state`` is updated in place.
+    layer ``(kind, n_in, n_out, act, w_off, rate, out, mask, dx)``; ``opt_kind``
+    a code of LOOP_OPTIMIZERS, ``hyper`` the hyper-parameters it names (by
+    name; clip_norm 0 = no clipping), ``opt_buffers`` the optimizer's state
+    arrays. ``state`` is updated in place.
     """
     global _par_min, _tl_depth, _tl_saved_par_min, _blas_pool_installed
     cdef TLLayer* L
@@ -723,6 +754,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     cdef const int64_t* labels = NULL
     cdef const void* tp = NULL
     cdef floating[:, ::1] mv
+    cdef floating[::1] buf1, buf2
     cdef bint t_double = False
     cdef bint has_reg = l1 != 0.0 or l2 != 0.0
     cdef bint count = bool(state["count"])
@@ -736,20 +768,24 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     else:
         t32 = T
         tp = &t32[0, 0]
-    o.lr = hyper[0]
-    o.clip = hyper[1]
-    o.wd = hyper[2]
-    o.momentum = hyper[3]
-    o.dampening = hyper[4]
-    o.nesterov = hyper[5]
-    o.eps = hyper[6]
-    o.lr_decay = hyper[7]
-    o.inside = hyper[8]
-    o.alpha = hyper[9]
-    o.beta1 = hyper[10]
-    o.beta2 = hyper[11]
-    o.decoupled = hyper[12]
+    # Hyper-parameters by name; those the optimizer's kind does not read stay 0.
     o.kind = opt_kind
+    o.lr = hyper["lr"]
+    o.clip = hyper["clip_norm"]
+    o.wd = hyper["weight_decay"]
+    o.momentum = hyper.get("momentum", 0.0)
+    o.dampening = hyper.get("dampening", 0.0)
+    o.nesterov = hyper.get("nesterov", False)
+    o.eps = hyper.get("eps", 0.0)
+    o.lr_decay = hyper.get("lr_decay", 0.0)
+    o.inside = hyper.get("eps_inside_sqrt", False)
+    o.alpha = hyper.get("alpha", 0.0)
+    o.beta1 = hyper.get("beta1", 0.0)
+    o.beta2 = hyper.get("beta2", 0.0)
+    o.decoupled = hyper.get("decoupled_weight_decay", 0.0)
+    # Unused buffer slots hold params: never touched by the kinds that do not read them.
+    buf1 = opt_buffers[0] if len(opt_buffers) > 0 else params
+    buf2 = opt_buffers[1] if len(opt_buffers) > 1 else params
     st.step = state["step"]
     st.opt_step = state["opt_step"]
     st.counter = state["counter"] % (1 << 64)

@@ -13,18 +13,23 @@ Design
   preallocated batch buffer (``gather_rows`` also converts float64 input to a
   float32 network), so the data set is never copied per epoch; the epoch's
   order is a permutation array shuffled in place.
-* Before every optimizer step the parameters are copied to a backup buffer:
-  a step interrupted by Ctrl-C, or one that produced non-finite parameters,
-  can be undone, so the network always holds the result of its last
-  completed, finite step.
-* Whole epochs run in the backend (``backend.train_epoch``: one ``nogil``
-  compiled loop per chunk of ~0.1 s of work, or its Python-orchestrated NumPy
-  twin) whenever nothing needs Python per step: mini-batches, no augment, no
-  callback with an ``on_batch_end``, and one of nncore's first-order
-  optimizers. It makes the same kernel calls as the per-step path below, so
-  results are bit-identical; callbacks and the progress bar run between
-  epochs, and Ctrl-C lands between chunks with the optimizer's step count and
-  the dropout counter in step with the parameters.
+* An epoch of a first-order optimizer runs in one of two loops over the same
+  step (see ``nncore.backend._epoch``): the Python step loop
+  (``step_loop``: ``Network._loss_grad`` + ``_penalty``, the optimizer's
+  ``step``, augmentation and ``on_batch_end`` callbacks), or the backend's
+  compiled loop (``train_epoch``: one ``nogil`` call per chunk of ~0.1 s of
+  work) when nothing needs Python per step: the compiled backend,
+  mini-batches, no augment, no callback with an ``on_batch_end``, and an
+  optimizer that describes its rule to the loop (``fused_update`` not None;
+  a subclass that changes the step does not). Results are bit-identical;
+  callbacks and the progress bar run between epochs, and Ctrl-C lands between
+  chunks with the optimizer's step count and the dropout counter in step with
+  the parameters.
+* Before every update the parameters are copied to a backup buffer, and
+  after it they are checked: on a loss that is not finite, or an update that
+  made the parameters inf/NaN (the last step of the fit included), the
+  network gets back the parameters the last finite loss was computed at and
+  ``DivergenceError`` is raised. Ctrl-C during an update undoes it.
 * Full-batch optimizers see a float64 function ``fun(x) -> (f, g)`` over the
   whole training set (``iterate`` interface); an epoch is one iteration.
 """
@@ -39,6 +44,7 @@ import time
 import numpy as np
 
 from . import backend as _backend
+from .backend import _epoch
 from .errors import DivergenceError, InvalidParameterError
 from .evaluation import metrics, split_rows
 
@@ -235,7 +241,10 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
     ValueError, TypeError
         Bad arguments or data (nothing is changed).
     nncore.DivergenceError
-        The loss became NaN/inf; the network keeps its last finite parameters.
+        A step's loss, or the parameters an update made, became NaN/inf (the
+        error's ``loss`` is then NaN), the last step included. The network
+        keeps the parameters of the last step whose loss was finite (the point
+        that loss was computed at).
     KeyboardInterrupt
         Re-raised after restoring the last completed step; the history so far
         is in ``net.history_`` (``stop_reason="interrupted"``).
@@ -310,19 +319,22 @@ def _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start):
     return False
 
 
-def _diverged(net, backup, have_backup, loss, epoch, step):
-    params = net.params
-    restored = False
-    if have_backup and not np.isfinite(params).all():
-        # The previous step produced non-finite weights: undo it.
-        np.copyto(params, backup)
-        restored = True
-    where = "the previous step's" if restored else "this step's starting"
+def _diverged(net, workspace, st, epoch):
+    """Put back the last parameters whose loss was finite; returns the error to raise."""
+    if st["have_backup"]:
+        np.copyto(net.params, workspace["backup"])
+    loss, step = st["loss"], st["step"]
+    if math.isfinite(loss):
+        what = f"an update made the parameters inf or NaN (the step's loss was {loss})"
+        loss = math.nan     # the loss at those parameters is undefined
+    else:
+        what = f"the loss became {loss}"
+    kept = ("the parameters of the last step whose loss was finite" if st["have_backup"]
+            else "its parameters from before training, where the loss was already not finite")
     return DivergenceError(
-        f"training diverged: the loss became {loss} at epoch {epoch}, step {step} "
-        f"(0-based); the network keeps {where} parameters, the last finite ones. "
-        "Try a smaller learning rate, gradient clipping (clip_norm=) or input scaling.",
-        epoch=epoch, step=step, loss=loss)
+        f"training diverged: {what} at epoch {epoch}, step {step} (0-based); the network "
+        f"keeps {kept}. Try a smaller learning rate, gradient clipping (clip_norm=) or "
+        "input scaling.", epoch=epoch, step=step, loss=loss)
 
 
 def _wants_batches(cb):
@@ -332,53 +344,10 @@ def _wants_batches(cb):
     return fn is not None and getattr(fn, "__func__", None) is not Callback.on_batch_end
 
 
-def _use_epoch_loop(net, opt, B, n, augment, callbacks):
-    """Can this fit run whole epochs through ``backend.train_epoch``?
-
-    Needs mini-batches (not one full batch), no augmentation, no per-batch
-    callback, one of nncore's own first-order optimizers (a subclass may
-    override ``step``) and batches that fit the network's workspace chunk.
-    """
-    from .optim import _first_order as F
-    return (_EPOCH_LOOP and B < n and augment is None and B <= net._chunk_rows
-            and type(opt) in (F.SGD, F.Adagrad, F.RMSprop, F.Adam, F.AdamW)
-            and _loop_layers(net) is not None
-            and not any(_wants_batches(cb) for cb in callbacks))
-
-
 def _loop_layers(net):
     """The network as ``train_epoch`` layer tuples (each layer describes itself),
     or ``None`` when a layer runs on the per-step path only."""
     return net._loop_layers()
-
-
-def _loop_optimizer(opt, params, grads, lr):
-    """``train_epoch``'s optimizer dict: the instance's hyper-parameters and live state."""
-    from .optim import _first_order as F
-    opt._check_arrays(params, grads)
-    if opt._bufs is None:
-        opt._allocate(params)
-    b = opt._bufs
-    spec = {"lr": lr, "clip_norm": opt.clip_norm}
-    if isinstance(opt, F.SGD):
-        spec.update(name="sgd", momentum=opt.momentum, dampening=opt.dampening,
-                    nesterov=opt.nesterov, weight_decay=opt.weight_decay,
-                    buffers=(b["momentum_buffer"],) if opt.momentum != 0.0 else ())
-    elif isinstance(opt, F.Adagrad):
-        spec.update(name="adagrad", eps=opt.eps, lr_decay=opt.lr_decay,
-                    eps_inside_sqrt=opt.eps_inside_sqrt, weight_decay=opt.weight_decay,
-                    buffers=(b["sum"],))
-    elif isinstance(opt, F.RMSprop):
-        spec.update(name="rmsprop", alpha=opt.alpha, eps=opt.eps,
-                    eps_inside_sqrt=opt.eps_inside_sqrt, weight_decay=opt.weight_decay,
-                    buffers=(b["square_avg"],))
-    else:
-        decoupled = opt.weight_decay if opt._decoupled else 0.0
-        spec.update(name="adam", betas=opt.betas, eps=opt.eps,
-                    eps_inside_sqrt=opt.eps_inside_sqrt,
-                    weight_decay=0.0 if opt._decoupled else opt.weight_decay,
-                    decoupled_weight_decay=decoupled, buffers=(b["exp_avg"], b["exp_avg_sq"]))
-    return spec
 
 
 def _chunk_steps(B, n_params):
@@ -391,8 +360,8 @@ class _FlatLoopsSerial:
 
     An OpenMP region between two multi-threaded BLAS calls makes the two
     thread pools fight (libgomp's workers spin after the region while
-    OpenBLAS wants every core, and the other way round): measured on 2 cores,
-    a 784-256-256-10 Adam step at batch 32 went from ~0.6 ms to ~10 ms. The
+    OpenBLAS wants every core, and the other way round): on 2 cores a
+    784-256-256-10 Adam step at batch 32 became many times slower. The
     compiled epoch loop applies the same rule itself; this covers the per-step
     path. Thread splits never change a result.
     """
@@ -425,121 +394,109 @@ def _run_first_order(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callba
                             augment, state, history, bar)
 
 
+def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
+    """A function running one epoch in the backend's compiled loop, or None when this
+    fit needs Python per step: a backend without the loop, one batch per epoch,
+    augmentation, a per-batch callback, batches beyond the network's workspace
+    chunk, an optimizer without a lowering (``fused_update`` None) or a layer
+    the loop cannot run."""
+    be = _backend.current()
+    n = X.shape[0]
+    fused_update = getattr(opt, "fused_update", None)
+    if not (_EPOCH_LOOP and getattr(be, "FUSED_LOOP", False) and B < n and B <= net._chunk_rows
+            and augment is None and not any(_wants_batches(cb) for cb in callbacks)
+            and fused_update is not None and fused_update(net.params) is not None):
+        return None
+    layers = _loop_layers(net)
+    if layers is None:
+        return None
+    params, grads = net.params, net.grads
+    penalty = net.regularizer
+    l1, l2 = (penalty.l1, penalty.l2) if penalty is not None else (0.0, 0.0)
+    n_steps = -(-n // B)
+    chunk = _chunk_steps(B, net.n_params)
+
+    def run(order, st, workspace):
+        update = fused_update(params)     # this epoch's rate, the live state buffers
+        opt_state = opt.init(params)
+        st["opt_step"] = opt_state.step
+        try:
+            while st["step"] < n_steps and not st["diverged"]:
+                be.train_epoch(X, T, order, B, min(st["step"] + chunk, n_steps), params, grads,
+                               layers, net.loss_name, net._segments, l1, l2, update,
+                               state["drop_seed"], st, workspace)
+        finally:
+            # Ctrl-C lands between chunks: the state matches the parameters.
+            opt_state.step = st["opt_step"]
+            if st["grad_norm"] is not None:
+                opt.grad_norm = st["grad_norm"]
+
+    return run
+
+
+def _python_epoch(net, opt, X, T, B, augment, callbacks, state):
+    """A function running one epoch through the Python step loop (any optimizer's
+    ``step``, augmentation and ``on_batch_end`` callbacks)."""
+    be = _backend.current()
+    params, grads = net.params, net.grads
+    chunk_sums = np.empty_like(params) if B > net._chunk_rows else None
+    count = net.is_classifier
+    aug_rng = state["aug_rng"]
+    n_steps = -(-X.shape[0] // B)
+
+    def run(order, st, workspace):
+        def loss_and_grad(xb, tb):
+            J, correct, st["counter"] = net._loss_grad(
+                xb, tb, training=True, grad=True, seed=state["drop_seed"],
+                counter=st["counter"], count=count, acc=chunk_sums)
+            return J + net._penalty(True), correct
+
+        def on_batch(step, rows, loss):
+            _call(callbacks, "on_batch_end", step, {"batch": step, "size": rows, "loss": loss})
+
+        _epoch.step_loop(be, X, T, order, B, 1 if order is None else n_steps, params,
+                         loss_and_grad, lambda: opt.step(params, grads), st, workspace,
+                         None if augment is None else (lambda xb: augment(xb, aug_rng)),
+                         on_batch)
+
+    return run
+
+
 def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbacks,
                         augment, state, history, bar):
-    be = _backend.current()
-    n, d = X.shape
-    params, grads = net.params, net.grads
-    full = batch_size == "full" or batch_size >= n
-    B = n if full else batch_size
-    count = net.is_classifier
-    denom = net.n_out if net.loss_name == "binary_cross_entropy" else 1
-    loop = _use_epoch_loop(net, opt, B, n, augment, callbacks)
-    if loop:
-        ws = {}
-        layers = _loop_layers(net)
-        reg = net.regularizer
-        l1, l2 = (reg.l1, reg.l2) if reg is not None else (0.0, 0.0)
-        n_steps = -(-n // B)
-        chunk = _chunk_steps(B, net.n_params)
-    else:
-        backup = np.empty_like(params)
-        acc = np.empty_like(params) if B > net._chunk_rows else None
-        if not full:
-            xbuf = np.empty((B, d), net.dtype)
-            tbuf = (np.empty(B, np.int64) if T.ndim == 1 else np.empty((B, T.shape[1]), net.dtype))
-    if not full:
-        order = np.arange(n, dtype=np.int64)
-    rng = state["shuffle_rng"]
-    aug_rng = state["aug_rng"]
-    seed = state["drop_seed"]
-    t_start = time.perf_counter()
+    n = X.shape[0]
+    whole_set = batch_size == "full" or batch_size >= n
+    B = n if whole_set else batch_size
+    run_epoch = (_fused_epoch(net, opt, X, T, B, augment, callbacks, state)
+                 or _python_epoch(net, opt, X, T, B, augment, callbacks, state))
+    order = None if whole_set else np.arange(n, dtype=np.int64)
+    n_steps = 1 if whole_set else -(-n // B)
+    outputs_per_row = net.n_out if net.loss_name == "binary_cross_entropy" else 1
+    workspace = {}          # the loops' buffers and the backup, kept across epochs
     have_backup = False
+    t_start = time.perf_counter()
     for epoch in range(epochs):
         _call(callbacks, "on_epoch_begin", epoch, {})
         if hasattr(opt, "set_epoch"):
             opt.set_epoch(epoch)
         lr = float(opt.current_lr) if hasattr(opt, "current_lr") else math.nan
-        if not full and shuffle:
-            rng.shuffle(order)
-        if loop:
-            # The whole epoch in the backend (compiled: one nogil loop per chunk of
-            # steps); callbacks and the progress bar run between epochs.
-            st = _epoch_state(opt, state, count, have_backup)
-            spec = _loop_optimizer(opt, params, grads, lr)
-            try:
-                while st["step"] < n_steps and not st["diverged"]:
-                    be.train_epoch(X, T, order, B, min(st["step"] + chunk, n_steps), params,
-                                   grads, layers, net.loss_name, net._segments, l1, l2, spec,
-                                   seed, st, ws)
-            finally:
-                # Ctrl-C lands between chunks: the state already matches the params.
-                _sync_epoch_state(opt, state, st)
-                have_backup = st["have_backup"]
-            if st["diverged"]:
-                raise _diverged(net, ws["backup"], have_backup, st["loss"], epoch, st["step"])
-            loss_sum, correct, step = st["loss_sum"], st["correct"], n_steps - 1
-        else:
-            loss_sum = 0.0
-            correct = 0
-            for step, s in enumerate(range(0, n, B)):
-                e = min(s + B, n)
-                r = e - s
-                if full:
-                    xb, tb = X, T
-                else:
-                    idx = order[s:e]
-                    xb, tb = xbuf[:r], tbuf[:r]
-                    be.gather_rows(X, idx, xb)
-                    if T.ndim == 1:
-                        be.gather(T, idx, tb)
-                    else:
-                        be.gather_rows(T, idx, tb)
-                if augment is not None:
-                    xa = augment(xb, aug_rng)
-                    if not isinstance(xa, np.ndarray) or xa.shape != xb.shape:
-                        raise ValueError(f"augment returned {type(xa).__name__} of shape "
-                                         f"{getattr(xa, 'shape', None)}, expected {xb.shape}")
-                    if full:
-                        xb = np.ascontiguousarray(xa)
-                    elif xa is not xb:
-                        np.copyto(xb, xa)
-                J, c, state["counter"] = net._loss_grad(
-                    xb, tb, training=True, grad=True, seed=seed, counter=state["counter"],
-                    count=count, acc=acc)
-                loss = J + net._penalty(True)
-                if not math.isfinite(loss):
-                    raise _diverged(net, backup, have_backup, loss, epoch, step)
-                np.copyto(backup, params)
-                have_backup = True
-                try:
-                    opt.step(params, grads)
-                except KeyboardInterrupt:
-                    np.copyto(params, backup)  # undo a half-applied update
-                    raise
-                loss_sum += loss
-                correct += c
-                _call(callbacks, "on_batch_end", step, {"batch": step, "size": r, "loss": loss})
-        logs = {"loss": loss_sum / (step + 1)}
-        if count:
-            logs["accuracy"] = correct / (n * denom)
+        if order is not None and shuffle:
+            state["shuffle_rng"].shuffle(order)
+        st = _epoch.new_state(counter=state["counter"], count=net.is_classifier)
+        st["have_backup"] = have_backup
+        try:
+            run_epoch(order, st, workspace)
+        finally:
+            state["counter"] = st["counter"]
+            have_backup = st["have_backup"]
+        if st["diverged"]:
+            raise _diverged(net, workspace, st, epoch)
+        logs = {"loss": st["loss_sum"] / n_steps}
+        if net.is_classifier:
+            logs["accuracy"] = st["correct"] / (n * outputs_per_row)
         logs["lr"] = lr
         if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start):
             break
-
-
-def _epoch_state(opt, state, count, have_backup):
-    from .backend._epoch import new_state
-    st = new_state(opt_step=opt._step, counter=state["counter"], count=count)
-    st["have_backup"] = have_backup
-    return st
-
-
-def _sync_epoch_state(opt, state, st):
-    opt._step = st["opt_step"]
-    state["counter"] = st["counter"]
-    if st["grad_norm"] is not None:
-        opt.grad_norm = st["grad_norm"]
 
 
 def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbacks,
@@ -572,12 +529,14 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
             # Ctrl-C or an error inside the line search: back to the last iterate.
             np.copyto(params, x)
             raise
-        if not math.isfinite(f_new) or not np.isfinite(x_new).all():
+        if not (math.isfinite(f_new) and np.isfinite(x_new).all() and np.isfinite(g_new).all()):
+            # Back to the last iterate, where the loss f was finite.
             np.copyto(params, x)
             raise DivergenceError(
-                f"training diverged: the loss became {f_new} at epoch {epoch}, step 0 (0-based); "
-                "the network keeps the parameters from before that iteration.",
-                epoch=epoch, step=0, loss=f_new)
+                f"training diverged: the loss became {f_new} (or its gradient or the "
+                f"parameters inf or NaN) at epoch {epoch}, step 0 (0-based); the network "
+                "keeps the parameters from before that iteration, the last whose loss was "
+                "finite.", epoch=epoch, step=0, loss=f_new)
         np.copyto(params, x_new)
         x, f, g = x_new, f_new, g_new
         nfev += int(info.get("nfev", 0))

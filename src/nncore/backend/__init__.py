@@ -2,7 +2,9 @@
 
 Everything above this package calls ``current()`` and the functions of the
 module it returns; never ``nncore._kernels`` directly. Both modules export the
-same names with the same signatures (``BACKEND_API``; a test asserts it).
+same names with the same signatures (``BACKEND_API``; a test asserts it). The
+compiled backend also has ``train_epoch``, the fused epoch loop; its Python twin
+is ``nncore.backend._epoch.step_loop``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ BACKEND_API = (
     "regularize", "dropout_mask", "gather_rows", "gather",
     "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
     "symv", "bfgs_update", "dfp_update",
-    "train_epoch",
 )
+# Only in the compiled backend (``FUSED_LOOP``): the fused epoch loop.
+COMPILED_ONLY = ("train_epoch",)
 
 _NAMES = ("cython", "numpy")
 _current = None

@@ -31,6 +31,9 @@ except ImportError as exc:  # pragma: no cover - depends on the build
     ) from exc
 
 NAME = "cython"
+# This backend has train_epoch, the compiled epoch loop (the NumPy backend runs
+# training through the Python step loop only).
+FUSED_LOOP = True
 
 _KERNELS = (
     "gemm", "sum_squares", "multiply", "activation_forward", "activation_backward",
@@ -328,32 +331,28 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
                 optimizer, drop_seed, state, workspace):
     """Run the mini-batches ``state["step"] .. stop-1`` of an epoch (in place).
 
-    The compiled loop (``_train_loop.pxi``): the same kernel calls as the
-    reference, in one ``nogil`` loop with no Python per step. Arguments and
-    results are described in :mod:`nncore.backend._epoch`.
+    The compiled loop (``_train_loop.pxi``): the step of
+    :func:`nncore.backend._epoch.step_loop` with the same kernel calls, in one
+    ``nogil`` loop with no Python per step. ``optimizer`` is a
+    :class:`~nncore.backend._epoch.FusedUpdate` of a kind the loop runs
+    (``_kernels.LOOP_OPTIMIZERS``). Arguments and results are described in
+    :mod:`nncore.backend._epoch`.
     """
-    ops, code, K, o = _E.check_train_epoch(X, T, order, batch_size, stop, params, grads, layers,
-                                           loss, segments, l1, l2, optimizer, drop_seed, state,
-                                           workspace)
+    ops, code, K, update = _E.check_train_epoch(
+        X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2, optimizer,
+        drop_seed, state, workspace, _K.LOOP_OPTIMIZERS)
     B = int(batch_size)
     stop = int(stop)
     if stop == state["step"]:
         return
-    coupled = o["weight_decay"] != 0.0
+    coupled = update.hyper["weight_decay"] != 0.0
     bufs = _epoch_buffers(workspace, ops, code, K, B, X.shape[1], params, coupled)
     backup = workspace.get("backup")
     if backup is None or backup.shape != params.shape or backup.dtype != params.dtype:
         backup = workspace["backup"] = np.empty_like(params)
     ops_arrays = [op + lb for op, lb in zip(ops, bufs["layers"])]
     logits = bufs["layers"][-1][0]
-    beta1, beta2 = o["betas"]
-    hyper = (o["lr"], o["clip_norm"] or 0.0, o["weight_decay"], o["momentum"], o["dampening"],
-             o["nesterov"], o["eps"], o["lr_decay"], o["eps_inside_sqrt"], o["alpha"], beta1,
-             beta2, o["decoupled_weight_decay"])
-    sb = o["buffers"]
-    buf1 = sb[0] if len(sb) > 0 else params     # unused placeholders are never touched
-    buf2 = sb[1] if len(sb) > 1 else params
     _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops_arrays, code, segments,
-                        float(l1), float(l2), _E.OPTIMIZERS[o["name"]], hyper, buf1, buf2,
-                        bufs["scratch"], backup, bufs["x"], bufs["t"], bufs["labels"], logits,
-                        bufs["gout"], int(drop_seed) % _U64, state)
+                        float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0], update.hyper,
+                        update.buffers, bufs["scratch"], backup, bufs["x"], bufs["t"],
+                        bufs["labels"], logits, bufs["gout"], int(drop_seed) % _U64, state)

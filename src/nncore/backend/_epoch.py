@@ -1,26 +1,30 @@
-"""``train_epoch``: the arguments both backends share, their checks, and the
-Python-orchestrated reference loop.
+"""The training step, twice: one readable Python step loop and the checks of the
+compiled epoch loop that fuses it.
 
 Design
 ------
-* ``train_epoch`` runs the mini-batches ``state["step"] .. stop-1`` of one
-  epoch: batch ``j`` holds the rows ``order[j*B : (j+1)*B]`` (the last one may
-  be smaller). Per step: gather rows (float64 data into a float32 network is
-  converted row by row) -> forward (dense layers, dropout masks from the
-  counter-based generator) -> loss and output gradient -> backward ->
-  regularisation penalty and gradient -> if the loss is not finite stop ->
-  copy the parameters to ``workspace["backup"]`` -> optimizer update.
-* :func:`reference_epoch` is that loop in Python over the backend functions;
-  it is exactly the sequence of calls ``Network.fit`` makes per step, and
-  ``nncore.backend._numpy.train_epoch`` is it over the NumPy kernels. The
-  compiled twin (``_train_loop.pxi``) runs the same kernels in one ``nogil``
-  loop and gives bit-identical parameters and optimizer state.
-* :func:`check_train_epoch` validates everything both backends accept, before
-  anything is computed, so the compiled loop never sees an index or a shape it
-  could misuse, and a rejected call changes nothing.
+* A step: batch (rows ``order[j*B : (j+1)*B]`` gathered into the network dtype,
+  or the whole set) -> forward, loss, backward, penalty -> if the loss is not
+  finite stop -> copy the parameters to ``workspace["backup"]`` -> optimizer
+  update -> if the parameters are not finite stop. So on divergence the
+  backup holds the last parameters whose loss was finite (``Network.fit``
+  puts them back).
+* :func:`step_loop` is that step in Python over callables: ``Network.fit``
+  runs it per step (with the hooks augmentation and per-batch callbacks need,
+  and any optimizer's ``step``), and :func:`reference_epoch` runs it over a
+  network given as layer tuples, as the twin of the compiled loop.
+* The compiled loop (``_train_loop.pxi``, reached through
+  ``nncore.backend._cython.train_epoch``) runs the same kernels in one
+  ``nogil`` loop and gives bit-identical parameters, optimizer state and
+  losses (tests/test_train_loop.py). It runs an optimizer from its
+  :class:`FusedUpdate` (the optimizer's own lowering, see
+  ``nncore.optim.Optimizer.fused_update``).
+* :func:`check_train_epoch` validates everything the compiled loop accepts,
+  before anything is computed, so it never sees an index or a shape it could
+  misuse, and a rejected call changes nothing.
 
-Arguments
----------
+Arguments of ``train_epoch``
+----------------------------
 X : (n, d) float32/float64, C-contiguous (may differ from the network dtype).
 T : (n,) int64 labels for ``loss="cross_entropy"`` with labels, else (n, K)
     float32/float64 targets.
@@ -33,44 +37,53 @@ layers : sequence of ``("dense", n_in, n_out, act, offset)`` (``W`` at
     ``("dropout", width, rate)`` with ``0 < rate < 1``.
 loss : "mse" | "cross_entropy" | "binary_cross_entropy".
 segments, l1, l2 : the weights-only penalty of ``regularize``.
-optimizer : dict, see :data:`OPT_KEYS`; ``"buffers"`` holds the state arrays
-    (SGD with momentum: momentum buffer; Adagrad: sum; RMSprop: square_avg;
-    Adam: exp_avg, exp_avg_sq), updated in place.
+optimizer : :class:`FusedUpdate`; its buffers are updated in place.
 drop_seed : int >= 0, the dropout stream's seed.
 state : dict, see :data:`STATE_KEYS`; read at the start and updated in place.
 workspace : dict kept by the caller between calls (buffers are created on
     first use); ``workspace["backup"]`` holds the parameters from before the
-    last step taken.
+    last update taken.
 
 The result is in ``state``: ``step`` (next batch; on divergence the batch
-whose loss was not finite), ``opt_step``, ``counter``, ``loss_sum`` (sum of the
-step losses, each batch-mean data loss plus penalty, added in order),
-``correct``, ``loss`` (last step's loss), ``grad_norm`` (last norm when
-clipping), ``diverged`` and ``have_backup``.
+whose loss or update was not finite), ``opt_step``, ``counter``, ``loss_sum``
+(sum of the step losses, each batch-mean data loss plus penalty, added in
+order), ``correct``, ``loss`` (last step's loss), ``grad_norm`` (last norm
+when clipping), ``diverged`` and ``have_backup``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _validate as V
 
 LOSSES = {"mse": 0, "cross_entropy": 1, "binary_cross_entropy": 3}   # 2: CE with probabilities
-OPTIMIZERS = {"sgd": 0, "adagrad": 1, "rmsprop": 2, "adam": 3}
-N_BUFFERS = {"sgd": None, "adagrad": 1, "rmsprop": 1, "adam": 2}
-OPT_KEYS = ("name", "lr", "clip_norm", "weight_decay", "momentum", "dampening", "nesterov",
-            "eps", "lr_decay", "eps_inside_sqrt", "alpha", "betas", "decoupled_weight_decay",
-            "buffers")
-OPT_DEFAULTS = {"clip_norm": None, "weight_decay": 0.0, "momentum": 0.0, "dampening": 0.0,
-                "nesterov": False, "eps": 1e-8, "lr_decay": 0.0, "eps_inside_sqrt": False,
-                "alpha": 0.99, "betas": (0.9, 0.999), "decoupled_weight_decay": 0.0,
-                "buffers": ()}
 STATE_KEYS = ("step", "opt_step", "counter", "loss_sum", "correct", "count", "loss",
               "grad_norm", "diverged", "have_backup")
 _INT_MAX = 2**31 - 1
-CLIP_EPS = 1e-6    # torch.nn.utils.clip_grad_norm_'s, as nncore.optim
+
+
+class FusedUpdate(NamedTuple):
+    """How the compiled epoch loop runs an optimizer (its lowering).
+
+    Attributes
+    ----------
+    kind : str
+        The update rule the loop runs (a key of the loop's ``LOOP_OPTIMIZERS``:
+        ``"sgd"``, ``"adagrad"``, ``"rmsprop"``, ``"adam"``).
+    hyper : dict
+        Its hyper-parameters by name (the names that rule reads; ``"lr"`` is
+        the rate of the current epoch, ``"clip_norm"`` None or > 0).
+    buffers : tuple of ndarray
+        The optimizer's state arrays in the rule's order, updated in place.
+    """
+
+    kind: str
+    hyper: dict
+    buffers: tuple
 
 
 def new_state(opt_step=0, counter=0, count=False):
@@ -109,6 +122,34 @@ def _flag(v, name):
     return bool(v)
 
 
+def _check_dense(spec, i, width, P):
+    if len(spec) != 5:
+        raise ValueError(f"layers[{i}] must be ('dense', n_in, n_out, act, offset)")
+    n_in = _int(spec[1], f"layers[{i}] n_in", 1)
+    n_out = _int(spec[2], f"layers[{i}] n_out", 1)
+    V.check_act(spec[3])
+    offset = _int(spec[4], f"layers[{i}] offset", 0)
+    if n_in != width:
+        raise ValueError(f"layers[{i}] has n_in={n_in} but its input has width {width}")
+    if max(n_in, n_out) > _INT_MAX:
+        raise ValueError(f"layers[{i}] is wider than the BLAS limit {_INT_MAX}")
+    if offset + n_in * n_out + n_out > P:
+        raise ValueError(f"layers[{i}] reaches past the end of params ({P})")
+    return (0, n_in, n_out, int(spec[3]), offset, 0.0)
+
+
+def _check_dropout(spec, i, width):
+    if len(spec) != 3:
+        raise ValueError(f"layers[{i}] must be ('dropout', width, rate)")
+    w = _int(spec[1], f"layers[{i}] width", 1)
+    rate = _real(spec[2], f"layers[{i}] rate", 0.0, 1.0)
+    if w != width:
+        raise ValueError(f"layers[{i}] has width {w} but its input has width {width}")
+    if rate == 0.0:
+        raise ValueError(f"layers[{i}]: leave out dropout layers with rate 0")
+    return (1, w, w, 0, 0, rate)
+
+
 def _check_layers(layers, d, P):
     """Parsed layers: tuples (kind, n_in, n_out, act, offset, rate), kind 0 dense, 1 dropout."""
     if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)):
@@ -116,98 +157,60 @@ def _check_layers(layers, d, P):
                         "('dropout', width, rate) tuples")
     if not layers:
         raise ValueError("layers is empty")
-    out = []
+    parsed = []
     width = d
-    seen_dense = False
     for i, spec in enumerate(layers):
         if not isinstance(spec, (list, tuple)) or not spec or not isinstance(spec[0], str):
             raise TypeError(f"layers[{i}] must be a tuple starting with 'dense' or 'dropout'")
         if spec[0] == "dense":
-            if len(spec) != 5:
-                raise ValueError(f"layers[{i}] must be ('dense', n_in, n_out, act, offset)")
-            n_in = _int(spec[1], f"layers[{i}] n_in", 1)
-            n_out = _int(spec[2], f"layers[{i}] n_out", 1)
-            V.check_act(spec[3])
-            off = _int(spec[4], f"layers[{i}] offset", 0)
-            if n_in != width:
-                raise ValueError(f"layers[{i}] has n_in={n_in} but its input has width {width}")
-            if max(n_in, n_out) > _INT_MAX:
-                raise ValueError(f"layers[{i}] is wider than the BLAS limit {_INT_MAX}")
-            if off + n_in * n_out + n_out > P:
-                raise ValueError(f"layers[{i}] reaches past the end of params ({P})")
-            out.append((0, n_in, n_out, int(spec[3]), off, 0.0))
-            width = n_out
-            seen_dense = True
+            parsed.append(_check_dense(spec, i, width, P))
+            width = parsed[-1][2]
         elif spec[0] == "dropout":
-            if len(spec) != 3:
-                raise ValueError(f"layers[{i}] must be ('dropout', width, rate)")
-            w = _int(spec[1], f"layers[{i}] width", 1)
-            rate = _real(spec[2], f"layers[{i}] rate", 0.0, 1.0)
-            if w != width:
-                raise ValueError(f"layers[{i}] has width {w} but its input has width {width}")
-            if rate == 0.0:
-                raise ValueError(f"layers[{i}]: leave out dropout layers with rate 0")
-            out.append((1, w, w, 0, 0, rate))
+            parsed.append(_check_dropout(spec, i, width))
         else:
             raise ValueError(f"layers[{i}]: unknown layer kind {spec[0]!r}")
-    if not seen_dense:
+    if not any(op[0] == 0 for op in parsed):
         raise ValueError("layers needs at least one dense layer")
-    return out, width
+    return parsed, width
 
 
-def _check_optimizer(opt, params):
-    if not isinstance(opt, dict):
-        raise TypeError(f"optimizer must be a dict, got {type(opt).__name__}")
-    unknown = set(opt) - set(OPT_KEYS)
-    if unknown:
-        raise ValueError(f"unknown optimizer keys {sorted(unknown)}")
-    name = opt.get("name")
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer name must be one of {list(OPTIMIZERS)}, got {name!r}")
-    o = dict(OPT_DEFAULTS)
-    o.update(opt)
-    if "lr" not in opt:
-        raise ValueError("optimizer needs 'lr'")
-    o["lr"] = _real(o["lr"], "lr", 0.0)
-    if o["clip_norm"] is not None:
-        o["clip_norm"] = _real(o["clip_norm"], "clip_norm")
-        if o["clip_norm"] <= 0.0:
-            raise ValueError(f"clip_norm must be > 0 or None, got {o['clip_norm']}")
-    o["weight_decay"] = _real(o["weight_decay"], "weight_decay", 0.0)
-    o["momentum"] = _real(o["momentum"], "momentum", 0.0, 1.0)
-    o["dampening"] = _real(o["dampening"], "dampening", 0.0, 1.0, hi_open=False)
-    o["nesterov"] = _flag(o["nesterov"], "nesterov")
-    o["eps"] = _real(o["eps"], "eps", 0.0)
-    o["lr_decay"] = _real(o["lr_decay"], "lr_decay", 0.0)
-    o["eps_inside_sqrt"] = _flag(o["eps_inside_sqrt"], "eps_inside_sqrt")
-    o["alpha"] = _real(o["alpha"], "alpha", 0.0, 1.0)
-    betas = o["betas"]
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"betas must be a pair, got {betas!r}")
-    o["betas"] = (_real(betas[0], "beta1", 0.0, 1.0), _real(betas[1], "beta2", 0.0, 1.0))
-    o["decoupled_weight_decay"] = _real(o["decoupled_weight_decay"], "decoupled_weight_decay", 0.0)
-    if o["decoupled_weight_decay"] != 0.0 and name != "adam":
-        raise ValueError("decoupled_weight_decay is for 'adam' (AdamW) only")
-    if o["nesterov"] and o["momentum"] == 0.0:
-        raise ValueError("nesterov needs momentum > 0")
-    bufs = o["buffers"]
-    if not isinstance(bufs, (tuple, list)):
-        raise TypeError("optimizer 'buffers' must be a tuple of arrays")
-    want = N_BUFFERS[name]
-    if want is None:
-        want = 1 if o["momentum"] != 0.0 else 0
-    if len(bufs) != want:
-        raise ValueError(f"{name} needs {want} state buffer(s), got {len(bufs)}")
-    for i, b in enumerate(bufs):
+def check_fused_update(update, params, loop_optimizers):
+    """Validate a :class:`FusedUpdate` against the rules a loop runs.
+
+    ``loop_optimizers`` maps each kind to ``(code, hyper-parameter names,
+    allowed buffer counts)``. Returns ``update`` with ``clip_norm`` None
+    replaced by 0.0 (no clipping); raises and changes nothing.
+    """
+    if not isinstance(update, FusedUpdate):
+        raise TypeError(f"optimizer must be a FusedUpdate, got {type(update).__name__}")
+    kind, hyper, buffers = update
+    if kind not in loop_optimizers:
+        raise ValueError(f"the epoch loop runs the optimizers {sorted(loop_optimizers)}, "
+                         f"got {kind!r}")
+    _, names, buffer_counts = loop_optimizers[kind]
+    if not isinstance(hyper, dict) or set(hyper) != set(names):
+        got = sorted(hyper) if isinstance(hyper, dict) else type(hyper).__name__
+        raise ValueError(f"{kind} needs the hyper-parameters {sorted(names)}, got {got}")
+    checked = {}
+    for name, value in hyper.items():
+        if name == "clip_norm" and value is None:
+            value = 0.0
+        checked[name] = (_flag(value, name) if isinstance(value, (bool, np.bool_))
+                         else _real(value, name, 0.0))
+    if not isinstance(buffers, (tuple, list)):
+        raise TypeError("optimizer buffers must be a tuple of arrays")
+    if len(buffers) not in buffer_counts:
+        raise ValueError(f"{kind} needs {' or '.join(map(str, buffer_counts))} state "
+                         f"buffer(s), got {len(buffers)}")
+    for i, b in enumerate(buffers):
         V.check_float(b, f"optimizer buffer {i}", 1, writable=True)
         V.check_dtype(params.dtype, **{f"optimizer buffer {i}": b})
         if b.shape != params.shape:
             raise ValueError(f"optimizer buffer {i} must have the length of params")
         V.check_disjoint(b, f"optimizer buffer {i}", params=params)
-        for k, c in enumerate(bufs[:i]):
+        for k, c in enumerate(buffers[:i]):
             V.check_disjoint(b, f"optimizer buffer {i}", **{f"optimizer buffer {k}": c})
-    o["buffers"] = tuple(bufs)
-    return o
+    return FusedUpdate(kind, checked, tuple(buffers))
 
 
 def _check_state(state):
@@ -228,13 +231,43 @@ def _check_state(state):
         raise ValueError("state records a divergence; start a new state")
 
 
-def check_train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments,
-                      l1, l2, optimizer, drop_seed, state, workspace):
-    """Validate the arguments of ``train_epoch``; return the parsed pieces.
+def _check_targets(T, code, n, K):
+    """The loss code, 2 for cross-entropy with probability rows."""
+    V._arr(T, "T")
+    if code == 1 and T.ndim == 1:
+        if T.dtype != np.int64 or not T.flags.c_contiguous:
+            raise TypeError("labels T must be a C-contiguous 1-D int64 array")
+        if T.shape[0] != n:
+            raise ValueError(f"T has {T.shape[0]} labels for {n} rows")
+        if K < 2:
+            raise ValueError("cross_entropy needs at least 2 outputs")
+        if T.min() < 0 or T.max() >= K:
+            raise ValueError(f"labels must lie in [0, {K})")
+        return code
+    V.check_float(T, "T", 2)
+    if T.shape != (n, K):
+        raise ValueError(f"T must have shape {(n, K)}, got {T.shape}")
+    return 2 if code == 1 else code
 
-    Returns ``(ops, loss_code, K, opt)``: parsed layers, the loss code (2 for
-    cross-entropy with probability rows), the output width and the normalised
-    optimizer dict. Raises ``TypeError``/``ValueError`` and changes nothing.
+
+def _check_order(order, n, rows_used):
+    V._arr(order, "order")
+    if order.dtype != np.int64 or order.ndim != 1 or not order.flags.c_contiguous:
+        raise TypeError("order must be a C-contiguous 1-D int64 array")
+    if order.shape[0] != n:
+        raise ValueError(f"order has length {order.shape[0]}, X has {n} rows")
+    used = order[rows_used]
+    if used.size and (used.min() < 0 or used.max() >= n):
+        raise ValueError(f"order must hold row indices in [0, {n})")
+
+
+def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2,
+                drop_seed, state, workspace):
+    """Validate the arguments of ``train_epoch`` other than the optimizer.
+
+    Returns ``(ops, loss_code, K)``: parsed layers, the loss code (2 for
+    cross-entropy with probability rows) and the output width. Raises
+    ``TypeError``/``ValueError`` and changes nothing.
     """
     V.check_float(X, "X", 2)
     V.check_nonempty(X, "X")
@@ -260,44 +293,31 @@ def check_train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss
     stop = _int(stop, "stop", 0)
     if not state["step"] <= stop <= n_steps:
         raise ValueError(f"stop must lie in [state['step'], {n_steps}], got {stop}")
-    # targets
-    V._arr(T, "T")
-    code = LOSSES[loss]
-    if code == 1 and T.ndim == 1:
-        if T.dtype != np.int64 or not T.flags.c_contiguous:
-            raise TypeError("labels T must be a C-contiguous 1-D int64 array")
-        if T.shape[0] != n:
-            raise ValueError(f"T has {T.shape[0]} labels for {n} rows")
-        if K < 2:
-            raise ValueError("cross_entropy needs at least 2 outputs")
-        if T.min() < 0 or T.max() >= K:
-            raise ValueError(f"labels must lie in [0, {K})")
-    else:
-        if code == 1:
-            code = 2
-        V.check_float(T, "T", 2)
-        if T.shape != (n, K):
-            raise ValueError(f"T must have shape {(n, K)}, got {T.shape}")
+    code = _check_targets(T, LOSSES[loss], n, K)
     V.check_disjoint(params, "params", T=T)
     V.check_disjoint(grads, "grads", T=T)
-    # order
-    V._arr(order, "order")
-    if order.dtype != np.int64 or order.ndim != 1 or not order.flags.c_contiguous:
-        raise TypeError("order must be a C-contiguous 1-D int64 array")
-    if order.shape[0] != n:
-        raise ValueError(f"order has length {order.shape[0]}, X has {n} rows")
-    used = order[state["step"] * B:stop * B]
-    if used.size and (used.min() < 0 or used.max() >= n):
-        raise ValueError(f"order must hold row indices in [0, {n})")
+    _check_order(order, n, slice(state["step"] * B, stop * B))
     V.check_regularize(params, grads, segments, l1, l2)
-    opt = _check_optimizer(optimizer, params)
-    for i, b in enumerate(opt["buffers"]):
-        V.check_disjoint(b, f"optimizer buffer {i}", grads=grads, X=X, T=T, order=order)
     _int(drop_seed, "drop_seed", 0)
-    return ops, code, K, opt
+    return ops, code, K
 
 
-# --------------------------------------------------------------------------- reference
+def check_train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments,
+                      l1, l2, optimizer, drop_seed, state, workspace, loop_optimizers):
+    """Validate all arguments of the compiled ``train_epoch``.
+
+    Returns ``(ops, loss_code, K, update)`` (see :func:`check_epoch` and
+    :func:`check_fused_update`); raises and changes nothing.
+    """
+    ops, code, K = check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss,
+                               segments, l1, l2, drop_seed, state, workspace)
+    update = check_fused_update(optimizer, params, loop_optimizers)
+    for i, b in enumerate(update.buffers):
+        V.check_disjoint(b, f"optimizer buffer {i}", grads=grads, X=X, T=T, order=order)
+    return ops, code, K, update
+
+
+# --------------------------------------------------------------------------- the Python step loop
 
 def _workspace(ws, key, shape, dtype):
     a = ws.get(key)
@@ -305,6 +325,100 @@ def _workspace(ws, key, shape, dtype):
         a = ws[key] = np.empty(shape, dtype)
     return a
 
+
+def _gather_batch(be, X, T, rows, dtype, ws):
+    """The batch ``X[rows], T[rows]`` in the workspace (float64 data converted row by row)."""
+    r = rows.shape[0]
+    xb = _workspace(ws, "batch_x", (ws["batch_rows"], X.shape[1]), dtype)[:r]
+    be.gather_rows(X, rows, xb)
+    if T.ndim == 1:
+        tb = _workspace(ws, "batch_t", (ws["batch_rows"],), T.dtype)[:r]
+        be.gather(T, rows, tb)
+    else:
+        tb = _workspace(ws, "batch_t", (ws["batch_rows"], T.shape[1]), dtype)[:r]
+        be.gather_rows(T, rows, tb)
+    return xb, tb
+
+
+def _augmented(augment, xb, whole_set):
+    """``augment(xb)`` checked, in the batch buffer (a new array for the whole set)."""
+    xa = augment(xb)
+    if not isinstance(xa, np.ndarray) or xa.shape != xb.shape:
+        raise ValueError(f"augment returned {type(xa).__name__} of shape "
+                         f"{getattr(xa, 'shape', None)}, expected {xb.shape}")
+    if whole_set:
+        return np.ascontiguousarray(xa)
+    if xa is not xb:
+        np.copyto(xb, xa)
+    return xb
+
+
+def step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad, update, state,
+              workspace, augment=None, on_batch=None):
+    """Run steps ``state["step"] .. stop-1`` of an epoch in Python (the reference step).
+
+    Parameters
+    ----------
+    be : backend module (gathers the batches).
+    X, T : the training set (``T`` 1-D int64 labels or 2-D targets).
+    order : (n,) int64 or None
+        Batch ``j`` is the rows ``order[j*B : (j+1)*B]``; None: every step
+        sees the whole set ``X, T`` as it is (one step per epoch).
+    batch_size, stop : int
+    params : the flat parameter buffer (``update`` changes it in place).
+    loss_and_grad : callable (xb, tb) -> (loss, correct)
+        Forward, loss, backward and penalty of one batch: the step's loss
+        (batch-mean data loss plus penalty) and its correct-prediction count.
+    update : callable () -> None
+        The optimizer step from the gradient ``loss_and_grad`` left.
+    state, workspace : dicts as for ``train_epoch`` (``opt_step`` and
+        ``grad_norm`` are the caller's to keep).
+    augment : callable xb -> xb, optional
+        Applied to each gathered batch.
+    on_batch : callable (step, rows, loss) -> None, optional
+        Called after each completed step.
+
+    On a loss or an update that is not finite, ``state["diverged"]`` is set,
+    ``state["step"]`` is that step and ``workspace["backup"]`` holds the last
+    parameters whose loss was finite (if ``state["have_backup"]``).
+    """
+    n = X.shape[0]
+    B = n if order is None else int(batch_size)
+    workspace["batch_rows"] = B
+    backup = _workspace(workspace, "backup", params.shape, params.dtype)
+    finite = _workspace(workspace, "finite", params.shape, np.bool_)
+    for j in range(state["step"], stop):
+        if order is None:
+            xb, tb = X, T
+        else:
+            xb, tb = _gather_batch(be, X, T, order[j * B:(j + 1) * B], params.dtype, workspace)
+        if augment is not None:
+            xb = _augmented(augment, xb, order is None)
+        loss, correct = loss_and_grad(xb, tb)
+        state["loss"] = loss
+        if not math.isfinite(loss):
+            break
+        np.copyto(backup, params)
+        state["have_backup"] = True
+        try:
+            update()
+        except KeyboardInterrupt:
+            np.copyto(params, backup)   # undo a half-applied update
+            raise
+        if not np.isfinite(params, out=finite).all():
+            break
+        state["loss_sum"] += loss
+        state["correct"] += correct
+        state["step"] = j + 1
+        if on_batch is not None:
+            on_batch(j, xb.shape[0], loss)
+    else:
+        return
+    state["diverged"] = True
+    state["step"] = j
+
+
+# --------------------------------------------------------------------------- reference
 
 def _count_correct(code, out, t):
     """Network._count_correct: rows right (argmax), or entries right for BCE."""
@@ -316,141 +430,82 @@ def _count_correct(code, out, t):
     return int(np.count_nonzero(np.equal(pred, true)))
 
 
-def _opt_step(be, o, params, grads, state, scratch):
-    """One update as nncore.optim's ``step`` does it (clip, coupled decay, kernel)."""
-    name = o["name"]
-    state["opt_step"] += 1
-    step = state["opt_step"]
-    gscale = 1.0
-    if o["clip_norm"] is not None:
-        norm = math.sqrt(be.sum_squares(grads))
-        state["grad_norm"] = norm
-        gscale = min(1.0, o["clip_norm"] / (norm + CLIP_EPS))
-    g = grads
-    wd = o["weight_decay"]
-    if wd != 0.0:
-        g = scratch
-        if gscale == 1.0:
-            np.copyto(g, grads)
-        else:
-            np.multiply(grads, gscale, out=g)
-        g += wd * params
-        gscale = 1.0
-    bufs = o["buffers"]
-    lr = o["lr"]
-    if name == "sgd":
-        buf = bufs[0] if bufs else params     # ignored when momentum == 0
-        be.sgd_step(params, g, buf, lr, o["momentum"], o["dampening"], o["nesterov"],
-                    step == 1, gscale)
-    elif name == "adagrad":
-        clr = lr / (1.0 + (step - 1) * o["lr_decay"])
-        be.adagrad_step(params, g, bufs[0], clr, o["eps"], o["eps_inside_sqrt"], gscale)
-    elif name == "rmsprop":
-        be.rmsprop_step(params, g, bufs[0], lr, o["alpha"], o["eps"], o["eps_inside_sqrt"],
-                        gscale)
-    else:
-        beta1, beta2 = o["betas"]
-        be.adam_step(params, g, bufs[0], bufs[1], lr, beta1, beta2, o["eps"], step,
-                     o["decoupled_weight_decay"], o["eps_inside_sqrt"], gscale)
+def _layer_buffers(ops, B, K, params, grads, ws):
+    """Per layer (out, mask, dx, views): the forward/backward buffers of a batch of B rows."""
+    dt = params.dtype
+    layers = []
+    seen_dense = False
+    for i, (kind, n_in, n_out, act, off, rate) in enumerate(ops):
+        out = _workspace(ws, f"ref_out{i}", (B, n_out), dt)
+        mask = _workspace(ws, f"ref_mask{i}", (B, n_out), dt) if kind == 1 else None
+        dx = _workspace(ws, f"ref_dx{i}", (B, n_in), dt) if kind == 0 and seen_dense else None
+        views = None
+        if kind == 0:
+            nw = n_in * n_out
+            views = (params[off:off + nw].reshape(n_in, n_out), params[off + nw:off + nw + n_out],
+                     grads[off:off + nw].reshape(n_in, n_out), grads[off + nw:off + nw + n_out])
+        seen_dense = seen_dense or kind == 0
+        layers.append((out, mask, dx, views))
+    return layers, _workspace(ws, "ref_gout", (B, K), dt)
+
+
+def _tuple_network(be, ops, code, K, B, params, grads, segments, l1, l2, drop_seed, state, ws):
+    """``loss_and_grad`` of the network given as parsed layer tuples (as ``Network._loss_grad``
+    followed by ``Network._penalty``), over the functions of backend ``be``."""
+    buffers, gout = _layer_buffers(ops, B, K, params, grads, ws)
+    data_loss = {0: be.loss_mse, 1: be.loss_softmax_ce, 2: be.loss_softmax_ce_prob,
+                 3: be.loss_bce}[code]
+    seed = int(drop_seed)
+    has_penalty = l1 != 0.0 or l2 != 0.0
+
+    def loss_and_grad(xb, tb):
+        r = xb.shape[0]
+        h, inputs = xb, []
+        for (kind, n_in, n_out, act, off, rate), (out, mask, _, views) in zip(ops, buffers):
+            inputs.append(h)
+            if kind == 0:
+                be.dense_forward(h, views[0], views[1], act, out[:r])
+            else:
+                be.dropout_mask(seed, state["counter"], rate, mask[:r])
+                state["counter"] += r * n_out
+                be.multiply(h, mask[:r], out[:r])
+            h = out[:r]
+        g = gout[:r]
+        J = data_loss(h, tb, g)
+        correct = _count_correct(code, h, tb) if state["count"] else 0
+        for i in range(len(ops) - 1, -1, -1):
+            out, mask, dx, views = buffers[i]
+            if ops[i][0] == 1:
+                be.multiply(g, mask[:r], g)
+                continue
+            dx = dx[:r] if dx is not None else None
+            be.dense_backward(inputs[i], views[0], out[:r], g, ops[i][3], views[2], views[3], dx)
+            if dx is None:
+                break
+            g = dx
+        penalty = be.regularize(params, grads, segments, l1, l2) if has_penalty else 0.0
+        return J + penalty, correct
+
+    return loss_and_grad
 
 
 def reference_epoch(be, X, T, order, batch_size, stop, params, grads, layers, loss, segments,
                     l1, l2, optimizer, drop_seed, state, workspace):
-    """``train_epoch`` in Python over the functions of backend module ``be``.
+    """``train_epoch`` through :func:`step_loop` over the functions of backend ``be``.
 
-    The per-step sequence of ``Network.fit`` (``_loss_grad`` -> ``_penalty`` ->
-    divergence check -> backup -> ``optimizer.step``), written against the
-    backend API only, so the compiled loop can be checked against it bit for bit.
+    The arguments of ``train_epoch``, except that ``optimizer`` is an
+    optimizer (anything with ``step(params, grads)``, ``iterations`` and
+    ``grad_norm``, e.g. ``nncore.optim.Adam``) instead of its lowering; its
+    step runs on the active backend. ``state["opt_step"]`` and
+    ``state["grad_norm"]`` are read back from it.
     """
-    ops, code, K, o = check_train_epoch(X, T, order, batch_size, stop, params, grads, layers,
-                                        loss, segments, l1, l2, optimizer, drop_seed, state,
-                                        workspace)
-    dt = params.dtype
-    n, d = X.shape
-    B = int(batch_size)
-    ws = workspace
-    xbuf = _workspace(ws, "ref_x", (B, d), dt)
-    tbuf = (_workspace(ws, "ref_t", (B,), np.int64) if code == 1
-            else _workspace(ws, "ref_t", (B, K), dt))
-    outs, masks, dxs = [], [], []
-    seen_dense = False
-    for i, (kind, n_in, n_out, act, off, rate) in enumerate(ops):
-        outs.append(_workspace(ws, f"ref_out{i}", (B, n_out), dt))
-        masks.append(_workspace(ws, f"ref_mask{i}", (B, n_out), dt) if kind == 1 else None)
-        dxs.append(_workspace(ws, f"ref_dx{i}", (B, n_in), dt)
-                   if kind == 0 and seen_dense else None)
-        seen_dense = seen_dense or kind == 0
-    gout = _workspace(ws, "ref_gout", (B, K), dt)
-    backup = _workspace(ws, "backup", params.shape, dt)
-    scratch = _workspace(ws, "ref_scratch", params.shape, dt) if o["weight_decay"] else None
-    views = []
-    for kind, n_in, n_out, act, off, rate in ops:
-        if kind == 0:
-            nw = n_in * n_out
-            views.append((params[off:off + nw].reshape(n_in, n_out), params[off + nw:off + nw + n_out],
-                          grads[off:off + nw].reshape(n_in, n_out), grads[off + nw:off + nw + n_out]))
-        else:
-            views.append(None)
-    reg = l1 != 0.0 or l2 != 0.0
-    seed = int(drop_seed)
-    for j in range(state["step"], stop):
-        s = j * B
-        e = min(s + B, n)
-        r = e - s
-        idx = order[s:e]
-        xb, tb = xbuf[:r], tbuf[:r]
-        be.gather_rows(X, idx, xb)
-        if code == 1:
-            be.gather(T, idx, tb)
-        else:
-            be.gather_rows(T, idx, tb)
-        # forward (Network._forward_ws)
-        h = xb
-        inps = []
-        for i, (kind, n_in, n_out, act, off, rate) in enumerate(ops):
-            inps.append(h)
-            out = outs[i][:r]
-            if kind == 0:
-                W, b, _, _ = views[i]
-                be.dense_forward(h, W, b, act, out)
-            else:
-                mask = masks[i][:r]
-                be.dropout_mask(seed, state["counter"], rate, mask)
-                state["counter"] += mask.size
-                be.multiply(h, mask, out)
-            h = out
-        # loss (Network._data_loss)
-        g = gout[:r]
-        if code == 0:
-            J = be.loss_mse(h, tb, g)
-        elif code == 1:
-            J = be.loss_softmax_ce(h, tb, g)
-        elif code == 2:
-            J = be.loss_softmax_ce_prob(h, tb, g)
-        else:
-            J = be.loss_bce(h, tb, g)
-        c = _count_correct(code, h, tb) if state["count"] else 0
-        # backward (Network._backward_ws)
-        for i in range(len(ops) - 1, -1, -1):
-            kind = ops[i][0]
-            if kind == 0:
-                W, _, dW, db = views[i]
-                dx = dxs[i][:r] if dxs[i] is not None else None
-                be.dense_backward(inps[i], W, outs[i][:r], g, ops[i][3], dW, db, dx)
-                if dx is None:
-                    break
-                g = dx
-            else:
-                be.multiply(g, masks[i][:r], g)
-        loss_value = J + (be.regularize(params, grads, segments, l1, l2) if reg else 0.0)
-        state["loss"] = loss_value
-        if not math.isfinite(loss_value):
-            state["diverged"] = True
-            state["step"] = j
-            return
-        np.copyto(backup, params)
-        state["have_backup"] = True
-        _opt_step(be, o, params, grads, state, scratch)
-        state["loss_sum"] += loss_value
-        state["correct"] += c
-        state["step"] = j + 1
+    ops, code, K = check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss,
+                               segments, l1, l2, drop_seed, state, workspace)
+    loss_and_grad = _tuple_network(be, ops, code, K, int(batch_size), params, grads, segments,
+                                   l1, l2, drop_seed, state, workspace)
+    try:
+        step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad,
+                  lambda: optimizer.step(params, grads), state, workspace)
+    finally:
+        state["opt_step"] = optimizer.iterations
+        state["grad_norm"] = optimizer.grad_norm

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _epoch
 from . import _validate as V
 
 NAME = "numpy"
+FUSED_LOOP = False   # no train_epoch: training runs through the Python step loop
 
 LINEAR, RELU, LEAKY_RELU, SIGMOID, TANH = 0, 1, 2, 3, 4
 LEAKY_SLOPE = 0.01
@@ -410,19 +410,3 @@ def dfp_update(Vm, s, r):
     u = Vm @ r
     Vm += np.outer(s, s) / float(np.dot(s, r))
     Vm -= np.outer(u, u) / float(np.dot(r, u))
-
-
-# --------------------------------------------------------------------------- training epoch
-
-def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2,
-                optimizer, drop_seed, state, workspace):
-    """Run the mini-batches ``state["step"] .. stop-1`` of an epoch (in place).
-
-    The Python-orchestrated reference: per step the same backend calls as
-    ``Network.fit`` (gather, dense forward, dropout, loss, backward, penalty,
-    divergence check, backup, optimizer update). Arguments and results are
-    described in :mod:`nncore.backend._epoch`.
-    """
-    from . import _numpy as this
-    _epoch.reference_epoch(this, X, T, order, batch_size, stop, params, grads, layers, loss,
-                           segments, l1, l2, optimizer, drop_seed, state, workspace)

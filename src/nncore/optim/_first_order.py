@@ -6,11 +6,21 @@ Design
   of the same length and dtype as the parameter vector. They are allocated on
   the first ``step`` and a later call with another length or dtype is a
   ``ValueError`` (call ``reset()`` to reuse the optimizer for other params).
-* Every update is one fused backend kernel (``nncore.backend.current()``):
-  ``sgd_step``, ``adagrad_step``, ``rmsprop_step``, ``adam_step``. The scalar
-  bookkeeping (step count, Adagrad's decayed rate, the clipping factor) is done
-  here once per step and passed in as Python floats, so float32 arrays stay
-  float32 (NumPy 2 promotion rules).
+* An optimizer owns its state (:class:`OptimizerState`: the updates taken and
+  the buffers; optax's ``init``) and its rule (``_update``: one fused backend
+  kernel of ``nncore.backend.current()``, ``sgd_step``, ``adagrad_step``,
+  ``rmsprop_step``, ``adam_step``). The bookkeeping every rule shares
+  (clipping, coupled weight decay, the step count) is done once, in
+  :meth:`Optimizer.step`; scalars are passed to the kernels as Python floats,
+  so float32 arrays stay float32 (NumPy 2 promotion rules).
+* Each optimizer also describes how the compiled epoch loop runs it
+  (:meth:`Optimizer.fused_update`: the loop's rule by name, its
+  hyper-parameters by name and the state buffers). ``Network.fit`` runs whole
+  epochs in that loop when the optimizer has such a description and its
+  per-step path (``nncore.backend._epoch.step_loop``, calling :meth:`step`)
+  otherwise; the two give the same bits. A subclass runs on the per-step path
+  unless it defines its own ``_loop_rule``, so a subclass that changes the
+  step is never replaced by the compiled rule of its parent.
 * The rules, and the order of operations that fixes their rounding, are
   ``torch.optim``'s ``_single_tensor_*`` loops, so trajectories match torch.
 * Gradient-norm clipping is ``torch.nn.utils.clip_grad_norm_``: the factor
@@ -30,10 +40,11 @@ import numbers
 import numpy as np
 
 from .. import backend as _backend
+from ..backend._epoch import FusedUpdate
 from ..errors import InvalidParameterError
 from ..schedules import _real
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+__all__ = ["Optimizer", "OptimizerState", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 
 # torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing.
 _CLIP_EPS = 1e-6
@@ -82,11 +93,32 @@ def _check_clip(clip_norm):
 
 # --------------------------------------------------------------------------- base class
 
+class OptimizerState:
+    """What a first-order optimizer carries from one step to the next (optax's state).
+
+    Attributes
+    ----------
+    step : int
+        Updates taken (torch's ``step``, counted from 1 at the first update).
+    buffers : dict of str -> ndarray, or None
+        The state arrays by torch's names (e.g. ``exp_avg``), each of the
+        parameters' length and dtype, updated in place; None until the first
+        step (or :meth:`Optimizer.init`) allocates them.
+    """
+
+    __slots__ = ("step", "buffers")
+
+    def __init__(self, buffers):
+        self.step = 0
+        self.buffers = buffers
+
+
 class Optimizer:
     """Base class of the first-order optimizers.
 
-    Subclasses list their constructor arguments in ``_params``, their state
-    buffers in ``_buffers`` (torch's names) and implement ``_update``.
+    Subclasses list their constructor arguments in ``_params`` and their state
+    buffers in ``_buffers`` (torch's names), implement the rule ``_update`` and,
+    when the compiled epoch loop has the same rule, ``_loop_rule``.
 
     Attributes
     ----------
@@ -113,6 +145,9 @@ class Optimizer:
     full_batch = False
     _params: tuple = ()
     _buffers: tuple = ()
+    weight_decay = 0.0
+    # True: weight_decay is applied inside the rule (AdamW), not added to the gradient.
+    _decoupled = False
 
     def __init__(self, lr, clip_norm=None):
         self.lr = _check_lr(lr)
@@ -123,26 +158,57 @@ class Optimizer:
 
     def reset(self):
         """Forget all state: buffers, step count, epoch and ``lr_scale``."""
-        self._bufs = None
-        self._scratch = None
-        self._step = 0
+        self._state = OptimizerState(None)
+        self._shape = None
+        self._decayed_grads = None
         self._epoch = 0
         self._lr_scale = 1.0
         self.grad_norm = None
         self._base_lr = self._evaluate_lr(0)
 
+    def init(self, params):
+        """The state for ``params`` (allocated on first use, as optax's ``init``).
+
+        Parameters
+        ----------
+        params : ndarray, 1-D, float32 or float64
+
+        Returns
+        -------
+        OptimizerState
+
+        Raises
+        ------
+        ValueError
+            If the state was made for another length or dtype (call ``reset()``).
+        """
+        if self._state.buffers is None:
+            self._shape = (params.size, params.dtype)
+            self._state.buffers = {name: self._initial_buffer(name, params)
+                                   for name in self._buffers}
+        elif (params.size, params.dtype) != self._shape:
+            n, dtype = self._shape
+            raise ValueError(
+                f"{type(self).__name__} holds state for {n} {dtype} parameters, got "
+                f"{params.size} {params.dtype}; call reset() to start over")
+        return self._state
+
+    def _initial_buffer(self, name, params):
+        return np.zeros_like(params)
+
     @property
     def state(self):
         """Dict with ``"step"`` (updates taken) and the state buffers (live arrays)."""
-        out = {"step": self._step}
+        buffers = self._state.buffers
+        out = {"step": self._state.step}
         for name in self._buffers:
-            out[name] = None if self._bufs is None else self._bufs[name]
+            out[name] = None if buffers is None else buffers[name]
         return out
 
     @property
     def iterations(self):
         """Number of updates taken since construction or ``reset()``."""
-        return self._step
+        return self._state.step
 
     # ------------------------------------------------------------------ learning rate
 
@@ -231,34 +297,26 @@ class Optimizer:
             raise ValueError(f"grads has length {grads.size}, params has length {params.size}")
         if grads.dtype != params.dtype:
             raise TypeError(f"grads has dtype {grads.dtype}, params has dtype {params.dtype}")
-        if self._bufs is not None:
-            n, dtype = self._shape
-            if params.size != n or params.dtype != dtype:
-                raise ValueError(
-                    f"{type(self).__name__} holds state for {n} {dtype} parameters, got "
-                    f"{params.size} {params.dtype}; call reset() to start over")
 
-    def _allocate(self, params):
-        self._shape = (params.size, params.dtype)
-        self._bufs = {name: self._initial_buffer(name, params) for name in self._buffers}
-
-    def _initial_buffer(self, name, params):
-        return np.zeros_like(params)
-
-    def _gscale(self, grads):
+    def _clip_scale(self, grads):
+        """torch.nn.utils.clip_grad_norm_'s factor ``min(1, clip / (||g|| + 1e-6))``."""
         if self.clip_norm is None:
             return 1.0
         norm = math.sqrt(_backend.current().sum_squares(grads))
         self.grad_norm = norm
         return min(1.0, self.clip_norm / (norm + _CLIP_EPS))
 
-    def _coupled_decay(self, params, grads, gscale, weight_decay):
-        """torch's ``grad = grad.add(param, alpha=wd)`` after clipping, in scratch."""
+    def _with_coupled_decay(self, params, grads, gscale):
+        """torch's ``grad = grad.add(param, alpha=wd)`` after clipping, in a scratch buffer.
+
+        Returns the gradient the rule reads and the factor still to apply to it.
+        """
+        weight_decay = 0.0 if self._decoupled else self.weight_decay
         if weight_decay == 0.0:
             return grads, gscale
-        if self._scratch is None:
-            self._scratch = np.empty_like(params)
-        g = self._scratch
+        if self._decayed_grads is None:
+            self._decayed_grads = np.empty_like(params)
+        g = self._decayed_grads
         if gscale == 1.0:
             # wd*p + g instead of g + wd*p: IEEE addition commutes, so the bits
             # are torch's, without a temporary per step.
@@ -287,20 +345,56 @@ class Optimizer:
             differs from the state's (call ``reset()`` first). Nothing changes.
         """
         self._check_arrays(params, grads)
-        if self._bufs is None:
-            self._allocate(params)
-        gscale = self._gscale(grads)
-        self._step += 1
+        state = self.init(params)
+        g, gscale = self._with_coupled_decay(params, grads, self._clip_scale(grads))
+        state.step += 1
         try:
-            self._update(params, grads, self.current_lr, gscale)
+            self._update(params, g, self.current_lr, gscale)
         except BaseException:
             # The backend validates before touching memory, so a raise means
             # nothing changed: keep the step count in step with the buffers.
-            self._step -= 1
+            state.step -= 1
             raise
 
     def _update(self, params, grads, lr, gscale):  # pragma: no cover - abstract
+        """The rule: update ``params`` and the state buffers from ``grads * gscale``
+        (coupled weight decay already added) at rate ``lr``; ``self._state.step``
+        counts this update."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ lowering
+
+    def _loop_rule(self):
+        """``(kind, hyper-parameters by name)`` of the compiled loop's rule that is
+        this class's ``_update``, besides ``lr``, ``clip_norm`` and
+        ``weight_decay``; None when the loop has none."""
+        return None
+
+    def fused_update(self, params):
+        """How the compiled epoch loop runs this optimizer on ``params``.
+
+        Parameters
+        ----------
+        params : ndarray
+            The flat parameter vector (the state is allocated for it if needed).
+
+        Returns
+        -------
+        nncore.backend._epoch.FusedUpdate or None
+            The loop's rule (``kind``), its hyper-parameters by name (the
+            current rate included) and the live state buffers; None when the
+            optimizer must run on the per-step path: its class does not
+            define ``_loop_rule`` itself (a subclass may change the step its
+            parent's rule describes), or the rule is None.
+        """
+        rule = self._loop_rule() if "_loop_rule" in vars(type(self)) else None
+        if rule is None:
+            return None
+        kind, hyper = rule
+        state = self.init(params)
+        hyper = {"lr": float(self.current_lr), "clip_norm": self.clip_norm,
+                 "weight_decay": 0.0 if self._decoupled else self.weight_decay, **hyper}
+        return FusedUpdate(kind, hyper, tuple(state.buffers[name] for name in self._buffers))
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -345,10 +439,13 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if self.momentum != 0.0 else ()
 
     def _update(self, params, grads, lr, gscale):
-        g, gscale = self._coupled_decay(params, grads, gscale, self.weight_decay)
-        buf = self._bufs.get("momentum_buffer", params)  # ignored when momentum == 0
-        _backend.current().sgd_step(params, g, buf, lr, self.momentum, self.dampening,
-                                    self.nesterov, self._step == 1, gscale)
+        buf = self._state.buffers.get("momentum_buffer", params)  # ignored when momentum == 0
+        _backend.current().sgd_step(params, grads, buf, lr, self.momentum, self.dampening,
+                                    self.nesterov, self._state.step == 1, gscale)
+
+    def _loop_rule(self):
+        return "sgd", {"momentum": self.momentum, "dampening": self.dampening,
+                       "nesterov": self.nesterov}
 
 
 class Adagrad(Optimizer):
@@ -389,10 +486,13 @@ class Adagrad(Optimizer):
         return np.full_like(params, self.initial_accumulator_value)
 
     def _update(self, params, grads, lr, gscale):
-        g, gscale = self._coupled_decay(params, grads, gscale, self.weight_decay)
-        clr = lr / (1.0 + (self._step - 1) * self.lr_decay)
-        _backend.current().adagrad_step(params, g, self._bufs["sum"], clr, self.eps,
-                                        self.eps_inside_sqrt, gscale)
+        clr = lr / (1.0 + (self._state.step - 1) * self.lr_decay)
+        _backend.current().adagrad_step(params, grads, self._state.buffers["sum"], clr,
+                                        self.eps, self.eps_inside_sqrt, gscale)
+
+    def _loop_rule(self):
+        return "adagrad", {"eps": self.eps, "lr_decay": self.lr_decay,
+                           "eps_inside_sqrt": self.eps_inside_sqrt}
 
 
 class RMSprop(Optimizer):
@@ -425,9 +525,12 @@ class RMSprop(Optimizer):
         super().__init__(lr, clip_norm)
 
     def _update(self, params, grads, lr, gscale):
-        g, gscale = self._coupled_decay(params, grads, gscale, self.weight_decay)
-        _backend.current().rmsprop_step(params, g, self._bufs["square_avg"], lr, self.alpha,
-                                        self.eps, self.eps_inside_sqrt, gscale)
+        _backend.current().rmsprop_step(params, grads, self._state.buffers["square_avg"], lr,
+                                        self.alpha, self.eps, self.eps_inside_sqrt, gscale)
+
+    def _loop_rule(self):
+        return "rmsprop", {"alpha": self.alpha, "eps": self.eps,
+                           "eps_inside_sqrt": self.eps_inside_sqrt}
 
 
 def _check_betas(betas):
@@ -459,7 +562,6 @@ class Adam(Optimizer):
 
     _params = ("lr", "betas", "eps", "eps_inside_sqrt", "weight_decay", "clip_norm")
     _buffers = ("exp_avg", "exp_avg_sq")
-    _decoupled = False
 
     def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, eps_inside_sqrt=False,
                  weight_decay=0.0, clip_norm=None):
@@ -470,15 +572,20 @@ class Adam(Optimizer):
         super().__init__(lr, clip_norm)
 
     def _update(self, params, grads, lr, gscale):
-        if self._decoupled:
-            g, decoupled = grads, self.weight_decay
-        else:
-            g, gscale = self._coupled_decay(params, grads, gscale, self.weight_decay)
-            decoupled = 0.0
-        beta1, beta2 = self.betas
-        _backend.current().adam_step(params, g, self._bufs["exp_avg"], self._bufs["exp_avg_sq"],
-                                     lr, beta1, beta2, self.eps, self._step, decoupled,
+        buffers = self._state.buffers
+        _backend.current().adam_step(params, grads, buffers["exp_avg"], buffers["exp_avg_sq"],
+                                     lr, self.betas[0], self.betas[1], self.eps,
+                                     self._state.step, self._decoupled_weight_decay,
                                      self.eps_inside_sqrt, gscale)
+
+    @property
+    def _decoupled_weight_decay(self):
+        return self.weight_decay if self._decoupled else 0.0
+
+    def _loop_rule(self):
+        return "adam", {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
+                        "eps_inside_sqrt": self.eps_inside_sqrt,
+                        "decoupled_weight_decay": self._decoupled_weight_decay}
 
 
 class AdamW(Adam):
@@ -504,3 +611,6 @@ class AdamW(Adam):
                  eps_inside_sqrt=False, clip_norm=None):
         super().__init__(lr=lr, betas=betas, eps=eps, eps_inside_sqrt=eps_inside_sqrt,
                          weight_decay=weight_decay, clip_norm=clip_norm)
+
+    def _loop_rule(self):   # Adam's rule with the decay decoupled (defined here: see fused_update)
+        return super()._loop_rule()
