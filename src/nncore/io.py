@@ -15,37 +15,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from ._modelfile import FORMAT, FORMAT_VERSION, _with_suffix
 from .network import Network
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
 
-FORMAT = "nncore.network"
-FORMAT_VERSION = 1
-
 
 class _FileError(ValueError):
     """A ValueError already naming the file."""
-
-
-def _jsonable(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"metadata value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
-
-
-def _with_suffix(path):
-    """``path`` plus ``.npz`` when its file name has no suffix at all."""
-    stem = os.path.basename(path)
-    if stem and not os.path.splitext(stem)[1] and not stem.startswith("."):
-        return path + ".npz"
-    return path
 
 
 def save(net, path, metadata=None):
@@ -70,37 +51,7 @@ def save(net, path, metadata=None):
     """
     if not isinstance(net, Network):
         raise TypeError(f"expected an nc.Network, got {type(net).__name__}")
-    path = _with_suffix(os.fspath(path))
-    if metadata is None:
-        metadata = net.metadata
-    if not isinstance(metadata, dict):
-        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
-    record = net.get_config()
-    record["metadata"] = metadata
-    text = json.dumps(record, default=_jsonable, allow_nan=False)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".nncore-", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, format=np.array(FORMAT), format_version=np.array(FORMAT_VERSION),
-                     architecture=np.array(text), params=net.params)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates the file 0600; give the model the permissions any
-        # other file written here would get (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return net.save(path, metadata=metadata)
 
 
 def load(path):

@@ -40,6 +40,7 @@ from . import backend as _backend
 from ._checks import (DTYPES, _as_numeric, _resolve_dtype, all_finite, check_fits_dtype,
                       check_X)
 from ._mlp import mlp_config
+from ._modelfile import write_model
 from ._workspace import WorkspaceCache
 from .errors import InvalidParameterError
 from .layers import DropoutStream, Layer, layer_from_config
@@ -765,8 +766,13 @@ class Network:
         str
             The path written.
         """
-        from .io import save
-        return save(self, path, metadata=metadata)
+        if metadata is None:
+            metadata = self.metadata
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        record = self.get_config()
+        record["metadata"] = metadata
+        return write_model(path, record, self._params)
 
     # ------------------------------------------------------------------ description
 
