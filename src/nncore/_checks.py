@@ -1,6 +1,28 @@
-"""Checks of arguments and data shared by the network modules.
+"""The one home of argument and data checks, and the exception policy.
 
-Each helper returns the normalised value or raises; none changes any state.
+Policy (every public entry point follows it; tests rely on it)
+----------------------------------------------------------------
+* **A bad hyper-parameter or setting** -- the wrong type (``epochs=2.5``,
+  ``lr="fast"``, ``nesterov=1``) or a value out of range (``lr=-1``,
+  ``Dropout(1.5)``, ``batch_size=0``) -- raises
+  :class:`~nncore.errors.InvalidParameterError`, which is both a
+  ``ValueError`` and a ``TypeError``: the API promises ``ValueError`` for bad
+  hyper-parameters, Python habit expects ``TypeError`` for a wrong type, and
+  one exception for one kind of mistake means either ``except`` catches it
+  (scikit-learn does the same).
+* **Bad data** -- a wrong shape, an empty array, NaN/inf, labels out of range,
+  values beyond the network dtype's range, an unknown name (a column, a
+  dataset, a loss, an activation) -- raises ``ValueError``.
+* **Data that are not numbers, or an object of the wrong kind** where data or
+  a component is expected (``None`` or strings for ``X``, a non-layer in a
+  network's layer list) -- raises ``TypeError`` (for a component that is a
+  hyper-parameter, such as the ``layers`` list, ``InvalidParameterError``).
+* Every check runs before anything changes: a call that raises leaves the
+  network, the optimizer and its state as they were.
+
+Scalar checks (:func:`integer`, :func:`real`, :func:`flag`, :func:`one_of`)
+return the normalised value (``int``, ``float``, ``bool``), so callers write
+``self.lr = real(lr, "lr", low=0.0, low_open=True)``.
 """
 
 from __future__ import annotations
@@ -12,24 +34,130 @@ import numpy as np
 
 from .errors import InvalidParameterError
 
+__all__ = ["integer", "real", "flag", "one_of", "check_X", "check_fits_dtype", "all_finite",
+           "DTYPES"]
+
 DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _interval(low, low_open, high, high_open):
+    """``[0, 1)``-style text of the allowed range."""
+    lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+    return f"{lo}, {hi}"
 
 
-def _nonneg_real(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+def _outside(value, low, low_open, high, high_open):
+    if low is not None and (value <= low if low_open else value < low):
+        return True
+    return high is not None and (value >= high if high_open else value > high)
+
+
+def integer(value, name, *, low=None, high=None, allow_none=False):
+    """``value`` as an ``int`` (NumPy integers too; bools are not integers).
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        The parameter's name, for the message.
+    low, high : int, optional
+        Inclusive bounds.
+    allow_none : bool
+        Return ``None`` for ``None``.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not an integer, or outside ``[low, high]``.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        extra = " or None" if allow_none else ""
+        raise InvalidParameterError(f"{name} must be an integer{extra}, got {value!r}")
+    value = int(value)
+    if _outside(value, low, False, high, False):
+        what = {1: "a positive integer (>= 1)", 0: "an integer >= 0"}.get(low) \
+            if high is None else None
+        what = what or f"an integer in {_interval(low, False, high, False)}"
+        raise InvalidParameterError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def real(value, name, *, low=None, high=None, low_open=False, high_open=False,
+         allow_none=False):
+    """``value`` as a finite ``float`` (NumPy reals too; bools are not numbers).
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        The parameter's name, for the message.
+    low, high : float, optional
+        Bounds, inclusive unless ``low_open``/``high_open``.
+    allow_none : bool
+        Return ``None`` for ``None``.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not a real number, NaN/inf, or out of range.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise InvalidParameterError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if not math.isfinite(value) or value < 0.0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if not math.isfinite(value):
+        raise InvalidParameterError(f"{name} must be finite, got {value}")
+    if _outside(value, low, low_open, high, high_open):
+        if high is None and low is not None:
+            what = f"> {low:g}" if low_open else f">= {low:g}"
+        else:
+            what = f"in {_interval(low, low_open, high, high_open)}"
+        raise InvalidParameterError(f"{name} must be {what}, got {value:g}")
     return value
+
+
+def flag(value, name):
+    """``value`` as a ``bool`` (Python or NumPy bools only: ``1`` is not a flag).
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        The parameter's name, for the message.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not a bool.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidParameterError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def one_of(value, name, options):
+    """``value`` when it is one of ``options`` (names compare as strings).
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        The parameter's name, for the message.
+    options : sequence
+        The allowed values.
+
+    Raises
+    ------
+    InvalidParameterError
+        Any other value.
+    """
+    if isinstance(value, (str, type(None), bool, int, float)) and value in options:
+        return value
+    raise InvalidParameterError(f"{name} must be one of {list(options)}, got {value!r}")
 
 
 def _resolve_dtype(dtype):

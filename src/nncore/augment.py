@@ -16,6 +16,9 @@ import numbers
 
 import numpy as np
 
+from ._checks import real
+from .errors import InvalidParameterError
+
 __all__ = ["Augmentation", "GaussianNoise", "RandomShift", "RandomFlip", "Compose"]
 
 
@@ -42,15 +45,13 @@ def _image_shape(image_shape):
     if (not isinstance(image_shape, (tuple, list)) or len(image_shape) not in (2, 3)
             or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
                        for d in image_shape)):
-        raise ValueError(f"image_shape must be (H, W) or (H, W, C) of positive integers, "
+        raise InvalidParameterError(f"image_shape must be (H, W) or (H, W, C) of positive integers, "
                          f"got {image_shape!r}")
     return tuple(int(d) for d in image_shape)
 
 
 def _probability(p, name="p"):
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {p!r}")
-    return float(p)
+    return real(p, name, low=0.0, high=1.0)
 
 
 class Augmentation:
@@ -88,10 +89,7 @@ class GaussianNoise(Augmentation):
     """
 
     def __init__(self, std):
-        if isinstance(std, bool) or not isinstance(std, numbers.Real) or not (
-                math.isfinite(std) and std >= 0):
-            raise ValueError(f"std must be a finite number >= 0, got {std!r}")
-        self.std = float(std)
+        self.std = real(std, "std", low=0.0)
 
     def _apply(self, X, rng):
         noise = rng.standard_normal(X.shape, dtype=X.dtype if X.dtype in (
@@ -125,7 +123,8 @@ class RandomShift(_ImageAugmentation):
         if (not isinstance(max_shift, (tuple, list)) or len(max_shift) != 2
                 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0
                            for s in max_shift)):
-            raise ValueError(f"max_shift must be an int >= 0 or a pair of them, got {max_shift!r}")
+            raise InvalidParameterError(f"max_shift must be an int >= 0 or a pair of them, "
+                                        f"got {max_shift!r}")
         self.max_shift = (int(max_shift[0]), int(max_shift[1]))
 
     def _apply(self, X, rng):

@@ -17,13 +17,12 @@ validation data).
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import warnings
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from ._checks import flag, integer, one_of, real
 
 __all__ = [
     "Callback", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau", "LambdaCallback",
@@ -135,35 +134,6 @@ class LambdaCallback(Callback):
 
 # --------------------------------------------------------------------------- helpers
 
-def _check_mode(mode):
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    return mode
-
-
-def _check_number(value, name, low=None, low_open=False, high=None, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidParameterError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    bad = not math.isfinite(value)
-    if low is not None:
-        bad |= value <= low if low_open else value < low
-    if high is not None:
-        bad |= value >= high if high_open else value > high
-    if bad:
-        lo = "" if low is None else ("(" if low_open else "[") + f"{low}, "
-        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
-        raise ValueError(f"{name} must be finite" + (f" and in {lo or '(-inf, '}{hi or 'inf)'}"
-                                                       if lo or hi else "") + f", got {value}")
-    return value
-
-
-def _check_patience(patience):
-    if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
-        raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
-    return int(patience)
-
-
 class _Monitor:
     """Tracks the best value of one logged quantity (shared by the callbacks)."""
 
@@ -172,8 +142,8 @@ class _Monitor:
             raise ValueError(f"monitor must be a non-empty string, got {monitor!r}")
         self.owner = owner
         self.monitor = monitor
-        self.mode = _check_mode(mode)
-        self.min_delta = abs(_check_number(min_delta, "min_delta"))
+        self.mode = one_of(mode, "mode", ("auto", "min", "max"))
+        self.min_delta = abs(real(min_delta, "min_delta"))
         self._warned = False
         self.reset()
 
@@ -260,10 +230,8 @@ class EarlyStopping(Callback):
         self.monitor = monitor
         self.mode = mode
         self.min_delta = self._mon.min_delta
-        self.patience = _check_patience(patience)
-        if not isinstance(restore_best_weights, (bool, np.bool_)):
-            raise InvalidParameterError("restore_best_weights must be a bool")
-        self.restore_best_weights = bool(restore_best_weights)
+        self.patience = integer(patience, "patience", low=0)
+        self.restore_best_weights = flag(restore_best_weights, "restore_best_weights")
         self._reset()
 
     def _reset(self):
@@ -350,9 +318,7 @@ class ModelCheckpoint(Callback):
         self._mon = _Monitor(self, monitor, mode, 0.0)
         self.monitor = monitor
         self.mode = mode
-        if not isinstance(save_best_only, (bool, np.bool_)):
-            raise InvalidParameterError("save_best_only must be a bool")
-        self.save_best_only = bool(save_best_only)
+        self.save_best_only = flag(save_best_only, "save_best_only")
         self.saved = []
 
     @property
@@ -416,10 +382,10 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_lr=0.0,
                  min_delta=1e-4, cooldown=0, mode="auto", verbose=False):
         super().__init__()
-        self.factor = _check_number(factor, "factor", 0.0, True, 1.0, True)
-        self.patience = _check_patience(patience)
-        self.min_lr = _check_number(min_lr, "min_lr", 0.0)
-        self.cooldown = _check_patience(cooldown)
+        self.factor = real(factor, "factor", low=0.0, low_open=True, high=1.0, high_open=True)
+        self.patience = integer(patience, "patience", low=0)
+        self.min_lr = real(min_lr, "min_lr", low=0.0)
+        self.cooldown = integer(cooldown, "cooldown", low=0)
         self._mon = _Monitor(self, monitor, mode, min_delta)
         self.monitor = monitor
         self.mode = mode

@@ -7,25 +7,19 @@ Each function returns ``(X, y)``: ``X`` float64 of shape ``(n, n_features)``,
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
+
+from ._checks import integer, real
 
 __all__ = ["xor", "spirals", "moons", "circles", "sine", "available", "get"]
 
 
 def _n(n, minimum=2):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum:
-        raise ValueError(f"n must be an integer >= {minimum}, got {n!r}")
-    return int(n)
+    return integer(n, "n", low=minimum)
 
 
 def _noise(noise):
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) \
-            or not math.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    return float(noise)
+    return real(noise, "noise", low=0.0)
 
 
 def _split(n):
@@ -81,10 +75,8 @@ def spirals(n=400, noise=0.0, seed=None, turns=1.5, radius=4.0):
     """
     n = _n(n)
     noise = _noise(noise)
-    for value, name in ((turns, "turns"), (radius, "radius")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    turns = real(turns, "turns", low=0.0, low_open=True)
+    radius = real(radius, "radius", low=0.0, low_open=True)
     rng = np.random.default_rng(seed)
     n0, n1 = _split(n)
     parts = []
@@ -156,8 +148,7 @@ def circles(n=200, noise=0.05, factor=0.5, seed=None):
     """
     n = _n(n)
     noise = _noise(noise)
-    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
-        raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+    factor = real(factor, "factor", low=0.0, low_open=True, high=1.0, high_open=True)
     rng = np.random.default_rng(seed)
     n0, n1 = _split(n)
     a = np.linspace(0.0, 2 * np.pi, n0, endpoint=False)

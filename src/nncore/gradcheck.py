@@ -8,11 +8,11 @@ deterministic), comparing the backprop gradient with the central difference
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import integer, real
 from .network import Network
 
 __all__ = ["gradcheck", "GradcheckResult"]
@@ -98,14 +98,10 @@ def gradcheck(net, X, y, eps=1e-6, n_params=None, seed=0):
     """
     if not isinstance(net, Network):
         raise TypeError(f"net must be an nc.Network, got {type(net).__name__}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (0.0 < eps < 1.0):
-        raise ValueError(f"eps must be a number in (0, 1), got {eps!r}")
+    eps = real(eps, "eps", low=0.0, low_open=True, high=1.0, high_open=True)
     P = net.n_params
-    if n_params is None:
-        n_params = min(P, 2000)
-    elif isinstance(n_params, bool) or not isinstance(n_params, numbers.Integral) or n_params < 1:
-        raise ValueError(f"n_params must be None or a positive integer, got {n_params!r}")
-    n_params = min(int(n_params), P)
+    n_params = integer(n_params, "n_params", low=1, allow_none=True)
+    n_params = min(P, 2000 if n_params is None else n_params)
     net64 = net.copy("float64")
     Xc = net64._check_X(X)
     T = net64._check_y(y, Xc.shape[0])

@@ -22,10 +22,8 @@ layer is.
 from __future__ import annotations
 
 import math
-import numbers
 
-from ._checks import _positive_int
-from .errors import InvalidParameterError
+from ._checks import integer, one_of, real
 
 __all__ = ["Layer", "Dense", "Dropout", "layer_from_config", "register_layer"]
 
@@ -235,8 +233,8 @@ class Dense(Layer):
 
     def __init__(self, n_in, n_out, activation="linear", init=None):
         super().__init__()
-        self.n_in = _positive_int(n_in, "n_in")
-        self.n_out = _positive_int(n_out, "n_out")
+        self.n_in = integer(n_in, "n_in", low=1)
+        self.n_out = integer(n_out, "n_out", low=1)
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; expected one of "
                              f"{sorted(ACTIVATIONS)}")
@@ -353,12 +351,7 @@ class Dropout(Layer):
 
     def __init__(self, rate):
         super().__init__()
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-            raise InvalidParameterError(f"dropout rate must be a number, got {rate!r}")
-        rate = float(rate)
-        if not (0.0 <= rate < 1.0):
-            raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
-        self.rate = rate
+        self.rate = real(rate, "dropout rate", low=0.0, high=1.0, high_open=True)
 
     @property
     def is_stochastic(self):

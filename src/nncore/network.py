@@ -31,14 +31,13 @@ Design
 
 from __future__ import annotations
 
-import numbers
 import threading
 
 import numpy as np
 
 from . import backend as _backend
 from ._checks import (DTYPES, _as_numeric, _resolve_dtype, all_finite, check_fits_dtype,
-                      check_X)
+                      check_X, integer)
 from ._mlp import mlp_config
 from ._modelfile import write_model
 from ._workspace import WorkspaceCache
@@ -178,10 +177,7 @@ class Network:
             raise InvalidParameterError(f"regularizer must be None, nc.L1, nc.L2 or nc.ElasticNet, "
                             f"got {regularizer!r}")
         dt = _resolve_dtype(dtype)
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-                raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
-            seed = int(seed)
+        seed = integer(seed, "seed", low=0, allow_none=True)
 
         # ---- all checks passed: build
         self.layers = layers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._checks import _nonneg_real
+from ._checks import real
 
 __all__ = ["Regularizer", "L1", "L2", "ElasticNet", "regularizer_from_config"]
 
@@ -39,7 +39,7 @@ class L1(Regularizer):
     """
 
     def __init__(self, l):  # noqa: E741 - the lecture's name
-        self.l1 = _nonneg_real(l, "l")
+        self.l1 = real(l, "l", low=0.0)
 
     def __repr__(self):
         return f"L1({self.l1:g})"
@@ -60,7 +60,7 @@ class L2(Regularizer):
     """
 
     def __init__(self, l):  # noqa: E741
-        self.l2 = _nonneg_real(l, "l")
+        self.l2 = real(l, "l", low=0.0)
 
     def __repr__(self):
         return f"L2({self.l2:g})"
@@ -81,8 +81,8 @@ class ElasticNet(Regularizer):
     """
 
     def __init__(self, l1, l2):
-        self.l1 = _nonneg_real(l1, "l1")
-        self.l2 = _nonneg_real(l2, "l2")
+        self.l1 = real(l1, "l1", low=0.0)
+        self.l2 = real(l2, "l2", low=0.0)
 
     def __repr__(self):
         return f"ElasticNet({self.l1:g}, {self.l2:g})"

@@ -14,46 +14,13 @@ written with ``decay = 1 / T``.
 from __future__ import annotations
 
 import math
-import numbers
 
-from .errors import InvalidParameterError
+from ._checks import integer, real
 
 __all__ = [
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineAnnealing",
     "InverseTime",
 ]
-
-
-def _real(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidParameterError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _positive(value, name):
-    value = _real(value, name)
-    if value <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidParameterError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _epoch(epoch):
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
-        raise TypeError(f"epoch must be an integer, got {type(epoch).__name__}")
-    if epoch < 0:
-        raise ValueError(f"epoch must be >= 0, got {epoch}")
-    return int(epoch)
 
 
 class Schedule:
@@ -66,7 +33,7 @@ class Schedule:
     _params: tuple = ()
 
     def __call__(self, epoch):
-        return self._rate(_epoch(epoch))
+        return self._rate(integer(epoch, "epoch", low=0))
 
     def _rate(self, epoch):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -97,7 +64,7 @@ class Constant(Schedule):
     _params = ("lr",)
 
     def __init__(self, lr):
-        self.lr = _positive(lr, "lr")
+        self.lr = real(lr, "lr", low=0.0, low_open=True)
 
     def _rate(self, epoch):
         return self.lr
@@ -119,9 +86,9 @@ class StepDecay(Schedule):
     _params = ("lr", "step_size", "gamma")
 
     def __init__(self, lr, step_size, gamma=0.1):
-        self.lr = _positive(lr, "lr")
-        self.step_size = _positive_int(step_size, "step_size")
-        self.gamma = _positive(gamma, "gamma")
+        self.lr = real(lr, "lr", low=0.0, low_open=True)
+        self.step_size = integer(step_size, "step_size", low=1)
+        self.gamma = real(gamma, "gamma", low=0.0, low_open=True)
 
     def _rate(self, epoch):
         return self.lr * self.gamma ** (epoch // self.step_size)
@@ -141,8 +108,8 @@ class ExponentialDecay(Schedule):
     _params = ("lr", "gamma")
 
     def __init__(self, lr, gamma):
-        self.lr = _positive(lr, "lr")
-        self.gamma = _positive(gamma, "gamma")
+        self.lr = real(lr, "lr", low=0.0, low_open=True)
+        self.gamma = real(gamma, "gamma", low=0.0, low_open=True)
 
     def _rate(self, epoch):
         return self.lr * self.gamma ** epoch
@@ -167,9 +134,9 @@ class CosineAnnealing(Schedule):
     _params = ("lr", "T_max", "eta_min")
 
     def __init__(self, lr, T_max, eta_min=0.0):
-        self.lr = _positive(lr, "lr")
-        self.T_max = _positive_int(T_max, "T_max")
-        self.eta_min = _real(eta_min, "eta_min")
+        self.lr = real(lr, "lr", low=0.0, low_open=True)
+        self.T_max = integer(T_max, "T_max", low=1)
+        self.eta_min = real(eta_min, "eta_min")
         if not 0.0 <= self.eta_min <= self.lr:
             raise ValueError(f"eta_min must be in [0, lr={self.lr}], got {self.eta_min}")
 
@@ -196,8 +163,8 @@ class InverseTime(Schedule):
     _params = ("lr", "decay")
 
     def __init__(self, lr, decay=1.0):
-        self.lr = _positive(lr, "lr")
-        self.decay = _real(decay, "decay")
+        self.lr = real(lr, "lr", low=0.0, low_open=True)
+        self.decay = real(decay, "decay")
         if self.decay < 0.0:
             raise ValueError(f"decay must be >= 0, got {self.decay}")
 

@@ -42,7 +42,7 @@ import numpy as np
 from .. import backend as _backend
 from ..backend._epoch import FusedUpdate
 from ..errors import InvalidParameterError
-from ..schedules import _real
+from .._checks import real as _real
 
 __all__ = ["Optimizer", "OptimizerState", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 
