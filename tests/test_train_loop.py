@@ -150,10 +150,18 @@ def _assert_same(a, b):
     np.testing.assert_array_equal(wa["backup"], wb["backup"])
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    saved = nc.get_num_threads()
+    nc.set_num_threads(request.param)
+    yield request.param
+    nc.set_num_threads(saved)
+
+
 @pytest.mark.parametrize("clip", [None, 0.5])
 @pytest.mark.parametrize("opt", list(OPTS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_compiled_loop_bitwise_equals_reference(dtype, opt, clip):
+def test_compiled_loop_bitwise_equals_reference(dtype, opt, clip, threads):
     C = _compiled()
     for i, case in enumerate(CASES):
         for xdtype in ((dtype,) if i % 2 else ("float32", "float64")):

@@ -75,14 +75,9 @@ def _check_seed(seed):
     return int(seed)
 
 
-def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
-             validation_split, callbacks, augment, progress, seed, validation_shuffle=False):
-    """All argument checks; returns the prepared pieces. Changes nothing."""
-    from . import optim as _optim
-
-    opt = _optim.get(optimizer)
+def _check_batch_size(net, opt, batch_size, augment):
+    """``batch_size`` checked against the optimizer: "full" or an int (32 by default)."""
     full_batch_opt = bool(getattr(opt, "full_batch", False))
-
     if isinstance(batch_size, str):
         if batch_size != "full":
             raise ValueError(f"batch_size must be 'full', None or a positive integer, got {batch_size!r}")
@@ -107,6 +102,30 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
         batch_size = "full"
     elif batch_size is None:
         batch_size = 32
+    return batch_size
+
+
+def _check_callbacks(callbacks):
+    """The callbacks as a list (None: none); each must have a hook."""
+    if callbacks is None:
+        return []
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise InvalidParameterError("callbacks must be a list of callbacks") from None
+    for cb in callbacks:
+        if not any(callable(getattr(cb, h, None)) for h in _HOOKS):
+            raise InvalidParameterError(f"{cb!r} is not a callback (subclass nc.callbacks.Callback)")
+    return callbacks
+
+
+def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
+             validation_split, callbacks, augment, progress, seed, validation_shuffle=False):
+    """All argument checks; returns the prepared pieces. Changes nothing."""
+    from . import optim as _optim
+
+    opt = _optim.get(optimizer)
+    batch_size = _check_batch_size(net, opt, batch_size, augment)
 
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
         raise InvalidParameterError(f"epochs must be a positive integer, got {epochs!r}")
@@ -129,15 +148,7 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
     if validation_shuffle and validation_split == 0.0:
         raise ValueError("validation_shuffle=True needs validation_split > 0")
 
-    if callbacks is None:
-        callbacks = ()
-    try:
-        callbacks = list(callbacks)
-    except TypeError:
-        raise InvalidParameterError("callbacks must be a list of callbacks") from None
-    for cb in callbacks:
-        if not any(callable(getattr(cb, h, None)) for h in _HOOKS):
-            raise InvalidParameterError(f"{cb!r} is not a callback (subclass nc.callbacks.Callback)")
+    callbacks = _check_callbacks(callbacks)
 
     Xa = net._check_X(X)
     T = net._check_y(y, Xa.shape[0])

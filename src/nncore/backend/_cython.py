@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _epoch as _E
+from . import _numpy
 from . import _validate as V
 
 try:
@@ -244,14 +245,10 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
     V.check_real(lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=step,
                  weight_decay=weight_decay, gscale=gscale)
     V.check_adam(beta1, beta2, step)
-    lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
-    weight_decay = float(weight_decay)
-    # Each scalar exactly as the reference computes it (multiplying by 1 is exact).
-    decay = 1.0 - lr * weight_decay if weight_decay != 0.0 else 1.0
-    w = 1.0 - beta1
-    bc1 = 1.0 - beta1 ** step
-    bc2 = 1.0 - beta2 ** step
-    step_size = lr / bc1
+    beta2 = float(beta2)
+    # The reference's scalars (multiplying by decay = 1 is exact).
+    decay, w, bc2, step_size = _numpy._adam_scalars(float(lr), float(beta1), beta2, step,
+                                                    float(weight_decay))
     # A multiversioned loop (AVX-512/AVX2 where available, same bits as the scalar code).
     _K.adam_step(params, grads, exp_avg, exp_avg_sq, decay, w, 1.0 - w, w < 0.5,
                  beta2, 1.0 - beta2, bc2, bc2 ** 0.5, float(eps), -step_size,

@@ -344,6 +344,16 @@ def rmsprop_step(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gsc
     params += (-lr) * (g / avg)
 
 
+def _adam_scalars(lr, beta1, beta2, step, weight_decay):
+    """Adam's per-step scalars in Python double, as torch's ``_single_tensor_adam``
+    forms them (the compiled backend's adam_step uses these too):
+    ``(decay, w, bc2, step_size)`` with ``decay = 1 - lr*weight_decay`` (1.0 without
+    decoupled decay), ``w = 1 - beta1`` (the lerp weight), ``bc2 = 1 - beta2**step``
+    and ``step_size = lr / (1 - beta1**step)``."""
+    decay = 1.0 - lr * weight_decay if weight_decay != 0.0 else 1.0
+    return decay, 1.0 - beta1, 1.0 - beta2 ** step, lr / (1.0 - beta1 ** step)
+
+
 def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
               weight_decay, eps_inside_sqrt, gscale):
     """torch.optim.Adam / AdamW (decoupled ``weight_decay``), step counted from 1.
@@ -356,10 +366,10 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
     V.check_real(lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=step,
                  weight_decay=weight_decay, gscale=gscale)
     V.check_adam(beta1, beta2, step)
+    decay, w, bc2, step_size = _adam_scalars(lr, beta1, beta2, step, weight_decay)
     g = _g(grads, gscale)
     if weight_decay != 0.0:
-        params *= 1.0 - lr * weight_decay
-    w = 1.0 - beta1
+        params *= decay
     # torch's lerp: self + w*(end-self) for w < 0.5, else end - (end-self)*(1-w)
     if w < 0.5:
         exp_avg += w * (g - exp_avg)
@@ -367,9 +377,6 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
         np.copyto(exp_avg, g - (g - exp_avg) * (1.0 - w))
     exp_avg_sq *= beta2
     exp_avg_sq += (1.0 - beta2) * (g * g)
-    bc1 = 1.0 - beta1 ** step
-    bc2 = 1.0 - beta2 ** step
-    step_size = lr / bc1
     if eps_inside_sqrt:
         denom = np.sqrt(exp_avg_sq / bc2 + eps)
     else:

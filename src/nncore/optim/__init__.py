@@ -13,23 +13,15 @@ first use. ``get(name)`` resolves the names ``fit(optimizer=...)`` accepts.
 
 from __future__ import annotations
 
-from ._first_order import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from . import _first_order
+from ._first_order import *  # noqa: F401,F403  (the classes named in _first_order.__all__)
+from ._first_order import FIRST_ORDER as _FIRST_ORDER
 
 __all__ = [
-    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
+    *_first_order.__all__,
     "ConjugateGradient", "Newton", "BFGS", "DFP", "LBFGS", "get", "NAMES",
 ]
 
-# name -> (class, default keyword arguments); user keywords override them.
-_FIRST_ORDER = {
-    "sgd": (SGD, {}),
-    "momentum": (SGD, {"momentum": 0.9}),
-    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
-    "adagrad": (Adagrad, {}),
-    "rmsprop": (RMSprop, {}),
-    "adam": (Adam, {}),
-    "adamw": (AdamW, {}),
-}
 _FULL_BATCH = {
     "cg": "ConjugateGradient",
     "newton": "Newton",

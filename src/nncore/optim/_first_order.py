@@ -96,6 +96,11 @@ def _check_clip(clip_norm):
 class OptimizerState:
     """What a first-order optimizer carries from one step to the next (optax's state).
 
+    Parameters
+    ----------
+    buffers : dict of str -> ndarray, or None
+        The state arrays (None: not allocated yet).
+
     Attributes
     ----------
     step : int
@@ -614,3 +619,16 @@ class AdamW(Adam):
 
     def _loop_rule(self):   # Adam's rule with the decay decoupled (defined here: see fused_update)
         return super()._loop_rule()
+
+
+# name -> (class, default keyword arguments) of the first-order optimizers that
+# nncore.optim.get and fit(optimizer=name) know; user keywords override them.
+FIRST_ORDER = {
+    "sgd": (SGD, {}),
+    "momentum": (SGD, {"momentum": 0.9}),
+    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": (Adagrad, {}),
+    "rmsprop": (RMSprop, {}),
+    "adam": (Adam, {}),
+    "adamw": (AdamW, {}),
+}
