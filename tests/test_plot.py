@@ -175,7 +175,7 @@ def test_missing_matplotlib_gives_install_hint():
     code = ("import sys; sys.modules['matplotlib'] = None\n"
             "import nncore.plot as p\n"
             "try:\n    p.plot_history({'loss': [1.0]})\n"
-            "except ImportError as e:\n    print(e); sys.exit(0 if 'nncore[plot]' in str(e) else 2)\n"
+            "except ImportError as e:\n    print(e); sys.exit(0 if 'nncore-train[plot]' in str(e) else 2)\n"
             "sys.exit(3)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "NNCORE_BACKEND": "numpy"})

@@ -4,7 +4,8 @@ Slow (compiles the extension): runs only with ``NNCORE_TEST_WHEEL=1``. CI does
 the full wheel check in ``.ci/run``; this is the same check for a developer.
 No downloads: the fresh environment sees the running interpreter's
 site-packages (numpy, scipy, ...) through a ``.pth`` line, and the wheel is
-installed with ``--no-deps --no-index``.
+installed by its distribution name (``nncore-train``; the import name stays
+``nncore``) from the built file with ``--no-deps --no-index``.
 """
 
 import os
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The name on the package index (``nncore`` there is another project).
+DISTRIBUTION = "nncore-train"
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,6 +38,9 @@ o1, o2 = np.empty((3, 2)), np.empty((3, 2))
 C.dense_forward(X, W, b, 1, o1); R.dense_forward(X, W, b, 1, o2)
 assert np.array_equal(o1, o2), (o1, o2)
 nc.show_config()
+from importlib.metadata import distribution, packages_distributions
+assert distribution("nncore-train").version == nc.__version__
+assert "nncore-train" in packages_distributions()["nncore"]
 print("WHEEL-OK")
 """
 
@@ -50,7 +56,7 @@ def test_wheel_builds_installs_and_imports_outside_tree(tmp_path):
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist),
           str(ROOT)], cwd=ROOT)
-    wheels = list(dist.glob("nncore-*.whl"))
+    wheels = list(dist.glob(DISTRIBUTION.replace("-", "_") + "-*.whl"))
     assert len(wheels) == 1, wheels
     names = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(wheels[0])],
                            capture_output=True, text=True).stdout
@@ -66,8 +72,10 @@ def test_wheel_builds_installs_and_imports_outside_tree(tmp_path):
     # dependencies from the running environment, without its .pth hooks (so an
     # editable nncore there stays invisible)
     Path(site, "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # Without PYTHONPATH: a checkout's src/ on it (with the build's egg-info)
+    # would make pip think the distribution is installed already.
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NNCORE_BACKEND")}
     _run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
-          "--no-index", str(wheels[0])])
-    res = _run([str(py), "-c", CHECK], cwd=tmp_path, env={
-        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NNCORE_BACKEND")})
+          "--no-index", "--find-links", str(dist), DISTRIBUTION], env=clean_env)
+    res = _run([str(py), "-c", CHECK], cwd=tmp_path, env=clean_env)
     assert "WHEEL-OK" in res.stdout

@@ -73,7 +73,7 @@ def _load_builtin(name, seed=0):
         import sklearn.datasets as skd
     except ImportError:
         raise DataFileError(f"the built-in dataset {name!r} comes with scikit-learn, which is not "
-                       "installed: pip install nncore[sklearn]") from None
+                       "installed: pip install nncore-train[sklearn]") from None
     bunch = getattr(skd, loader)()
     names = [str(n) for n in getattr(bunch, "feature_names", [])] or \
         [f"x{i}" for i in range(bunch.data.shape[1])]

@@ -129,7 +129,7 @@ class History:
         try:
             import matplotlib  # noqa: F401
         except ImportError as exc:
-            raise ImportError("History.plot() needs matplotlib: pip install nncore[plot]") from exc
+            raise ImportError("History.plot() needs matplotlib: pip install nncore-train[plot]") from exc
         from .plot import plot_history
         return plot_history(self, **kwargs)
 

@@ -1,6 +1,6 @@
 """Training curves, optimizer comparisons and decision boundaries (matplotlib).
 
-matplotlib is an optional dependency (``pip install nncore[plot]``); it is
+matplotlib is an optional dependency (``pip install nncore-train[plot]``); it is
 imported on first use, never by ``import nncore``. On a Linux machine without
 a display the non-interactive Agg backend is selected, so scripts and tests
 can write PNG files from anywhere.
@@ -21,7 +21,7 @@ __all__ = ["plot_history", "compare", "decision_boundary"]
 
 _INSTALL_HINT = (
     "nncore.plot needs matplotlib, which is not installed. "
-    "Install it with: pip install nncore[plot]   (or: pip install matplotlib)"
+    "Install it with: pip install nncore-train[plot]   (or: pip install matplotlib)"
 )
 
 

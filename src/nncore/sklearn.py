@@ -6,7 +6,7 @@ underscore for fitted attributes, ``random_state``) so they drop into
 ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``. They pass
 ``sklearn.utils.estimator_checks.check_estimator``.
 
-scikit-learn is an optional dependency (``pip install nncore[sklearn]``);
+scikit-learn is an optional dependency (``pip install nncore-train[sklearn]``);
 ``import nncore`` does not import this module.
 
 Design
@@ -41,7 +41,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "nncore.sklearn needs scikit-learn, which is not installed. "
-        "Install it with: pip install nncore[sklearn]   (or: pip install scikit-learn)"
+        "Install it with: pip install nncore-train[sklearn]   (or: pip install scikit-learn)"
     ) from exc
 
 try:  # scikit-learn >= 1.6
