@@ -16,6 +16,7 @@ from . import errors  # noqa: F401  (nc.errors.InvalidParameterError)
 from .errors import DivergenceError
 from .gradcheck import gradcheck
 from .io import load
+from .onnx import to_onnx
 from . import datasets  # noqa: F401
 from . import tune  # noqa: F401  (stdlib + NumPy only; dask/pandas/tqdm imported on use)
 
@@ -25,6 +26,6 @@ __all__ = [
     "__version__", "get_backend", "set_backend", "set_num_threads", "get_num_threads", "show_config",
     "optim", "schedules", "callbacks", "augment", "plot", "errors", "History",
     "Network", "Dense", "Dropout", "L1", "L2", "ElasticNet", "DivergenceError",
-    "gradcheck", "load", "datasets",
+    "gradcheck", "load", "to_onnx", "datasets",
     "tune",
 ]

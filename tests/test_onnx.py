@@ -1,0 +1,111 @@
+"""nc.to_onnx: onnxruntime reproduces net.forward / predict_proba / predict
+(issue 16 item 3), for every activation, Dropout, every loss and both dtypes."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import nncore as nc
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+try:                                       # every activation nncore knows
+    from nncore.activations import NAMES as ACTIVATIONS
+except ImportError:
+    from nncore.layers import ACTIVATIONS
+
+DTYPES = ["float32", "float64"]
+
+
+def _tol(dtype, ref):
+    # a few roundings per layer (GEMM sums, the activation's libm/approximation)
+    return 64 * np.finfo(dtype).eps * max(1.0, float(np.abs(ref).max()))
+
+
+def _run(model, X):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"X": X})
+
+
+def _data(n, d, dtype, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_every_activation_matches_forward(act, dtype):
+    net = nc.Network([nc.Dense(5, 7, activation=act), nc.Dropout(0.4),
+                      nc.Dense(7, 6, activation=act), nc.Dense(6, 3)], dtype=dtype, seed=1)
+    X = _data(64, 5, dtype) * 3.0                  # both signs, saturating sigmoid/tanh
+    (out,) = _run(nc.to_onnx(net), X)
+    ref = net.forward(X)
+    assert out.dtype == ref.dtype == np.dtype(dtype) and out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=0, atol=_tol(dtype, ref))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss, k", [("cross_entropy", 4), ("binary_cross_entropy", 1),
+                                     ("binary_cross_entropy", 3)])
+def test_probabilities_and_labels_match_predict(loss, k, dtype, tmp_path):
+    X = _data(200, 3, dtype)
+    y = (np.argmax(X @ np.ones((3, 4)) * [1, -1, 2, -2], axis=1) if loss == "cross_entropy"
+         else (X[:, :k] > 0).astype(dtype))
+    net = nc.Network([nc.Dense(3, 16, "tanh"), nc.Dropout(0.1), nc.Dense(16, k)], loss=loss,
+                     dtype=dtype, seed=0)
+    net.fit(X, y, epochs=5, progress=False, seed=0)         # a trained model, not the init
+    path = tmp_path / "net.onnx"
+    model = nc.to_onnx(net, path, probabilities=True, labels=True)
+    assert [o.name for o in model.graph.output] == ["outputs", "probabilities", "labels"]
+    assert onnx.load(str(path)).SerializeToString() == model.SerializeToString()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["X"]
+    logits, proba, labels = sess.run(None, {"X": X})
+    np.testing.assert_allclose(logits, net.forward(X), rtol=0, atol=_tol(dtype, logits))
+    np.testing.assert_allclose(proba, net.predict_proba(X), rtol=0, atol=_tol(dtype, 1.0))
+    pred = net.predict(X)
+    assert labels.dtype == np.int64 and labels.shape == pred.shape
+    # labels may differ only where the decision is within rounding of a tie
+    if loss == "cross_entropy":
+        top2 = np.sort(logits, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > _tol(dtype, logits)
+    else:
+        clear = (np.abs(logits) > _tol(dtype, logits)).reshape(pred.shape)
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(labels[clear], pred[clear])
+
+
+def test_only_requested_outputs_and_opset():
+    net = nc.Network([nc.Dense(2, 3)], loss="cross_entropy", seed=0)
+    model = nc.to_onnx(net, labels=True)
+    assert [o.name for o in model.graph.output] == ["outputs", "labels"]
+    assert {op.domain: op.version for op in model.opset_import}[""] == 17
+    onnx.checker.check_model(model)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda net: nc.to_onnx(net, probabilities=True), ValueError, "mse"),
+    (lambda net: nc.to_onnx(net, labels="yes"), TypeError, "labels"),
+    (lambda net: nc.to_onnx(net, opset=9), ValueError, "opset"),
+    (lambda net: nc.to_onnx("not a network"), TypeError, "Network"),
+])
+def test_bad_arguments(call, exc, match, tmp_path):
+    net = nc.Network([nc.Dense(2, 3)], seed=0)
+    with pytest.raises(exc, match=match):
+        call(net)
+
+
+def test_unknown_layer_type_writes_nothing(tmp_path, monkeypatch):
+    net = nc.Network([nc.Dense(2, 3), nc.Dense(3, 1)], seed=0)
+    monkeypatch.setattr(net.layers[1], "get_config", lambda: {"type": "Mystery"})
+    with pytest.raises(ValueError, match="Mystery"):
+        nc.to_onnx(net, tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_onnx_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"nncore-train\[onnx\]"):
+        nc.to_onnx(nc.Network([nc.Dense(2, 1)], seed=0))
