@@ -10,6 +10,8 @@ runs the tests from a copy outside the tree).
 import doctest
 import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,16 @@ def test_pages_have_examples():
     """The user-guide pages show runnable code (not only prose)."""
     for page in sorted((DOCS / "guide").glob("*.rst")):
         assert ">>> " in page.read_text(encoding="utf-8"), page.name
+
+
+@pytest.mark.skipif(not PAGES, reason="docs/ not beside the tests")
+def test_sphinx_build_has_no_warnings(tmp_path):
+    """What CI's docs stage checks, here so a docstring that breaks the docs
+    (a malformed numpydoc section, a bad reference) fails where it is written.
+    The dummy builder reads every page and docstring like the HTML one."""
+    for module in ("sphinx", "numpydoc", "myst_parser", "sklearn"):
+        pytest.importorskip(module)
+    res = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "dummy",
+                          str(DOCS), str(tmp_path / "out")], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
