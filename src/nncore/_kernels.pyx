@@ -1166,3 +1166,8 @@ def _triad(floating[::1] a, const floating[::1] b, const floating[::1] c, double
 # =========================================================================== epoch loop
 # The compiled training epoch (helper E): same module, so it calls the kernels above.
 include "_train_loop.pxi"
+
+
+# =========================================================================== curvature
+# R-operator, Jacobian rows and the dense algebra of Levenberg–Marquardt.
+include "_curvature.pxi"

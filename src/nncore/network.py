@@ -634,6 +634,41 @@ class Network:
                 np.copyto(self._grads, grads)
         return float(J), grads
 
+    def hvp(self, X, y, v):
+        """Exact Hessian-vector product of :meth:`loss` (R-operator), float64.
+
+        Parameters
+        ----------
+        X, y : array_like
+            As in :meth:`loss`.
+        v : array_like, shape (n_params,) or (m, n_params)
+            Direction(s) in the layout of ``params``.
+
+        Returns
+        -------
+        ndarray, float64, the shape of ``v``
+        """
+        from .curvature import hvp
+        return hvp(self, X, y, v)
+
+    def gnvp(self, X, y, v):
+        """Generalised Gauss–Newton product ``J^T H_loss J v`` (plus the L2
+        penalty's Hessian), float64; arguments as :meth:`hvp`."""
+        from .curvature import gnvp
+        return gnvp(self, X, y, v)
+
+    def hessian(self, X, y):
+        """Exact ``(n_params, n_params)`` float64 Hessian of :meth:`loss`
+        (penalty included, dropout off); arguments as :meth:`loss`."""
+        from .curvature import hessian
+        return hessian(self, X, y)
+
+    def jacobian(self, X):
+        """``(N * K, n_params)`` float64 Jacobian of the outputs (raw outputs /
+        logits), rows sample-major: row ``i * K + k`` is ``d out[i, k] / d params``."""
+        from .curvature import jacobian
+        return jacobian(self, X)
+
     def fit(self, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
             validation_data=None, validation_split=0.0, validation_shuffle=False,
             callbacks=(), augment=None, progress=None, seed=None):

@@ -23,6 +23,7 @@ import numpy as np
 from . import _epoch as _E
 from . import _numpy
 from . import _validate as V
+from . import _validate_curvature as VC
 
 try:
     from .. import _kernels as _K
@@ -42,6 +43,8 @@ _KERNELS = (
     "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce", "regularize", "dropout_mask",
     "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
     "symv", "rank2_prepare", "bfgs_apply", "dfp_apply", "train_epoch_loop",
+    "dense_rforward", "dense_rbackward", "loss_mse_rop", "loss_softmax_ce_rop", "loss_bce_rop",
+    "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve",
 )
 _missing = [name for name in _KERNELS if not hasattr(_K, name)]
 if _missing:  # a stale build: fail loudly instead of falling back
@@ -353,3 +356,72 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
                         float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0], update.hyper,
                         update.buffers, bufs["scratch"], backup, bufs["x"], bufs["t"],
                         bufs["labels"], logits, bufs["gout"], int(drop_seed) % _U64, state)
+
+
+# --------------------------------------------------------------------------- curvature
+# Twins of nncore.backend._curvature_numpy (the specification, with the math).
+
+def dense_rforward(X, RX, W, VW, Vb, act, Y, RS, RY):
+    """RS := RX @ W + X @ VW + Vb;  RY := f'(S) * RS   (``RX`` None: zero)."""
+    VC.check_rforward(X, RX, W, VW, Vb, act, Y, RS, RY)
+    _blas_dims(X, W, RS.reshape(-1, RS.shape[2]))
+    _K.dense_rforward(X, RX, RX is not None, W, VW, Vb, int(act), Y, RS, RY)
+
+
+def dense_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX):
+    """R-backward of a dense layer (``D``/``RD`` are overwritten with delta/Rdelta)."""
+    VC.check_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX)
+    _blas_dims(X, W, RD.reshape(-1, RD.shape[2]))
+    _K.dense_rbackward(X, RX, RX is not None, W, VW, Y, RS, D, RD, int(act), RdW, Rdb,
+                       DX, RDX, DX is not None)
+
+
+def loss_mse_rop(out, Rout, Rgrad):
+    """Rgrad := Rout / N."""
+    VC.check_loss_rop(out, Rout, Rgrad)
+    _K.loss_mse_rop(Rout, Rgrad)
+
+
+def loss_softmax_ce_rop(logits, Rlogits, Rgrad):
+    """Rgrad_n := (diag p_n - p_n p_n^T) Rlogits_n / N, p = softmax(logits)."""
+    VC.check_loss_rop(logits, Rlogits, Rgrad)
+    _K.loss_softmax_ce_rop(logits, Rlogits, Rgrad, np.empty(logits.shape[1], logits.dtype))
+
+
+def loss_bce_rop(logits, Rlogits, Rgrad):
+    """Rgrad := s (1 - s) Rlogits / N, s = sigmoid(logits)."""
+    VC.check_loss_rop(logits, Rlogits, Rgrad)
+    _K.loss_bce_rop(logits, Rlogits, Rgrad)
+
+
+def jacobian_rows(A, D, out, offset):
+    """Per-row gradients of one dense layer into columns ``offset:`` of ``out``."""
+    VC.check_jacobian_rows(A, D, out, offset)
+    _K.jacobian_rows(A, D, out, int(offset))
+
+
+def ggn_rows_softmax(P, J):
+    """J rows (K per sample) := (diag sqrt p - sqrt p p^T) J_n."""
+    VC.check_ggn_rows_softmax(P, J)
+    _K.ggn_rows_softmax(P, J, np.empty(J.shape[1], J.dtype))
+
+
+def syrk(A, C, alpha=1.0, beta=0.0):
+    """C := alpha A^T A + beta C (both triangles)."""
+    VC.check_syrk(A, C, alpha, beta)
+    VC.check_real(alpha=alpha, beta=beta)
+    _blas_dims(A, C)
+    if A.shape[0] == 0:
+        C *= beta
+        return
+    _K.syrk(A, C, float(alpha), float(beta))
+
+
+def cholesky_solve(A, b, x):
+    """x := A^{-1} b by Cholesky (LAPACK); A unchanged. True on success."""
+    VC.check_cholesky_solve(A, b, x)
+    _blas_dims(A)
+    L = np.array(A, order="C", copy=True)
+    np.copyto(x, b)
+    info = _K.cholesky_solve(L, x)
+    return info == 0 and bool(np.all(np.isfinite(x)))

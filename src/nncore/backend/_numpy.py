@@ -24,6 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
+from ._curvature_numpy import (  # noqa: F401 - re-exported backend API
+    cholesky_solve, dense_rbackward, dense_rforward, ggn_rows_softmax, jacobian_rows,
+    loss_bce_rop, loss_mse_rop, loss_softmax_ce_rop, syrk)
 
 NAME = "numpy"
 FUSED_LOOP = False   # no train_epoch: training runs through the Python step loop

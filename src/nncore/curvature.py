@@ -1,0 +1,399 @@
+"""Exact curvature of a network's loss: Hessian-, Gauss–Newton- and Jacobian-vector
+products by Pearlmutter's R-operator, and the matrices built from them.
+
+Design
+------
+* Everything is float64, whatever the network's dtype: a :class:`Curvature`
+  holds a float64 copy of the data and evaluates at a float64 parameter
+  vector ``x`` (the layout of ``net.params``), so a float32 network gets the
+  curvature of its own loss function without float32 rounding.
+* The objective is ``net.loss``: mean data loss plus the weights-only penalty
+  ``l1 sum|w| + l2 sum w^2``. The penalty's Hessian is ``2 l2`` on the weights
+  (L1's is 0 almost everywhere); dropout is off.
+* Products carry ``m`` directions at once (``V`` of shape ``(m, n)``) through
+  the backend's ``dense_rforward`` / ``dense_rbackward`` kernels, over row
+  chunks whose size bounds memory (``m * rows * widths`` elements), combined
+  with weights ``rows / N`` like :meth:`Network.loss`.
+* The generalised Gauss–Newton matrix ``G = sum_n J_n^T H_n J_n`` uses the
+  per-sample Hessian ``H_n`` of the loss with respect to the outputs (identity
+  for mse, ``diag p - p p^T`` for softmax cross-entropy, ``diag s(1-s)`` for
+  binary cross-entropy). Products ``G v`` need no matrix; the dense ``G`` is
+  accumulated over row blocks of the Jacobian (``syrk``), never the whole
+  ``(N K, n)`` Jacobian.
+* No state is shared between calls (fresh arrays per call), so several threads
+  may query one network at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend as _backend
+
+__all__ = ["Curvature", "hvp", "hessian", "jacobian", "gnvp"]
+
+# Elements per R-quantity chunk (m directions x rows x widths): bounds memory.
+_CHUNK_BUDGET = 1 << 21
+# Directions per Hessian block (one batched product per block of columns).
+_HESSIAN_BLOCK = 64
+
+# loss name -> (gradient kernel for target rows, R-operator kernel); integer
+# labels always use the softmax cross-entropy kernel.
+_LOSS_KERNELS = {
+    "mse": ("loss_mse", "loss_mse_rop"),
+    "cross_entropy": ("loss_softmax_ce_prob", "loss_softmax_ce_rop"),
+    "binary_cross_entropy": ("loss_bce", "loss_bce_rop"),
+}
+
+
+def _layer_plan(net):
+    """``(offset, n_in, n_out, act)`` per parameterised layer; layers without
+    parameters must be inference-time identities (dropout)."""
+    plan = []
+    for i, layer in enumerate(net.layers):
+        if getattr(layer, "n_params", 0) and hasattr(layer, "W"):
+            plan.append((int(layer._offset), layer.n_in, layer.n_out, int(layer._act)))
+        elif not hasattr(layer, "rate"):
+            raise ValueError(f"curvature supports Dense and Dropout layers; layer {i} is "
+                             f"{type(layer).__name__}")
+    return plan
+
+
+class Curvature:
+    """Exact curvature of ``net.loss`` on fixed data ``(X, T)``.
+
+    Parameters
+    ----------
+    net : Network
+        The architecture, loss and regulariser (its parameters are not used:
+        every method takes the point ``x``).
+    X : ndarray, shape (N, n_in)
+        Validated inputs (any float dtype; copied to float64).
+    T : ndarray
+        Validated targets: int64 labels ``(N,)`` or float rows ``(N, K)``.
+    """
+
+    def __init__(self, net, X, T):
+        self.n = int(net.n_params)
+        self.n_out = int(net.n_out)
+        self.loss_name = net.loss_name
+        self._plan = _layer_plan(net)
+        self.X = np.ascontiguousarray(X, dtype=np.float64)
+        self.T = np.ascontiguousarray(T, dtype=np.int64 if T.ndim == 1 else np.float64)
+        self.N = self.X.shape[0]
+        reg = net.regularizer
+        self.l1 = 0.0 if reg is None else float(reg.l1)
+        self.l2 = 0.0 if reg is None else float(reg.l2)
+        self.weight_mask = np.zeros(self.n)
+        for start, stop in net._segments:
+            self.weight_mask[start:stop] = 1.0
+        grad_kernel, self._rop = _LOSS_KERNELS[self.loss_name]
+        self._grad = "loss_softmax_ce" if self.T.ndim == 1 else grad_kernel
+        self._widths = sum(n_in + 3 * n_out for _, n_in, n_out, _ in self._plan)
+
+    # ------------------------------------------------------------------ pieces
+
+    def _views(self, x):
+        """Per-layer ``(W, b)`` views of a flat ``(n,)`` or ``(m, n)`` array."""
+        out = []
+        for off, n_in, n_out, _ in self._plan:
+            nw = n_in * n_out
+            W = x[..., off:off + nw].reshape(x.shape[:-1] + (n_in, n_out))
+            out.append((W, x[..., off + nw:off + nw + n_out]))
+        return out
+
+    def _forward(self, params, X):
+        """Layer inputs ``A[0..L-1]`` and outputs ``Y[0..L-1]`` (float64)."""
+        be = _backend.current()
+        A, Y = [], []
+        a = X
+        for (W, b), (_, _, n_out, act) in zip(params, self._plan):
+            y = np.empty((a.shape[0], n_out))
+            be.dense_forward(a, np.ascontiguousarray(W), b, act, y)
+            A.append(a)
+            Y.append(y)
+            a = y
+        return A, Y
+
+    def _rforward(self, params, dirs, A, Y):
+        """``RS[l]``, ``RY[l]`` for the directions ``dirs`` (views of V)."""
+        be = _backend.current()
+        m = dirs[0][0].shape[0]
+        RS, RY = [], []
+        ra = None
+        for (W, _), (VW, Vb), a, y, (_, _, n_out, act) in zip(params, dirs, A, Y, self._plan):
+            rs = np.empty((m, a.shape[0], n_out))
+            ry = np.empty_like(rs)
+            be.dense_rforward(a, ra, np.ascontiguousarray(W), np.ascontiguousarray(VW),
+                              np.ascontiguousarray(Vb), act, y, rs, ry)
+            RS.append(rs)
+            RY.append(ry)
+            ra = ry
+        return RS, RY
+
+    def _rbackward(self, params, dirs, A, Y, RS, RY, D, RD, out):
+        """Accumulate ``R{grad}`` of the chunk into ``out`` (m, n); ``D`` is the
+        output gradient (zeros for Gauss–Newton), ``RD`` its R-derivative."""
+        be = _backend.current()
+        m = RD.shape[0]
+        for l in range(len(self._plan) - 1, -1, -1):
+            off, n_in, n_out, act = self._plan[l]
+            W = np.ascontiguousarray(params[l][0])
+            VW = np.ascontiguousarray(dirs[l][0])
+            rdw = np.empty((m, n_in, n_out))
+            rdb = np.empty((m, n_out))
+            first = l == 0
+            dx = None if first else np.empty((A[l].shape[0], n_in))
+            rdx = None if first else np.empty((m, A[l].shape[0], n_in))
+            be.dense_rbackward(A[l], None if first else RY[l - 1], W, VW, Y[l], RS[l], D, RD,
+                               act, rdw, rdb, dx, rdx)
+            nw = n_in * n_out
+            out[:, off:off + nw] += rdw.reshape(m, nw)
+            out[:, off + nw:off + nw + n_out] += rdb
+            D, RD = dx, rdx
+
+    def _chunks(self, m):
+        rows = max(1, _CHUNK_BUDGET // max(1, m * self._widths))
+        for s in range(0, self.N, rows):
+            yield s, min(s + rows, self.N)
+
+    def _output_grad(self, out, s, e):
+        """Gradient of the chunk's mean data loss with respect to the outputs."""
+        be = _backend.current()
+        grad = np.empty_like(out)
+        getattr(be, self._grad)(out, self.T[s:e], grad)
+        return grad
+
+    def _check_x(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.shape != (self.n,):
+            raise ValueError(f"x must have shape ({self.n},), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x contains NaN or infinite values")
+        return x
+
+    def _check_V(self, V):
+        V = np.asarray(V)
+        if V.dtype.kind not in "biuf":
+            raise TypeError(f"v must be numeric, got dtype {V.dtype}")
+        single = V.ndim == 1
+        V = np.ascontiguousarray(np.atleast_2d(V), dtype=np.float64)
+        if V.ndim != 2 or V.shape[1] != self.n or V.shape[0] == 0:
+            raise ValueError(f"v must have shape ({self.n},) or (m, {self.n}), got {np.shape(V)}")
+        if not np.all(np.isfinite(V)):
+            raise ValueError("v contains NaN or infinite values")
+        return V, single
+
+    # ------------------------------------------------------------------ products
+
+    def _product(self, x, V, gauss_newton):
+        x = self._check_x(x)
+        V, single = self._check_V(V)
+        be = _backend.current()
+        m = V.shape[0]
+        result = np.zeros((m, self.n))
+        params, dirs = self._views(x), self._views(V)
+        for s, e in self._chunks(m):
+            A, Y = self._forward(params, self.X[s:e])
+            RS, RY = self._rforward(params, dirs, A, Y)
+            RG = np.empty_like(RY[-1])
+            getattr(be, self._rop)(Y[-1], RY[-1], RG)
+            D = np.zeros_like(Y[-1]) if gauss_newton else self._output_grad(Y[-1], s, e)
+            part = np.zeros((m, self.n))
+            self._rbackward(params, dirs, A, Y, RS, RY, D, RG, part)
+            result += ((e - s) / self.N) * part
+        if self.l2 != 0.0:
+            result += (2.0 * self.l2) * (V * self.weight_mask)
+        return result[0] if single else result
+
+    def hvp(self, x, V):
+        """Exact Hessian-vector products ``H(x) v`` of ``net.loss``.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n,)
+            The point (float64 parameters in the layout of ``net.params``).
+        V : ndarray, shape (n,) or (m, n)
+            One direction or ``m`` of them (rows).
+
+        Returns
+        -------
+        ndarray, float64, the shape of ``V``
+        """
+        return self._product(x, V, gauss_newton=False)
+
+    def gnvp(self, x, V):
+        """Generalised Gauss–Newton products ``G(x) v = J^T H_loss J v`` (plus the
+        penalty's Hessian ``2 l2`` on the weights), shaped like :meth:`hvp`."""
+        return self._product(x, V, gauss_newton=True)
+
+    def jvp(self, x, V):
+        """Jacobian-vector products of the outputs: ``(m, N, K)`` (``(N, K)`` for 1-D ``V``)."""
+        x = self._check_x(x)
+        V, single = self._check_V(V)
+        out = np.empty((V.shape[0], self.N, self.n_out))
+        params, dirs = self._views(x), self._views(V)
+        for s, e in self._chunks(V.shape[0]):
+            A, Y = self._forward(params, self.X[s:e])
+            _, RY = self._rforward(params, dirs, A, Y)
+            out[:, s:e] = RY[-1]
+        return out[0] if single else out
+
+    def vjp(self, x, U):
+        """Vector-Jacobian products ``J^T u`` of the outputs: ``U`` of shape
+        ``(N, K)`` or ``(m, N, K)`` -> ``(n,)`` or ``(m, n)``."""
+        x = self._check_x(x)
+        U = np.asarray(U, dtype=np.float64)
+        single = U.ndim == 2
+        U = np.ascontiguousarray(U[None] if single else U)
+        if U.ndim != 3 or U.shape[1:] != (self.N, self.n_out) or U.shape[0] == 0:
+            raise ValueError(f"u must have shape ({self.N}, {self.n_out}) or "
+                             f"(m, {self.N}, {self.n_out}), got {U.shape}")
+        m = U.shape[0]
+        result = np.zeros((m, self.n))
+        params = self._views(x)
+        zero_dirs = self._views(np.zeros((m, self.n)))
+        for s, e in self._chunks(m):
+            A, Y = self._forward(params, self.X[s:e])
+            RS = [np.zeros((m,) + y.shape) for y in Y]
+            RY = [np.zeros((m,) + y.shape) for y in Y]
+            RD = np.array(U[:, s:e])
+            self._rbackward(params, zero_dirs, A, Y, RS, RY, np.zeros_like(Y[-1]), RD, result)
+        return result[0] if single else result
+
+    # ------------------------------------------------------------------ matrices
+
+    def block_rows(self):
+        """Samples per Jacobian block: ``rows * K * (n + widths)`` stays within budget."""
+        return max(1, _CHUNK_BUDGET // (self.n_out * (self.n + self._widths)))
+
+    def jacobian_block(self, x, s, e, outputs=None):
+        """Jacobian of the outputs of samples ``s:e``: ``((e-s) K, n)``, rows
+        sample-major (row ``i K + k`` is ``d out[s+i, k] / d x``).
+
+        With ``outputs`` (a list), the block's outputs ``(e-s, K)`` are appended.
+        """
+        be = _backend.current()
+        params = self._views(x)
+        A, Y = self._forward(params, self.X[s:e])
+        K = self.n_out
+        R = (e - s) * K
+        J = np.empty((R, self.n))
+        RD = np.zeros((1, R, K))
+        RD[0, np.arange(R), np.tile(np.arange(K), e - s)] = 1.0
+        for l in range(len(self._plan) - 1, -1, -1):
+            off, n_in, n_out, act = self._plan[l]
+            a = np.repeat(A[l], K, axis=0)
+            y = np.repeat(Y[l], K, axis=0)
+            dx = None if l == 0 else np.empty((R, n_in))
+            rdx = None if l == 0 else np.empty((1, R, n_in))
+            be.dense_rbackward(a, None, np.ascontiguousarray(params[l][0]),
+                               np.zeros((1, n_in, n_out)), y, np.zeros((1, R, n_out)),
+                               np.zeros((R, n_out)), RD, act, np.empty((1, n_in, n_out)),
+                               np.empty((1, n_out)), dx, rdx)
+            be.jacobian_rows(a, RD[0], J, off)
+            RD = rdx
+        if outputs is not None:
+            outputs.append(Y[-1])
+        return J
+
+    def jacobian(self, x):
+        """The whole ``(N K, n)`` Jacobian of the outputs, built in row blocks."""
+        x = self._check_x(x)
+        J = np.empty((self.N * self.n_out, self.n))
+        step = self.block_rows()
+        K = self.n_out
+        for s in range(0, self.N, step):
+            e = min(s + step, self.N)
+            J[s * K:e * K] = self.jacobian_block(x, s, e)
+        return J
+
+    def gauss_newton_sum(self, x):
+        """``sum_n J_n^T H_n J_n`` over all samples (``N`` times the mean-loss
+        Gauss–Newton matrix, penalty excluded), ``H_n`` the Hessian of the
+        sample's loss term with respect to its outputs; accumulated block by block
+        (``syrk``), never holding the whole Jacobian."""
+        x = self._check_x(x)
+        be = _backend.current()
+        G = np.zeros((self.n, self.n))
+        step = self.block_rows()
+        for s in range(0, self.N, step):
+            e = min(s + step, self.N)
+            outs = []
+            J = self.jacobian_block(x, s, e, outs)
+            _SQRT_HESSIAN_ROWS[self.loss_name](be, outs[0], J)
+            be.syrk(J, G, 1.0, 1.0)
+        return G
+
+    def hessian(self, x, block=_HESSIAN_BLOCK):
+        """The exact ``(n, n)`` Hessian of ``net.loss``: products with blocks of
+        ``block`` unit vectors, then symmetrised (it is symmetric to rounding)."""
+        x = self._check_x(x)
+        H = np.empty((self.n, self.n))
+        for s in range(0, self.n, block):
+            e = min(s + block, self.n)
+            V = np.zeros((e - s, self.n))
+            V[np.arange(e - s), np.arange(s, e)] = 1.0
+            H[s:e] = self.hvp(x, V)
+        H += H.T
+        H *= 0.5
+        if not np.all(np.isfinite(H)):
+            raise ValueError("the Hessian is not finite at these parameters")
+        return H
+
+
+def _rows_mse(be, out, J):
+    """mse: H_n = I (in units of N times the mean loss): rows unchanged."""
+
+
+def _rows_softmax(be, out, J):
+    P = np.empty_like(out)
+    be.softmax(out, P)
+    be.ggn_rows_softmax(P, J)
+
+
+def _rows_bce(be, out, J):
+    s = np.empty_like(out)
+    be.sigmoid(out, s)
+    J *= np.sqrt(s * (1.0 - s)).reshape(-1, 1)
+
+
+# loss name -> transform of a Jacobian block J into L^T J with H_n = L L^T.
+_SQRT_HESSIAN_ROWS = {"mse": _rows_mse, "cross_entropy": _rows_softmax,
+                      "binary_cross_entropy": _rows_bce}
+
+
+# --------------------------------------------------------------------------- Network methods
+
+def for_data(net, X, y):
+    """A :class:`Curvature` of ``net.loss`` on validated ``(X, y)``."""
+    X = net._check_X(X)
+    return Curvature(net, X, net._check_y(y, X.shape[0]))
+
+
+def _point(net):
+    return net.params.astype(np.float64)
+
+
+def hvp(net, X, y, v):
+    """``net.hvp``: exact Hessian-vector product of ``net.loss`` (float64)."""
+    c = for_data(net, X, y)
+    return c.hvp(_point(net), v)
+
+
+def gnvp(net, X, y, v):
+    """``net.gnvp``: generalised Gauss–Newton product (float64)."""
+    c = for_data(net, X, y)
+    return c.gnvp(_point(net), v)
+
+
+def hessian(net, X, y):
+    """``net.hessian``: the exact ``(n, n)`` Hessian of ``net.loss`` (float64)."""
+    return for_data(net, X, y).hessian(_point(net))
+
+
+def jacobian(net, X):
+    """``net.jacobian``: ``(N K, n)`` Jacobian of the outputs, rows sample-major."""
+    X = net._check_X(X)
+    dummy = np.zeros((X.shape[0], net.n_out))
+    return Curvature(net, X, dummy).jacobian(_point(net))
