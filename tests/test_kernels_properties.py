@@ -181,6 +181,27 @@ def _valid_call(name, rng, dt):
     if name in ("bfgs_update", "dfp_update"):
         s = f(n)
         return [np.eye(n, dtype=dt), s, s * 1.5], [0]
+    m = int(rng.integers(1, 4))
+    if name == "dense_rforward":
+        return [f(n, d), f(m, n, d), f(d, k), f(m, d, k), f(m, k), 4, np.tanh(f(n, k)),
+                f(m, n, k), f(m, n, k)], [7, 8]
+    if name == "dense_rbackward":
+        return [f(n, d), f(m, n, d), f(d, k), f(m, d, k), np.tanh(f(n, k)), f(m, n, k),
+                f(n, k), f(m, n, k), 3, f(m, d, k), f(m, k), f(n, d), f(m, n, d)], \
+            [6, 7, 9, 10, 11, 12]
+    if name in ("loss_mse_rop", "loss_softmax_ce_rop", "loss_bce_rop"):
+        return [f(n, k), f(m, n, k), f(m, n, k)], [2]
+    if name == "jacobian_rows":
+        return [f(n, d), f(n, k), f(n, d * k + k + 2), 1], [2]
+    if name == "ggn_rows_softmax":
+        p = np.abs(f(n, k)) + 0.1
+        return [p / p.sum(axis=1, keepdims=True), f(n * k, d)], [1]
+    if name == "syrk":
+        c = f(d, d)
+        return [f(n, d), c + c.T, 1.0, 0.5], [1]
+    if name == "cholesky_solve":
+        a = f(n, n)
+        return [a @ a.T + n * np.eye(n, dtype=dt), f(n), f(n)], [2]
     raise AssertionError(name)
 
 

@@ -653,19 +653,55 @@ class Network:
 
     def gnvp(self, X, y, v):
         """Generalised Gauss–Newton product ``J^T H_loss J v`` (plus the L2
-        penalty's Hessian), float64; arguments as :meth:`hvp`."""
+        penalty's Hessian), float64.
+
+        Parameters
+        ----------
+        X, y : array_like
+            As in :meth:`loss`.
+        v : array_like, shape (n_params,) or (m, n_params)
+            Direction(s) in the layout of ``params``.
+
+        Returns
+        -------
+        ndarray, float64, the shape of ``v``
+        """
         from .curvature import gnvp
         return gnvp(self, X, y, v)
 
     def hessian(self, X, y):
         """Exact ``(n_params, n_params)`` float64 Hessian of :meth:`loss`
-        (penalty included, dropout off); arguments as :meth:`loss`."""
+        (penalty included, dropout off), from batched Hessian-vector products.
+
+        Parameters
+        ----------
+        X, y : array_like
+            As in :meth:`loss`.
+
+        Returns
+        -------
+        ndarray, shape (n_params, n_params), float64
+
+        Raises
+        ------
+        ValueError
+            Bad data (as :meth:`loss`) or a non-finite Hessian.
+        """
         from .curvature import hessian
         return hessian(self, X, y)
 
     def jacobian(self, X):
-        """``(N * K, n_params)`` float64 Jacobian of the outputs (raw outputs /
-        logits), rows sample-major: row ``i * K + k`` is ``d out[i, k] / d params``."""
+        """Jacobian of the outputs (raw outputs / logits), float64, built in row blocks.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, n_in)
+
+        Returns
+        -------
+        ndarray, shape (N * K, n_params)
+            Rows sample-major: row ``i * K + k`` is ``d out[i, k] / d params``.
+        """
         from .curvature import jacobian
         return jacobian(self, X)
 

@@ -155,7 +155,8 @@ def ggn_rows_softmax(P, J):
 
 
 def syrk(A, C, alpha=1.0, beta=0.0):
-    """C := alpha A^T A + beta C (both triangles; C symmetric on entry if beta != 0)."""
+    """C := alpha A^T A + beta C on the lower triangle, then mirrored to the upper
+    one (as BLAS SYRK: only C's lower triangle is read, C is symmetric on exit)."""
     VC.check_syrk(A, C, alpha, beta)
     VC.check_real(alpha=alpha, beta=beta)
     prod = A.T @ A
@@ -164,6 +165,8 @@ def syrk(A, C, alpha=1.0, beta=0.0):
     else:
         C *= beta
         C += alpha * prod
+    upper = np.triu_indices(C.shape[0], 1)
+    C[upper] = C.T[upper]
 
 
 def cholesky_solve(A, b, x):
