@@ -24,6 +24,8 @@ def check_rforward(X, RX, W, VW, Vb, act, Y, RS, RY):
         check_float(a, name, nd)
     check_float(RS, "RS", 3, writable=True)
     check_float(RY, "RY", 3, writable=True)
+    if RX is not None:
+        check_float(RX, "RX", 3)
     check_dtype(X.dtype, RX=RX, W=W, VW=VW, Vb=Vb, Y=Y, RS=RS, RY=RY)
     n, n_in = X.shape
     m = VW.shape[0]
@@ -52,6 +54,9 @@ def check_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX):
     check_float(RD, "RD", 3, writable=True)
     check_float(RdW, "RdW", 3, writable=True)
     check_float(Rdb, "Rdb", 2, writable=True)
+    for name, a, nd in (("RX", RX, 3), ("DX", DX, 2), ("RDX", RDX, 3)):
+        if a is not None:
+            check_float(a, name, nd, writable=name != "RX")
     check_dtype(X.dtype, RX=RX, W=W, VW=VW, Y=Y, RS=RS, D=D, RD=RD, RdW=RdW, Rdb=Rdb,
                 DX=DX, RDX=RDX)
     check_nonempty(X, "X")
