@@ -109,11 +109,14 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-# .pxi files are textually included by _kernels.pyx; listing them as depends
-# also ships them in the sdist.
-_PXI = sorted(glob.glob(os.path.join("src", "nncore", "*.pxi")))
+# .pxi and .h files are textually included by _kernels.pyx (the headers through
+# ``cdef extern from "name.h"``, found on include_dirs since the generated C lives
+# under build/); listing them as depends also ships them in the sdist.
+_SRC = os.path.join("src", "nncore")
+_INCLUDED = sorted(glob.glob(os.path.join(_SRC, "*.pxi")) + glob.glob(os.path.join(_SRC, "*.h")))
 
 setup(
-    ext_modules=[Extension("nncore._kernels", ["src/nncore/_kernels.pyx"], depends=_PXI)],
+    ext_modules=[Extension("nncore._kernels", ["src/nncore/_kernels.pyx"], depends=_INCLUDED,
+                           include_dirs=[_SRC])],
     cmdclass={"build_ext": BuildExt},
 )

@@ -5,7 +5,7 @@ twin (``nc.set_backend("numpy")``) that serves as its specification.
 """
 
 from .backend import get_backend, set_backend
-from ._config import get_num_threads, set_num_threads, show_config
+from ._config import get_num_threads, set_num_threads, set_shared_blas_pool, show_config
 from . import plot  # noqa: F401  (nc.plot.compare; matplotlib is imported lazily)
 from . import optim, schedules, callbacks, augment  # noqa: F401
 from .history import History
@@ -23,7 +23,8 @@ from . import tune  # noqa: F401  (stdlib + NumPy only; dask/pandas/tqdm importe
 from ._version import __version__
 
 __all__ = [
-    "__version__", "get_backend", "set_backend", "set_num_threads", "get_num_threads", "show_config",
+    "__version__", "get_backend", "set_backend", "set_num_threads", "get_num_threads",
+    "set_shared_blas_pool", "show_config",
     "optim", "schedules", "callbacks", "augment", "plot", "errors", "History",
     "Network", "Dense", "Dropout", "L1", "L2", "ElasticNet", "DivergenceError",
     "gradcheck", "load", "to_onnx", "datasets",

@@ -54,6 +54,53 @@ def set_num_threads(n):
     _blas_limiter = threadpool_limits(limits=n, user_api="blas")
 
 
+def set_shared_blas_pool(on):
+    """Allow or forbid running BLAS's parallel jobs on nncore's OpenMP threads.
+
+    With 2+ threads the compiled epoch loop hands OpenBLAS's parallel jobs
+    (SciPy's OpenBLAS >= 0.3.27) to its own OpenMP team, so one thread pool
+    serves the matrix products and the optimizer update; the hook then stays
+    for the process. Results are the same bits either way. The environment
+    variable ``NNCORE_SHARED_BLAS_POOL=0`` switches it off from the start;
+    ``show_config()`` reports the setting.
+
+    Parameters
+    ----------
+    on : bool
+        ``False`` removes the hook at once (BLAS goes back to its own
+        threads) unless an epoch loop is running in another thread, in which
+        case the last running loop removes it; call it while no other thread
+        uses SciPy's BLAS. ``True`` allows the hook again from the next epoch.
+
+    Returns
+    -------
+    bool
+        The previous setting.
+    """
+    if not isinstance(on, bool):
+        from .errors import InvalidParameterError
+        raise InvalidParameterError(f"on must be a bool, got {type(on).__name__}")
+    k = _kernels()
+    if k is None:
+        return False
+    return bool(k._set_blas_shared_pool(on))
+
+
+def _blas_jobs_line(k):
+    """show_config's line on where BLAS's parallel jobs run."""
+    if not k.shared_blas_pool_enabled():
+        return "on BLAS's own threads (shared pool switched off: NNCORE_SHARED_BLAS_POOL=0 " \
+               "or set_shared_blas_pool(False))"
+    if k.forked_child():
+        return "on BLAS's own threads (a forked child: nncore's loops run on one thread)"
+    if not k.blas_shared_pool():
+        return ("on BLAS's own threads (no OpenBLAS threads callback, no OpenMP, or "
+                "OMP_DYNAMIC / OMP_THREAD_LIMIT set)")
+    state = "installed" if k.shared_blas_pool_installed() else "from the first epoch loop"
+    return (f"on nncore's OpenMP threads on 2+ threads ({state}; OpenBLAS threads callback; "
+            "off: NNCORE_SHARED_BLAS_POOL=0 or set_shared_blas_pool(False))")
+
+
 def get_num_threads():
     """Number of threads the compiled kernels' OpenMP loops use (1 without OpenMP)."""
     k = _kernels()
@@ -109,10 +156,7 @@ def show_config(file=None):
         lines += [
             f"Cython      {k.CYTHON_VERSION} (compiled with)",
             f"OpenMP      {'on' if k.OPENMP else 'off'}, {get_num_threads()} thread(s)",
-            "BLAS jobs   " + ("on nncore's OpenMP threads from the first epoch loop on 2+ "
-                              "threads (OpenBLAS threads callback)" if k.blas_shared_pool() else
-                              "on BLAS's own threads (no OpenBLAS threads callback, no "
-                              "OpenMP, or OMP_DYNAMIC / OMP_THREAD_LIMIT set)"),
+            "BLAS jobs   " + _blas_jobs_line(k),
             f"debug build {'on (bounds and initialisation checks)' if k.DEBUG_BUILD else 'off'}",
         ]
     lines.append(f"backend     {backend}  (numpy backend: numpy's BLAS; "

@@ -20,7 +20,7 @@ Design:
   (``cdef floating one = 1``): Cython emits a bare ``1`` as the double ``1.0``,
   which would silently evaluate float32 kernels in double precision.
 * Loop bodies are branch-free where it matters (flags hoisted, see
-  ``NNC_ADAM_LOOP`` in _train_loop.pxi) so GCC vectorises them; ``-fno-math-errno`` lets ``sqrt``
+  ``NNC_ADAM_LOOP`` in _adam.h) so GCC vectorises them; ``-fno-math-errno`` lets ``sqrt``
   vectorise too without changing any value.
 * GEMM/GEMV through ``scipy.linalg.cython_blas`` (no link step, SciPy's BLAS):
   a row-major matrix is the column-major transpose, so row-major
@@ -29,7 +29,7 @@ Design:
   (4M) elements, in static contiguous chunks; BLAS is never called inside a parallel
   region (BLAS threads are capped separately with threadpoolctl). Inside the
   compiled epoch loop BLAS may instead run its own parallel jobs on our OpenMP
-  team (OpenBLAS's threads callback, see _train_loop.pxi), and then elementwise
+  team (OpenBLAS's threads callback, see _blas_pool.pxi), and then elementwise
   loops go parallel from 64K elements; reductions keep ``_par_min_sum``, so
   their bits never depend on the loop.
 """
@@ -140,11 +140,16 @@ cdef inline floating _sigmoid(floating s) noexcept nogil:
     return e / (one + e)
 
 
+cdef inline int _omp_threads() noexcept nogil:
+    """The OpenMP loops' width: 1 in a forked child (see the Fork note in _blas_pool.h)."""
+    return 1 if nnc_forked_child else _num_threads
+
+
 cdef inline int _threads_from(Py_ssize_t n, Py_ssize_t least) noexcept nogil:
     """Thread count for a loop over n elements: 1 below ``least``."""
-    if n < least or _num_threads <= 1:
+    if n < least:
         return 1
-    return _num_threads
+    return _omp_threads()
 
 
 cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
@@ -918,13 +923,19 @@ cdef void dfp_apply_k(floating[:, ::1] V,       # IN/OUT inverse Hessian (n, n)
 # empty input so no kernel takes the address of an element that does not exist.
 
 def set_num_threads(int n):
-    """Thread count of the OpenMP loops (clipped to [1, 64])."""
+    """Thread count of the OpenMP loops (clipped to [1, 64]; 1 in a forked child)."""
     global _num_threads
     _num_threads = max(1, min(n, MAX_THREADS))
 
 
 def get_num_threads():
-    return _num_threads
+    return _omp_threads()
+
+
+def forked_child():
+    """Whether this process was forked from one that loaded nncore (its OpenMP
+    loops then stay on one thread: GNU OpenMP cannot start a team there)."""
+    return bool(nnc_forked_child)
 
 
 def _set_parallel_threshold(Py_ssize_t n):
@@ -1164,7 +1175,9 @@ def _triad(floating[::1] a, const floating[::1] b, const floating[::1] c, double
 
 
 # =========================================================================== epoch loop
-# The compiled training epoch (helper E): same module, so it calls the kernels above.
+# The compiled training epoch: same module, so it calls the kernels above; it
+# shares its OpenMP team with BLAS through _blas_pool.pxi.
+include "_blas_pool.pxi"
 include "_train_loop.pxi"
 
 

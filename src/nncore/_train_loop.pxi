@@ -18,18 +18,12 @@
 #   gives the same bits for any split, so the thread count never changes a
 #   result; reductions (db, losses) are single-threaded in row order as in the
 #   kernels.
-# * One thread pool: with 2+ threads, while a call runs, OpenBLAS's parallel
-#   jobs are handed (openblas_set_threads_callback_function, OpenBLAS >= 0.3.27)
-#   to ``nnc_blas_jobs``, which runs them on this module's OpenMP team; the
-#   hook then stays for the process (see _blas_pool_installed). OpenBLAS's own workers,
-#   which spin after each GEMM and fought any OpenMP region next to them, stay
-#   asleep, so the update and other elementwise loops can be threaded from 64K
-#   elements (TL_PAR_MIN_SHARED) instead of 4M. The GEMMs split the same way
-#   (OpenBLAS chooses the jobs), so every bit is as on OpenBLAS's own threads.
-#   Jobs of concurrent callers are serialised by a lock (OpenBLAS indexes its
-#   work buffers by job number). Known limit: a multi-threaded SciPy BLAS call
-#   made from another Python thread at the very moment the hook is installed
-#   may still run on OpenBLAS's own threads next to ours.
+# * One thread pool: with 2+ threads, OpenBLAS's parallel jobs run on this
+#   module's OpenMP team (_blas_pool.pxi / _blas_pool.h, with its off switch),
+#   so the update and other elementwise loops can be threaded from 64K
+#   elements (BLAS_POOL_PAR_MIN) instead of 4M. Same bits either way.
+# * The Adam update is C (_adam.h): multiversioned, with the frozen-lane path
+#   for subnormal moments.
 # * All buffers are preallocated by the wrapper (nncore.backend._cython) and
 #   validated by nncore.backend._epoch.check_train_epoch before the GIL is
 #   released: the loop allocates nothing, raises nothing, and every index it
@@ -39,251 +33,22 @@
 #   returns to Python) never separates parameters from the step count.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.math cimport isfinite, pow as c_pow
 
-cdef extern from *:
-    """
-    /* Adam over a flat chunk, compiled for several x86-64 levels (GCC function
-       multiversioning picks one at load time): the wheel stays baseline-x86-64
-       (no -march=native), but the update vectorises 8 or 16 wide where the CPU
-       can. IEEE add/mul/div/sqrt are correctly rounded at any vector width and
-       -ffp-contract=off forbids FMA, so every clone gives the bits of the
-       scalar code (the operation order of nncore.backend._numpy.adam_step).
-
-       Frozen lanes. A parameter whose gradient is exactly zero (a dead ReLU
-       unit, an input feature that is always 0) keeps a first moment that decays
-       by beta1 per step into the subnormal range, where it stops at a fixed
-       point k * unit (unit = 2^-149 in float32, 2^-1074 in float64) with
-       rne(w k) == 0, i.e. k <= kmax (for beta1 = 0.9: 4 in float32, 5 in
-       float64): m + w (0 - m) rounds back to m. On x86 every vector
-       instruction that touches a subnormal takes a microcode assist; with a
-       dead network the update ran ~2x slower (bench_perf.py -k dead_units). Flushing subnormals
-       (FTZ/DAZ) would change results, so instead a lane is recognised as
-       frozen -- zero gradient, subnormal m with |k| <= kmax, |p * decay| >=
-       pthr, v zero / positive normal / a subnormal at its own fixed point
-       (k_v <= kvmax) -- and its outcome is written without arithmetic on the
-       subnormals: m and a subnormal v stay as they are (the scalar code
-       rounds them back to themselves), and p becomes p * decay, because the
-       step |neg_step * m / den| <= |neg_step| kmax unit / den_lb is below a
-       quarter of an ulp of p whenever |p decay| >= pthr = 2^(t+2) |neg_step|
-       kmax unit / den_lb (t = 24 or 53 significand bits; den >= eps, or
-       sqrt(eps) with eps inside the root). The other lanes run the ordinary
-       formula (with the frozen lanes' m and subnormal v replaced by 0 so they
-       trigger no assist); the selects are branch-free and vectorise. The
-       result is bit-identical to the scalar loop (tests/test_kernels_adam_subnormal.py). */
-    #include <float.h>
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-        defined(__linux__) && !defined(NNCORE_NO_CLONES) && (__GNUC__ >= 8)
-    #define NNC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-    #else
-    #define NNC_CLONES
-    #endif
-    #define NNC_ADAM_LOOP(T, U, SQRT, FABS, LERP_SMALL, INSIDE, BACKUP, FREEZE) \
-        for (Py_ssize_t i = a; i < e; i++) {                                 \
-            T gi = g[i] * gs;                                                \
-            if (BACKUP) bk[i] = p[i];                                        \
-            T pi = p[i] * decay;                                             \
-            T m0 = m[i], v0 = v[i];                                          \
-            U mb, vb, mk;                                                    \
-            int fz = 0, vsub = 0;                                            \
-            memcpy(&mb, &m0, sizeof(T));                                     \
-            mk = (mb & mag) - 1;                                             \
-            low = mk < low ? mk : low;                                       \
-            if (FREEZE) {                                                    \
-                memcpy(&vb, &v0, sizeof(T));                                 \
-                vsub = vb - 1 < kvmax;                                       \
-                fz = (gi == 0) & (mk < kmax) & (FABS(pi) >= pthr)            \
-                     & (vsub | (vb == 0) | (vb - vlo < vspan));              \
-            }                                                                \
-            T mi = fz ? (T)0 : m0;                                           \
-            if (LERP_SMALL) mi = mi + w * (gi - mi);                         \
-            else mi = gi - (gi - mi) * omw;                                  \
-            T vi = (fz & vsub) ? (T)0 : v0;                                  \
-            vi = vi * b2;                                                    \
-            vi = vi + omb2 * (gi * gi);                                      \
-            T denom = (INSIDE) ? SQRT(vi / bc2 + eps) : SQRT(vi) / sqrt_bc2 + eps; \
-            T pn = pi + neg_step * (mi / denom);                             \
-            m[i] = fz ? m0 : mi;                                             \
-            v[i] = (fz & vsub) ? v0 : vi;                                    \
-            p[i] = fz ? pi : pn;                                             \
-        }
-    #define NNC_ADAM_VARIANTS(T, U, SQRT, FABS, FREEZE)                                  \
-        if (bk) {  /* also copy p to bk before updating it (the step's backup) */     \
-            if (lerp_small && !inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 1, 0, 1, FREEZE) } \
-            else if (lerp_small) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 1, 1, 1, FREEZE) }       \
-            else if (!inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 0, 1, FREEZE) }          \
-            else { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 1, 1, FREEZE) }                       \
-        } else {                                                                       \
-            if (lerp_small && !inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 1, 0, 0, FREEZE) } \
-            else if (lerp_small) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 1, 1, 0, FREEZE) }       \
-            else if (!inside) { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 0, 0, FREEZE) }          \
-            else { NNC_ADAM_LOOP(T, U, SQRT, FABS, 0, 1, 0, FREEZE) }                       \
-        }
-    /* Blocks of NNC_ADAM_BLOCK elements. Every loop also takes the minimum
-       of |m|'s bit pattern - 1 over its block (on registers it holds anyway):
-       below kmax iff some lane's m is a subnormal with |k| <= kmax. A block runs the
-       frozen-lane loop when the block before it had such a lane (dead units
-       come by whole rows or columns, so neighbours look alike), else the
-       plain loop; a live network pays only the running minimum. Both loops
-       give the same bits; the guess only picks the faster one. */
-    #define NNC_ADAM_BLOCK 4096
-    #define NNC_ADAM_FN(NAME, T, U, SQRT, FABS)                                      \
-    NNC_CLONES static void NAME(T* restrict p, const T* restrict g,               \
-            T* restrict m, T* restrict v, T* restrict bk, Py_ssize_t lo,          \
-            Py_ssize_t hi, T decay, T w, T omw, T b2, T omb2, T bc2, T sqrt_bc2,  \
-            T eps, T neg_step, T gs, int lerp_small, int inside,                  \
-            U kmax, U kvmax, T pthr) {                                            \
-        const U mag = ~((U)1 << (sizeof(T) * 8 - 1));                             \
-        /* positive finite normal v: vlo <= bits < vlo + vspan */                \
-        const U vlo = sizeof(T) == 4 ? (U)0x00800000u : (U)0x0010000000000000ull;  \
-        const U vspan = sizeof(T) == 4 ? (U)0x7f000000u : (U)0x7fe0000000000000ull;\
-        Py_ssize_t a, e;                                                          \
-        int frozen = kmax != 0;   /* the first block tries the frozen-lane loop */   \
-        for (a = lo; a < hi; a = e) {                                             \
-            U low = ~(U)0;                                                        \
-            e = hi - a > NNC_ADAM_BLOCK ? a + NNC_ADAM_BLOCK : hi;               \
-            if (frozen) { NNC_ADAM_VARIANTS(T, U, SQRT, FABS, 1) }                \
-            else { NNC_ADAM_VARIANTS(T, U, SQRT, FABS, 0) }                       \
-            frozen = low < kmax;                                                  \
-        }                                                                         \
-    }
-    NNC_ADAM_FN(nnc_adam_f32, float, uint32_t, sqrtf, fabsf)
-    NNC_ADAM_FN(nnc_adam_f64, double, uint64_t, sqrt, fabs)
-
-    /* kmax, kvmax and pthr of the frozen-lane test for one call, from the
-       scalars as the kernel sees them (rounded to the array dtype). */
-    /* The largest k <= kcap with k f < 1/2 (products of small integers and
-       floats are exact in double). */
-    static double nnc_fixed_k(double f, double kcap) {
-        double k = f > 0.0 ? floor(0.5 / f) : kcap;
-        if (k > kcap) k = kcap;
-        while (k > 0 && k * f >= 0.5) k -= 1;
-        return k;
-    }
-    static void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double b2,
-                                double eps, int inside, double neg_step,
-                                uint64_t* kmax, uint64_t* kvmax, double* pthr) {
-        const double kcap = is_f32 ? 8388607.0 : 4503599627370495.0;  /* 2^23-1, 2^52-1 */
-        const double unit = is_f32 ? 0x1p-149 : 0x1p-1074;             /* subnormal step */
-        const double nmin = is_f32 ? 0x1p-126 : 0x1p-1022;
-        /* m = k unit stays iff rne(w k) == 0 (lerp form) or rne((1-w) k) == k,
-           guaranteed when k f < 1/2 with f = w or 1 - (1-w); v likewise with
-           f = 1 - beta2. Products of these small integers and floats are
-           exact in double. */
-        double k = nnc_fixed_k(lerp_small ? w : 1.0 - omw, kcap);
-        double kv = nnc_fixed_k(1.0 - b2, kcap);
-        double lb, t;
-        lb = inside ? sqrt(eps) * (1.0 - 0x1p-20) : eps;      /* den >= lb */
-        /* scaled to the subnormal unit last: an intermediate subnormal would
-           round down and weaken the bound */
-        t = (lb > 0.0 && k > 0) ? (is_f32 ? 0x1p26 : 0x1p55) * fabs(neg_step) * k / lb
-                                  * (1.0 + 0x1p-20) : NAN;
-        t *= unit;
-        if (t < nmin) t = nmin;
-        if (!(t <= (is_f32 ? FLT_MAX : DBL_MAX))) t = NAN;  /* NaN: |p| >= t never holds */
-        *kmax = (uint64_t)k;
-        *kvmax = (uint64_t)kv;
-        *pthr = t;
-    }
-
-    /* One thread pool for BLAS and the update (see the Design note of
-       train_epoch_loop). OpenBLAS >= 0.3.27 hands its parallel jobs to a
-       caller-supplied function when one is registered; this one runs them on
-       the OpenMP team the compiled loops use. Jobs of one call synchronise
-       with each other, so all of them must run at once: one thread each,
-       with a nested level allowed if we are already inside a region. */
-    #if defined(_OPENMP) && defined(__linux__)
-    #include <omp.h>
-    #include <dlfcn.h>
-    #include <pthread.h>
-    #define NNC_BLAS_POOL 1
-    /* OpenBLAS indexes its per-thread work buffers by the job's thread number:
-       two callers running jobs at once (fits in two Python threads) would
-       share them. Its own pool serialises callers; so does this lock. */
-    static pthread_mutex_t nnc_blas_jobs_lock = PTHREAD_MUTEX_INITIALIZER;
-    #else
-    #define NNC_BLAS_POOL 0
-    #endif
-    typedef void (*nnc_dojob_t)(int, void*, int);
-    typedef void (*nnc_jobs_t)(int, nnc_dojob_t, int, size_t, void*, int);
-    typedef void (*nnc_set_jobs_t)(nnc_jobs_t);
-    static long nnc_blas_pool_calls = 0;
-    static void nnc_blas_jobs(int sync, nnc_dojob_t dojob, int numjobs, size_t elsize,
-                              void* jobdata, int dojob_data) {
-    #if NNC_BLAS_POOL
-        int level = omp_get_active_level(), maxl = omp_get_max_active_levels();
-        (void)sync;
-        __atomic_fetch_add(&nnc_blas_pool_calls, 1, __ATOMIC_RELAXED);
-        if (level >= maxl) omp_set_max_active_levels(level + 1);
-        pthread_mutex_lock(&nnc_blas_jobs_lock);
-        #pragma omp parallel num_threads(numjobs)
-        {
-            int i;
-            for (i = omp_get_thread_num(); i < numjobs; i += omp_get_num_threads())
-                dojob(i, (char*)jobdata + (size_t)i * elsize, dojob_data);
-        }
-        pthread_mutex_unlock(&nnc_blas_jobs_lock);
-        if (level >= maxl) omp_set_max_active_levels(maxl);
-    #else
-        (void)sync; (void)dojob; (void)numjobs; (void)elsize; (void)jobdata; (void)dojob_data;
-    #endif
-    }
-    /* openblas_set_threads_callback_function of the BLAS that the library
-       holding ``addr`` (scipy's cython_blas) links to, or NULL. */
-    static nnc_set_jobs_t nnc_blas_pool_setter(void* addr) {
-    #if NNC_BLAS_POOL
-        Dl_info info;
-        void* h;
-        void* s;
-        if (!addr || !dladdr(addr, &info) || !info.dli_fname) return NULL;
-        h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-        if (!h) return NULL;
-        s = dlsym(h, "openblas_set_threads_callback_function");
-        if (!s) s = dlsym(h, "scipy_openblas_set_threads_callback_function");
-        dlclose(h);
-        return (nnc_set_jobs_t)s;
-    #else
-        (void)addr;
-        return NULL;
-    #endif
-    }
-    /* Install (on = 1) or remove the hook; installs only where every job is
-       sure to get its own thread (no OMP_DYNAMIC, no OMP_THREAD_LIMIT below
-       the most threads BLAS may ask for). Returns whether it is installed. */
-    static int nnc_blas_pool_ok(nnc_set_jobs_t setter, int most) {
-    #if NNC_BLAS_POOL
-        return setter && !omp_get_dynamic() && omp_get_thread_limit() >= most;
-    #else
-        (void)setter; (void)most;
-        return 0;
-    #endif
-    }
-    static int nnc_blas_pool_set(nnc_set_jobs_t setter, int on, int most) {
-        if (on && !nnc_blas_pool_ok(setter, most)) return 0;
-        if (setter) setter(on ? nnc_blas_jobs : (nnc_jobs_t)0);
-        return on;
-    }
-    """
-    void nnc_adam_f32(float* p, const float* g, float* m, float* v, float* bk, Py_ssize_t lo,
-                      Py_ssize_t hi, float decay, float w, float omw, float b2, float omb2,
-                      float bc2, float sqrt_bc2, float eps, float neg_step, float gs,
-                      int lerp_small, int inside, uint32_t kmax, uint32_t kvmax,
-                      float pthr) noexcept nogil
-    void nnc_adam_f64(double* p, const double* g, double* m, double* v, double* bk,
-                      Py_ssize_t lo,
-                      Py_ssize_t hi, double decay, double w, double omw, double b2,
-                      double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
-                      double gs, int lerp_small, int inside, uint64_t kmax, uint64_t kvmax,
-                      double pthr) noexcept nogil
-    void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double b2,
-                         double eps, int inside, double neg_step, uint64_t* kmax,
+cdef extern from "_adam.h":
+    void nnc_adam_f32(float* p, const float* g, float* m, float* v, float* backup,
+                      Py_ssize_t lo, Py_ssize_t hi, float decay, float w, float omw,
+                      float beta2, float omb2, float bc2, float sqrt_bc2, float eps,
+                      float neg_step, float grad_scale, int lerp_small, int eps_inside,
+                      uint32_t kmax, uint32_t kvmax, float pthr) noexcept nogil
+    void nnc_adam_f64(double* p, const double* g, double* m, double* v, double* backup,
+                      Py_ssize_t lo, Py_ssize_t hi, double decay, double w, double omw,
+                      double beta2, double omb2, double bc2, double sqrt_bc2, double eps,
+                      double neg_step, double grad_scale, int lerp_small, int eps_inside,
+                      uint64_t kmax, uint64_t kvmax, double pthr) noexcept nogil
+    void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double beta2,
+                         double eps, int eps_inside, double neg_step, uint64_t* kmax,
                          uint64_t* kvmax, double* pthr) noexcept nogil
-    ctypedef void* nnc_set_jobs_t
-    long nnc_blas_pool_calls
-    nnc_set_jobs_t nnc_blas_pool_setter(void* addr) noexcept nogil
-    int nnc_blas_pool_set(nnc_set_jobs_t setter, int on, int most) noexcept nogil
-    int nnc_blas_pool_ok(nnc_set_jobs_t setter, int most) noexcept nogil
 
 
 cdef enum:
@@ -316,58 +81,10 @@ LOOP_OPTIMIZERS = {
 
 # Flat loops inside the epoch loop use OpenMP only from this many elements on.
 cdef Py_ssize_t TL_PAR_MIN = 1 << 22
-# ... and from this many when BLAS runs its jobs on the same OpenMP team.
-cdef Py_ssize_t TL_PAR_MIN_SHARED = 1 << 16
+# Epoch loops running now (any Python thread), and the parallel threshold the
+# first one found (restored when the last one ends).
 cdef int _tl_depth = 0
-
-
 cdef Py_ssize_t _tl_saved_par_min = 0
-
-
-cdef nnc_set_jobs_t _blas_pool_setter_from_scipy():
-    from scipy.linalg import cython_blas
-    try:
-        cap = cython_blas.__pyx_capi__["sgemm"]
-        return nnc_blas_pool_setter(PyCapsule_GetPointer(cap, PyCapsule_GetName(cap)))
-    except Exception:   # an unusual SciPy: keep BLAS's own pool
-        return NULL
-
-
-cdef nnc_set_jobs_t _blas_pool_setter = _blas_pool_setter_from_scipy()
-# Whether the epoch loop may hand BLAS's jobs to the OpenMP team (tests and
-# benchmarks switch it off to compare; the results are the same bits), and
-# whether the hook is installed. Once installed it stays for the process:
-# taking it out again while another Python thread runs a multi-threaded SciPy
-# BLAS call through it (a validation pass, a concurrent fit) and putting it
-# back while such a call runs on OpenBLAS's own threads could let the two
-# pools share OpenBLAS's work buffers. So there is one such moment per process
-# (the first multi-threaded epoch), not two per fit.
-cdef bint _blas_pool_enabled = True
-cdef bint _blas_pool_installed = False
-
-def blas_shared_pool():
-    """Whether the epoch loop can run BLAS's parallel jobs on nncore's OpenMP
-    threads: an OpenMP build, a BLAS with OpenBLAS's threads callback (scipy's
-    OpenBLAS >= 0.3.27), no OMP_DYNAMIC and no OMP_THREAD_LIMIT below 64. It is
-    then used whenever set_num_threads(n) has n > 1."""
-    return bool(nnc_blas_pool_ok(_blas_pool_setter, MAX_THREADS))
-
-
-def _set_blas_shared_pool(bint on):
-    """Allow or forbid the shared BLAS/OpenMP pool (forbidding removes the hook
-    at once; call it while no other thread uses SciPy's BLAS); returns the old setting."""
-    global _blas_pool_enabled, _blas_pool_installed
-    old = _blas_pool_enabled
-    _blas_pool_enabled = on
-    if not on and _blas_pool_installed and _tl_depth == 0:
-        nnc_blas_pool_set(_blas_pool_setter, 0, 0)
-        _blas_pool_installed = False
-    return old
-
-
-def _blas_shared_pool_calls():
-    """How many BLAS parallel sections ran on the OpenMP team so far."""
-    return nnc_blas_pool_calls
 
 # torch.nn.utils.clip_grad_norm_ adds this to the norm (as nncore.optim does).
 cdef double TL_CLIP_EPS = 1e-6
@@ -741,10 +458,10 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     name; clip_norm 0 = no clipping), ``opt_buffers`` the optimizer's state
     arrays. ``state`` is updated in place.
     """
-    global _par_min, _tl_depth, _tl_saved_par_min, _blas_pool_installed
+    global _par_min, _tl_depth, _tl_saved_par_min
     cdef TLLayer* L
     cdef TLLayer* Lp
-    cdef bint entered = False
+    cdef bint entered = False, shared
     cdef TLOpt o
     cdef TLState st
     cdef int nl = len(ops), li
@@ -829,18 +546,11 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
         # they are huge; BLAS threads the GEMMs. The split never changes a bit.
         # (A depth count keeps concurrent loops in other threads consistent.)
         entered = True
+        shared = _blas_pool_enter(_omp_threads())
         _tl_depth += 1
         if _tl_depth == 1:
             _tl_saved_par_min = _par_min
-            if _blas_pool_enabled and _num_threads > 1 and not _blas_pool_installed:
-                # BLAS may ask for as many threads as its own pool has (what
-                # threadpoolctl / set_num_threads left it); each of those jobs
-                # must get a thread, so OMP_THREAD_LIMIT < 64 keeps BLAS's pool.
-                _blas_pool_installed = nnc_blas_pool_set(_blas_pool_setter, 1, MAX_THREADS)
-            if _blas_pool_installed and _num_threads > 1:
-                _par_min = TL_PAR_MIN_SHARED
-            else:
-                _par_min = max(_par_min, TL_PAR_MIN)
+            _par_min = BLAS_POOL_PAR_MIN if shared else max(_par_min, TL_PAR_MIN)
         with nogil:
             _tl_run(X, labels, tp, t_double, order, batch_size, stop, params, grads, L, nl,
                     loss, segments, l1, l2, has_reg, &o, buf1, buf2, scratch, backup,
@@ -850,6 +560,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             _tl_depth -= 1
             if _tl_depth == 0:
                 _par_min = _tl_saved_par_min
+            _blas_pool_leave()
         PyMem_Free(L)
     state["step"] = st.step
     state["opt_step"] = st.opt_step
