@@ -42,9 +42,30 @@ BAD_HYPERPARAMETERS = {
     "RandomFlip p": lambda: augment.RandomFlip((2, 2), p=1.5),
     "moons n": lambda: datasets.moons(n=1),
     "moons noise": lambda: datasets.moons(noise=-1.0),
+    "SGD lr negative": lambda: nc.optim.SGD(lr=-0.1),
+    "SGD momentum 1": lambda: nc.optim.SGD(0.1, momentum=1.0),
+    "SGD nesterov int": lambda: nc.optim.SGD(0.1, momentum=0.9, nesterov=1),
+    "SGD clip_norm 0": lambda: nc.optim.SGD(0.1, clip_norm=0.0),
+    "Adam betas short": lambda: nc.optim.Adam(betas=(0.9,)),
+    "Adam beta 1": lambda: nc.optim.Adam(betas=(1.0, 0.999)),
+    "Adam eps negative": lambda: nc.optim.Adam(eps=-1e-8),
+    "LBFGS history 0": lambda: nc.optim.LBFGS(history=0),
+    "set_epoch negative": lambda: nc.optim.SGD(0.1).set_epoch(-1),
+    "fit epochs 0": lambda: _fit(epochs=0),
+    "fit batch_size 0": lambda: _fit(batch_size=0),
+    "fit batch_size float": lambda: _fit(batch_size=2.5),
+    "fit shuffle int": lambda: _fit(shuffle=1),
+    "fit seed negative": lambda: _fit(seed=-3),
+    "fit validation_split 1": lambda: _fit(validation_split=1.0),
+    "set_num_threads 0": lambda: nc.set_num_threads(0),
     "gradcheck eps": lambda: nc.gradcheck(nc.Network([nc.Dense(2, 1)]), np.ones((3, 2)),
                                           np.ones(3), eps=2.0),
 }
+
+
+def _fit(**kwargs):
+    net = nc.Network([nc.Dense(3, 2)], loss="cross_entropy", seed=0)
+    return net.fit(np.ones((4, 3)), np.array([0, 1, 0, 1]), progress=False, **kwargs)
 
 
 @pytest.mark.parametrize("make", BAD_HYPERPARAMETERS.values(), ids=BAD_HYPERPARAMETERS.keys())

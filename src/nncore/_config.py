@@ -35,18 +35,8 @@ def set_num_threads(n):
         reproducible single-threaded timings.
     """
     global _blas_limiter
-    if not isinstance(n, (int,)) or isinstance(n, bool):
-        try:
-            import numpy as np
-            if isinstance(n, np.integer):
-                n = int(n)
-        except ImportError:  # pragma: no cover
-            pass
-    if not isinstance(n, int) or isinstance(n, bool):
-        from .errors import InvalidParameterError
-        raise InvalidParameterError(f"number of threads must be an integer, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
+    from ._checks import integer
+    n = integer(n, "number of threads", low=1)
     k = _kernels()
     if k is not None:
         k.set_num_threads(n)

@@ -37,13 +37,13 @@ Design
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import time
 
 import numpy as np
 
 from . import backend as _backend
+from ._checks import flag, integer, real
 from .backend import _epoch
 from .errors import DivergenceError, InvalidParameterError
 from .evaluation import metrics, split_rows
@@ -67,14 +67,6 @@ def _call(callbacks, hook, *args):
             fn(*args)
 
 
-def _check_seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
 def _check_batch_size(net, opt, batch_size, augment):
     """``batch_size`` checked against the optimizer: "full" or an int (32 by default)."""
     full_batch_opt = bool(getattr(opt, "full_batch", False))
@@ -82,11 +74,7 @@ def _check_batch_size(net, opt, batch_size, augment):
         if batch_size != "full":
             raise ValueError(f"batch_size must be 'full', None or a positive integer, got {batch_size!r}")
     elif batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise InvalidParameterError(f"batch_size must be 'full', None or a positive integer, got {batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        batch_size = int(batch_size)
+        batch_size = integer(batch_size, "batch_size", low=1)
     if full_batch_opt:
         if batch_size is not None and batch_size != "full":
             raise ValueError(f"{type(opt).__name__} is a full-batch optimizer: it uses the whole "
@@ -127,24 +115,16 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
     opt = _optim.get(optimizer)
     batch_size = _check_batch_size(net, opt, batch_size, augment)
 
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
-        raise InvalidParameterError(f"epochs must be a positive integer, got {epochs!r}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise InvalidParameterError(f"shuffle must be True or False, got {shuffle!r}")
-    if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise InvalidParameterError(f"progress must be None, True or False, got {progress!r}")
+    epochs = integer(epochs, "epochs", low=1)
+    shuffle = flag(shuffle, "shuffle")
+    if progress is not None:
+        progress = flag(progress, "progress")
     if augment is not None and not callable(augment):
         raise InvalidParameterError(f"augment must be a callable (X_batch, rng) -> X_batch, got {augment!r}")
-    seed = _check_seed(seed)
-    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
-        raise InvalidParameterError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
-    validation_split = float(validation_split)
-    if not (0.0 <= validation_split < 1.0):
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-    if not isinstance(validation_shuffle, (bool, np.bool_)):
-        raise InvalidParameterError(f"validation_shuffle must be True or False, got {validation_shuffle!r}")
+    seed = integer(seed, "seed", low=0, allow_none=True)
+    validation_split = real(validation_split, "validation_split", low=0.0, high=1.0,
+                            high_open=True)
+    validation_shuffle = flag(validation_shuffle, "validation_shuffle")
     if validation_shuffle and validation_split == 0.0:
         raise ValueError("validation_shuffle=True needs validation_split > 0")
 

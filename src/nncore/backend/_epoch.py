@@ -58,6 +58,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._checks import flag, integer, real
 from . import _validate as V
 
 LOSSES = {"mse": 0, "cross_entropy": 1, "binary_cross_entropy": 3}   # 2: CE with probabilities
@@ -95,40 +96,13 @@ def new_state(opt_step=0, counter=0, count=False):
 
 # --------------------------------------------------------------------------- checks
 
-def _int(v, name, lo=None):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
-    v = int(v)
-    if lo is not None and v < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {v}")
-    return v
-
-
-def _real(v, name, lo=None, hi=None, hi_open=True):
-    V.check_real(**{name: v})
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    if lo is not None and v < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {v}")
-    if hi is not None and (v >= hi if hi_open else v > hi):
-        raise ValueError(f"{name} must be {'<' if hi_open else '<='} {hi}, got {v}")
-    return v
-
-
-def _flag(v, name):
-    if not isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(v).__name__}")
-    return bool(v)
-
-
 def _check_dense(spec, i, width, P):
     if len(spec) != 5:
         raise ValueError(f"layers[{i}] must be ('dense', n_in, n_out, act, offset)")
-    n_in = _int(spec[1], f"layers[{i}] n_in", 1)
-    n_out = _int(spec[2], f"layers[{i}] n_out", 1)
+    n_in = integer(spec[1], f"layers[{i}] n_in", low=1)
+    n_out = integer(spec[2], f"layers[{i}] n_out", low=1)
     V.check_act(spec[3])
-    offset = _int(spec[4], f"layers[{i}] offset", 0)
+    offset = integer(spec[4], f"layers[{i}] offset", low=0)
     if n_in != width:
         raise ValueError(f"layers[{i}] has n_in={n_in} but its input has width {width}")
     if max(n_in, n_out) > _INT_MAX:
@@ -141,8 +115,8 @@ def _check_dense(spec, i, width, P):
 def _check_dropout(spec, i, width):
     if len(spec) != 3:
         raise ValueError(f"layers[{i}] must be ('dropout', width, rate)")
-    w = _int(spec[1], f"layers[{i}] width", 1)
-    rate = _real(spec[2], f"layers[{i}] rate", 0.0, 1.0)
+    w = integer(spec[1], f"layers[{i}] width", low=1)
+    rate = real(spec[2], f"layers[{i}] rate", low=0.0, high=1.0, high_open=True)
     if w != width:
         raise ValueError(f"layers[{i}] has width {w} but its input has width {width}")
     if rate == 0.0:
@@ -195,8 +169,8 @@ def check_fused_update(update, params, loop_optimizers):
     for name, value in hyper.items():
         if name == "clip_norm" and value is None:
             value = 0.0
-        checked[name] = (_flag(value, name) if isinstance(value, (bool, np.bool_))
-                         else _real(value, name, 0.0))
+        checked[name] = (flag(value, name) if isinstance(value, (bool, np.bool_))
+                         else real(value, name, low=0.0))
     if not isinstance(buffers, (tuple, list)):
         raise TypeError("optimizer buffers must be a tuple of arrays")
     if len(buffers) not in buffer_counts:
@@ -219,14 +193,14 @@ def _check_state(state):
     missing = [k for k in STATE_KEYS if k not in state]
     if missing:
         raise ValueError(f"state lacks the keys {missing} (see new_state)")
-    _int(state["step"], "state['step']", 0)
-    _int(state["opt_step"], "state['opt_step']", 0)
-    _int(state["counter"], "state['counter']", 0)
-    _int(state["correct"], "state['correct']", 0)
+    integer(state["step"], "state['step']", low=0)
+    integer(state["opt_step"], "state['opt_step']", low=0)
+    integer(state["counter"], "state['counter']", low=0)
+    integer(state["correct"], "state['correct']", low=0)
     V.check_real(loss_sum=state["loss_sum"], loss=state["loss"])
-    _flag(state["count"], "state['count']")
-    _flag(state["have_backup"], "state['have_backup']")
-    _flag(state["diverged"], "state['diverged']")
+    flag(state["count"], "state['count']")
+    flag(state["have_backup"], "state['have_backup']")
+    flag(state["diverged"], "state['diverged']")
     if state["diverged"]:
         raise ValueError("state records a divergence; start a new state")
 
@@ -283,14 +257,14 @@ def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
     ops, K = _check_layers(layers, d, params.shape[0])
-    B = _int(batch_size, "batch_size", 1)
+    B = integer(batch_size, "batch_size", low=1)
     if B > _INT_MAX:
         raise ValueError(f"batch_size exceeds the BLAS limit {_INT_MAX}")
     _check_state(state)
     if not isinstance(workspace, dict):
         raise TypeError(f"workspace must be a dict, got {type(workspace).__name__}")
     n_steps = -(-n // B)
-    stop = _int(stop, "stop", 0)
+    stop = integer(stop, "stop", low=0)
     if not state["step"] <= stop <= n_steps:
         raise ValueError(f"stop must lie in [state['step'], {n_steps}], got {stop}")
     code = _check_targets(T, LOSSES[loss], n, K)
@@ -298,7 +272,7 @@ def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     V.check_disjoint(grads, "grads", T=T)
     _check_order(order, n, slice(state["step"] * B, stop * B))
     V.check_regularize(params, grads, segments, l1, l2)
-    _int(drop_seed, "drop_seed", 0)
+    integer(drop_seed, "drop_seed", low=0)
     return ops, code, K
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidParameterError
+
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 N_ACTIVATIONS = 5
 
@@ -72,10 +74,11 @@ def check_same_or_disjoint(out, out_name, /, **inputs):
 
 
 def check_real(**scalars):
-    """Hyper-parameters and coefficients are real numbers (bool is not)."""
+    """Hyper-parameters and coefficients are real numbers (bool is not); the
+    policy of :mod:`nncore._checks`: ``InvalidParameterError`` (also a TypeError)."""
     for name, v in scalars.items():
         if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+            raise InvalidParameterError(f"{name} must be a real number, got {type(v).__name__}")
 
 
 def check_adam(beta1, beta2, step):

@@ -42,7 +42,7 @@ import numpy as np
 from .. import backend as _backend
 from ..backend._epoch import FusedUpdate
 from ..errors import InvalidParameterError
-from .._checks import real as _real
+from .._checks import flag, integer, real
 
 __all__ = ["Optimizer", "OptimizerState", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 
@@ -52,43 +52,14 @@ _CLIP_EPS = 1e-6
 
 # --------------------------------------------------------------------------- validation
 
-def _nonneg(value, name):
-    value = _real(value, name)
-    if value < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def _unit(value, name, upper_open=True):
-    value = _real(value, name)
-    if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
-        interval = "[0, 1)" if upper_open else "[0, 1]"
-        raise ValueError(f"{name} must be in {interval}, got {value}")
-    return value
-
-
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise InvalidParameterError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
-
-
 def _check_lr(lr):
     if callable(lr):
         return lr
-    value = _real(lr, "lr")
-    if value <= 0.0:
-        raise ValueError(f"lr must be > 0 (or a schedule from nncore.schedules), got {value}")
-    return value
-
-
-def _check_clip(clip_norm):
-    if clip_norm is None:
-        return None
-    value = _real(clip_norm, "clip_norm")
-    if value <= 0.0:
-        raise ValueError(f"clip_norm must be > 0 or None, got {value}")
-    return value
+    if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool) \
+            and lr <= 0:
+        raise InvalidParameterError(
+            f"lr must be > 0 (or a schedule from nncore.schedules), got {lr}")
+    return real(lr, "lr", low=0.0, low_open=True)
 
 
 # --------------------------------------------------------------------------- base class
@@ -156,7 +127,7 @@ class Optimizer:
 
     def __init__(self, lr, clip_norm=None):
         self.lr = _check_lr(lr)
-        self.clip_norm = _check_clip(clip_norm)
+        self.clip_norm = real(clip_norm, "clip_norm", low=0.0, low_open=True, allow_none=True)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -238,18 +209,16 @@ class Optimizer:
 
         Raises
         ------
-        TypeError
-            If ``epoch`` is not an integer.
+        InvalidParameterError
+            If ``epoch`` is not an integer >= 0 (a ``ValueError`` and a
+            ``TypeError``).
         ValueError
-            If ``epoch`` is negative, or the schedule gives a rate that is not
-            finite and >= 0 (the optimizer is then unchanged).
+            If the schedule gives a rate that is not finite and >= 0 (the
+            optimizer is then unchanged).
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
-            raise TypeError(f"epoch must be an integer, got {type(epoch).__name__}")
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self._base_lr = self._evaluate_lr(int(epoch))
-        self._epoch = int(epoch)
+        epoch = integer(epoch, "epoch", low=0)
+        self._base_lr = self._evaluate_lr(epoch)
+        self._epoch = epoch
 
     @property
     def scheduled_lr(self):
@@ -267,10 +236,7 @@ class Optimizer:
 
     @lr_scale.setter
     def lr_scale(self, value):
-        value = _real(value, "lr_scale")
-        if value <= 0.0:
-            raise ValueError(f"lr_scale must be > 0, got {value}")
-        self._lr_scale = value
+        self._lr_scale = real(value, "lr_scale", low=0.0, low_open=True)
 
     # ------------------------------------------------------------------ config
 
@@ -431,10 +397,10 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, dampening=0.0,
                  weight_decay=0.0, clip_norm=None):
-        self.momentum = _unit(momentum, "momentum")
-        self.nesterov = _flag(nesterov, "nesterov")
-        self.dampening = _unit(dampening, "dampening", upper_open=False)
-        self.weight_decay = _nonneg(weight_decay, "weight_decay")
+        self.momentum = real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        self.nesterov = flag(nesterov, "nesterov")
+        self.dampening = real(dampening, "dampening", low=0.0, high=1.0)
+        self.weight_decay = real(weight_decay, "weight_decay", low=0.0)
         if self.nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
             raise ValueError("nesterov=True needs momentum > 0 and dampening == 0")
         super().__init__(lr, clip_norm)
@@ -479,12 +445,11 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr=0.01, eps=1e-10, initial_accumulator_value=0.0, lr_decay=0.0,
                  eps_inside_sqrt=False, weight_decay=0.0, clip_norm=None):
-        self.eps = _nonneg(eps, "eps")
-        self.initial_accumulator_value = _nonneg(initial_accumulator_value,
-                                                 "initial_accumulator_value")
-        self.lr_decay = _nonneg(lr_decay, "lr_decay")
-        self.eps_inside_sqrt = _flag(eps_inside_sqrt, "eps_inside_sqrt")
-        self.weight_decay = _nonneg(weight_decay, "weight_decay")
+        self.eps = real(eps, "eps", low=0.0)
+        self.initial_accumulator_value = real(initial_accumulator_value, "initial_accumulator_value", low=0.0)
+        self.lr_decay = real(lr_decay, "lr_decay", low=0.0)
+        self.eps_inside_sqrt = flag(eps_inside_sqrt, "eps_inside_sqrt")
+        self.weight_decay = real(weight_decay, "weight_decay", low=0.0)
         super().__init__(lr, clip_norm)
 
     def _initial_buffer(self, name, params):
@@ -523,10 +488,10 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, eps_inside_sqrt=False,
                  weight_decay=0.0, clip_norm=None):
-        self.alpha = _unit(alpha, "alpha")
-        self.eps = _nonneg(eps, "eps")
-        self.eps_inside_sqrt = _flag(eps_inside_sqrt, "eps_inside_sqrt")
-        self.weight_decay = _nonneg(weight_decay, "weight_decay")
+        self.alpha = real(alpha, "alpha", low=0.0, high=1.0, high_open=True)
+        self.eps = real(eps, "eps", low=0.0)
+        self.eps_inside_sqrt = flag(eps_inside_sqrt, "eps_inside_sqrt")
+        self.weight_decay = real(weight_decay, "weight_decay", low=0.0)
         super().__init__(lr, clip_norm)
 
     def _update(self, params, grads, lr, gscale):
@@ -540,8 +505,9 @@ class RMSprop(Optimizer):
 
 def _check_betas(betas):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    return (_unit(betas[0], "betas[0]"), _unit(betas[1], "betas[1]"))
+        raise InvalidParameterError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    return tuple(real(b, f"betas[{i}]", low=0.0, high=1.0, high_open=True)
+                 for i, b in enumerate(betas))
 
 
 class Adam(Optimizer):
@@ -571,9 +537,9 @@ class Adam(Optimizer):
     def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, eps_inside_sqrt=False,
                  weight_decay=0.0, clip_norm=None):
         self.betas = _check_betas(betas)
-        self.eps = _nonneg(eps, "eps")
-        self.eps_inside_sqrt = _flag(eps_inside_sqrt, "eps_inside_sqrt")
-        self.weight_decay = _nonneg(weight_decay, "weight_decay")
+        self.eps = real(eps, "eps", low=0.0)
+        self.eps_inside_sqrt = flag(eps_inside_sqrt, "eps_inside_sqrt")
+        self.weight_decay = real(weight_decay, "weight_decay", low=0.0)
         super().__init__(lr, clip_norm)
 
     def _update(self, params, grads, lr, gscale):

@@ -44,6 +44,7 @@ import math
 import numpy as np
 
 from .. import backend as _backend
+from .._checks import integer, real
 from ..errors import InvalidParameterError
 from ._linesearch import armijo_line_search, wolfe_line_search
 
@@ -59,23 +60,15 @@ _CG_BETAS = ("fletcher-reeves", "polak-ribiere", "polak-ribiere+",
 
 # --------------------------------------------------------------------------- helpers
 
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
+# Thin adapters (argument order of this module's call sites) over nncore._checks,
+# the one home of the checks and of their exception type.
 
 def _check_pos_int(name, v, allow_none=False):
-    if v is None and allow_none:
-        return None
-    if not _is_int(v) or v < 1:
-        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {v!r}")
-    return int(v)
+    return integer(v, name, low=1, allow_none=allow_none)
 
 
 def _check_nonneg(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    return float(v)
+    return real(v, name, low=0.0)
 
 
 class _Counted:
