@@ -82,3 +82,18 @@ def test_the_edge_of_the_range_is_accepted_and_float64_networks_take_anything():
         net.forward(X)
     X[0, 0] = BIG
     assert np.isfinite(_net(dtype="float64").loss(X, y))
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_cli_rejects_data_beyond_float32(tmp_path, capsys, command):
+    from nncore.cli import main
+    X, y = nc.datasets.moons(n=60, noise=0.1, seed=0)
+    np.savez(tmp_path / "train.npz", X=X, y=y)
+    model = tmp_path / "m.npz"
+    assert main(["train", str(tmp_path / "train.npz"), "--layers", "4", "--epochs", "2",
+                 "--dtype", "float32", "--out", str(model), "--no-progress"]) == 0
+    X[3, 1] = BIG
+    np.savez(tmp_path / "big.npz", X=X, y=y)
+    capsys.readouterr()
+    assert main([command, str(model), str(tmp_path / "big.npz")]) == 1
+    assert "beyond the range of float32" in capsys.readouterr().err

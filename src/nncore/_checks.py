@@ -199,7 +199,8 @@ def check_fits_dtype(a, dtype, name, max_elements=1 << 16):
     a float32 network casts it, and the inf then turns outputs into NaN or
     makes training diverge after it changed the parameters; naming the
     problem up front leaves everything unchanged. Checked in row chunks with
-    two reductions (no temporary arrays). Call after the finiteness check.
+    two reductions (no temporary arrays). NaN/inf are left to the finiteness
+    check, whose message names them.
     """
     if a.dtype.kind != "f" or a.size == 0:
         return
@@ -211,7 +212,7 @@ def check_fits_dtype(a, dtype, name, max_elements=1 << 16):
     for s in range(0, flat.shape[0], step):
         chunk = flat[s:s + step]
         peak = max(float(chunk.max()), -float(chunk.min()))
-        if peak > limit:
+        if math.isfinite(peak) and peak > limit:   # NaN/inf: the finiteness check's error
             raise ValueError(
                 f"{name} has values up to {peak:.3g} in magnitude, beyond the range of "
                 f"{np.dtype(dtype).name} (largest {limit:.3g}) that this {np.dtype(dtype).name} "

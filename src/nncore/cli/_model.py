@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from .._checks import check_fits_dtype
 from ..io import load
 from ._common import META_KEY, CLIError, _regression_scores
 
@@ -26,6 +27,7 @@ def _scale_X(meta, X, net):
         raise CLIError(f"the data has {X.shape[1]} features but the model expects {net.n_in}")
     if meta.get("mean") is not None:
         X = (X - np.asarray(meta["mean"])) / np.asarray(meta["std"])
+    check_fits_dtype(X, net.dtype, "X (standardised)" if meta.get("mean") is not None else "X")
     return np.ascontiguousarray(X, dtype=net.dtype)
 
 
@@ -64,6 +66,7 @@ def _encode_targets(meta, y, net):
         raise CLIError(f"the data has {Y.shape[1]} targets but the model predicts {net.n_out}")
     if meta.get("y_mean") is not None:
         Y = (Y - np.asarray(meta["y_mean"])) / np.asarray(meta["y_std"])
+    check_fits_dtype(Y, net.dtype, "y")
     return np.ascontiguousarray(Y, dtype=net.dtype)
 
 
