@@ -44,8 +44,7 @@ def metrics(net, X, T, prefix=""):
     J, correct, _ = net._loss_grad(X, T, grad=False, count=net.is_classifier)
     result = {prefix + "loss": float(J + net._penalty(False))}
     if net.is_classifier:
-        per_row = net.n_out if net.loss_name == "binary_cross_entropy" else 1
-        result[prefix + "accuracy"] = correct / (X.shape[0] * per_row)
+        result[prefix + "accuracy"] = correct / net._loss.n_judged(X.shape[0], net.n_out)
     return result
 
 
@@ -57,11 +56,7 @@ def evaluate(net, X, y):
 
 def _strata(net, T):
     """Class of each row for stratifying, or None (regression, multi-label)."""
-    if net.loss_name == "cross_entropy":
-        return T if T.ndim == 1 else np.argmax(T, axis=1)
-    if net.loss_name == "binary_cross_entropy" and T.shape[1] == 1:
-        return (T[:, 0] >= 0.5).astype(np.int64)
-    return None
+    return net._loss.row_classes(T)
 
 
 def _stratified_counts(classes_count, n_val):

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import math
 
+from . import activations as _activations
 from ._checks import integer, one_of, real
 
 __all__ = ["Layer", "Dense", "Dropout", "layer_from_config", "register_layer"]
 
-ACTIVATIONS = {"linear": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
 INITS = ("he_uniform", "glorot_uniform", "he_normal", "glorot_normal")
 
 # type name in a saved config -> layer class (filled by @register_layer)
@@ -218,11 +218,14 @@ class Dense(Layer):
     ----------
     n_in, n_out : int
         Input and output widths.
-    activation : {"linear", "relu", "leaky_relu", "sigmoid", "tanh"}
-        Elementwise activation ``f`` (leaky_relu has slope 0.01).
+    activation : str
+        Elementwise activation ``f``, a name in ``nncore.activations.NAMES``:
+        ``"linear"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"sigmoid"``,
+        ``"tanh"``.
     init : {None, "he_uniform", "glorot_uniform", "he_normal", "glorot_normal"}
-        Weight initialisation; ``None`` means He-uniform for relu/leaky_relu
-        and Glorot-uniform otherwise. Biases always start at 0.
+        Weight initialisation; ``None`` means the activation's default:
+        He-uniform for the relu-like ones (relu, leaky_relu) and
+        Glorot-uniform otherwise. Biases always start at 0.
 
     Attributes
     ----------
@@ -235,14 +238,12 @@ class Dense(Layer):
         super().__init__()
         self.n_in = integer(n_in, "n_in", low=1)
         self.n_out = integer(n_out, "n_out", low=1)
-        if not isinstance(activation, str) or activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; expected one of "
-                             f"{sorted(ACTIVATIONS)}")
+        act = _activations.get(activation)
         if init is not None and (not isinstance(init, str) or init not in INITS):
             raise ValueError(f"unknown init {init!r}; expected None or one of {list(INITS)}")
         self.activation = activation
         self.init = init
-        self._act = ACTIVATIONS[activation]
+        self._act = act.code
         self.W = self.b = self.dW = self.db = None
 
     @property
@@ -305,7 +306,7 @@ class Dense(Layer):
         """The initialisation actually used (resolves ``init=None``)."""
         if self.init is not None:
             return self.init
-        return "he_uniform" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
+        return _activations.get(self.activation).init
 
     def _init_weights(self, rng):
         """Initial weights as float64 (the same draws for either network dtype)."""

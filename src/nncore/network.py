@@ -36,6 +36,8 @@ import threading
 import numpy as np
 
 from . import backend as _backend
+from . import losses as _losses
+from .activations import get as _activation
 from ._checks import (DTYPES, _as_numeric, _resolve_dtype, all_finite, check_fits_dtype,
                       check_X, integer)
 from ._mlp import mlp_config
@@ -47,7 +49,6 @@ from .regularizers import Regularizer, regularizer_from_config
 
 __all__ = ["Network"]
 
-LOSSES = ("mse", "cross_entropy", "binary_cross_entropy")
 
 
 # Elements per workspace buffer row-chunk: bounds the memory of evaluating a
@@ -55,15 +56,15 @@ LOSSES = ("mse", "cross_entropy", "binary_cross_entropy")
 _CHUNK_BUDGET = 1 << 22
 _WS_CACHE = 8
 
-# Output activations that squash or clip logits: under a cross-entropy loss
-# (which applies the softmax / sigmoid itself) they train a model that cannot
-# be confident, e.g. ~50 % accuracy for a sigmoid output under BCE.
-_NOT_LOGITS = ("sigmoid", "tanh", "relu")
-
-
 def _check_logit_output(loss, layers):
-    """Raise if the output layer's activation makes non-logits for a cross-entropy."""
-    if loss not in ("cross_entropy", "binary_cross_entropy"):
+    """Raise if the output layer's activation makes non-logits for a loss on logits.
+
+    An output activation that squashes or clips (``gives_logits=False`` in the
+    activation registry) under a loss that applies the softmax / sigmoid itself
+    trains a model that cannot be confident, e.g. ~50 % accuracy for a sigmoid
+    output under BCE.
+    """
+    if loss.link is None:
         return
     # The outputs come from the last layer with parameters (a Dropout after
     # it is the identity at inference).
@@ -71,12 +72,12 @@ def _check_logit_output(loss, layers):
     if not learned:
         return
     i, layer = learned[-1]
-    if getattr(layer, "activation", None) in _NOT_LOGITS:
-        squash = "softmax" if loss == "cross_entropy" else "sigmoid"
+    act = getattr(layer, "activation", None)
+    if act is not None and not _activation(act).gives_logits:
         raise ValueError(
-            f"loss={loss!r} takes logits, but the last layer (layer {i}, {layer!r}) applies "
-            f"{layer.activation!r}; use a linear last layer (activation='linear', the default): "
-            f"the loss applies the {squash} itself and predict_proba returns the probabilities")
+            f"loss={loss.name!r} takes logits, but the last layer (layer {i}, {layer!r}) applies "
+            f"{act!r}; use a linear last layer (activation='linear', the default): "
+            f"the loss applies the {loss.link} itself and predict_proba returns the probabilities")
 
 
 # --------------------------------------------------------------------------- network
@@ -167,12 +168,9 @@ class Network:
     def __init__(self, layers, *, loss="mse", regularizer=None, dtype="float32", seed=None):
         layers = _check_layers(layers)
         n_in, n_out = _chain_widths(layers)
-        if not isinstance(loss, str) or loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; expected one of {list(LOSSES)}")
-        if loss == "cross_entropy" and n_out < 2:
-            raise ValueError("loss='cross_entropy' needs at least 2 outputs (softmax over classes); "
-                             "use 'binary_cross_entropy' for a single output")
-        _check_logit_output(loss, layers)
+        loss_spec = _losses.get(loss)
+        loss_spec.check_n_outputs(n_out)
+        _check_logit_output(loss_spec, layers)
         if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise InvalidParameterError(f"regularizer must be None, nc.L1, nc.L2 or nc.ElasticNet, "
                             f"got {regularizer!r}")
@@ -182,6 +180,7 @@ class Network:
         # ---- all checks passed: build
         self.layers = layers
         self.loss_name = loss
+        self._loss = loss_spec
         self.regularizer = regularizer
         self.dtype = dt
         self.seed = seed
@@ -258,7 +257,7 @@ class Network:
 
     @property
     def is_classifier(self):
-        return self.loss_name != "mse"
+        return self._loss.is_classifier
 
     def _check_vector(self, value, name):
         v = _as_numeric(value, name)
@@ -310,16 +309,8 @@ class Network:
         if not all_finite(arr):
             raise ValueError(f"{name} contains NaN or infinite values")
         check_fits_dtype(arr, self.dtype, name)
-        loss = self.loss_name
-        if loss == "cross_entropy" and arr.ndim == 1:
-            if arr.dtype.kind == "f":
-                if not np.all(arr == np.floor(arr)):
-                    raise ValueError(f"cross_entropy {name} given as 1-D must be integer class labels")
-            lo, hi = arr.min(), arr.max()
-            if lo < 0 or hi >= K:
-                raise ValueError(f"{name} has labels in [{lo:g}, {hi:g}] but the network has {K} "
-                                 f"outputs: labels must lie in [0, {K})")
-            return np.ascontiguousarray(arr, dtype=np.int64)
+        if self._loss.takes_labels(arr):
+            return self._loss.check_labels(arr, K, name)
         if arr.ndim == 1:
             if K != 1:
                 raise ValueError(f"{name} has shape {arr.shape}; with {K} outputs pass {name} "
@@ -327,15 +318,7 @@ class Network:
             arr = arr.reshape(-1, 1)
         if arr.shape[1] != K:
             raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {K} outputs")
-        if loss == "cross_entropy":
-            if arr.min() < 0:
-                raise ValueError(f"cross_entropy probability targets {name} must be non-negative")
-            sums = arr.sum(axis=1, dtype=np.float64)
-            if np.max(np.abs(sums - 1.0)) > 1e-5:
-                raise ValueError(f"cross_entropy probability targets {name}: every row must sum to 1")
-        elif loss == "binary_cross_entropy":
-            if arr.min() < 0 or arr.max() > 1:
-                raise ValueError(f"binary_cross_entropy targets {name} must lie in [0, 1]")
+        self._loss.check_values(arr, name)
         if arr.dtype not in DTYPES.values():
             arr = np.ascontiguousarray(arr, dtype=self.dtype)
         elif not arr.flags.c_contiguous:
@@ -379,35 +362,12 @@ class Network:
                 break
 
     def _data_loss(self, out, t, grad):
-        be = _backend.current()
-        if t.ndim == 1:
-            return be.loss_softmax_ce(out, t, grad)
-        if self.loss_name == "mse":
-            return be.loss_mse(out, t, grad)
-        if self.loss_name == "cross_entropy":
-            return be.loss_softmax_ce_prob(out, t, grad)
-        return be.loss_bce(out, t, grad)
+        return self._loss.value_and_grad(_backend.current(), out, t, grad)
 
     def _count_correct(self, ws, out, t):
-        """Correct predictions in a chunk (rows for softmax, entries for BCE)."""
-        n = out.shape[0]
-        if self.loss_name == "binary_cross_entropy":
-            a = ws.buf("b1", (ws.n, self.n_out), np.bool_)[:n]
-            b = ws.buf("b2", (ws.n, self.n_out), np.bool_)[:n]
-            np.greater_equal(out, 0.0, out=a)
-            np.greater_equal(t, 0.5, out=b)
-            np.equal(a, b, out=a)
-            return int(np.count_nonzero(a))
-        pred = ws.buf("p", (ws.n,), np.intp)[:n]
-        eq = ws.buf("e", (ws.n,), np.bool_)[:n]
-        np.argmax(out, axis=1, out=pred)
-        if t.ndim == 1:
-            np.equal(pred, t, out=eq)
-        else:
-            true = ws.buf("p2", (ws.n,), np.intp)[:n]
-            np.argmax(t, axis=1, out=true)
-            np.equal(pred, true, out=eq)
-        return int(np.count_nonzero(eq))
+        """Correct predictions in a chunk, into the workspace's scratch buffers."""
+        return self._loss.count_correct(
+            out, t, lambda key, shape, dtype: ws.buf(("count", key), shape, dtype))
 
     def _loss_grad(self, X, T, *, training=False, grad=True, seed=0, counter=0,
                    count=False, acc=None, grads=None):
@@ -496,8 +456,7 @@ class Network:
     def _accuracy(self, X, T):
         """Accuracy over validated (X, T) in inference mode (classifiers only)."""
         _, correct, _ = self._loss_grad(X, T, grad=False, count=True)
-        total = X.shape[0] * (self.n_out if self.loss_name == "binary_cross_entropy" else 1)
-        return correct / total
+        return correct / self._loss.n_judged(X.shape[0], self.n_out)
 
     # ------------------------------------------------------------------ public API
 
@@ -537,13 +496,7 @@ class Network:
         ValueError, TypeError
             If ``X`` has the wrong shape, is empty, non-finite or non-numeric.
         """
-        out = self.forward(X)
-        if self.loss_name == "mse":
-            return out.reshape(-1) if self.n_out == 1 else out
-        if self.loss_name == "cross_entropy":
-            return np.argmax(out, axis=1).astype(np.int64)
-        labels = (out >= 0).astype(np.int64)
-        return labels.reshape(-1) if self.n_out == 1 else labels
+        return self._loss.predict(self.forward(X))
 
     def predict_proba(self, X):
         """Class probabilities for the cross-entropy losses.
@@ -564,14 +517,11 @@ class Network:
             If the network's loss is ``"mse"``, or ``X`` is invalid (as in
             :meth:`predict`).
         """
-        if self.loss_name == "mse":
-            raise ValueError("predict_proba needs a cross-entropy loss; this network uses 'mse'")
+        if not self._loss.is_classifier:
+            raise ValueError(f"predict_proba needs a cross-entropy loss; this network uses "
+                             f"{self.loss_name!r}")
         out = self.forward(X)
-        be = _backend.current()
-        if self.loss_name == "cross_entropy":
-            be.softmax(out, out)
-        else:
-            be.sigmoid(out, out)
+        self._loss.probabilities(_backend.current(), out)
         return out
 
     def loss(self, X, y):

@@ -462,7 +462,7 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
                  or _python_epoch(net, opt, X, T, B, augment, callbacks, state))
     order = None if whole_set else np.arange(n, dtype=np.int64)
     n_steps = 1 if whole_set else -(-n // B)
-    outputs_per_row = net.n_out if net.loss_name == "binary_cross_entropy" else 1
+    judged = net._loss.n_judged(n, net.n_out)     # predictions the accuracy counts
     workspace = {}          # the loops' buffers and the backup, kept across epochs
     have_backup = False
     t_start = time.perf_counter()
@@ -484,7 +484,7 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
             raise _diverged(net, workspace, st, epoch)
         logs = {"loss": st["loss_sum"] / n_steps}
         if net.is_classifier:
-            logs["accuracy"] = st["correct"] / (n * outputs_per_row)
+            logs["accuracy"] = st["correct"] / judged
         logs["lr"] = lr
         if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start):
             break

@@ -298,10 +298,10 @@ def dfp_update(Vm, s, r):
 
 # --------------------------------------------------------------------------- training epoch
 
-def _epoch_buffers(workspace, ops, code, K, B, d, params, coupled):
+def _epoch_buffers(workspace, ops, labels, K, B, d, params, coupled):
     """The loop's buffers, cached in ``workspace`` while the layout stays the same."""
     dt = params.dtype
-    key = (dt.str, B, d, K, code, tuple(op[:5] for op in ops), params.shape[0], coupled)
+    key = (dt.str, B, d, K, labels, tuple(op[:5] for op in ops), params.shape[0], coupled)
     bufs = workspace.get("cython")
     if bufs is not None and bufs["key"] == key:
         return bufs
@@ -318,8 +318,8 @@ def _epoch_buffers(workspace, ops, code, K, B, d, params, coupled):
         "key": key,
         "layers": layer_bufs,
         "x": np.empty((B, d), dt),
-        "t": np.empty((1, 1) if code == 1 else (B, K), dt),
-        "labels": np.empty(B if code == 1 else 1, np.int64),
+        "t": np.empty((1, 1) if labels else (B, K), dt),
+        "labels": np.empty(B if labels else 1, np.int64),
         "gout": np.empty((B, K), dt),
         "scratch": np.empty_like(params) if coupled else one,
     }
@@ -338,7 +338,7 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     (``_kernels.LOOP_OPTIMIZERS``). Arguments and results are described in
     :mod:`nncore.backend._epoch`.
     """
-    ops, code, K, update = _E.check_train_epoch(
+    ops, spec, K, update = _E.check_train_epoch(
         X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2, optimizer,
         drop_seed, state, workspace, _K.LOOP_OPTIMIZERS)
     B = int(batch_size)
@@ -346,14 +346,15 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     if stop == state["step"]:
         return
     coupled = update.hyper["weight_decay"] != 0.0
-    bufs = _epoch_buffers(workspace, ops, code, K, B, X.shape[1], params, coupled)
+    bufs = _epoch_buffers(workspace, ops, spec.takes_labels(T), K, B, X.shape[1], params,
+                          coupled)
     backup = workspace.get("backup")
     if backup is None or backup.shape != params.shape or backup.dtype != params.dtype:
         backup = workspace["backup"] = np.empty_like(params)
     ops_arrays = [op + lb for op, lb in zip(ops, bufs["layers"])]
     logits = bufs["layers"][-1][0]
-    _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops_arrays, code, segments,
-                        float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0], update.hyper,
+    _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops_arrays, spec.loop_code(T),
+                        segments, float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0], update.hyper,
                         update.buffers, bufs["scratch"], backup, bufs["x"], bufs["t"],
                         bufs["labels"], logits, bufs["gout"], int(drop_seed) % _U64, state)
 

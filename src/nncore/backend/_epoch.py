@@ -35,7 +35,7 @@ params, grads : flat buffers of the network dtype.
 layers : sequence of ``("dense", n_in, n_out, act, offset)`` (``W`` at
     ``params[offset : offset + n_in*n_out]`` in C order, ``b`` right after) and
     ``("dropout", width, rate)`` with ``0 < rate < 1``.
-loss : "mse" | "cross_entropy" | "binary_cross_entropy".
+loss : a name in ``nncore.losses.NAMES``.
 segments, l1, l2 : the weights-only penalty of ``regularize``.
 optimizer : :class:`FusedUpdate`; its buffers are updated in place.
 drop_seed : int >= 0, the dropout stream's seed.
@@ -58,10 +58,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import losses as _losses
 from .._checks import flag, integer, real
 from . import _validate as V
 
-LOSSES = {"mse": 0, "cross_entropy": 1, "binary_cross_entropy": 3}   # 2: CE with probabilities
 STATE_KEYS = ("step", "opt_step", "counter", "loss_sum", "correct", "count", "loss",
               "grad_norm", "diverged", "have_backup")
 _INT_MAX = 2**31 - 1
@@ -205,23 +205,22 @@ def _check_state(state):
         raise ValueError("state records a divergence; start a new state")
 
 
-def _check_targets(T, code, n, K):
-    """The loss code, 2 for cross-entropy with probability rows."""
+def _check_targets(T, spec, n, K):
+    """Integer labels (losses that take them) or (n, K) float targets."""
     V._arr(T, "T")
-    if code == 1 and T.ndim == 1:
+    if spec.takes_labels(T):
         if T.dtype != np.int64 or not T.flags.c_contiguous:
             raise TypeError("labels T must be a C-contiguous 1-D int64 array")
         if T.shape[0] != n:
             raise ValueError(f"T has {T.shape[0]} labels for {n} rows")
-        if K < 2:
-            raise ValueError("cross_entropy needs at least 2 outputs")
+        if K < spec.min_outputs:
+            raise ValueError(f"{spec.name} needs at least {spec.min_outputs} outputs")
         if T.min() < 0 or T.max() >= K:
             raise ValueError(f"labels must lie in [0, {K})")
-        return code
+        return
     V.check_float(T, "T", 2)
     if T.shape != (n, K):
         raise ValueError(f"T must have shape {(n, K)}, got {T.shape}")
-    return 2 if code == 1 else code
 
 
 def _check_order(order, n, rows_used):
@@ -239,8 +238,8 @@ def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
                 drop_seed, state, workspace):
     """Validate the arguments of ``train_epoch`` other than the optimizer.
 
-    Returns ``(ops, loss_code, K)``: parsed layers, the loss code (2 for
-    cross-entropy with probability rows) and the output width. Raises
+    Returns ``(ops, loss_spec, K)``: parsed layers, the loss's registry entry
+    (:class:`nncore.losses.Loss`) and the output width. Raises
     ``TypeError``/``ValueError`` and changes nothing.
     """
     V.check_float(X, "X", 2)
@@ -254,8 +253,9 @@ def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     V.check_nonempty(params, "params")
     V.check_disjoint(grads, "grads", params=params, X=X)
     V.check_disjoint(params, "params", X=X)
-    if not isinstance(loss, str) or loss not in LOSSES:
-        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+    if not isinstance(loss, str) or loss not in _losses.REGISTRY:
+        raise ValueError(f"loss must be one of {list(_losses.NAMES)}, got {loss!r}")
+    spec = _losses.REGISTRY[loss]
     ops, K = _check_layers(layers, d, params.shape[0])
     B = integer(batch_size, "batch_size", low=1)
     if B > _INT_MAX:
@@ -267,28 +267,28 @@ def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     stop = integer(stop, "stop", low=0)
     if not state["step"] <= stop <= n_steps:
         raise ValueError(f"stop must lie in [state['step'], {n_steps}], got {stop}")
-    code = _check_targets(T, LOSSES[loss], n, K)
+    _check_targets(T, spec, n, K)
     V.check_disjoint(params, "params", T=T)
     V.check_disjoint(grads, "grads", T=T)
     _check_order(order, n, slice(state["step"] * B, stop * B))
     V.check_regularize(params, grads, segments, l1, l2)
     integer(drop_seed, "drop_seed", low=0)
-    return ops, code, K
+    return ops, spec, K
 
 
 def check_train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments,
                       l1, l2, optimizer, drop_seed, state, workspace, loop_optimizers):
     """Validate all arguments of the compiled ``train_epoch``.
 
-    Returns ``(ops, loss_code, K, update)`` (see :func:`check_epoch` and
+    Returns ``(ops, loss_spec, K, update)`` (see :func:`check_epoch` and
     :func:`check_fused_update`); raises and changes nothing.
     """
-    ops, code, K = check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss,
+    ops, spec, K = check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss,
                                segments, l1, l2, drop_seed, state, workspace)
     update = check_fused_update(optimizer, params, loop_optimizers)
     for i, b in enumerate(update.buffers):
         V.check_disjoint(b, f"optimizer buffer {i}", grads=grads, X=X, T=T, order=order)
-    return ops, code, K, update
+    return ops, spec, K, update
 
 
 # --------------------------------------------------------------------------- the Python step loop
@@ -394,16 +394,6 @@ def step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad, update, 
 
 # --------------------------------------------------------------------------- reference
 
-def _count_correct(code, out, t):
-    """Network._count_correct: rows right (argmax), or entries right for BCE."""
-    if code == 3:
-        return int(np.count_nonzero(np.equal(np.greater_equal(out, 0.0),
-                                             np.greater_equal(t, 0.5))))
-    pred = np.argmax(out, axis=1)
-    true = t if t.ndim == 1 else np.argmax(t, axis=1)
-    return int(np.count_nonzero(np.equal(pred, true)))
-
-
 def _layer_buffers(ops, B, K, params, grads, ws):
     """Per layer (out, mask, dx, views): the forward/backward buffers of a batch of B rows."""
     dt = params.dtype
@@ -423,12 +413,10 @@ def _layer_buffers(ops, B, K, params, grads, ws):
     return layers, _workspace(ws, "ref_gout", (B, K), dt)
 
 
-def _tuple_network(be, ops, code, K, B, params, grads, segments, l1, l2, drop_seed, state, ws):
+def _tuple_network(be, ops, spec, K, B, params, grads, segments, l1, l2, drop_seed, state, ws):
     """``loss_and_grad`` of the network given as parsed layer tuples (as ``Network._loss_grad``
     followed by ``Network._penalty``), over the functions of backend ``be``."""
     buffers, gout = _layer_buffers(ops, B, K, params, grads, ws)
-    data_loss = {0: be.loss_mse, 1: be.loss_softmax_ce, 2: be.loss_softmax_ce_prob,
-                 3: be.loss_bce}[code]
     seed = int(drop_seed)
     has_penalty = l1 != 0.0 or l2 != 0.0
 
@@ -445,8 +433,8 @@ def _tuple_network(be, ops, code, K, B, params, grads, segments, l1, l2, drop_se
                 be.multiply(h, mask[:r], out[:r])
             h = out[:r]
         g = gout[:r]
-        J = data_loss(h, tb, g)
-        correct = _count_correct(code, h, tb) if state["count"] else 0
+        J = spec.value_and_grad(be, h, tb, g)
+        correct = spec.count_correct(h, tb) if state["count"] else 0
         for i in range(len(ops) - 1, -1, -1):
             out, mask, dx, views = buffers[i]
             if ops[i][0] == 1:
@@ -473,9 +461,9 @@ def reference_epoch(be, X, T, order, batch_size, stop, params, grads, layers, lo
     step runs on the active backend. ``state["opt_step"]`` and
     ``state["grad_norm"]`` are read back from it.
     """
-    ops, code, K = check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss,
+    ops, spec, K = check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss,
                                segments, l1, l2, drop_seed, state, workspace)
-    loss_and_grad = _tuple_network(be, ops, code, K, int(batch_size), params, grads, segments,
+    loss_and_grad = _tuple_network(be, ops, spec, K, int(batch_size), params, grads, segments,
                                    l1, l2, drop_seed, state, workspace)
     try:
         step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad,

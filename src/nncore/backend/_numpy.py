@@ -14,15 +14,18 @@ Design
   optimizer updates, because order fixes rounding. Scalars stay Python floats
   (NumPy 2 promotion: an ``np.float64`` scalar would upcast float32 arrays).
 
-Activation codes: 0 linear, 1 relu, 2 leaky_relu (slope 0.01), 3 sigmoid,
-4 tanh. Every derivative is computed from the layer *output* ``Y`` (sigmoid's
-``y(1-y)`` as in the lecture; relu/leaky use ``y > 0``, which equals ``s > 0``).
+Activations and losses are specified in their registries
+(:mod:`nncore.activations`, :mod:`nncore.losses`): the functions here validate
+and call the registry's NumPy reference, so each rule is written once. Every
+activation derivative is computed from the layer *output* ``Y``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import activations as _activations
+from .. import losses as _losses
 from . import _validate as V
 from ._curvature_numpy import (  # noqa: F401 - re-exported backend API
     cholesky_solve, dense_rbackward, dense_rforward, ggn_rows_softmax, jacobian_rows,
@@ -30,9 +33,6 @@ from ._curvature_numpy import (  # noqa: F401 - re-exported backend API
 
 NAME = "numpy"
 FUSED_LOOP = False   # no train_epoch: training runs through the Python step loop
-
-LINEAR, RELU, LEAKY_RELU, SIGMOID, TANH = 0, 1, 2, 3, 4
-LEAKY_SLOPE = 0.01
 
 
 # --------------------------------------------------------------------------- BLAS-like
@@ -66,48 +66,18 @@ def multiply(a, b, out):
 
 # --------------------------------------------------------------------------- activations
 
-def _act(S, act, out):
-    if act == LINEAR:
-        if out is not S:
-            np.copyto(out, S)
-    elif act == RELU:
-        np.maximum(S, 0, out=out)
-    elif act == LEAKY_RELU:
-        np.copyto(out, np.where(S > 0, S, S * LEAKY_SLOPE))
-    elif act == SIGMOID:
-        # Stable logistic: exp of a non-positive number only.
-        e = np.exp(-np.abs(S))
-        np.copyto(out, np.where(S >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
-    elif act == TANH:
-        np.tanh(S, out=out)
-
-
-def _act_grad(Y, dY, act, out):
-    if act == LINEAR:
-        if out is not dY:
-            np.copyto(out, dY)
-    elif act == RELU:
-        np.copyto(out, np.where(Y > 0, dY, 0))
-    elif act == LEAKY_RELU:
-        np.copyto(out, np.where(Y > 0, dY, dY * LEAKY_SLOPE))
-    elif act == SIGMOID:
-        np.copyto(out, dY * (Y * (1 - Y)))
-    elif act == TANH:
-        np.copyto(out, dY * (1 - Y * Y))
-
-
 def activation_forward(S, act, out):
     """out := f(S) (out may be S)."""
-    V.check_act(act)
+    f = V.check_act(act)
     V.check_same(S, out)
-    _act(S, act, out)
+    f.forward(S, out)
 
 
 def activation_backward(Y, dY, act, out):
     """out := dY * f'(S), with f' computed from Y = f(S) (out may be dY)."""
-    V.check_act(act)
+    f = V.check_act(act)
     V.check_same(Y, dY, out)
-    _act_grad(Y, dY, act, out)
+    f.backward(Y, dY, out)
 
 
 # --------------------------------------------------------------------------- dense layer
@@ -117,7 +87,7 @@ def dense_forward(X, W, b, act, out):
     V.check_dense_forward(X, W, b, act, out)
     np.matmul(X, W, out=out)
     out += b
-    _act(out, act, out)
+    _activations.by_code(act).forward(out, out)
 
 
 def dense_backward(X, W, Y, dY, act, dW, db, dX):
@@ -128,7 +98,7 @@ def dense_backward(X, W, Y, dY, act, dW, db, dX):
     dX := delta @ W^T   (skipped when dX is None, e.g. for the first layer).
     """
     V.check_dense_backward(X, W, Y, dY, act, dW, db, dX)
-    _act_grad(Y, dY, act, dY)
+    _activations.by_code(act).backward(Y, dY, dY)
     np.matmul(X.T, dY, out=dW)
     np.sum(dY, axis=0, out=db)
     if dX is not None:
@@ -148,19 +118,13 @@ def softmax(logits, out):
 def sigmoid(x, out):
     """out := 1 / (1 + exp(-x)) elementwise, stably (out may be x)."""
     V.check_same(x, out)
-    _act(x, SIGMOID, out)
+    _activations.sigmoid(x, out)
 
 
 def loss_mse(out, target, grad):
     """J = 1/(2N) sum (out - target)^2;  grad := (out - target) / N (if not None)."""
     V.check_loss(out, target, grad)
-    n = out.shape[0]
-    diff = out - target
-    d64 = diff.astype(np.float64, copy=False).ravel()
-    J = 0.5 * float(np.dot(d64, d64)) / n
-    if grad is not None:
-        np.divide(diff, n, out=grad)
-    return J
+    return _losses.mse_reference(out, target, grad)
 
 
 def loss_softmax_ce(logits, labels, grad):
@@ -169,19 +133,7 @@ def loss_softmax_ce(logits, labels, grad):
     ``labels`` is an int64 array (N,) with values in [0, K).
     """
     V.check_loss_labels(logits, labels, grad)
-    n = logits.shape[0]
-    m = logits.max(axis=1, keepdims=True)
-    z = logits - m
-    e = np.exp(z)
-    s = e.sum(axis=1, keepdims=True)
-    rows = np.arange(n)
-    # log-sum-exp: -log p_label = log(sum e) - z_label
-    J = float(np.sum(np.log(s[:, 0]).astype(np.float64) - z[rows, labels].astype(np.float64))) / n
-    if grad is not None:
-        np.divide(e, s, out=grad)
-        grad[rows, labels] -= 1
-        grad /= n
-    return J
+    return _losses.softmax_ce_reference(logits, labels, grad)
 
 
 def loss_softmax_ce_prob(logits, target, grad):
@@ -190,18 +142,7 @@ def loss_softmax_ce_prob(logits, target, grad):
     Rows of ``target`` are probability vectors (non-negative, summing to 1).
     """
     V.check_loss(logits, target, grad)
-    n = logits.shape[0]
-    m = logits.max(axis=1, keepdims=True)
-    z = logits - m
-    e = np.exp(z)
-    s = e.sum(axis=1, keepdims=True)
-    logp = z - np.log(s)
-    J = -float(np.sum((target * logp).astype(np.float64))) / n
-    if grad is not None:
-        np.divide(e, s, out=grad)
-        grad -= target
-        grad /= n
-    return J
+    return _losses.softmax_ce_prob_reference(logits, target, grad)
 
 
 def loss_bce(logits, target, grad):
@@ -211,15 +152,7 @@ def loss_bce(logits, target, grad):
     grad := (sigmoid(x) - d) / N.
     """
     V.check_loss(logits, target, grad)
-    n = logits.shape[0]
-    x = logits
-    terms = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
-    J = float(np.sum(terms.astype(np.float64))) / n
-    if grad is not None:
-        _act(x, SIGMOID, grad)
-        grad -= target
-        grad /= n
-    return J
+    return _losses.bce_reference(logits, target, grad)
 
 
 # --------------------------------------------------------------------------- regularisation

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import activations as _activations
 from ..errors import InvalidParameterError
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-N_ACTIVATIONS = 5
 
 
 def _arr(a, name):
@@ -47,8 +47,8 @@ def check_nonempty(a, name):
 
 
 def check_act(act):
-    if not isinstance(act, (int, np.integer)) or isinstance(act, bool) or not 0 <= act < N_ACTIVATIONS:
-        raise ValueError(f"unknown activation code {act!r} (expected 0..{N_ACTIVATIONS - 1})")
+    """The registry entry of activation code ``act`` (``ValueError`` if none)."""
+    return _activations.by_code(act)
 
 
 def _overlap(a, b):

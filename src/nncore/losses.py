@@ -1,0 +1,342 @@
+"""The data losses: the one place that names them.
+
+Design
+------
+* Each loss is one :class:`Loss` subclass instance in :data:`REGISTRY`. It
+  knows everything that depends on the loss: its backend functions and the
+  codes of the compiled epoch loop, which targets it accepts, whether the
+  network is a classifier, how predictions and probabilities are formed from
+  the outputs, how accuracy is counted, and its NumPy reference (value and
+  gradient). ``Network``, ``fit``, both backends, the epoch loops, the
+  scikit-learn estimators, the CLI and ``tune`` ask it; nothing else compares
+  loss names.
+* The reference functions (``*_reference``) are the specification of the
+  backend functions ``loss_mse``, ``loss_softmax_ce``, ``loss_softmax_ce_prob``
+  and ``loss_bce``: ``nncore.backend._numpy`` validates and calls them, the
+  compiled kernels match them (reductions to rounding, gradients bit for bit
+  where the arithmetic is elementwise).
+* The loss codes are those of the compiled epoch loop (``TL_MSE`` ... in
+  ``_train_loop.pxi``); a loss that takes integer labels has a second code
+  for them (``label_code``).
+* This module imports only NumPy and :mod:`nncore.activations`; backend
+  functions are passed in (``be``), so the backends may import it.
+
+Adding a loss: see CONTRIBUTING.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import sigmoid
+
+__all__ = ["Loss", "REGISTRY", "NAMES", "get", "register",
+           "mse_reference", "softmax_ce_reference", "softmax_ce_prob_reference",
+           "bce_reference"]
+
+
+# --------------------------------------------------------------------------- references
+
+def mse_reference(out, target, grad):
+    """J = 1/(2N) sum (out - target)^2;  grad := (out - target) / N (if not None)."""
+    n = out.shape[0]
+    diff = out - target
+    d64 = diff.astype(np.float64, copy=False).ravel()
+    J = 0.5 * float(np.dot(d64, d64)) / n
+    if grad is not None:
+        np.divide(diff, n, out=grad)
+    return J
+
+
+def softmax_ce_reference(logits, labels, grad):
+    """J = -1/N sum log softmax(logits)[label];  grad := (softmax - onehot) / N."""
+    n = logits.shape[0]
+    m = logits.max(axis=1, keepdims=True)
+    z = logits - m
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    # log-sum-exp: -log p_label = log(sum e) - z_label
+    J = float(np.sum(np.log(s[:, 0]).astype(np.float64) - z[rows, labels].astype(np.float64))) / n
+    if grad is not None:
+        np.divide(e, s, out=grad)
+        grad[rows, labels] -= 1
+        grad /= n
+    return J
+
+
+def softmax_ce_prob_reference(logits, target, grad):
+    """J = -1/N sum_n sum_k t_nk log softmax(logits)_nk;  grad := (softmax - t) / N."""
+    n = logits.shape[0]
+    m = logits.max(axis=1, keepdims=True)
+    z = logits - m
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    logp = z - np.log(s)
+    J = -float(np.sum((target * logp).astype(np.float64))) / n
+    if grad is not None:
+        np.divide(e, s, out=grad)
+        grad -= target
+        grad /= n
+    return J
+
+
+def bce_reference(logits, target, grad):
+    """J = 1/N sum [max(x, 0) - x d + log(1 + exp(-|x|))] (stable for large |x|);
+    grad := (sigmoid(x) - d) / N."""
+    n = logits.shape[0]
+    x = logits
+    terms = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
+    J = float(np.sum(terms.astype(np.float64))) / n
+    if grad is not None:
+        sigmoid(x, grad)
+        grad -= target
+        grad /= n
+    return J
+
+
+# --------------------------------------------------------------------------- losses
+
+def _scratch(buf, key, shape, dtype):
+    """A buffer from the caller's ``buf(key, shape, dtype)``, or a new one."""
+    return np.empty(shape, dtype) if buf is None else buf(key, shape, dtype)
+
+
+class Loss:
+    """One data loss: targets, kernels, predictions and accuracy.
+
+    Attributes
+    ----------
+    name : str
+        The name users pass (``Network(loss=name)``).
+    kernel : str
+        Backend function for float targets ``(N, K)``.
+    code : int
+        The compiled epoch loop's code for float targets.
+    label_kernel, label_code : str, int or None
+        The same for integer labels ``(N,)``; None when labels are not accepted.
+    is_classifier : bool
+        Predictions are classes; accuracy is reported.
+    link : str or None
+        The function the loss applies to the outputs (``"softmax"``,
+        ``"sigmoid"``): the network's outputs are logits and its last layer
+        must be able to produce any real number. None: raw outputs.
+    min_outputs : int
+        Fewest network outputs the loss makes sense for.
+    """
+
+    name = None
+    kernel = None
+    code = None
+    label_kernel = None
+    label_code = None
+    reference_fn = None
+    label_reference_fn = None
+    is_classifier = False
+    link = None
+    min_outputs = 1
+
+    # ---- targets
+    def check_n_outputs(self, n_out):
+        """``ValueError`` if a network with ``n_out`` outputs cannot use this loss."""
+        if n_out < self.min_outputs:
+            raise ValueError(f"loss={self.name!r} needs at least {self.min_outputs} outputs")
+
+    def check_labels(self, arr, K, name):
+        """Validated int64 labels from a 1-D array (losses with ``label_code``)."""
+        raise ValueError(f"{self.name} takes no integer labels")  # pragma: no cover
+
+    def check_values(self, arr, name):
+        """``ValueError`` if float targets ``(N, K)`` hold values the loss rejects."""
+
+    # ---- kernels
+    def takes_labels(self, t):
+        """True when ``t`` is the 1-D integer-label form of the targets."""
+        return self.label_code is not None and t.ndim == 1
+
+    def loop_code(self, t):
+        """The compiled epoch loop's code for targets ``t``."""
+        return self.label_code if self.takes_labels(t) else self.code
+
+    def value_and_grad(self, be, out, t, grad):
+        """Mean data loss of outputs ``out`` against ``t`` through backend ``be``;
+        writes the output gradient into ``grad`` unless it is None."""
+        fn = self.label_kernel if self.takes_labels(t) else self.kernel
+        return getattr(be, fn)(out, t, grad)
+
+    def reference(self, out, t, grad=None):
+        """The NumPy reference of :meth:`value_and_grad` (no checks)."""
+        fn = self.label_reference_fn if self.takes_labels(t) else self.reference_fn
+        return fn(out, t, grad)
+
+    # ---- predictions
+    def predict(self, out):
+        """Predictions from the network outputs ``(N, K)``."""
+        return out.reshape(-1) if out.shape[1] == 1 else out
+
+    def probabilities(self, be, out):
+        """``out := probabilities`` in place (classifiers only)."""
+        raise ValueError(f"predict_proba needs a cross-entropy loss; this network uses "
+                         f"{self.name!r}")
+
+    def row_classes(self, T):
+        """The class of each row of validated targets ``T`` (for a stratified
+        split), or None when rows have no single class (regression, multi-label)."""
+        return None
+
+    def n_classes(self, n_out):
+        """Number of classes a network with ``n_out`` outputs tells apart."""
+        return n_out
+
+    def n_outputs(self, n_classes):
+        """Outputs a network needs for ``n_classes`` classes."""
+        return n_classes
+
+    # ---- accuracy
+    def count_correct(self, out, t, buf=None):
+        """Correct predictions among outputs ``out`` for targets ``t``: rows whose
+        first maximum (numpy.argmax) is the label, or the target row's argmax.
+
+        ``buf(key, shape, dtype)``, if given, supplies scratch arrays (so a
+        training step allocates nothing)."""
+        n = out.shape[0]
+        pred = _scratch(buf, "pred", (n,), np.intp)
+        eq = _scratch(buf, "eq", (n,), np.bool_)
+        np.argmax(out, axis=1, out=pred)
+        if t.ndim == 1:
+            np.equal(pred, t, out=eq)
+        else:
+            true = _scratch(buf, "true", (n,), np.intp)
+            np.argmax(t, axis=1, out=true)
+            np.equal(pred, true, out=eq)
+        return int(np.count_nonzero(eq))
+
+    def n_judged(self, n_rows, n_out):
+        """How many predictions :meth:`count_correct` judges (the accuracy's denominator)."""
+        return n_rows
+
+    def __repr__(self):
+        return f"<loss {self.name!r}>"
+
+
+class MeanSquaredError(Loss):
+    """``J = 1/(2N) sum (out - t)^2`` (the lecture's); regression."""
+
+    name = "mse"
+    kernel, code = "loss_mse", 0
+    reference_fn = staticmethod(mse_reference)
+
+
+class CrossEntropy(Loss):
+    """Softmax cross-entropy on logits, against labels ``(N,)`` or probability rows."""
+
+    name = "cross_entropy"
+    kernel, code = "loss_softmax_ce_prob", 2
+    label_kernel, label_code = "loss_softmax_ce", 1
+    reference_fn = staticmethod(softmax_ce_prob_reference)
+    label_reference_fn = staticmethod(softmax_ce_reference)
+    is_classifier = True
+    link = "softmax"
+    min_outputs = 2
+
+    def check_n_outputs(self, n_out):
+        if n_out < 2:
+            raise ValueError("loss='cross_entropy' needs at least 2 outputs (softmax over "
+                             "classes); use 'binary_cross_entropy' for a single output")
+
+    def check_labels(self, arr, K, name):
+        if arr.dtype.kind == "f":
+            if not np.all(arr == np.floor(arr)):
+                raise ValueError(f"cross_entropy {name} given as 1-D must be integer class labels")
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi >= K:
+            raise ValueError(f"{name} has labels in [{lo:g}, {hi:g}] but the network has {K} "
+                             f"outputs: labels must lie in [0, {K})")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+
+    def check_values(self, arr, name):
+        if arr.min() < 0:
+            raise ValueError(f"cross_entropy probability targets {name} must be non-negative")
+        sums = arr.sum(axis=1, dtype=np.float64)
+        if np.max(np.abs(sums - 1.0)) > 1e-5:
+            raise ValueError(f"cross_entropy probability targets {name}: every row must sum to 1")
+
+    def predict(self, out):
+        return np.argmax(out, axis=1).astype(np.int64)
+
+    def probabilities(self, be, out):
+        be.softmax(out, out)
+
+    def row_classes(self, T):
+        return T if T.ndim == 1 else np.argmax(T, axis=1)
+
+
+class BinaryCrossEntropy(Loss):
+    """Per-output logistic loss on logits, targets in [0, 1]."""
+
+    name = "binary_cross_entropy"
+    kernel, code = "loss_bce", 3
+    reference_fn = staticmethod(bce_reference)
+    is_classifier = True
+    link = "sigmoid"
+
+    def check_values(self, arr, name):
+        if arr.min() < 0 or arr.max() > 1:
+            raise ValueError(f"binary_cross_entropy targets {name} must lie in [0, 1]")
+
+    def predict(self, out):
+        labels = (out >= 0).astype(np.int64)     # logit >= 0 means class 1
+        return labels.reshape(-1) if out.shape[1] == 1 else labels
+
+    def probabilities(self, be, out):
+        be.sigmoid(out, out)
+
+    def row_classes(self, T):
+        return (T[:, 0] >= 0.5).astype(np.int64) if T.shape[1] == 1 else None
+
+    def n_classes(self, n_out):
+        return 2
+
+    def n_outputs(self, n_classes):
+        return 1
+
+    def count_correct(self, out, t, buf=None):
+        # Every entry is a prediction: logit >= 0 against target >= 0.5.
+        a = _scratch(buf, "pos", out.shape, np.bool_)
+        b = _scratch(buf, "true", out.shape, np.bool_)
+        np.greater_equal(out, 0.0, out=a)
+        np.greater_equal(t, 0.5, out=b)
+        np.equal(a, b, out=a)
+        return int(np.count_nonzero(a))
+
+    def n_judged(self, n_rows, n_out):
+        return n_rows * n_out
+
+
+# --------------------------------------------------------------------------- registry
+
+REGISTRY = {}
+
+
+def register(loss):
+    """Add the :class:`Loss` instance ``loss`` to the registry."""
+    if not isinstance(loss, Loss) or not isinstance(loss.name, str):
+        raise TypeError(f"expected a named Loss instance, got {loss!r}")
+    if loss.name in REGISTRY:
+        raise ValueError(f"loss {loss.name!r} is already registered")
+    REGISTRY[loss.name] = loss
+    return loss
+
+
+for _loss in (MeanSquaredError(), CrossEntropy(), BinaryCrossEntropy()):
+    register(_loss)
+del _loss
+
+NAMES = tuple(REGISTRY)
+
+
+def get(name):
+    """The :class:`Loss` called ``name`` (``ValueError`` if unknown)."""
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise ValueError(f"unknown loss {name!r}; expected one of {list(REGISTRY)}")
+    return REGISTRY[name]
