@@ -48,6 +48,9 @@ autodoc_typehints = "none"
 numpydoc_show_class_members = False       # autodoc lists members; no autosummary stubs
 numpydoc_class_members_toctree = False
 myst_heading_anchors = 3
+# README/CONTRIBUTING sections are included mid-page, so their first heading may
+# be "###" under an rst title; that is intended.
+suppress_warnings = ["myst.header"]
 
 html_theme = "alabaster"
 html_title = f"nncore {release}"
