@@ -77,6 +77,32 @@ def test_probabilities_and_labels_match_predict(loss, k, dtype, tmp_path):
     np.testing.assert_array_equal(labels[clear], pred[clear])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, reference", [
+    ("elu", lambda s: np.where(s > 0, s, np.expm1(np.minimum(s, 0)))),
+    ("softplus", lambda s: np.logaddexp(0, s)),
+])
+def test_activation_graphs_without_a_float64_kernel(name, reference, dtype):
+    """elu and softplus are composed from primitives (onnxruntime has no float64
+    Elu/Softplus); checked against their formulas before any layer uses them."""
+    from nncore.onnx import _ACTIVATION_OPS, _Graph
+    et = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = _Graph(onnx, np.dtype(dtype))
+    out = _ACTIVATION_OPS[name](graph, "S", "act")
+    graph.nodes.append(onnx.helper.make_node("Identity", [out], ["Y"]))
+    model = onnx.helper.make_model(
+        onnx.helper.make_graph(graph.nodes, "g", [onnx.helper.make_tensor_value_info("S", et, ["N"])],
+                               [onnx.helper.make_tensor_value_info("Y", et, ["N"])],
+                               graph.initializers),
+        opset_imports=[onnx.helper.make_opsetid("", 17)])
+    s = np.linspace(-40, 40, 4001).astype(dtype)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {"S": s})
+    ref = reference(s.astype(np.float64))
+    err = np.abs(y - ref) / np.maximum(1.0, np.abs(ref))
+    assert err.max() <= 8 * np.finfo(dtype).eps, (name, dtype, err.max())
+
+
 def test_only_requested_outputs_and_opset():
     net = nc.Network([nc.Dense(2, 3)], loss="cross_entropy", seed=0)
     model = nc.to_onnx(net, labels=True)

@@ -46,15 +46,37 @@ def _leaky_relu(graph, s, stem):
     return graph.node("Max", [s, graph.node("Mul", [s, slope], stem + ".scaled")], stem)
 
 
+def _elu(graph, s, stem):
+    # where(s > 0, s, exp(min(s, 0)) - 1): onnxruntime has no float64 Elu
+    # kernel; min() keeps exp of the unused branch from overflowing.
+    zero = graph.constant(graph.fresh(stem + ".zero"), 0.0)
+    one = graph.constant(graph.fresh(stem + ".one"), 1.0)
+    neg = graph.node("Min", [s, zero], stem + ".neg")
+    em1 = graph.node("Sub", [graph.node("Exp", [neg], stem + ".exp"), one], stem + ".expm1")
+    return graph.node("Where", [graph.node("Greater", [s, zero], stem + ".pos"), s, em1], stem)
+
+
+def _softplus(graph, s, stem):
+    # max(s, 0) + log(1 + exp(-|s|)), the overflow-free form; onnxruntime has
+    # no float64 Softplus kernel.
+    one = graph.constant(graph.fresh(stem + ".one"), 1.0)
+    e = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [s], stem + ".abs")],
+                                      stem + ".negabs")], stem + ".exp")
+    tail = graph.node("Log", [graph.node("Add", [one, e], stem + ".onep")], stem + ".log1p")
+    return graph.node("Add", [graph.node("Relu", [s], stem + ".relu"), tail], stem)
+
+
 # Activation name -> builder (graph, input tensor, name stem) -> output tensor.
+# Each must compute what nncore's reference of that activation computes
+# (tests/test_onnx.py runs every activation the registry knows).
 _ACTIVATION_OPS = {
     "linear": lambda graph, s, stem: s,
     "relu": _op("Relu"),
     "leaky_relu": _leaky_relu,
     "sigmoid": _op("Sigmoid"),
     "tanh": _op("Tanh"),
-    "elu": _op("Elu", alpha=1.0),          # alpha 1.0 is exact in float32
-    "softplus": _op("Softplus"),
+    "elu": _elu,
+    "softplus": _softplus,
 }
 
 
