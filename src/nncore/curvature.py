@@ -46,11 +46,11 @@ _LOSS_KERNELS = {
 }
 
 
-def _layer_plan(net):
+def _layer_plan(curv):
     """``(offset, n_in, n_out, act)`` per parameterised layer; layers without
     parameters must be inference-time identities (dropout)."""
     plan = []
-    for i, layer in enumerate(net.layers):
+    for i, layer in enumerate(curv._net_layers):
         if getattr(layer, "n_params", 0) and hasattr(layer, "W"):
             plan.append((int(layer._offset), layer.n_in, layer.n_out, int(layer._act)))
         elif not hasattr(layer, "rate"):
@@ -77,10 +77,13 @@ class Curvature:
         self.n = int(net.n_params)
         self.n_out = int(net.n_out)
         self.loss_name = net.loss_name
-        self._plan = _layer_plan(net)
-        self.X = np.ascontiguousarray(X, dtype=np.float64)
-        self.T = np.ascontiguousarray(T, dtype=np.int64 if T.ndim == 1 else np.float64)
-        self.N = self.X.shape[0]
+        self._net_layers = net.layers
+        self._plan_cache = None
+        # Kept as given (validated); row chunks are converted to float64 on use,
+        # so a large float32 data set is never copied whole.
+        self.X = X
+        self.T = T
+        self.N = X.shape[0]
         reg = net.regularizer
         self.l1 = 0.0 if reg is None else float(reg.l1)
         self.l2 = 0.0 if reg is None else float(reg.l2)
@@ -89,9 +92,20 @@ class Curvature:
             self.weight_mask[start:stop] = 1.0
         grad_kernel, self._rop = _LOSS_KERNELS[self.loss_name]
         self._grad = "loss_softmax_ce" if self.T.ndim == 1 else grad_kernel
-        self._widths = sum(n_in + 3 * n_out for _, n_in, n_out, _ in self._plan)
 
     # ------------------------------------------------------------------ pieces
+
+    @property
+    def _plan(self):
+        # Built on first use, so fit can attach a Curvature to any network and
+        # only an optimizer that asks for curvature meets an unsupported layer.
+        if self._plan_cache is None:
+            self._plan_cache = _layer_plan(self)
+        return self._plan_cache
+
+    @property
+    def _widths(self):
+        return sum(n_in + 3 * n_out for _, n_in, n_out, _ in self._plan)
 
     def _views(self, x):
         """Per-layer ``(W, b)`` views of a flat ``(n,)`` or ``(m, n)`` array."""
@@ -157,12 +171,29 @@ class Curvature:
         for s in range(0, self.N, rows):
             yield s, min(s + rows, self.N)
 
+    def _rows(self, s, e):
+        return np.ascontiguousarray(self.X[s:e], dtype=np.float64)
+
     def _output_grad(self, out, s, e):
         """Gradient of the chunk's mean data loss with respect to the outputs."""
         be = _backend.current()
         grad = np.empty_like(out)
-        getattr(be, self._grad)(out, self.T[s:e], grad)
+        t = self.T[s:e]
+        t = np.ascontiguousarray(t, dtype=np.int64 if t.ndim == 1 else np.float64)
+        getattr(be, self._grad)(out, t, grad)
         return grad
+
+    def residuals(self, x):
+        """``N`` times the gradient of the mean data loss with respect to the
+        outputs, ``(N, K)``: ``out - d`` for mse, ``p - t`` for the cross-entropies
+        (Levenberg–Marquardt's ``e``)."""
+        x = self._check_x(x)
+        params = self._views(x)
+        E = np.empty((self.N, self.n_out))
+        for s, e in self._chunks(1):
+            _, Y = self._forward(params, self._rows(s, e))
+            E[s:e] = self._output_grad(Y[-1], s, e) * (e - s)
+        return E
 
     def _check_x(self, x):
         x = np.ascontiguousarray(x, dtype=np.float64)
@@ -194,7 +225,7 @@ class Curvature:
         result = np.zeros((m, self.n))
         params, dirs = self._views(x), self._views(V)
         for s, e in self._chunks(m):
-            A, Y = self._forward(params, self.X[s:e])
+            A, Y = self._forward(params, self._rows(s, e))
             RS, RY = self._rforward(params, dirs, A, Y)
             RG = np.empty_like(RY[-1])
             getattr(be, self._rop)(Y[-1], RY[-1], RG)
@@ -234,7 +265,7 @@ class Curvature:
         out = np.empty((V.shape[0], self.N, self.n_out))
         params, dirs = self._views(x), self._views(V)
         for s, e in self._chunks(V.shape[0]):
-            A, Y = self._forward(params, self.X[s:e])
+            A, Y = self._forward(params, self._rows(s, e))
             _, RY = self._rforward(params, dirs, A, Y)
             out[:, s:e] = RY[-1]
         return out[0] if single else out
@@ -254,7 +285,7 @@ class Curvature:
         params = self._views(x)
         zero_dirs = self._views(np.zeros((m, self.n)))
         for s, e in self._chunks(m):
-            A, Y = self._forward(params, self.X[s:e])
+            A, Y = self._forward(params, self._rows(s, e))
             RS = [np.zeros((m,) + y.shape) for y in Y]
             RY = [np.zeros((m,) + y.shape) for y in Y]
             RD = np.array(U[:, s:e])
@@ -275,7 +306,7 @@ class Curvature:
         """
         be = _backend.current()
         params = self._views(x)
-        A, Y = self._forward(params, self.X[s:e])
+        A, Y = self._forward(params, self._rows(s, e))
         K = self.n_out
         R = (e - s) * K
         J = np.empty((R, self.n))

@@ -45,6 +45,7 @@ import numpy as np
 from . import backend as _backend
 from ._checks import flag, integer, real
 from .backend import _epoch
+from .curvature import Curvature
 from .errors import DivergenceError, InvalidParameterError
 from .evaluation import metrics, split_rows
 
@@ -501,6 +502,10 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
         J += net._penalty(True)
         return float(J), net.grads.astype(np.float64)
 
+    # Exact curvature of the same objective for the second-order optimizers
+    # (Newton, Levenberg-Marquardt, NewtonCG, ...); built lazily, copies nothing.
+    fun.curvature = Curvature(net, X, T)
+
     if hasattr(opt, "reset"):
         opt.reset()
     t_start = time.perf_counter()
@@ -537,6 +542,7 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
         if net.is_classifier:
             logs["accuracy"] = net._accuracy(X, T)
         logs["lr"] = float(info.get("lr", math.nan))
+        logs.update(info.get("log", {}))   # the optimizer's diagnostics (LM's mu, ...)
         logs["nfev"] = nfev
         logs["ngev"] = ngev
         stop = _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start)

@@ -19,7 +19,8 @@ from ._first_order import FIRST_ORDER as _FIRST_ORDER
 
 __all__ = [
     *_first_order.__all__,
-    "ConjugateGradient", "Newton", "BFGS", "DFP", "LBFGS", "get", "NAMES",
+    "ConjugateGradient", "Newton", "BFGS", "DFP", "LBFGS",
+    "LevenbergMarquardt", "BayesianRegularization", "NewtonCG", "get", "NAMES",
 ]
 
 _FULL_BATCH = {
@@ -28,7 +29,12 @@ _FULL_BATCH = {
     "bfgs": "BFGS",
     "dfp": "DFP",
     "lbfgs": "LBFGS",
+    "lm": "LevenbergMarquardt",
+    "br": "BayesianRegularization",
+    "newton-cg": "NewtonCG",
 }
+# full-batch classes defined in _second_order (the rest are in _full_batch)
+_SECOND_ORDER = ("LevenbergMarquardt", "BayesianRegularization", "NewtonCG")
 NAMES = tuple(_FIRST_ORDER) + tuple(_FULL_BATCH)
 
 
@@ -36,9 +42,16 @@ def __getattr__(name):
     # Lazy: the full-batch module is optional for users of first-order methods
     # and is written separately.
     if name in _FULL_BATCH.values():
-        from . import _full_batch
-        return getattr(_full_batch, name)
+        return _full_batch_class(name)
     raise AttributeError(f"module 'nncore.optim' has no attribute {name!r}")
+
+
+def _full_batch_class(name):
+    if name in _SECOND_ORDER:
+        from . import _second_order as module
+    else:
+        from . import _full_batch as module
+    return getattr(module, name)
 
 
 def __dir__():
@@ -58,7 +71,9 @@ def get(optimizer, **kwargs):
         A name from :data:`NAMES` (case-insensitive): ``"sgd"``, ``"momentum"``
         (SGD with momentum 0.9), ``"nesterov"`` (SGD with Nesterov momentum
         0.9), ``"adagrad"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"cg"``,
-        ``"newton"``, ``"bfgs"``, ``"dfp"``, ``"lbfgs"``.
+        ``"newton"``, ``"bfgs"``, ``"dfp"``, ``"lbfgs"``, ``"lm"``
+        (Levenberg–Marquardt), ``"br"`` (Bayesian regularisation),
+        ``"newton-cg"``.
     **kwargs
         Constructor arguments for a name or class (e.g. ``lr=0.1``).
 
@@ -80,8 +95,7 @@ def get(optimizer, **kwargs):
             cls, defaults = _FIRST_ORDER[key]
             return cls(**{**defaults, **kwargs})
         if key in _FULL_BATCH:
-            from . import _full_batch
-            return getattr(_full_batch, _FULL_BATCH[key])(**kwargs)
+            return _full_batch_class(_FULL_BATCH[key])(**kwargs)
         raise ValueError(f"unknown optimizer {optimizer!r}; valid names: {', '.join(NAMES)}")
     if isinstance(optimizer, type) and _is_optimizer(optimizer):
         return optimizer(**kwargs)

@@ -648,13 +648,19 @@ class Newton(FullBatchOptimizer):
     otherwise a line search along ``p`` picks the step (``info["lr"]``).
 
     ``H`` comes from ``hess(x)`` when given (argument, or a ``hess`` attribute
-    of ``fun``), else from :func:`fd_hessian`: the central difference of the
-    analytic gradient, ``2n`` gradient evaluations (counted in ``ngev``).
+    of ``fun``); else, with ``hessian="exact"``, from the network's exact
+    Hessian (Pearlmutter's R-operator, batched Hessian-vector products; ``fit``
+    attaches it to ``fun`` as ``fun.curvature``); else (``"fd"``, or a bare
+    ``fun`` with no network behind it) from :func:`fd_hessian`: the central
+    difference of the analytic gradient, ``2n`` gradient evaluations (counted
+    in ``ngev``).
 
     Parameters
     ----------
     damping : float, default 1e-4
         Initial ``lambda`` (``>= 0``).
+    hessian : {"exact", "fd"}, default "exact"
+        Exact curvature when the objective provides it, or finite differences.
     max_params : int, default 3000
         Largest parameter count accepted (``H`` is ``n x n`` and costs ``2n``
         gradient evaluations per iteration).
@@ -667,7 +673,12 @@ class Newton(FullBatchOptimizer):
 
     _param_names = ("damping", "max_params", "hess")
 
-    def __init__(self, damping=1e-4, *, max_params=3000, hess=None, c2=0.9, **kwargs):
+    def __init__(self, damping=1e-4, hessian="exact", *, max_params=3000, hess=None, c2=0.9,
+                 **kwargs):
+        if hessian not in ("exact", "fd"):
+            raise ValueError(f"hessian must be 'exact' or 'fd', got {hessian!r}")
+        # Stored apart: ``hessian`` is also the method that returns the matrix.
+        self._hessian_mode = hessian
         self.damping = _check_nonneg("damping", damping)
         self.max_params = _check_pos_int("max_params", max_params)
         if hess is not None and not callable(hess):
@@ -680,6 +691,10 @@ class Newton(FullBatchOptimizer):
 
     def _reset_state(self):
         self.lam = self.damping
+
+    def get_config(self):
+        """Constructor arguments as a dict (``Newton(**get_config())`` clones)."""
+        return {"hessian": self._hessian_mode, **super().get_config()}
 
     def hessian(self, fun, x):
         """The Hessian this optimizer uses at ``x``.
@@ -702,8 +717,12 @@ class Newton(FullBatchOptimizer):
             If ``hess`` returns the wrong shape or non-finite values.
         """
         hess = self.hess if self.hess is not None else getattr(fun, "hess", None)
-        if isinstance(fun, _Counted) and hess is None:
-            hess = getattr(fun.fun, "hess", None)
+        inner = fun.fun if isinstance(fun, _Counted) else fun
+        if hess is None:
+            hess = getattr(inner, "hess", None)
+        curvature = getattr(inner, "curvature", None)
+        if hess is None and self._hessian_mode == "exact" and curvature is not None:
+            hess = curvature.hessian
         n = x.size
         if hess is None:
             return fd_hessian(fun, x)
@@ -722,9 +741,9 @@ class Newton(FullBatchOptimizer):
         n = x.size
         if n > self.max_params:
             raise ValueError(
-                f"Newton builds a dense {n} x {n} Hessian from {2 * n} gradient "
-                f"evaluations per iteration but max_params={self.max_params}; "
-                "use BFGS/LBFGS or raise max_params")
+                f"Newton builds a dense {n} x {n} Hessian per iteration but "
+                f"max_params={self.max_params}; use NewtonCG (matrix-free), BFGS/LBFGS "
+                "or raise max_params")
         H = self.hessian(fun, x)
         diag = H.diagonal().copy()
         scale = max(float(np.max(np.abs(diag))), 1e-12)
