@@ -676,7 +676,7 @@ class Newton(FullBatchOptimizer):
     def __init__(self, damping=1e-4, hessian="exact", *, max_params=3000, hess=None, c2=0.9,
                  **kwargs):
         if hessian not in ("exact", "fd"):
-            raise ValueError(f"hessian must be 'exact' or 'fd', got {hessian!r}")
+            raise InvalidParameterError(f"hessian must be 'exact' or 'fd', got {hessian!r}")
         # Stored apart: ``hessian`` is also the method that returns the matrix.
         self._hessian_mode = hessian
         self.damping = _check_nonneg("damping", damping)

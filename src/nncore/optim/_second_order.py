@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from .. import backend as _backend
+from ..errors import InvalidParameterError
 from ._full_batch import FullBatchOptimizer, _check_nonneg, _check_pos_int
 
 __all__ = ["LevenbergMarquardt", "BayesianRegularization", "NewtonCG", "curvature_of"]
@@ -91,13 +92,13 @@ class _MarquardtBase(FullBatchOptimizer):
         self.mu_inc = _check_nonneg("mu_inc", mu_inc)
         self.mu_max = _check_nonneg("mu_max", mu_max)
         if self.mu <= 0.0:
-            raise ValueError(f"mu must be > 0, got {mu!r}")
+            raise InvalidParameterError(f"mu must be > 0, got {mu!r}")
         if not 0.0 < self.mu_dec < 1.0:
-            raise ValueError(f"mu_dec must be in (0, 1), got {mu_dec!r}")
+            raise InvalidParameterError(f"mu_dec must be in (0, 1), got {mu_dec!r}")
         if not self.mu_inc > 1.0:
-            raise ValueError(f"mu_inc must be > 1, got {mu_inc!r}")
+            raise InvalidParameterError(f"mu_inc must be > 1, got {mu_inc!r}")
         if not self.mu_max > self.mu:
-            raise ValueError(f"mu_max must exceed mu, got mu_max={mu_max!r}, mu={mu!r}")
+            raise InvalidParameterError(f"mu_max must exceed mu, got mu_max={mu_max!r}, mu={mu!r}")
         self.max_params = _check_pos_int("max_params", max_params)
         super().__init__(**kwargs)
 
@@ -317,14 +318,14 @@ class NewtonCG(FullBatchOptimizer):
     def __init__(self, curvature="gauss-newton", max_cg=50, *, damping=1.0, cg_tol=5e-4,
                  decay=0.95, max_retries=10, line_search="armijo", **kwargs):
         if curvature not in _CURVATURES:
-            raise ValueError(f"curvature must be one of {_CURVATURES}, got {curvature!r}")
+            raise InvalidParameterError(f"curvature must be one of {_CURVATURES}, got {curvature!r}")
         self.curvature = curvature
         self.max_cg = _check_pos_int("max_cg", max_cg)
         self.damping = _check_nonneg("damping", damping)
         self.cg_tol = _check_nonneg("cg_tol", cg_tol)
         self.decay = _check_nonneg("decay", decay)
         if self.decay > 1.0:
-            raise ValueError(f"decay must be in [0, 1], got {decay!r}")
+            raise InvalidParameterError(f"decay must be in [0, 1], got {decay!r}")
         self.max_retries = _check_pos_int("max_retries", max_retries)
         super().__init__(line_search=line_search, **kwargs)
 
