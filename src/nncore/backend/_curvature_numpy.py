@@ -17,7 +17,8 @@ Design
 
   where ``D`` is the loss gradient with respect to ``Y`` and ``RD`` its
   R-derivative. ``f'`` and ``f''`` are written in terms of the output ``Y``
-  (``_DERIVATIVES``); relu and leaky_relu have ``f'' = 0`` almost everywhere.
+  and come from :mod:`nncore.activations` (its ``second`` slot); relu and
+  leaky_relu have ``f'' = 0`` almost everywhere.
 * The losses' R-operators apply the per-sample Hessian of the loss with
   respect to the outputs (``loss_*_rop``); the generalised Gauss–Newton
   product replaces ``Rdelta``'s ``D f''`` term by zero.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import activations as _activations
 from . import _validate_curvature as VC
 
 __all__ = [
@@ -37,41 +39,26 @@ __all__ = [
 ]
 
 
-def _sigmoid_d(Y):
-    d1 = Y * (1.0 - Y)
-    return d1, d1 * (1.0 - 2.0 * Y)
-
-
-def _tanh_d(Y):
-    d1 = 1.0 - Y * Y
-    return d1, -2.0 * Y * d1
-
-
-def _zero_like(Y):
-    return np.zeros_like(Y)
-
-
-# Activation code -> (f'(Y), f''(Y)) in terms of the output Y = f(S).
-_DERIVATIVES = {
-    0: lambda Y: (np.ones_like(Y), _zero_like(Y)),                     # linear
-    1: lambda Y: ((Y > 0).astype(Y.dtype), _zero_like(Y)),             # relu
-    2: lambda Y: (np.where(Y > 0, 1.0, 0.01).astype(Y.dtype), _zero_like(Y)),  # leaky_relu
-    3: _sigmoid_d,
-    4: _tanh_d,
-}
+def _derivatives(Y, act):
+    """``(f'(S), f''(S))`` from ``Y = f(S)``, from the activation registry (its
+    derivative applied to ones, and its second-derivative slot)."""
+    entry = _activations.by_code(int(act))
+    d1 = np.empty_like(Y)
+    entry.backward(Y, np.ones_like(Y), d1)
+    return d1, np.asarray(entry.second(Y), dtype=Y.dtype)
 
 
 def activation_derivatives(Y, act):
     """``(f'(S), f''(S))`` from the layer output ``Y = f(S)`` (new arrays)."""
     VC.check_act(act)
     VC.check_float(Y, "Y")
-    return _DERIVATIVES[int(act)](Y)
+    return _derivatives(Y, act)
 
 
 def dense_rforward(X, RX, W, VW, Vb, act, Y, RS, RY):
     """RS := RX @ W + X @ VW + Vb;  RY := f'(S) * RS   (``RX`` None: zero)."""
     VC.check_rforward(X, RX, W, VW, Vb, act, Y, RS, RY)
-    d1, _ = _DERIVATIVES[int(act)](Y)
+    d1, _ = _derivatives(Y, act)
     np.matmul(X, VW, out=RS)
     RS += Vb[:, None, :]
     if RX is not None:
@@ -87,7 +74,7 @@ def dense_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX):
     (``DX``/``RDX`` None skips the last two; ``RX`` None means zero).
     """
     VC.check_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX)
-    d1, d2 = _DERIVATIVES[int(act)](Y)
+    d1, d2 = _derivatives(Y, act)
     RD *= d1
     RD += (D * d2) * RS
     D *= d1
