@@ -260,3 +260,13 @@ def test_newton_cg_matches_scipy_newton_cg():
         if curvature == "hessian":   # same products: at least as low in as many iterations
             assert ours.loss(Xs, ys) <= res.fun
         assert ours.loss(Xs, ys) <= 1e-3 * f0
+
+
+@pytest.mark.parametrize("name", ["lm", "br", "newton-cg"])
+def test_cli_accepts_second_order_optimizers(name, tmp_path, capsys):
+    from nncore.cli import main
+
+    model = tmp_path / "sine.npz"
+    rc = main(["train", "sine", "--layers", "5", "--activation", "tanh", "--optimizer", name,
+               "--epochs", "5", "--out", str(model), "--no-plot", "--no-progress"])
+    assert rc == 0 and model.exists()
