@@ -362,9 +362,23 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
 # --------------------------------------------------------------------------- curvature
 # Twins of nncore.backend._curvature_numpy (the specification, with the math).
 
+# Activation codes whose f' and f'' _curvature.pxi's _act_d12 knows; a newer
+# activation must be added there (until then its compiled R-operator refuses it
+# rather than treating it as linear).
+_CURVATURE_ACTS = 5
+
+
+def _check_curvature_act(act):
+    if int(act) >= _CURVATURE_ACTS:
+        raise ValueError(f"the compiled R-operator has no second derivative for activation "
+                         f"code {act} yet (add it to _curvature.pxi's _act_d12); use "
+                         "nc.set_backend('numpy') for its curvature")
+
+
 def dense_rforward(X, RX, W, VW, Vb, act, Y, RS, RY):
     """RS := RX @ W + X @ VW + Vb;  RY := f'(S) * RS   (``RX`` None: zero)."""
     VC.check_rforward(X, RX, W, VW, Vb, act, Y, RS, RY)
+    _check_curvature_act(act)
     _blas_dims(X, W, RS.reshape(-1, RS.shape[2]))
     _K.dense_rforward(X, RX, RX is not None, W, VW, Vb, int(act), Y, RS, RY)
 
@@ -372,6 +386,7 @@ def dense_rforward(X, RX, W, VW, Vb, act, Y, RS, RY):
 def dense_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX):
     """R-backward of a dense layer (``D``/``RD`` are overwritten with delta/Rdelta)."""
     VC.check_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX)
+    _check_curvature_act(act)
     _blas_dims(X, W, RD.reshape(-1, RD.shape[2]))
     _K.dense_rbackward(X, RX, RX is not None, W, VW, Y, RS, D, RD, int(act), RdW, Rdb,
                        DX, RDX, DX is not None)
