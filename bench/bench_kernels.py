@@ -220,6 +220,42 @@ def test_dense_forward_backward_vs_bare_gemm(benchmark, variant, dtype):
     benchmark(_fwd_bwd, B, X, W, b, out, d_, dW, db, dX)
 
 
+# --------------------------------------------------------------------------- activations
+
+def _activation_names():
+    from nncore import activations
+    return list(activations.NAMES)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", _activation_names())
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_activation_forward_backward(benchmark, backend, name, dtype, smoke_run):
+    """f(S) then dY * f'(S) over 1e6 elements (the point functions in a flat loop)."""
+    from nncore import activations
+    act = activations.get(name).code
+    n = 1_000_000 if not smoke_run else 1 << 12
+    benchmark.group = f"act-{name}-{dtype}-1e6"
+    B = _mod(backend)
+    rng = np.random.default_rng(7)
+    S = (3 * rng.standard_normal(n)).astype(dtype)
+    dY = rng.standard_normal(n).astype(dtype)
+    Y, g, Y_ref, g_ref = (np.empty_like(S) for _ in range(4))
+    B.activation_forward(S, act, Y)
+    R.activation_forward(S, act, Y_ref)
+    B.activation_backward(Y_ref, dY, act, g)
+    R.activation_backward(Y_ref, dY, act, g_ref)
+    # transcendental ones to the libm's last places (tests/test_kernels.py)
+    np.testing.assert_allclose(Y, Y_ref, rtol=8 * _eps(dtype), atol=np.finfo(dtype).tiny)
+    np.testing.assert_allclose(g, g_ref, rtol=8 * _eps(dtype), atol=8 * _eps(dtype))
+
+    def fwd_bwd():
+        B.activation_forward(S, act, Y)
+        B.activation_backward(Y, dY, act, g)
+
+    benchmark(fwd_bwd)
+
+
 # --------------------------------------------------------------------------- loss
 
 @pytest.mark.parametrize("dtype", DTYPES)

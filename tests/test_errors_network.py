@@ -24,7 +24,7 @@ def _data(n=10, k=3):
     (lambda: nc.Dense(3, -1), ValueError, "n_out"),
     (lambda: nc.Dense(2.5, 3), TypeError, "n_in"),
     (lambda: nc.Dense("3", 3), TypeError, "n_in"),
-    (lambda: nc.Dense(3, 3, activation="softplus"), ValueError, "activation"),
+    (lambda: nc.Dense(3, 3, activation="swish"), ValueError, "activation"),
     (lambda: nc.Dense(3, 3, init="orthogonal"), ValueError, "init"),
     (lambda: nc.Dropout(1.0), ValueError, r"\[0, 1\)"),
     (lambda: nc.Dropout(-0.1), ValueError, r"\[0, 1\)"),

@@ -17,6 +17,17 @@ from scipy.linalg.cython_blas cimport ssyrk, dsyrk
 from scipy.linalg.cython_lapack cimport spotrf, dpotrf, spotrs, dpotrs
 
 
+cdef inline void _softplus_d12(floating y, floating* d1, floating* d2) noexcept nogil:
+    """softplus: f' = sigmoid(s) = -expm1(-y), f'' = f' exp(-y); 1 and 0 above the threshold."""
+    cdef floating threshold = 20, one = 1, zero = 0
+    if y > threshold:
+        d1[0] = one
+        d2[0] = zero
+    else:
+        d1[0] = -_expm1(-y)
+        d2[0] = d1[0] * _exp(-y)
+
+
 cdef inline void _act_d12(int act, floating y, floating* d1, floating* d2) noexcept nogil:
     """f'(S) and f''(S) from y = f(S)."""
     cdef floating one = 1, two = 2, zero = 0, slope = 0.01
@@ -32,6 +43,11 @@ cdef inline void _act_d12(int act, floating y, floating* d1, floating* d2) noexc
     elif act == TANH:
         d1[0] = one - y * y
         d2[0] = -two * y * d1[0]
+    elif act == ELU:
+        d1[0] = one if y > 0 else y + one      # exp(s) for s <= 0
+        d2[0] = zero if y > 0 else y + one
+    elif act == SOFTPLUS:
+        _softplus_d12(y, d1, d2)
     else:
         d1[0] = one
         d2[0] = zero

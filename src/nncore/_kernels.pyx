@@ -37,7 +37,8 @@ Design:
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, log, logf, log1p, log1pf, sqrt, sqrtf, tanh, tanhf
+from libc.math cimport (exp, expf, expm1, expm1f, log, logf, log1p, log1pf, sqrt, sqrtf,
+                        tanh, tanhf)
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, sdot, ddot
@@ -71,13 +72,20 @@ CYTHON_VERSION = NNCORE_CYTHON_VERSION.decode("ascii")
 cdef enum:
     MAX_THREADS = 64
 
-# Activation codes (same as nncore.backend._numpy).
+# Activation codes: the ``code`` of each entry of nncore.activations.REGISTRY
+# (backend._cython checks N_ACTIVATIONS against it at import). The point
+# functions of each activation are in the "activations" section below.
 cdef enum:
     LINEAR = 0
     RELU = 1
     LEAKY_RELU = 2
     SIGMOID = 3
     TANH = 4
+    ELU = 5
+    SOFTPLUS = 6
+    N_ACT = 7
+
+N_ACTIVATIONS = N_ACT
 
 cdef int _num_threads = max(1, min(nnc_omp_max_threads(), MAX_THREADS))
 # 4M elements: below that, an OpenMP region next to OpenBLAS's own spinning
@@ -115,6 +123,13 @@ cdef inline floating _log1p(floating x) noexcept nogil:
         return log1p(x)
 
 
+cdef inline floating _expm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
+
+
 cdef inline floating _sqrt(floating x) noexcept nogil:
     if floating is float:
         return sqrtf(x)
@@ -127,17 +142,6 @@ cdef inline floating _tanh(floating x) noexcept nogil:
         return tanhf(x)
     else:
         return tanh(x)
-
-
-cdef inline floating _sigmoid(floating s) noexcept nogil:
-    """1 / (1 + exp(-s)), exp of a non-positive number only."""
-    # `one` is typed: a bare literal 1 would make Cython compute in double.
-    cdef floating e, one = 1
-    if s >= 0:
-        e = _exp(-s)
-        return one / (one + e)
-    e = _exp(s)    # s < 0 or NaN: -|s| == s
-    return e / (one + e)
 
 
 cdef inline int _omp_threads() noexcept nogil:
@@ -205,53 +209,172 @@ cdef inline double _dot(int n, const floating* x, const floating* y) noexcept no
         return ddot(&n, <double*>x, &one, <double*>y, &one)
 
 
-# =========================================================================== elementwise
+# =========================================================================== activations
+# One point function per activation, f(s), and one for its derivative applied
+# to an upstream gradient, dy * f'(s) computed from the output y = f(s)
+# (scikit-learn's "pure C functions on single points"). They transcribe the
+# NumPy references in nncore.activations operation for operation; the three
+# loops below (_act_chunk, _act_grad_chunk, _bias_act_rows) switch on the code
+# once per span and call them per element, so each loop body stays a plain
+# inlined loop GCC vectorises. Literals are typed locals (see Design).
+
+cdef inline floating _linear(floating s) noexcept nogil:
+    return s
+
+
+cdef inline floating _linear_grad(floating y, floating dy) noexcept nogil:
+    return dy
+
+
+cdef inline floating _relu(floating s) noexcept nogil:
+    return s if not (s <= 0) else 0    # maximum(s, 0) keeps NaN; one compare
+
+
+cdef inline floating _relu_grad(floating y, floating dy) noexcept nogil:
+    return dy if y > 0 else 0          # y > 0 exactly when s > 0
+
+
+cdef inline floating _leaky_relu(floating s) noexcept nogil:
+    cdef floating slope = 0.01
+    return s if s > 0 else s * slope
+
+
+cdef inline floating _leaky_relu_grad(floating y, floating dy) noexcept nogil:
+    cdef floating slope = 0.01
+    return dy if y > 0 else dy * slope
+
+
+cdef inline floating _sigmoid(floating s) noexcept nogil:
+    """1 / (1 + exp(-s)), exp of a non-positive number only."""
+    # `one` is typed: a bare literal 1 would make Cython compute in double.
+    cdef floating e, one = 1
+    if s >= 0:
+        e = _exp(-s)
+        return one / (one + e)
+    e = _exp(s)    # s < 0 or NaN: -|s| == s
+    return e / (one + e)
+
+
+cdef inline floating _sigmoid_grad(floating y, floating dy) noexcept nogil:
+    cdef floating one = 1
+    return dy * (y * (one - y))
+
+
+# _tanh (the libm wrapper above) is tanh's point function.
+
+cdef inline floating _tanh_grad(floating y, floating dy) noexcept nogil:
+    cdef floating one = 1
+    return dy * (one - y * y)
+
+
+cdef inline floating _elu(floating s) noexcept nogil:
+    return s if s > 0 else _expm1(s)    # torch's elu, alpha = 1
+
+
+cdef inline floating _elu_grad(floating y, floating dy) noexcept nogil:
+    cdef floating one = 1
+    return dy if y > 0 else dy * (y + one)    # f'(s) = exp(s) = y + 1 for s <= 0
+
+
+cdef inline floating _softplus(floating s) noexcept nogil:
+    cdef floating threshold = 20        # torch's softplus, beta = 1
+    return s if s > threshold else _log1p(_exp(s))
+
+
+cdef inline floating _softplus_grad(floating y, floating dy) noexcept nogil:
+    # f'(s) = sigmoid(s) = 1 - exp(-y), as -expm1(-y); 1 above the threshold
+    cdef floating threshold = 20
+    return dy if y > threshold else dy * (-_expm1(-y))
+
 
 cdef void _act_chunk(const floating* s, floating* y, Py_ssize_t lo, Py_ssize_t hi,
                      int act) noexcept nogil:
     """y := f(s) on [lo, hi) (y may be s)."""
     cdef Py_ssize_t i
-    cdef floating slope = 0.01
     if act == LINEAR:
         if y != s:
             for i in range(lo, hi):
-                y[i] = s[i]
+                y[i] = _linear(s[i])
     elif act == RELU:
         for i in range(lo, hi):
-            y[i] = s[i] if not (s[i] <= 0) else 0   # maximum(s, 0) keeps NaN; one compare
+            y[i] = _relu(s[i])
     elif act == LEAKY_RELU:
         for i in range(lo, hi):
-            y[i] = s[i] if s[i] > 0 else s[i] * slope
+            y[i] = _leaky_relu(s[i])
     elif act == SIGMOID:
         for i in range(lo, hi):
             y[i] = _sigmoid(s[i])
     elif act == TANH:
         for i in range(lo, hi):
             y[i] = _tanh(s[i])
+    elif act == ELU:
+        for i in range(lo, hi):
+            y[i] = _elu(s[i])
+    elif act == SOFTPLUS:
+        for i in range(lo, hi):
+            y[i] = _softplus(s[i])
 
 
 cdef void _act_grad_chunk(const floating* y, const floating* dy, floating* out,
                           Py_ssize_t lo, Py_ssize_t hi, int act) noexcept nogil:
     """out := dy * f'(s), f' from the output y = f(s) (out may be dy)."""
     cdef Py_ssize_t i
-    cdef floating slope = 0.01, one = 1
     if act == LINEAR:
         if out != dy:
             for i in range(lo, hi):
-                out[i] = dy[i]
+                out[i] = _linear_grad(y[i], dy[i])
     elif act == RELU:
         for i in range(lo, hi):
-            out[i] = dy[i] if y[i] > 0 else 0
+            out[i] = _relu_grad(y[i], dy[i])
     elif act == LEAKY_RELU:
         for i in range(lo, hi):
-            out[i] = dy[i] if y[i] > 0 else dy[i] * slope
+            out[i] = _leaky_relu_grad(y[i], dy[i])
     elif act == SIGMOID:
         for i in range(lo, hi):
-            out[i] = dy[i] * (y[i] * (one - y[i]))
+            out[i] = _sigmoid_grad(y[i], dy[i])
     elif act == TANH:
         for i in range(lo, hi):
-            out[i] = dy[i] * (one - y[i] * y[i])
+            out[i] = _tanh_grad(y[i], dy[i])
+    elif act == ELU:
+        for i in range(lo, hi):
+            out[i] = _elu_grad(y[i], dy[i])
+    elif act == SOFTPLUS:
+        for i in range(lo, hi):
+            out[i] = _softplus_grad(y[i], dy[i])
 
+
+cdef void _bias_act_rows(floating* out, const floating* b, Py_ssize_t r0, Py_ssize_t r1,
+                         Py_ssize_t k, int act) noexcept nogil:
+    """out[i, :] := f(out[i, :] + b) for rows r0 <= i < r1 (bias first, as NumPy;
+    one pass, the block is still in cache after the GEMM)."""
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    for i in range(r0, r1):
+        row = out + i * k
+        if act == LINEAR:
+            for j in range(k):
+                row[j] = _linear(row[j] + b[j])
+        elif act == RELU:
+            for j in range(k):
+                row[j] = _relu(row[j] + b[j])
+        elif act == LEAKY_RELU:
+            for j in range(k):
+                row[j] = _leaky_relu(row[j] + b[j])
+        elif act == SIGMOID:
+            for j in range(k):
+                row[j] = _sigmoid(row[j] + b[j])
+        elif act == TANH:
+            for j in range(k):
+                row[j] = _tanh(row[j] + b[j])
+        elif act == ELU:
+            for j in range(k):
+                row[j] = _elu(row[j] + b[j])
+        elif act == SOFTPLUS:
+            for j in range(k):
+                row[j] = _softplus(row[j] + b[j])
+
+
+# =========================================================================== elementwise
 
 cdef void _multiply_chunk(const floating* a, const floating* b, floating* out,
                           Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
@@ -330,34 +453,6 @@ cdef double sum_squares_k(const floating[::1] x) noexcept nogil:   # IN
 
 # =========================================================================== dense layer
 
-cdef void _bias_act_rows(floating* out, const floating* b, Py_ssize_t r0, Py_ssize_t r1,
-                         Py_ssize_t k, int act) noexcept nogil:
-    """out[i, :] := f(out[i, :] + b) for rows r0 <= i < r1 (bias first, as NumPy)."""
-    cdef Py_ssize_t i, j
-    cdef floating* row
-    cdef floating t
-    cdef floating slope = 0.01
-    for i in range(r0, r1):
-        row = out + i * k
-        if act == LINEAR:
-            for j in range(k):
-                row[j] = row[j] + b[j]
-        elif act == RELU:
-            for j in range(k):
-                t = row[j] + b[j]
-                row[j] = t if not (t <= 0) else 0
-        elif act == LEAKY_RELU:
-            for j in range(k):
-                t = row[j] + b[j]
-                row[j] = t if t > 0 else t * slope
-        elif act == SIGMOID:
-            for j in range(k):
-                row[j] = _sigmoid(row[j] + b[j])
-        elif act == TANH:
-            for j in range(k):
-                row[j] = _tanh(row[j] + b[j])
-
-
 cdef void dense_forward_k(const floating[:, ::1] X,   # IN  (N, n_in)
                           const floating[:, ::1] W,   # IN  (n_in, n_out)
                           const floating[::1] b,      # IN  (n_out,)
@@ -379,28 +474,14 @@ cdef void dense_forward_k(const floating[:, ::1] X,   # IN  (N, n_in)
 
 cdef void _delta_rows(const floating* Y, floating* dY, int act, Py_ssize_t n,
                       Py_ssize_t k, floating* db) noexcept nogil:
-    """dY := dY ⊙ f'(Y) and db := Σ_rows dY, in one pass (rows summed in order)."""
+    """dY := dY ⊙ f'(Y) and db := Σ_rows dY, row by row (rows summed in order)."""
     cdef Py_ssize_t i, j
-    cdef const floating* y
     cdef floating* d
-    cdef floating slope = 0.01, one = 1
     for j in range(k):
         db[j] = 0
     for i in range(n):
-        y = Y + i * k
         d = dY + i * k
-        if act == RELU:
-            for j in range(k):
-                d[j] = d[j] if y[j] > 0 else 0
-        elif act == LEAKY_RELU:
-            for j in range(k):
-                d[j] = d[j] if y[j] > 0 else d[j] * slope
-        elif act == SIGMOID:
-            for j in range(k):
-                d[j] = d[j] * (y[j] * (one - y[j]))
-        elif act == TANH:
-            for j in range(k):
-                d[j] = d[j] * (one - y[j] * y[j])
+        _act_grad_chunk(Y + i * k, d, d, 0, k, act)
         for j in range(k):
             db[j] = db[j] + d[j]
 

@@ -35,6 +35,7 @@ import numpy as np
 __all__ = ["Activation", "REGISTRY", "NAMES", "get", "by_code", "register", "sigmoid"]
 
 LEAKY_SLOPE = 0.01        # leaky_relu's slope for s <= 0
+SOFTPLUS_THRESHOLD = 20.0  # torch's softplus: s > threshold returns s itself (beta = 1)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,40 @@ def _tanh_second(Y):
     return -2 * Y * (1 - Y * Y)
 
 
+def _elu(S, out):
+    # torch.nn.functional.elu with alpha = 1: s for s > 0, expm1(s) otherwise.
+    with np.errstate(over="ignore"):     # expm1 of a large s is not selected
+        np.copyto(out, np.where(S > 0, S, np.expm1(S)))
+
+
+def _elu_grad(Y, dY, out):
+    # f'(s) = exp(s) = y + 1 for s <= 0 (torch's backward from the result).
+    np.copyto(out, np.where(Y > 0, dY, dY * (Y + 1)))
+
+
+def _elu_second(Y):
+    return np.where(Y > 0, 0, Y + 1)
+
+
+def _softplus(S, out):
+    # torch.nn.functional.softplus (beta 1, threshold 20): s above the
+    # threshold, else log1p(exp(s)).
+    with np.errstate(over="ignore"):     # exp of s > 20 is not selected
+        np.copyto(out, np.where(S > SOFTPLUS_THRESHOLD, S, np.log1p(np.exp(S))))
+
+
+def _softplus_grad(Y, dY, out):
+    # f'(s) = sigmoid(s) = 1 - exp(-y), as -expm1(-y) (no cancellation for
+    # small y); 1 above the threshold, as torch (y > 20 exactly when s > 20,
+    # up to a sliver of width exp(-20) below it).
+    np.copyto(out, np.where(Y > SOFTPLUS_THRESHOLD, dY, dY * -np.expm1(-Y)))
+
+
+def _softplus_second(Y):
+    p = -np.expm1(-Y)    # sigmoid(s)
+    return np.where(Y > SOFTPLUS_THRESHOLD, 0, p * np.exp(-Y))
+
+
 # --------------------------------------------------------------------------- registry
 
 REGISTRY = {}
@@ -165,6 +200,8 @@ for _row in (
                    gives_logits=True),
         Activation("sigmoid", 3, "glorot_uniform", sigmoid, _sigmoid_grad, _sigmoid_second),
         Activation("tanh", 4, "glorot_uniform", _tanh, _tanh_grad, _tanh_second),
+        Activation("elu", 5, "he_uniform", _elu, _elu_grad, _elu_second),
+        Activation("softplus", 6, "he_uniform", _softplus, _softplus_grad, _softplus_second),
 ):
     register(_row)
 del _row

@@ -221,11 +221,12 @@ class Dense(Layer):
     activation : str
         Elementwise activation ``f``, a name in ``nncore.activations.NAMES``:
         ``"linear"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"sigmoid"``,
-        ``"tanh"``.
+        ``"tanh"``, ``"elu"`` (alpha 1) or ``"softplus"`` (torch's: beta 1,
+        the identity above 20).
     init : {None, "he_uniform", "glorot_uniform", "he_normal", "glorot_normal"}
         Weight initialisation; ``None`` means the activation's default:
-        He-uniform for the relu-like ones (relu, leaky_relu) and
-        Glorot-uniform otherwise. Biases always start at 0.
+        He-uniform for the relu-like ones (relu, leaky_relu, elu, softplus)
+        and Glorot-uniform otherwise. Biases always start at 0.
 
     Attributes
     ----------

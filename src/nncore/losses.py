@@ -192,6 +192,10 @@ class Loss:
         """Outputs a network needs for ``n_classes`` classes."""
         return n_classes
 
+    def encode_labels(self, codes, n_out, dtype):
+        """Targets in the loss's layout from int64 class codes ``(N,)``."""
+        return codes
+
     # ---- accuracy
     def count_correct(self, out, t, buf=None):
         """Correct predictions among outputs ``out`` for targets ``t``: rows whose
@@ -299,6 +303,9 @@ class BinaryCrossEntropy(Loss):
 
     def n_outputs(self, n_classes):
         return 1
+
+    def encode_labels(self, codes, n_out, dtype):
+        return codes.astype(dtype).reshape(-1, 1) if n_out == 1 else codes
 
     def count_correct(self, out, t, buf=None):
         # Every entry is a prediction: logit >= 0 against target >= 0.5.

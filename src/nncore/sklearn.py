@@ -49,13 +49,13 @@ try:  # scikit-learn >= 1.6
 except ImportError:  # pragma: no cover - older scikit-learn
     _sk_validate_data = None
 
-from . import optim
+from . import activations, optim
 from .callbacks import Callback, EarlyStopping
 from .network import Network
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "leaky_relu")
+_ACTIVATIONS = activations.NAMES
 _DTYPES = ("float32", "float64")
 
 
@@ -344,8 +344,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     hidden_layer_sizes : int or tuple of int, default (100,)
         Units per hidden layer; ``()`` gives multinomial logistic regression.
     activation : str or list of str, default "relu"
-        ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"leaky_relu"`` or
-        ``"linear"``, for every hidden layer or one per hidden layer.
+        A name in ``nncore.activations.NAMES`` (``"relu"``, ``"tanh"``,
+        ``"sigmoid"``, ``"leaky_relu"``, ``"elu"``, ``"softplus"``, ``"linear"``),
+        for every hidden layer or one per hidden layer.
     optimizer : str or optimizer, default "adam"
         A name of :func:`nncore.optim.get` (``"sgd"``, ``"momentum"``,
         ``"nesterov"``, ``"adagrad"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``,

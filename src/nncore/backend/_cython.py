@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import activations as _activations
 from . import _epoch as _E
 from . import _numpy
 from . import _validate as V
@@ -47,6 +48,8 @@ _KERNELS = (
     "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve",
 )
 _missing = [name for name in _KERNELS if not hasattr(_K, name)]
+if getattr(_K, "N_ACTIVATIONS", None) != len(_activations.REGISTRY):
+    _missing.append(f"N_ACTIVATIONS == {len(_activations.REGISTRY)} (the activation registry)")
 if _missing:  # a stale build: fail loudly instead of falling back
     raise ImportError(
         f"nncore._kernels ({_K.__file__}) lacks the kernels {_missing}; rebuild nncore "

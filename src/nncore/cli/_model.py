@@ -16,7 +16,7 @@ def _meta(net, path):
     if meta.get(META_KEY):
         return meta
     # A network saved from Python: no scaling, task from its loss.
-    task = "regression" if net.loss_name == "mse" else "classification"
+    task = "classification" if net.is_classifier else "regression"
     return {META_KEY: 0, "task": task, "feature_names": None, "target": None,
             "mean": None, "std": None, "classes": None, "y_mean": None, "y_std": None,
             "loss": net.loss_name}
@@ -46,7 +46,7 @@ def _encode_targets(meta, y, net):
                 exact = False
             if not exact:
                 raise CLIError("labels must be whole numbers for this model")
-            k = net.n_out if net.loss_name == "cross_entropy" else 2
+            k = net._loss.n_classes(net.n_out)
             if codes.min() < 0 or codes.max() >= k:
                 raise CLIError(f"labels must be 0..{k - 1} for this model")
         else:
@@ -57,9 +57,7 @@ def _encode_targets(meta, y, net):
                 raise CLIError(f"labels {unknown[:5]} were not seen in training "
                                f"(classes: {classes})")
             codes = np.array([lookup[k] for k in keys], dtype=np.int64)
-        if net.loss_name == "binary_cross_entropy":
-            return codes.astype(net.dtype).reshape(-1, 1) if net.n_out == 1 else codes
-        return codes
+        return net._loss.encode_labels(codes, net.n_out, net.dtype)
     Y = np.asarray(y, dtype=float)
     Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
     if Y.shape[1] != net.n_out:

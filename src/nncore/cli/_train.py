@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .. import optim
+from .. import activations, losses, optim
 from ..callbacks import EarlyStopping
 from ..datafiles import read_data
 from ..network import Network
@@ -20,7 +20,7 @@ from ._model import _encode_targets, _scale_X, _scores
 
 def _infer_task(d, loss):
     if loss is not None:
-        return "regression" if loss == "mse" else "classification"
+        return "classification" if losses.get(loss).is_classifier else "regression"
     if d.task is not None:
         return d.task
     y = d.y
@@ -36,7 +36,7 @@ def _task_and_loss(args, d):
     if task == "regression" and d.y.dtype.kind in "US":
         raise CLIError(f"target {d.target!r} is not numeric; it cannot be a regression target")
     loss = args.loss or ("mse" if task == "regression" else "cross_entropy")
-    if (loss == "mse") != (task == "regression"):
+    if losses.get(loss).is_classifier != (task == "classification"):
         raise UsageError(f"--loss {loss} does not fit a {task} task")
     return task, loss
 
@@ -64,10 +64,13 @@ def _model_metadata(args, d, task, loss, ytr, y_all):
         if classes.size < 2:
             raise CLIError(f"target {d.target!r} has a single class ({classes[0]!r}); "
                            "classification needs at least two")
-        if loss == "binary_cross_entropy" and classes.size != 2:
-            raise CLIError(f"--loss binary_cross_entropy needs 2 classes, found {classes.size}")
+        spec = losses.get(loss)
+        n_out = spec.n_outputs(classes.size)
+        if spec.n_classes(n_out) != classes.size:
+            raise CLIError(f"--loss {loss} needs {spec.n_classes(n_out)} classes, "
+                           f"found {classes.size}")
         meta["classes"] = _jsonable_labels(classes)
-        return meta, 1 if loss == "binary_cross_entropy" else classes.size
+        return meta, n_out
     Y = ytr.astype(float).reshape(len(ytr), -1)
     y_mean, y_std = _standardise_stats(Y)
     meta["y_mean"], meta["y_std"] = y_mean.tolist(), y_std.tolist()
@@ -204,8 +207,9 @@ def add_train_parser(sub):
     t.add_argument("--layers", type=_layers_arg, default="64,32", metavar="SIZES",
                    help="hidden layer sizes, comma-separated (default 64,32; '' for none)")
     t.add_argument("--activation", default="relu", metavar="NAME[,NAME...]",
-                   help="relu, tanh, sigmoid, leaky_relu, linear; one or one per layer")
-    t.add_argument("--loss", choices=["mse", "cross_entropy", "binary_cross_entropy"],
+                   help=f"{', '.join(activations.NAMES)}; one or one per layer "
+                        "(default relu)")
+    t.add_argument("--loss", choices=list(losses.NAMES),
                    help="default: cross_entropy for classification, mse for regression")
     t.add_argument("--optimizer", default="adam", metavar="NAME",
                    help="sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, cg, newton, "

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .. import optim
+from .. import losses, optim
 from .._config import set_num_threads
 from ..backend import get_backend, set_backend
 from ..callbacks import Callback, EarlyStopping
@@ -128,32 +128,16 @@ class _EpochCounter(Callback):
 
 
 def _evaluate(net, X, y, loss):
-    """Validation data loss (no regularisation penalty) and accuracy, in float64."""
+    """Validation data loss (no regularisation penalty) and accuracy, in float64,
+    through the loss registry's NumPy reference and accuracy count."""
+    spec = losses.get(loss)
     out = np.asarray(net.forward(X), dtype=np.float64)
-    n = out.shape[0]
+    t = np.asarray(y)
+    t = t.astype(np.int64) if spec.takes_labels(t) else t.astype(np.float64).reshape(out.shape)
+    val = spec.reference(out, t)
     acc = None
-    if loss == "mse":
-        d = np.asarray(y, dtype=np.float64).reshape(out.shape)
-        val = 0.5 * float(np.sum((out - d) ** 2)) / n
-    elif loss == "cross_entropy":
-        z = out - out.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        y = np.asarray(y)
-        if y.ndim == 1:
-            lab = y.astype(np.intp)
-            val = -float(np.mean(logp[np.arange(n), lab]))
-        else:
-            p = y.astype(np.float64)
-            val = -float(np.sum(p * logp)) / n
-            lab = p.argmax(axis=1)
-        acc = float(np.mean(out.argmax(axis=1) == lab))
-    elif loss == "binary_cross_entropy":
-        d = np.asarray(y, dtype=np.float64).reshape(out.shape)
-        # log(1 + e^-|z|) form: finite for any logit
-        val = float(np.sum(np.maximum(out, 0) - out * d + np.log1p(np.exp(-np.abs(out))))) / n
-        acc = float(np.mean((out >= 0) == (d >= 0.5)))
-    else:
-        raise ValueError(f"unknown loss {loss!r}")
+    if spec.is_classifier:
+        acc = spec.count_correct(out, t) / spec.n_judged(*out.shape)
     return val, acc
 
 
@@ -253,7 +237,7 @@ def _run_trial(task, data=None):
 def _n_out(loss, y, yv):
     """Output width for ``loss``: classes for 1-D cross-entropy labels, else target columns."""
     y = np.asarray(y)
-    if loss == "cross_entropy" and y.ndim == 1:
+    if losses.get(loss).takes_labels(y):
         top = max(int(np.max(y)), int(np.max(yv)) if len(yv) else 0)
         return top + 1
     return 1 if y.ndim == 1 else y.shape[1]
