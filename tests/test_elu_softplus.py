@@ -186,3 +186,36 @@ def test_second_derivative_matches_torch(name):
     Y = np.empty_like(S)
     A.get(name).forward(S, Y)
     np.testing.assert_allclose(A.get(name).second(Y), d2.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_compiled_hessian_matches_numpy_and_torch(name):
+    """The R-operator's f', f'' (compiled _act_d12 and the registry's reference)
+    against torch.autograd.functional.hessian of the same loss."""
+    torch = pytest.importorskip("torch")
+    _compiled()
+    rng = rng_for("hessian", name)
+    X = rng.standard_normal((12, 3)) * 2
+    y = rng.standard_normal((12, 1))
+    net = nc.Network([nc.Dense(3, 4, activation=name), nc.Dense(4, 1)], dtype="float64", seed=5)
+    hs = {}
+    for be in ("cython", "numpy"):
+        nc.set_backend(be)
+        hs[be] = net.hessian(X, y)
+    sizes = [(3, 4), (4,), (4, 1), (1,)]
+    tX, ty = torch.from_numpy(X), torch.from_numpy(y)
+
+    def loss(p):
+        parts, off = [], 0
+        for shape in sizes:
+            n = int(np.prod(shape))
+            parts.append(p[off:off + n].reshape(shape))
+            off += n
+        W1, b1, W2, b2 = parts
+        out = getattr(torch.nn.functional, name)(tX @ W1 + b1) @ W2 + b2
+        return 0.5 * ((out - ty) ** 2).sum() / X.shape[0]
+
+    ref = torch.autograd.functional.hessian(loss, torch.from_numpy(net.params.copy())).numpy()
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(hs["numpy"], ref, rtol=1e-9, atol=1e-12 * scale)
+    np.testing.assert_allclose(hs["cython"], hs["numpy"], rtol=1e-12, atol=1e-14 * scale)

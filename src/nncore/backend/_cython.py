@@ -368,7 +368,7 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
 # Activation codes whose f' and f'' _curvature.pxi's _act_d12 knows; a newer
 # activation must be added there (until then its compiled R-operator refuses it
 # rather than treating it as linear).
-_CURVATURE_ACTS = 5
+_CURVATURE_ACTS = 7   # through softplus
 
 
 def _check_curvature_act(act):
