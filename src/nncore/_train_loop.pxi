@@ -34,6 +34,7 @@
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport isfinite, pow as c_pow
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cdef extern from "_adam.h":
     void nnc_adam_f32(float* p, const float* g, float* m, float* v, float* backup,
@@ -85,6 +86,28 @@ cdef Py_ssize_t TL_PAR_MIN = 1 << 22
 # first one found (restored when the last one ends).
 cdef int _tl_depth = 0
 cdef Py_ssize_t _tl_saved_par_min = 0
+
+# A call returns to Python after the step during which this much wall time has
+# passed, whatever ``stop`` says, so a Ctrl-C (handled by Python between calls)
+# lands within about this long plus one step, on a quiet or a busy machine.
+# Where a call stops never changes a bit (tests/test_train_loop.py).
+cdef double _tl_chunk_seconds = 0.1
+
+
+def _set_chunk_seconds(double seconds):
+    """Wall time after which a call of the epoch loop returns; returns the old value
+    (tests set 0: one step per call)."""
+    global _tl_chunk_seconds
+    old = _tl_chunk_seconds
+    _tl_chunk_seconds = seconds
+    return old
+
+
+cdef inline double _monotonic_seconds() noexcept nogil:
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return <double>now.tv_sec + 1e-9 * <double>now.tv_nsec
+
 
 # torch.nn.utils.clip_grad_norm_ adds this to the norm (as nncore.optim does).
 cdef double TL_CLIP_EPS = 1e-6
@@ -359,6 +382,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
     cdef TLLayer* Lp
     cdef const int64_t* idx
     cdef double J, pen, lossv
+    cdef double deadline = _monotonic_seconds() + _tl_chunk_seconds
     cdef int64_t c = 0
     for j in range(st.step, stop):
         s = j * B
@@ -439,6 +463,8 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
         st.loss_sum += lossv
         st.correct += c
         st.step = j + 1
+        if _monotonic_seconds() >= deadline:
+            return
 
 
 def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] order,
@@ -449,7 +475,8 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                      floating[::1] scratch, floating[::1] backup, floating[:, ::1] xbuf,
                      floating[:, ::1] tbuf, int64_t[::1] lbuf, floating[:, ::1] logits,
                      floating[:, ::1] gout, uint64_t seed, dict state):
-    """Run batches ``state["step"] .. stop-1`` of an epoch (see _train_loop.pxi).
+    """Run batches ``state["step"] .. stop-1`` of an epoch (see _train_loop.pxi),
+    or fewer: it returns after the step during which ``_tl_chunk_seconds`` passed.
 
     Called only by nncore.backend._cython.train_epoch after
     nncore.backend._epoch.check_train_epoch. ``ops``: one tuple per active

@@ -356,10 +356,15 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
         backup = workspace["backup"] = np.empty_like(params)
     ops_arrays = [op + lb for op, lb in zip(ops, bufs["layers"])]
     logits = bufs["layers"][-1][0]
-    _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops_arrays, spec.loop_code(T),
-                        segments, float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0], update.hyper,
-                        update.buffers, bufs["scratch"], backup, bufs["x"], bufs["t"],
-                        bufs["labels"], logits, bufs["gout"], int(drop_seed) % _U64, state)
+    # Each call returns after about 0.1 s of wall time (_train_loop.pxi), so a
+    # Ctrl-C is raised here between two calls, with ``state`` matching the
+    # parameters, however slow the steps are on a busy machine.
+    while state["step"] < stop and not state["diverged"]:
+        _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops_arrays, spec.loop_code(T),
+                            segments, float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0],
+                            update.hyper, update.buffers, bufs["scratch"], backup, bufs["x"],
+                            bufs["t"], bufs["labels"], logits, bufs["gout"],
+                            int(drop_seed) % _U64, state)
 
 
 # --------------------------------------------------------------------------- curvature
