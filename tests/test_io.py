@@ -155,3 +155,111 @@ def test_saved_file_follows_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (os.stat(path).st_mode & 0o777) == 0o644
+
+
+# --------------------------------------------------------------------------- hostile files
+# A model file is untrusted input: every bound is checked from headers before
+# anything large is allocated or inflated (issue 12 item 5).
+
+def _write_member(zf, name, header, chunks=()):
+    """Write ``name.npy`` as an npy header dict plus raw data chunks (streamed, never held)."""
+    with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        for chunk in chunks:
+            fh.write(chunk)
+
+
+def _hostile(path, architecture, params_shape=(3,), params_chunks=None,
+             compress=zipfile.ZIP_STORED):
+    text = architecture if isinstance(architecture, str) else json.dumps(architecture)
+    with zipfile.ZipFile(path, "w", compression=compress) as zf:
+        for name, value in (("format", np.array("nncore.network")),
+                            ("format_version", np.array(1)), ("architecture", np.array(text))):
+            with zf.open(name + ".npy", "w") as fh:
+                np.lib.format.write_array(fh, value, allow_pickle=False)
+        if params_chunks is None:
+            params_chunks = [np.zeros(params_shape, np.float32).tobytes()]
+        _write_member(zf, "params", {"descr": "<f4", "fortran_order": False,
+                                     "shape": params_shape}, params_chunks)
+    return path
+
+
+def _arch(n_in, n_out):
+    return {"layers": [{"type": "Dense", "n_in": n_in, "n_out": n_out, "activation": "linear",
+                        "init": None}], "loss": "mse", "regularizer": None,
+            "dtype": "float32", "seed": 0}
+
+
+def _load_peak(path):
+    """Peak bytes NumPy/Python allocated while nc.load(path) failed with ValueError."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=os.path.basename(str(path))) as info:
+            nc.load(path)
+        return tracemalloc.get_traced_memory()[1], str(info.value)
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("n", [6000, 10**9])
+def test_declared_size_checked_before_allocating(tmp_path, n):
+    # 2 KB on disk declaring Dense(n, n): refused from the params header,
+    # without building the 36-million- (or 10**18-) parameter network.
+    p = _hostile(tmp_path / f"dense{n}.npz", _arch(n, n))
+    assert p.stat().st_size < 4096
+    peak, msg = _load_peak(p)
+    assert peak < 4 << 20, peak
+    assert f"({n * n + n},)" in msg
+
+
+def test_compressed_zeros_not_inflated(tmp_path):
+    # 40 MB of zeros deflate to ~40 KB; the params header says 10**7 floats
+    # where the architecture has 3 parameters: refused before inflating.
+    zeros = bytes(1 << 20)
+    p = _hostile(tmp_path / "bomb.npz", _arch(2, 1), params_shape=(10 << 20,),
+                 params_chunks=[zeros] * 40, compress=zipfile.ZIP_DEFLATED)
+    assert p.stat().st_size < 1 << 20
+    peak, msg = _load_peak(p)
+    assert peak < 4 << 20, peak
+    assert "expected float32 and (3,)" in msg
+
+
+def test_member_larger_than_its_header(tmp_path):
+    # The header claims 3 floats, the member holds 40 MB: the zip directory
+    # gives it away before the data is read.
+    p = _hostile(tmp_path / "liar.npz", _arch(2, 1), params_shape=(3,),
+                 params_chunks=[bytes(1 << 20)] * 40, compress=zipfile.ZIP_DEFLATED)
+    peak, msg = _load_peak(p)
+    assert peak < 4 << 20, peak
+    assert "holds" in msg
+
+
+def test_deep_json_and_huge_json_refused(tmp_path):
+    p = _hostile(tmp_path / "deep.npz", "[" * 100_000 + "]" * 100_000)
+    _, msg = _load_peak(p)  # a ValueError, not RecursionError
+    assert "nests 100000 levels" in msg
+    # brackets inside JSON strings are text, not nesting
+    ok = _arch(2, 1) | {"metadata": {"note": "[[[[" * 1000}}
+    net = nc.Network.from_config(ok)
+    net.save(tmp_path / "brackets.npz", metadata=ok["metadata"])
+    assert nc.load(tmp_path / "brackets.npz").metadata["note"] == "[[[[" * 1000
+    # the character cap is read from the header's dtype, before the string is
+    big = tmp_path / "big.npz"
+    with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, value in (("format", np.array("nncore.network")),
+                            ("format_version", np.array(1))):
+            with zf.open(name + ".npy", "w") as fh:
+                np.lib.format.write_array(fh, value)
+        n_chars = nc.io.MAX_ARCHITECTURE_CHARS + 1
+        _write_member(zf, "architecture", {"descr": f"<U{n_chars}", "fortran_order": False,
+                                           "shape": ()}, [bytes(4 * n_chars)])
+        _write_member(zf, "params", {"descr": "<f4", "fortran_order": False, "shape": (3,)},
+                      [bytes(12)])
+    peak, msg = _load_peak(big)
+    assert peak < 4 << 20, peak
+    assert "characters" in msg
+    # and save refuses to write what load would refuse
+    with pytest.raises(ValueError, match="levels"):
+        nc.Network.from_config(_arch(2, 1)).save(tmp_path / "x.npz",
+                                                 metadata={"a": json.loads("[" * 80 + "]" * 80)})

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "write_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_ARCHITECTURE_CHARS", "MAX_JSON_DEPTH",
+           "check_json_bounds", "write_model"]
 
 FORMAT = "nncore.network"
 FORMAT_VERSION = 1
+# Bounds on the architecture record (layers, loss, dtype and user metadata):
+# generous for real models (a CLI model of 100k features stores ~4 M chars of
+# feature names and scaling), small enough that a hostile file costs nothing.
+MAX_ARCHITECTURE_CHARS = 1 << 23
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def _jsonable(obj):
@@ -25,6 +33,25 @@ def _jsonable(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"metadata value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def _json_depth(text):
+    """Deepest nesting of ``[``/``{`` outside JSON strings (vectorised, no recursion)."""
+    skeleton = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8"), np.uint8)
+    steps = (np.isin(skeleton, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(skeleton, (ord("]"), ord("}"))))
+    return int(np.cumsum(steps).max()) if steps.size else 0
+
+
+def check_json_bounds(text, what):
+    """ValueError when ``text`` exceeds MAX_ARCHITECTURE_CHARS or MAX_JSON_DEPTH."""
+    if len(text) > MAX_ARCHITECTURE_CHARS:
+        raise ValueError(f"{what} has {len(text)} characters, more than the "
+                         f"{MAX_ARCHITECTURE_CHARS} allowed")
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{what} nests {depth} levels deep, more than the "
+                         f"{MAX_JSON_DEPTH} allowed")
 
 
 def _with_suffix(path):
@@ -50,6 +77,7 @@ def write_model(path, record, params):
     """
     path = _with_suffix(os.fspath(path))
     text = json.dumps(record, default=_jsonable, allow_nan=False)
+    check_json_bounds(text, "the architecture record")  # never write what load refuses
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"directory {directory!r} does not exist")

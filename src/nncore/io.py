@@ -9,20 +9,35 @@ It is written to a temporary file in the target directory and moved into
 place with ``os.replace``, so a crash never leaves a half-written model under
 the final name. Loading uses ``allow_pickle=False`` and checks every field;
 anything unexpected is a ``ValueError`` naming the file.
+
+A model file is untrusted input, so loading is bounded before anything is
+allocated or inflated: the ``.npy`` header of every member is read from the
+zip stream first (shape and dtype, without inflating the data) and checked
+against the zip directory's sizes; the architecture JSON is capped at
+``MAX_ARCHITECTURE_CHARS`` characters and ``MAX_JSON_DEPTH`` levels of
+nesting; and the parameter count the architecture declares (summed from its
+layers, which allocate nothing) must equal the stored ``params`` header before
+the network is built or ``params`` is read.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 
 import numpy as np
 
-from ._modelfile import FORMAT, FORMAT_VERSION, _with_suffix
+from ._modelfile import (FORMAT, FORMAT_VERSION, MAX_ARCHITECTURE_CHARS, MAX_JSON_DEPTH,
+                         _with_suffix, check_json_bounds)
+from .layers import layer_from_config
 from .network import Network
 
-__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "MAX_ARCHITECTURE_CHARS",
+           "MAX_JSON_DEPTH"]
+
+_MEMBERS = ("format", "format_version", "architecture", "params")
 
 
 class _FileError(ValueError):
@@ -87,40 +102,18 @@ def load(path):
         return _FileError(f"{path!r} is not a valid nncore model file: {why}")
 
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise bad("not an .npz archive")
-            files = set(data.files)
-            missing = {"format", "format_version", "architecture", "params"} - files
-            if missing:
-                raise bad(f"missing {sorted(missing)} (a foreign .npz file?)")
-            fmt = data["format"]
-            if fmt.dtype.kind != "U" or fmt.ndim != 0 or str(fmt) != FORMAT:
-                raise bad("wrong format tag (a foreign .npz file?)")
-            version = data["format_version"]
-            if version.dtype.kind not in "iu" or version.ndim != 0:
-                raise bad("malformed format_version")
-            if int(version) != FORMAT_VERSION:
-                raise _FileError(f"{path!r} has nncore model format version {int(version)}; "
-                                 f"this nncore reads version {FORMAT_VERSION}")
-            arch = data["architecture"]
-            if arch.dtype.kind != "U" or arch.ndim != 0:
-                raise bad("malformed architecture record")
-            params = data["params"]
+        with zipfile.ZipFile(path) as zf:
+            headers = _member_headers(zf, bad)
+            _check_tag_headers(headers, bad)
+            _check_format(zf, path, bad)
+            arch = str(_read_member(zf, "architecture"))
+            record = _parse_architecture(arch, bad)
+            net = _checked_network(record, headers["params"], bad)
+            params = _read_member(zf, "params")
     except _FileError:
         raise
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, zipfile.LargeZipFile) as exc:
+    except Exception as exc:  # zipfile, zlib, struct, npy-format errors of a damaged file
         raise bad(f"{type(exc).__name__}: {exc} (truncated or corrupt?)") from None
-    except Exception as exc:  # zlib.error, struct.error... from a damaged archive
-        raise bad(f"{type(exc).__name__}: {exc} (truncated or corrupt?)") from None
-    try:
-        record = json.loads(str(arch))
-        net = Network.from_config(record)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise bad(f"bad architecture record ({exc})") from None
-    if params.dtype != net.dtype or params.shape != net.params.shape:
-        raise bad(f"params have dtype {params.dtype} and shape {params.shape}, expected "
-                  f"{net.dtype} and {net.params.shape}")
     if not np.isfinite(params).all():
         raise bad("params contain NaN or infinite values")
     net.params[:] = params
@@ -129,3 +122,92 @@ def load(path):
         raise bad("metadata is not a dict")
     net.metadata = meta
     return net
+
+
+def _member_headers(zf, bad):
+    """``name -> (shape, dtype)`` of the four members, from headers only (nothing inflated)."""
+    names = set(zf.namelist())
+    missing = [m for m in _MEMBERS if m + ".npy" not in names]
+    if missing:
+        raise bad(f"missing {sorted(missing)} (a foreign .npz file?)")
+    headers = {}
+    for member in _MEMBERS:
+        info = zf.getinfo(member + ".npy")
+        with zf.open(info) as fp:
+            version = np.lib.format.read_magic(fp)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read(fp)
+            header_size = fp.tell()
+        if dtype.hasobject:
+            raise bad(f"{member} is a pickled object array (refused, never unpickled)")
+        # The zip directory's size must be what the header declares, so a member
+        # cannot claim a small shape and inflate to more (or the reverse).
+        declared = header_size + math.prod(shape) * dtype.itemsize
+        if info.file_size != declared:
+            raise bad(f"{member} declares shape {shape} of {dtype} ({declared} bytes) but "
+                      f"holds {info.file_size} bytes")
+        headers[member] = (shape, dtype)
+    return headers
+
+
+def _check_tag_headers(headers, bad):
+    """format, format_version and architecture are scalars of bounded size."""
+    shape, dtype = headers["format"]
+    if dtype.kind != "U" or shape != () or dtype.itemsize > 4 * 64:
+        raise bad("wrong format tag (a foreign .npz file?)")
+    shape, dtype = headers["format_version"]
+    if dtype.kind not in "iu" or shape != ():
+        raise bad("malformed format_version")
+    shape, dtype = headers["architecture"]
+    if dtype.kind != "U" or shape != ():
+        raise bad("malformed architecture record")
+    if dtype.itemsize // 4 > MAX_ARCHITECTURE_CHARS:
+        raise bad(f"the architecture record has {dtype.itemsize // 4} characters, more than "
+                  f"the {MAX_ARCHITECTURE_CHARS} allowed")
+
+
+def _check_format(zf, path, bad):
+    if str(_read_member(zf, "format")) != FORMAT:
+        raise bad("wrong format tag (a foreign .npz file?)")
+    version = int(_read_member(zf, "format_version"))
+    if version != FORMAT_VERSION:
+        raise _FileError(f"{path!r} has nncore model format version {version}; "
+                         f"this nncore reads version {FORMAT_VERSION}")
+
+
+def _read_member(zf, member):
+    """One member's array (its header already checked), with the zip CRC verified."""
+    with zf.open(member + ".npy") as fp:
+        arr = np.lib.format.read_array(fp, allow_pickle=False)
+        fp.read()  # reach the end of the member: zipfile checks the CRC there
+    return arr
+
+
+def _parse_architecture(text, bad):
+    try:
+        check_json_bounds(text, "the architecture record")
+        record = json.loads(text)
+    except ValueError as exc:
+        raise bad(f"bad architecture record ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("layers"), list):
+        raise bad("bad architecture record (expected an object with a list of layers)")
+    return record
+
+
+def _checked_network(record, params_header, bad):
+    """The network the record describes, built only once its size matches the stored params."""
+    shape, dtype = params_header
+    try:
+        # Layers allocate nothing; only Network() does, so count first.
+        n_params = sum(layer_from_config(c).n_params for c in record["layers"])
+        expected_dtype = np.dtype(record.get("dtype", "float32"))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise bad(f"bad architecture record ({exc})") from None
+    if shape != (n_params,) or dtype != expected_dtype:
+        raise bad(f"params have dtype {dtype} and shape {shape}, expected "
+                  f"{expected_dtype} and ({n_params},)")
+    try:
+        return Network.from_config(record)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise bad(f"bad architecture record ({exc})") from None
