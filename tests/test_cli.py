@@ -219,3 +219,74 @@ def test_evaluate_plain_model_rejects_fractional_or_empty_labels(tmp_path, capsy
     assert main(["evaluate", str(model), str(bad)]) != 0
     err = capsys.readouterr().err
     assert "whole numbers" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- issue 12 item 6
+
+def test_csv_with_byte_order_mark(tmp_path, blobs_csv):
+    # Excel's "CSV UTF-8" starts with U+FEFF; the first column is still "colour".
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + blobs_csv.read_bytes())
+    X, y = load_data(str(bom), target="colour")
+    X0, y0 = load_data(str(blobs_csv), target="colour")
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+    assert main(["train", str(bom), "--target", "colour", "--layers", "4", "--epochs", "1",
+                 "--out", str(tmp_path / "m.npz"), "--no-plot", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--layers", "32,abc"], "--layers"),
+    (["--layers", "4,-2"], "--layers"),
+    (["--lr", "-1"], "--lr"),
+    (["--batch-size", "x"], "--batch-size"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--layers", "4", "--activation", "relu,tanh"], "--activation"),
+    (["--activation", "swish"], "--activation"),
+    (["--optimizer", "lbfgs", "--batch-size", "8"], "--batch-size full"),
+    (["--optimizer", "bfgs", "--dropout", "0.2"], "--dropout 0"),
+    (["--patience", "2", "--val-split", "0"], "--val-split"),
+])
+def test_usage_errors_exit_2_and_name_the_flag(tmp_path, capsys, args, flag):
+    rc = main(["train", "xor", "--epochs", "1", "--out", str(tmp_path / "m.npz"),
+               "--no-plot", "--no-progress"] + args)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert flag in err and "Traceback" not in err
+    assert "batch_size=" not in err and "n_trials" not in err
+
+
+def test_tune_usage_errors_name_the_flags(tmp_path, capsys):
+    (tmp_path / "s.json").write_text('{"lr": {"loguniform": [0.001, 0.1]}, "epochs": 1}')
+    rc = main(["tune", "xor", "--space", str(tmp_path / "s.json"), "--workers", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--n-trials" in err and "n_trials" not in err.replace("--n-trials", "")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["tune", "xor", "--space", str(tmp_path / "bad.json")]) == 2
+    assert "--space" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_train_saves_the_model_trained_so_far(tmp_path, capsys, monkeypatch):
+    """Ctrl-C at the end of epoch 3 of 50: the saved model equals a plain 3-epoch run."""
+    common = ["train", "moons", "--layers", "8", "--no-plot", "--no-progress", "--seed", "1"]
+    assert main(common + ["--epochs", "3", "--out", str(tmp_path / "three.npz")]) == 0
+
+    class CtrlC(nc.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    real_fit = nc.Network.fit
+
+    def fit_then_ctrl_c(self, X, y, **kw):
+        kw["callbacks"] = list(kw.get("callbacks") or []) + [CtrlC()]
+        return real_fit(self, X, y, **kw)
+
+    monkeypatch.setattr(nc.Network, "fit", fit_then_ctrl_c)
+    capsys.readouterr()
+    rc = main(common + ["--epochs", "50", "--out", str(tmp_path / "cut.npz")])
+    out, err = capsys.readouterr()
+    assert rc == 130
+    assert "model trained so far" in err and "interrupted" in out
+    np.testing.assert_array_equal(nc.load(tmp_path / "cut.npz").params,
+                                  nc.load(tmp_path / "three.npz").params)
