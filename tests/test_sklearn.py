@@ -303,3 +303,122 @@ def test_import_nncore_does_not_import_sklearn():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ})
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- issue 12 item 9
+
+def _sklearn_stop_epoch(values, tol, n_iter_no_change):
+    """scikit-learn's MLP rule transcribed (``_update_no_improvement_count`` + the
+    ``> n_iter_no_change`` test of ``_fit_stochastic``): the 1-based epoch it stops at."""
+    best, count = np.inf, 0
+    for epoch, v in enumerate(values, start=1):
+        count = count + 1 if v > best - tol else 0
+        best = min(best, v)
+        if count > n_iter_no_change:
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_n_iter_no_change_is_scikit_learns_rule(early_stopping):
+    X, y = _iris()
+    clf = MLPClassifier((16,), learning_rate=5e-2, epochs=400, tol=1e-3, n_iter_no_change=3,
+                        early_stopping=early_stopping, random_state=0).fit(X, y)
+    curve = clf.validation_loss_curve_ if early_stopping else clf.loss_curve_
+    assert clf.n_iter_ < 400
+    assert _sklearn_stop_epoch(curve, 1e-3, 3) == clf.n_iter_ == len(curve)
+
+
+def test_n_iter_no_change_inf_runs_every_epoch():
+    X, y = _iris()
+    clf = MLPClassifier((4,), epochs=15, tol=10.0, n_iter_no_change=np.inf,
+                        random_state=0).fit(X, y)
+    assert clf.n_iter_ == 15
+    with pytest.raises(ValueError, match="n_iter_no_change"):
+        MLPClassifier(n_iter_no_change=0).fit(X, y)
+
+
+def test_partial_fit_after_early_stopped_fit_keeps_finite_best_parameters():
+    X, y = _iris()
+    clf = MLPClassifier((32,), learning_rate=0.2, early_stopping=True, n_iter_no_change=2,
+                        validation_fraction=0.3, epochs=300, random_state=0).fit(X, y)
+    assert clf.n_iter_ < 300
+    best = clf.network_.params.copy()
+    assert np.isfinite(best).all()
+    with pytest.warns(ConvergenceWarning, match="early stopping"):
+        clf.partial_fit(X, y)
+    np.testing.assert_array_equal(clf.network_.params, best)
+    # not stopped yet: partial_fit continues the same rule and its best parameters
+    clf = MLPClassifier((32,), learning_rate=0.2, early_stopping=True, n_iter_no_change=50,
+                        validation_fraction=0.3, epochs=3, random_state=0).fit(X, y)
+    for _ in range(60):
+        clf.partial_fit(X, y)
+        assert np.isfinite(clf.network_.params).all()
+        if clf._stopped:
+            break
+    assert len(clf.validation_loss_curve_) == clf.n_iter_ == len(clf.loss_curve_)
+
+
+def test_warm_start_curves_grow():
+    X, y = _iris()
+    clf = MLPClassifier((8,), epochs=4, tol=0.0, warm_start=True, early_stopping=True,
+                        validation_fraction=0.2, n_iter_no_change=np.inf, random_state=0)
+    clf.fit(X, y)
+    first_loss, first_val = list(clf.loss_curve_), list(clf.validation_loss_curve_)
+    clf.fit(X, y)
+    assert clf.n_iter_ == 8 == len(clf.loss_curve_) == len(clf.validation_loss_curve_)
+    assert clf.loss_curve_[:4] == first_loss and clf.validation_loss_curve_[:4] == first_val
+
+
+def test_early_stopping_with_a_class_too_small_to_stratify_raises_as_sklearn():
+    from sklearn.neural_network import MLPClassifier as SkMLP
+    X, y = _iris()
+    Xb, yb = X[:20], y[:20].copy()
+    yb[0] = 1  # binary, class 1 has one sample: scikit-learn's split refuses it
+    with pytest.raises(ValueError, match="least populated class"):
+        SkMLP(early_stopping=True, max_iter=5).fit(Xb, yb)
+    with pytest.raises(ValueError, match="least populated class"):
+        MLPClassifier((4,), early_stopping=True, epochs=5).fit(Xb, yb)
+    # we also stratify multiclass targets (scikit-learn splits them unstratified),
+    # so a lone sample of a third class is refused too, never split silently
+    X3, y3 = np.vstack([X, X[:1] + 10]), np.append(y, 3)
+    with pytest.raises(ValueError, match="least populated class"):
+        MLPClassifier((4,), early_stopping=True, epochs=5).fit(X3, y3)
+
+
+def test_lbfgs_tol_is_the_gradient_tolerance_as_in_sklearn():
+    from sklearn.datasets import make_friedman1
+    from sklearn.neural_network import MLPRegressor as SkMLP
+    X, y = make_friedman1(n_samples=400, noise=0.0, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    y = (y - y.mean()) / y.std()
+    for seed in (0, 1):
+        sk = SkMLP(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs", alpha=0.0,
+                   max_iter=200, random_state=seed).fit(X, y)
+        ours = MLPRegressor((32,), activation="tanh", optimizer="lbfgs", epochs=200,
+                            random_state=seed).fit(X, y)
+        assert ours._optimizer.gtol == ours.tol
+        # the loss-improvement rule stopped L-BFGS at 77-90 iterations (R² 0.995)
+        assert ours.score(X, y) >= sk.score(X, y) - 1e-3
+
+
+def test_multilabel_indicator_targets():
+    from sklearn.datasets import make_multilabel_classification
+    X, Y = make_multilabel_classification(n_samples=200, n_features=8, n_classes=4,
+                                          random_state=0)
+    clf = MLPClassifier((32,), epochs=200, learning_rate=1e-2, random_state=0).fit(X, Y)
+    assert clf.network_.loss_name == "binary_cross_entropy" and clf.network_.n_out == 4
+    np.testing.assert_array_equal(clf.classes_, np.arange(4))
+    proba = clf.predict_proba(X)
+    assert proba.shape == (200, 4)
+    # independent per-label sigmoids (rows need not sum to 1), from the logits
+    logits = clf.network_.forward(X)
+    np.testing.assert_allclose(proba, 1.0 / (1.0 + np.exp(-logits)), rtol=1e-12)
+    pred = clf.predict(X)
+    np.testing.assert_array_equal(pred, (proba > 0.5).astype(int))
+    # API.md's binary cross-entropy: -1/N sum_n sum_k [d log p + (1 - d) log(1 - p)]
+    bce = -np.sum(Y * np.log(proba) + (1 - Y) * np.log1p(-proba)) / len(Y)
+    assert clf.network_.loss(X, Y.astype(float)) == pytest.approx(bce, rel=1e-9)
+    assert clf.score(X, Y) > 0.5  # subset accuracy on 4 labels (scikit-learn: 0.6-0.7)
+    with pytest.raises(ValueError):
+        clf.partial_fit(X, Y[:, :3])

@@ -14,12 +14,20 @@ Design
 * All hyper-parameters are stored unchanged by ``__init__`` and validated in
   ``fit`` (scikit-learn's rule, so ``set_params`` and ``clone`` work).
 * ``fit`` builds a fresh :class:`nncore.Network` and optimizer and trains with
-  :meth:`nncore.Network.fit`. Without ``early_stopping`` training stops when
-  the training loss has not improved by ``tol`` for ``n_iter_no_change``
-  epochs (scikit-learn's MLP rule); with it, on the validation loss of a
-  held-out ``validation_fraction``, restoring the best weights.
-* ``partial_fit`` runs one epoch over the given data and keeps the network and
-  the optimizer (with its moment estimates) between calls.
+  :meth:`nncore.Network.fit`. Stopping follows scikit-learn's MLP rule
+  (``_NoImprovement``): an epoch whose value is above ``best - tol`` counts,
+  and training stops once more than ``n_iter_no_change`` such epochs come in
+  a row. The value is the training loss, or with ``early_stopping`` the
+  validation loss of a held-out, stratified ``validation_fraction`` (a class
+  too small to stratify is an error, as in scikit-learn), and the best
+  validation weights are kept. For full-batch optimizers (L-BFGS, ...) ``tol``
+  is the gradient tolerance ``gtol``, as scikit-learn's L-BFGS uses it.
+* ``partial_fit`` runs one epoch over the given data and keeps the network,
+  the optimizer (with its moment estimates) and the stopping state between
+  calls; warm-started ``fit`` calls append to ``loss_curve_`` and
+  ``validation_loss_curve_``.
+* Multilabel indicator targets train one sigmoid output per label with binary
+  cross-entropy.
 * With an integer ``random_state`` every fit is reproducible: the network's
   initialisation and the shuffling/dropout seeds derive from it.
 """
@@ -37,7 +45,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.utils.validation import check_is_fitted, column_or_1d
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "nncore.sklearn needs scikit-learn, which is not installed. "
@@ -73,27 +81,56 @@ def _is_real(v):
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
-class _TolStopping(Callback):
-    """scikit-learn's MLP rule: stop after ``patience`` epochs whose training loss
-    did not improve on the best by more than ``tol``."""
+class _NoImprovement:
+    """scikit-learn's MLP stopping rule (``_update_no_improvement_count``), one state.
 
-    def __init__(self, tol, patience):
-        super().__init__()
-        self.tol, self.patience = tol, patience
+    An epoch counts as no improvement when its value is above ``best - tol``;
+    training stops once the count *exceeds* ``n_iter_no_change`` (so after
+    ``n_iter_no_change + 1`` such epochs in a row). Shared by ``fit`` and
+    ``partial_fit``, so a ``partial_fit`` after ``fit`` continues the same count
+    and restores parameters ``fit`` recorded.
+    """
+
+    def __init__(self, tol, n_iter_no_change, keep_best):
+        self.tol, self.n_iter_no_change, self.keep_best = tol, n_iter_no_change, keep_best
         self.best = np.inf
-        self.wait = 0
+        self.count = 0
+        self.best_params = None
         self.stopped = False
 
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss", np.nan)
-        if loss < self.best - self.tol:
-            self.wait = 0
+    def update(self, value, params):
+        """Record one epoch's value; True when training should stop."""
+        if value > self.best - self.tol or not np.isfinite(value):
+            self.count += 1
         else:
-            self.wait += 1
-        self.best = min(self.best, loss)
-        if self.wait >= self.patience:
-            self.stopped = True
+            self.count = 0
+        if value < self.best:
+            self.best = float(value)
+            if self.keep_best:
+                self.best_params = np.array(params, copy=True)
+        return self.count > self.n_iter_no_change
+
+    def restore_best(self, params):
+        if self.keep_best and self.best_params is not None:
+            params[:] = self.best_params
+
+
+class _StopCallback(Callback):
+    """Applies a :class:`_NoImprovement` rule to ``monitor`` at every epoch end of a fit."""
+
+    def __init__(self, rule, monitor):
+        super().__init__()
+        self.rule, self.monitor = rule, monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = float((logs or {}).get(self.monitor, np.nan))
+        if self.rule.update(value, self.model.params):
+            self.rule.stopped = True
             self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        # as scikit-learn: with early stopping, the best validation weights are kept
+        self.rule.restore_best(self.model.params)
 
 
 class _BaseMLP(BaseEstimator):
@@ -175,9 +212,10 @@ class _BaseMLP(BaseEstimator):
         if not (_is_real(self.validation_fraction) and 0 < self.validation_fraction < 1):
             raise ValueError(f"{name}: validation_fraction must be in (0, 1), got "
                              f"{self.validation_fraction!r}")
-        if not (_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1):
-            raise ValueError(f"{name}: n_iter_no_change must be a positive int, got "
-                             f"{self.n_iter_no_change!r}")
+        nic = self.n_iter_no_change
+        if not ((_is_int(nic) and nic >= 1) or (_is_real(nic) and nic == np.inf)):
+            raise ValueError(f"{name}: n_iter_no_change must be a positive int or np.inf, "
+                             f"got {nic!r}")
         if str(self.dtype) not in _DTYPES:
             raise ValueError(f"{name}: dtype must be 'float32' or 'float64', got "
                              f"{self.dtype!r}")
@@ -192,9 +230,10 @@ class _BaseMLP(BaseEstimator):
         opt = self.optimizer
         if isinstance(opt, str):
             fresh = optim.get(opt)
-            if not getattr(fresh, "full_batch", False):
-                fresh = optim.get(opt, lr=float(self.learning_rate))
-            return fresh
+            if getattr(fresh, "full_batch", False):
+                # scikit-learn's rule for L-BFGS: tol is the gradient tolerance
+                return optim.get(opt, gtol=float(self.tol))
+            return optim.get(opt, lr=float(self.learning_rate))
         if isinstance(opt, type):
             return optim.get(opt)
         import copy
@@ -210,9 +249,12 @@ class _BaseMLP(BaseEstimator):
         return self.batch_size
 
     def _build(self, n_in, n_out, hls, acts, seed):
-        return Network.mlp(n_in, hls, n_out, activation=acts, loss=self._loss,
+        return Network.mlp(n_in, hls, n_out, activation=acts, loss=self._network_loss(),
                            dropout=float(self.dropout), l1=float(self.l1), l2=float(self.l2),
                            dtype=str(self.dtype), seed=seed)
+
+    def _network_loss(self):
+        return self._loss
 
     def _validate_X(self, X, reset):
         X = _validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
@@ -229,69 +271,77 @@ class _BaseMLP(BaseEstimator):
         self.network_ = self._build(n_features, n_out, hls, acts, self._next_seed())
         self._optimizer = self._make_optimizer()
         self.loss_curve_ = []
-        self.validation_loss_curve_ = None
+        self.validation_loss_curve_ = [] if self.early_stopping else None
         self.n_iter_ = 0
         self.best_validation_loss_ = None
-        self._best_params = None
-        self._no_improve = 0
-        self._stopped = False
+        self._rule = _NoImprovement(float(self.tol), self.n_iter_no_change,
+                                    keep_best=bool(self.early_stopping))
 
     def _split(self, X, Y):
-        """Hold out ``validation_fraction`` (stratified for classifiers)."""
+        """Hold out ``validation_fraction`` (stratified for single-label classifiers).
+
+        As scikit-learn, a class too small to stratify is an error (from
+        ``train_test_split``), never a silent unstratified split.
+        """
         n = X.shape[0]
         n_val = int(np.ceil(self.validation_fraction * n))
         if n_val < 1 or n - n_val < 1:
             raise ValueError(f"{type(self).__name__}: early_stopping needs more samples "
                              f"({n} given, validation_fraction={self.validation_fraction})")
-        stratify = self._stratify_labels(Y)
-        if stratify is not None:
-            counts = np.bincount(stratify)
-            counts = counts[counts > 0]
-            if counts.min() < 2 or n_val < len(counts) or n - n_val < len(counts):
-                stratify = None
         idx_tr, idx_val = train_test_split(
             np.arange(n), test_size=n_val, random_state=self._next_seed(),
-            stratify=stratify)
+            stratify=self._stratify_labels(Y))
         return X[idx_tr], Y[idx_tr], X[idx_val], Y[idx_val]
 
     def _stratify_labels(self, Y):
         return None
 
+    def _stopping_callbacks(self, opt):
+        """The stopping rule of this fit, as scikit-learn applies it."""
+        rule = self._rule
+        # set_params between warm-started fits changes the rule, not its history
+        rule.tol, rule.n_iter_no_change = float(self.tol), self.n_iter_no_change
+        rule.keep_best = bool(self.early_stopping)
+        rule.stopped = False
+        if self.early_stopping:
+            return [_StopCallback(rule, "val_loss")]
+        if getattr(opt, "full_batch", False):
+            return []  # tol is the optimizer's gradient tolerance (gtol), as for L-BFGS
+        return [_StopCallback(rule, "loss")]
+
+    def _record(self, hist, validation):
+        """Append this run's curves (warm starts and partial_fit continue them)."""
+        self.history_ = hist
+        self.loss_curve_.extend(float(v) for v in hist.history.get("loss", []))
+        if validation:
+            if self.validation_loss_curve_ is None:
+                self.validation_loss_curve_ = []
+            self.validation_loss_curve_.extend(float(v) for v in hist.history.get("val_loss", []))
+            self.best_validation_loss_ = float(self._rule.best)
+        self.n_iter_ += len(hist.epoch)
+        self.loss_ = float(self.loss_curve_[-1]) if self.loss_curve_ else np.nan
+
     def _run_fit(self, X, Y):
         opt = self._optimizer
-        callbacks = []
         validation_data = None
         if self.early_stopping:
             X, Y, Xv, Yv = self._split(X, Y)
             validation_data = (Xv, Yv)
-            callbacks.append(EarlyStopping(
-                monitor="val_loss", patience=self.n_iter_no_change,
-                min_delta=float(self.tol), restore_best_weights=True))
-        else:
-            callbacks.append(_TolStopping(float(self.tol), self.n_iter_no_change))
         hist = self.network_.fit(
             X, Y, optimizer=opt, batch_size=self._fit_batch_size(opt),
             epochs=int(self.epochs), shuffle=bool(self.shuffle),
-            validation_data=validation_data, callbacks=callbacks,
+            validation_data=validation_data, callbacks=self._stopping_callbacks(opt),
             progress=bool(self.verbose), seed=self._next_seed())
-        self.history_ = hist
-        self.loss_curve_ = list(hist.history.get("loss", []))
-        if validation_data is not None:
-            self.validation_loss_curve_ = list(hist.history.get("val_loss", []))
-            self.best_validation_loss_ = float(np.nanmin(self.validation_loss_curve_))
-        self.n_iter_ = len(hist.epoch)
-        self.loss_ = float(self.loss_curve_[-1]) if self.loss_curve_ else np.nan
-        stopped_early = any(getattr(c, "stopped", False) or
-                            getattr(c, "stopped_epoch", None) is not None for c in callbacks)
+        self._record(hist, validation_data is not None)
         full_batch_stop = getattr(hist, "stop_reason", None) is not None
-        if self.n_iter_ >= self.epochs and not stopped_early and not full_batch_stop:
+        if len(hist.epoch) >= self.epochs and not self._rule.stopped and not full_batch_stop:
             warnings.warn(
                 f"{type(self).__name__}: reached epochs={self.epochs} before the "
                 "training loss converged; increase epochs or tol", ConvergenceWarning)
 
     def _partial(self, X, Y):
-        """One epoch on (X, Y) keeping network and optimizer state."""
-        if self._stopped:
+        """One epoch on (X, Y) keeping network, optimizer and stopping state."""
+        if self._rule.stopped and self.early_stopping:
             warnings.warn(f"{type(self).__name__}.partial_fit: early stopping already "
                           "ended training (validation loss stopped improving); the "
                           "call is ignored. Set early_stopping=False to keep training.",
@@ -306,25 +356,16 @@ class _BaseMLP(BaseEstimator):
             X, Y, optimizer=opt, batch_size=self._fit_batch_size(opt), epochs=1,
             shuffle=bool(self.shuffle), validation_data=validation_data,
             progress=bool(self.verbose), seed=self._next_seed())
-        self.history_ = hist
-        self.loss_curve_.append(float(hist.history["loss"][-1]))
-        self.loss_ = self.loss_curve_[-1]
-        self.n_iter_ += 1
+        self._record(hist, validation_data is not None)
         if validation_data is not None:
-            val = float(hist.history["val_loss"][-1])
-            if self.validation_loss_curve_ is None:
-                self.validation_loss_curve_ = []
-            self.validation_loss_curve_.append(val)
-            best = self.best_validation_loss_
-            if best is None or val < best - float(self.tol):
-                self.best_validation_loss_ = val
-                self._best_params = np.array(self.network_.params, copy=True)
-                self._no_improve = 0
-            else:
-                self._no_improve += 1
-                if self._no_improve >= self.n_iter_no_change:
-                    self.network_.params[:] = self._best_params
-                    self._stopped = True
+            if self._rule.update(self.validation_loss_curve_[-1], self.network_.params):
+                self._rule.restore_best(self.network_.params)
+                self._rule.stopped = True
+
+    @property
+    def _stopped(self):
+        """True once early stopping ended training (partial_fit then does nothing)."""
+        return self._rule.stopped and bool(self.early_stopping)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -365,14 +406,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dropout : float, default 0.0
         Dropout rate after every hidden layer.
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the data (stratified) and stop when
-        the validation loss has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, keeping the best weights.
+        Hold out ``validation_fraction`` of the data (stratified for single-label
+        targets) and stop when the validation loss has not improved by ``tol``
+        for more than ``n_iter_no_change`` epochs, keeping the best weights.
     validation_fraction : float, default 0.1
-    n_iter_no_change : int, default 10
+    n_iter_no_change : int or np.inf, default 10
+        scikit-learn's rule: stop after ``n_iter_no_change + 1`` epochs in a
+        row without an improvement of more than ``tol``; ``np.inf`` never stops.
     tol : float, default 1e-4
-        Without early stopping, training stops when the training loss has not
-        improved by ``tol`` for ``n_iter_no_change`` epochs.
+        Without early stopping, the training loss is watched instead. For a
+        full-batch optimizer given by name, ``tol`` is its gradient tolerance
+        (``gtol``: stop when ``max |g| <= tol``), as scikit-learn's L-BFGS.
     shuffle : bool, default True
         Shuffle the samples every epoch.
     random_state : int, RandomState or None, default None
@@ -416,7 +460,38 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _loss = "cross_entropy"
 
     def _stratify_labels(self, Y):
-        return Y
+        # as scikit-learn: multilabel targets are not stratified
+        return None if Y.ndim == 2 else Y
+
+    def _network_loss(self):
+        # one sigmoid per label for multilabel indicator targets
+        return "binary_cross_entropy" if getattr(self, "_multilabel", False) else "cross_entropy"
+
+    def _targets(self, y):
+        """(y as 1-D labels or a 2-D 0/1 indicator matrix, its classes, is multilabel)."""
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if y.ndim == 2:  # check_classification_targets let only indicators through
+            return y, np.arange(y.shape[1]), True
+        return y, np.unique(y), False
+
+    def _encode(self, y):
+        if self._multilabel:
+            return np.array(y, dtype=str(self.dtype), order="C")
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y contains labels not in classes: {unknown}")
+        return np.searchsorted(self.classes_, y).astype(np.intp)
+
+    def _set_classes(self, classes, multilabel, n_features, hls, acts):
+        if classes.size < 2 and not multilabel:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes "
+                             f"to train; got one class ({classes[0]!r})")
+        self.classes_ = classes
+        self._multilabel = multilabel
+        self._init_state(n_features, len(classes), hls, acts)
 
     def fit(self, X, y):
         """Train on ``(X, y)`` from scratch (or from the last fit with ``warm_start``).
@@ -424,8 +499,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Class labels (any sortable type).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels (any sortable type), or a multilabel indicator matrix
+            of 0/1 (one sigmoid output and binary cross-entropy per label).
 
         Returns
         -------
@@ -433,22 +509,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         hls, acts = self._check_params()
         warm = self.warm_start and hasattr(self, "network_")
-        X, y = _validate_data(self, X, y, reset=not warm, dtype=[np.float64, np.float32])
-        check_classification_targets(y)
-        classes = np.unique(y)
-        if classes.size < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes "
-                             f"to train; got one class ({classes[0]!r})")
+        X, y = _validate_data(self, X, y, reset=not warm, multi_output=True,
+                              dtype=[np.float64, np.float32])
+        y, classes, multilabel = self._targets(y)
         if warm:
-            if not np.array_equal(classes, self.classes_):
+            if multilabel != self._multilabel or not np.array_equal(classes, self.classes_):
                 raise ValueError(f"warm_start: y has classes {classes}, but the fitted "
                                  f"model has {self.classes_}")
         else:
-            self.classes_ = classes
-            self._init_state(X.shape[1], len(classes), hls, acts)
-        Y = np.searchsorted(self.classes_, y).astype(np.intp)
+            self._set_classes(classes, multilabel, X.shape[1], hls, acts)
         X = np.array(X, dtype=str(self.dtype), order="C", copy=True)
-        self._run_fit(X, Y)
+        self._run_fit(X, self._encode(y))
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -457,9 +528,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
         classes : array-like of shape (n_classes,), optional
-            All classes that will ever appear; required on the first call.
+            All classes that will ever appear; required on the first call
+            (for multilabel targets, the label indices ``0 .. n_labels - 1``).
 
         Returns
         -------
@@ -470,22 +542,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             hls, acts = self._check_params()
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
-        X, y = _validate_data(self, X, y, reset=first, dtype=[np.float64, np.float32])
-        check_classification_targets(y)
+        X, y = _validate_data(self, X, y, reset=first, multi_output=True,
+                              dtype=[np.float64, np.float32])
+        y, y_classes, multilabel = self._targets(y)
         if first:
-            classes = np.unique(np.asarray(classes))
-            if classes.size < 2:
-                raise ValueError(f"{type(self).__name__} needs at least 2 classes; "
-                                 f"got {classes}")
-            self.classes_ = classes
-            self._init_state(X.shape[1], len(classes), hls, acts)
+            classes = y_classes if multilabel else np.unique(np.asarray(classes))
+            self._set_classes(classes, multilabel, X.shape[1], hls, acts)
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"classes={np.unique(classes)} differs from the classes of "
                              f"the first partial_fit call {self.classes_}")
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(f"y contains labels not in classes: {unknown}")
-        Y = np.searchsorted(self.classes_, y).astype(np.intp)
+        if multilabel != self._multilabel:
+            raise ValueError("y switches between labels and a multilabel indicator matrix")
+        Y = self._encode(y)
         X = np.array(X, dtype=str(self.dtype), order="C", copy=True)
         self._partial(X, Y)
         return self
@@ -500,7 +568,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``.
+            Columns in the order of ``classes_`` (softmax rows); for multilabel
+            targets one independent sigmoid probability per label.
 
         Raises
         ------
@@ -534,11 +603,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
-            Labels from ``classes_``.
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_``, or a 0/1 indicator matrix for multilabel
+            targets.
         """
         proba = self.predict_proba(X)
+        if self._multilabel:  # as scikit-learn's LabelBinarizer: p > 0.5
+            return (proba > 0.5).astype(np.int64)
         return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
