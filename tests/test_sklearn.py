@@ -422,3 +422,35 @@ def test_multilabel_indicator_targets():
     assert clf.score(X, Y) > 0.5  # subset accuracy on 4 labels (scikit-learn: 0.6-0.7)
     with pytest.raises(ValueError):
         clf.partial_fit(X, Y[:, :3])
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_sparse_csr_input_trains_chunk_by_chunk_like_dense(Est, monkeypatch):
+    sp = pytest.importorskip("scipy.sparse")
+    from nncore import _sparse_rows
+    X, y = _iris()
+    X = np.where(X > 3.0, X, 0.0)  # mostly zeros
+    if Est is MLPRegressor:
+        y = X[:, 0] - X[:, 2]
+    # chunks of 32 rows (two mini-batches of 16): the set is never densified at once
+    monkeypatch.setattr(_sparse_rows, "CHUNK_ELEMENTS", 32 * X.shape[1])
+    densified = []
+    real_dense = _sparse_rows._dense
+    monkeypatch.setattr(_sparse_rows, "_dense",
+                        lambda M, rows, dtype: densified.append(len(rows)) or
+                        real_dense(M, rows, dtype))
+    kw = dict(hidden_layer_sizes=(8,), batch_size=16, shuffle=False, epochs=6, tol=0.0,
+              n_iter_no_change=np.inf, learning_rate=1e-2, random_state=0)
+    dense = Est(**kw).fit(X, y)
+    sparse = Est(**kw).fit(sp.csr_matrix(X), y)
+    assert densified and max(densified) <= 32 < X.shape[0]
+    # with shuffle=False the mini-batch steps are the dense fit's, in the same order
+    np.testing.assert_allclose(sparse.network_.params, dense.network_.params,
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(sparse.predict(sp.csr_matrix(X)), dense.predict(X))
+    # other sparse formats are converted to CSR; shuffled and early-stopped fits run
+    Est(**{**kw, "shuffle": True, "early_stopping": True, "n_iter_no_change": 2,
+           "epochs": 30}).fit(sp.csc_matrix(X), y).predict(sp.coo_matrix(X))
+    with pytest.raises(ValueError, match="sparse"):
+        Est(**{**kw, "batch_size": "full"}).fit(sp.csr_matrix(X), y)

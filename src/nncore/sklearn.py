@@ -59,6 +59,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 from . import activations, optim
 from .callbacks import Callback, EarlyStopping
+from ._sparse_rows import fit_epochs, is_sparse, map_rows
 from .network import Network
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -257,8 +258,21 @@ class _BaseMLP(BaseEstimator):
         return self._loss
 
     def _validate_X(self, X, reset):
-        X = _validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        X = _validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
+                           accept_sparse="csr")
+        return self._as_input(X)
+
+    def _as_input(self, X):
+        """A C-contiguous copy in the model's dtype; sparse X stays CSR (densified by chunks)."""
+        if is_sparse(X):
+            return X.tocsr().astype(str(self.dtype))
         return np.array(X, dtype=str(self.dtype), order="C", copy=True)
+
+    def _outputs(self, X, fn):
+        """``fn`` (a network method) on validated X; sparse rows go chunk by chunk."""
+        if is_sparse(X):
+            return map_rows(fn, X, self.network_.dtype)
+        return np.asarray(fn(X))
 
     def _next_seed(self):
         return int(self._rng.randint(0, 2**31 - 1))
@@ -327,11 +341,19 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             X, Y, Xv, Yv = self._split(X, Y)
             validation_data = (Xv, Yv)
-        hist = self.network_.fit(
-            X, Y, optimizer=opt, batch_size=self._fit_batch_size(opt),
-            epochs=int(self.epochs), shuffle=bool(self.shuffle),
-            validation_data=validation_data, callbacks=self._stopping_callbacks(opt),
-            progress=bool(self.verbose), seed=self._next_seed())
+        callbacks = self._stopping_callbacks(opt)
+        if is_sparse(X):
+            hist = fit_epochs(self.network_, X, Y, optimizer=opt,
+                              batch_size=self._fit_batch_size(opt), epochs=int(self.epochs),
+                              shuffle=bool(self.shuffle), next_seed=self._next_seed,
+                              validation_data=validation_data,
+                              stop_rule=self._rule if callbacks else None)
+        else:
+            hist = self.network_.fit(
+                X, Y, optimizer=opt, batch_size=self._fit_batch_size(opt),
+                epochs=int(self.epochs), shuffle=bool(self.shuffle),
+                validation_data=validation_data, callbacks=callbacks,
+                progress=bool(self.verbose), seed=self._next_seed())
         self._record(hist, validation_data is not None)
         full_batch_stop = getattr(hist, "stop_reason", None) is not None
         if len(hist.epoch) >= self.epochs and not self._rule.stopped and not full_batch_stop:
@@ -352,10 +374,16 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and X.shape[0] >= 2:
             X, Y, Xv, Yv = self._split(X, Y)
             validation_data = (Xv, Yv)
-        hist = self.network_.fit(
-            X, Y, optimizer=opt, batch_size=self._fit_batch_size(opt), epochs=1,
-            shuffle=bool(self.shuffle), validation_data=validation_data,
-            progress=bool(self.verbose), seed=self._next_seed())
+        if is_sparse(X):
+            hist = fit_epochs(self.network_, X, Y, optimizer=opt,
+                              batch_size=self._fit_batch_size(opt), epochs=1,
+                              shuffle=bool(self.shuffle), next_seed=self._next_seed,
+                              validation_data=validation_data)
+        else:
+            hist = self.network_.fit(
+                X, Y, optimizer=opt, batch_size=self._fit_batch_size(opt), epochs=1,
+                shuffle=bool(self.shuffle), validation_data=validation_data,
+                progress=bool(self.verbose), seed=self._next_seed())
         self._record(hist, validation_data is not None)
         if validation_data is not None:
             if self._rule.update(self.validation_loss_curve_[-1], self.network_.params):
@@ -370,6 +398,7 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.sparse = True  # CSR, densified chunk by chunk (nncore._sparse_rows)
         return tags
 
 
@@ -510,7 +539,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         hls, acts = self._check_params()
         warm = self.warm_start and hasattr(self, "network_")
         X, y = _validate_data(self, X, y, reset=not warm, multi_output=True,
-                              dtype=[np.float64, np.float32])
+                              dtype=[np.float64, np.float32], accept_sparse="csr")
         y, classes, multilabel = self._targets(y)
         if warm:
             if multilabel != self._multilabel or not np.array_equal(classes, self.classes_):
@@ -518,7 +547,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  f"model has {self.classes_}")
         else:
             self._set_classes(classes, multilabel, X.shape[1], hls, acts)
-        X = np.array(X, dtype=str(self.dtype), order="C", copy=True)
+        X = self._as_input(X)
         self._run_fit(X, self._encode(y))
         return self
 
@@ -543,7 +572,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
         X, y = _validate_data(self, X, y, reset=first, multi_output=True,
-                              dtype=[np.float64, np.float32])
+                              dtype=[np.float64, np.float32], accept_sparse="csr")
         y, y_classes, multilabel = self._targets(y)
         if first:
             classes = y_classes if multilabel else np.unique(np.asarray(classes))
@@ -554,7 +583,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if multilabel != self._multilabel:
             raise ValueError("y switches between labels and a multilabel indicator matrix")
         Y = self._encode(y)
-        X = np.array(X, dtype=str(self.dtype), order="C", copy=True)
+        X = self._as_input(X)
         self._partial(X, Y)
         return self
 
@@ -578,7 +607,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return np.asarray(self.network_.predict_proba(X))
+        return self._outputs(X, self.network_.predict_proba)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.
@@ -653,11 +682,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         hls, acts = self._check_params()
         warm = self.warm_start and hasattr(self, "network_")
         X, y = _validate_data(self, X, y, reset=not warm, multi_output=True, y_numeric=True,
-                              dtype=[np.float64, np.float32])
+                              dtype=[np.float64, np.float32], accept_sparse="csr")
         Y = self._targets(y, first=not warm)
         if not warm:
             self._init_state(X.shape[1], Y.shape[1], hls, acts)
-        X = np.array(X, dtype=str(self.dtype), order="C", copy=True)
+        X = self._as_input(X)
         self._run_fit(X, Y)
         return self
 
@@ -690,11 +719,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if first:
             hls, acts = self._check_params()
         X, y = _validate_data(self, X, y, reset=first, multi_output=True, y_numeric=True,
-                              dtype=[np.float64, np.float32])
+                              dtype=[np.float64, np.float32], accept_sparse="csr")
         Y = self._targets(y, first=first)
         if first:
             self._init_state(X.shape[1], Y.shape[1], hls, acts)
-        X = np.array(X, dtype=str(self.dtype), order="C", copy=True)
+        X = self._as_input(X)
         self._partial(X, Y)
         return self
 
@@ -717,7 +746,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        out = np.asarray(self.network_.forward(X, training=False))
+        out = self._outputs(X, self.network_.forward)
         return out.reshape(-1) if self._y_ndim == 1 else out
 
     def __sklearn_tags__(self):
