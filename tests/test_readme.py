@@ -2,7 +2,8 @@
 
 The fenced ``bash``/``console`` blocks are run as commands (``nncore`` through
 ``nncore.cli.main`` in-process, ``python -m nncore`` as a subprocess) and the
-``python`` blocks as scripts, in a temporary
+``python`` blocks as scripts (a block that does not start with an import
+continues the one before), in a temporary
 directory, with fast settings: every ``--epochs N`` / ``epochs=N`` becomes a
 couple of epochs. Files the README's commands take as the user's own data
 (``diabetes.csv``, ``new_patients.csv``, ``space.json``) are written first;
@@ -13,6 +14,7 @@ CI's ``.ci/run`` does from a fresh clone; a Dask scheduler address is not
 there to connect to.
 """
 
+import ast
 import contextlib
 import io
 import json
@@ -38,7 +40,8 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 # Commands that the test does not run, with the reason (prefix -> why).
 NOT_RUN = {
     "python3 -m venv": "creating the virtualenv and installing: .ci/run stage 1 (the nncore "
-                       "command it ends with is run here)",
+                       "command the setup line ends with is run here)",
+    ".venv/bin/sphinx-build": "the documentation build: tests/test_docs.py",
     ".venv/bin/pip install": "installing the test extras and running pytest: .ci/run stages 1-2",
     "pip install build": "building the sdist and wheel: .ci/run stage 4",
     "pip install auditwheel": "repairing the wheel: a release step",
@@ -75,8 +78,9 @@ def _commands():
                 continue
             for part in line.split("&&"):
                 part = part.strip()
-                reason = next((why for pre, why in NOT_RUN.items()
-                               if part.startswith(pre) or line.startswith(pre)), None)
+                reason = next((why for pre, why in NOT_RUN.items() if part.startswith(pre)),
+                              None) or next((why for pre, why in NOT_RUN.items()
+                                             if line.startswith(pre)), None)
                 if part.startswith(".venv/bin/nncore "):  # the setup line's training
                     part, reason = part[len(".venv/bin/"):], None
                 out.append((part, reason))
@@ -146,12 +150,37 @@ def test_readme_commands(workdir):
     assert ran >= 9
 
 
-@pytest.mark.parametrize("index", range(len(_blocks("python"))))
+def _python_scripts():
+    """The python blocks as scripts: a block that does not start with an import
+    continues the one before it (the README's running session)."""
+    scripts = []
+    for body in _blocks("python"):
+        first = next((ln for ln in body.splitlines() if ln.strip() and
+                      not ln.lstrip().startswith("#")), "")
+        if scripts and not first.startswith(("import ", "from ")):
+            scripts[-1] += "\n" + body
+        else:
+            scripts.append(body)
+    return scripts
+
+
+def _imported_modules(source):
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.module.split(".")[0]
+
+
+@pytest.mark.parametrize("index", range(len(_python_scripts())))
 def test_readme_python_snippet(workdir, index):
-    pytest.importorskip("sklearn")
+    source = _python_scripts()[index]
+    for module in set(_imported_modules(source)):
+        pytest.importorskip(module)  # optional extras (scikit-learn, onnxruntime, ...)
     pytest.importorskip("matplotlib")
     script = workdir / f"snippet_{index}.py"
-    script.write_text(_fast(_blocks("python")[index]))
+    script.write_text(_fast(source))
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        cwd=workdir, env=_env(), timeout=300)
     assert r.returncode == 0, f"README snippet {index} failed:\n{r.stdout}\n{r.stderr}"
