@@ -36,6 +36,29 @@ class History:
         self.epoch = []
         self.params = dict(params or {})
         self.stop_reason = None
+        self._best_val = math.inf
+        self._val_fail = 0
+
+    def validation_failures(self, val_loss):
+        """Count one epoch's validation check (MATLAB's ``val_fail``).
+
+        Parameters
+        ----------
+        val_loss : float
+            The epoch's validation loss.
+
+        Returns
+        -------
+        int
+            0 when ``val_loss`` is below every earlier one, else one more than
+            the previous epoch's count (a NaN loss is a failure).
+        """
+        if val_loss < self._best_val:
+            self._best_val = float(val_loss)
+            self._val_fail = 0
+        else:
+            self._val_fail += 1
+        return self._val_fail
 
     def append(self, epoch, logs):
         """Record one epoch's metrics.

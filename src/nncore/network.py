@@ -657,7 +657,7 @@ class Network:
 
     def fit(self, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
             validation_data=None, validation_split=0.0, validation_shuffle=False,
-            callbacks=(), augment=None, progress=None, seed=None):
+            callbacks=(), augment=None, progress=None, seed=None, test_data=None):
         """Train the network on ``(X, y)``.
 
         Parameters
@@ -700,6 +700,9 @@ class Network:
             Fixes shuffling, the validation draw, dropout masks and
             augmentation. With the same network seed, data and thread count,
             results are bit-identical.
+        test_data : (X_test, y_test), optional
+            Evaluated after every epoch (``test_loss``, ``test_accuracy``) for
+            the record only, as MATLAB's test split: training never uses it.
 
         Returns
         -------
@@ -739,7 +742,8 @@ class Network:
                        shuffle=shuffle, validation_data=validation_data,
                        validation_split=validation_split,
                        validation_shuffle=validation_shuffle, callbacks=callbacks,
-                       augment=augment, progress=progress, seed=seed)
+                       augment=augment, progress=progress, seed=seed,
+                       test_data=test_data)
         finally:
             self._fit_lock.release()
 

@@ -109,7 +109,8 @@ def _check_callbacks(callbacks):
 
 
 def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
-             validation_split, callbacks, augment, progress, seed, validation_shuffle=False):
+             validation_split, callbacks, augment, progress, seed, validation_shuffle=False,
+             test_data=None):
     """All argument checks; returns the prepared pieces. Changes nothing."""
     from . import optim as _optim
 
@@ -143,7 +144,13 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
         # The split's own stream: fit's streams are children 0-2 of SeedSequence(seed).
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
         Xa, T, Xv, Tv = split_rows(net, Xa, T, validation_split, bool(validation_shuffle), rng)
-    return opt, batch_size, int(epochs), bool(shuffle), Xa, T, Xv, Tv, callbacks, seed
+    test = None
+    if test_data is not None:
+        if not isinstance(test_data, (tuple, list)) or len(test_data) != 2:
+            raise ValueError("test_data must be a pair (X_test, y_test)")
+        Xt = net._check_X(test_data[0], "X_test")
+        test = (Xt, net._check_y(test_data[1], Xt.shape[0], "y_test"))
+    return opt, batch_size, int(epochs), bool(shuffle), Xa, T, Xv, Tv, callbacks, seed, test
 
 
 def _show_progress(progress):
@@ -173,7 +180,7 @@ def _postfix(logs):
 
 def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
         validation_data=None, validation_split=0.0, validation_shuffle=False, callbacks=(),
-        augment=None, progress=None, seed=None):
+        augment=None, progress=None, seed=None, test_data=None):
     """Train ``net`` on ``(X, y)``: the functional form of :meth:`Network.fit`.
 
     Parameters
@@ -214,6 +221,10 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
     seed : int or None
         Fixes shuffling, dropout masks and augmentation. With the same
         network seed, data and thread count, results are bit-identical.
+    test_data : (X_test, y_test), optional
+        Evaluated after every epoch (``test_loss``, ``test_accuracy``) for
+        the record only: nothing in training (callbacks included, unless
+        they read the logs) depends on it, as MATLAB's test split.
 
     Returns
     -------
@@ -225,8 +236,13 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
         Keras, or the whole-set accuracy for full-batch optimizers),
         ``"val_loss"``/``"val_accuracy"`` with validation data, ``"lr"`` (the
         epoch's rate; for full-batch optimizers the accepted step length),
-        ``"time"`` (seconds since training started) and, for full-batch
-        optimizers, cumulative ``"nfev"``/``"ngev"``.
+        ``"time"`` (seconds since training started), ``"test_loss"``/
+        ``"test_accuracy"`` with ``test_data``, ``"val_fail"`` with validation
+        data (epochs since ``val_loss`` last reached a new minimum, MATLAB's
+        validation checks) and, for full-batch optimizers, cumulative
+        ``"nfev"``/``"ngev"``, ``"grad_norm"`` (L2 norm of the gradient at the
+        new point), ``"step_norm"`` (L2 norm of the parameter change) and
+        whatever the optimizer reports in ``info["log"]`` (e.g. ``"mu"``).
 
     Raises
     ------
@@ -241,9 +257,10 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
         Re-raised after restoring the last completed step; the history so far
         is in ``net.history_`` (``stop_reason="interrupted"``).
     """
-    (opt, batch_size, epochs, shuffle, Xa, T, Xv, Tv, callbacks, seed) = _resolve(
+    (opt, batch_size, epochs, shuffle, Xa, T, Xv, Tv, callbacks, seed, test) = _resolve(
         net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
-        validation_split, callbacks, augment, progress, seed, validation_shuffle)
+        validation_split, callbacks, augment, progress, seed, validation_shuffle,
+        test_data)
 
     from .history import History
 
@@ -252,7 +269,7 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
     history = History(params={
         "epochs": epochs, "batch_size": batch_size, "steps": steps, "samples": n,
         "optimizer": type(opt).__name__, "shuffle": shuffle, "seed": seed,
-        "validation": Xv is not None,
+        "validation": Xv is not None, "test": test is not None,
     })
     net.history_ = history
     net.stop_training = False
@@ -269,6 +286,7 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
         "drop_seed": int(s_drop.generate_state(1, np.uint64)[0]),
         "aug_rng": np.random.default_rng(s_aug),
         "counter": 0,
+        "test": test,
     }
     bar = _make_bar(_show_progress(progress), epochs)
     runner = _run_full_batch if getattr(opt, "full_batch", False) else _run_first_order
@@ -293,9 +311,12 @@ def _last_logs(history):
     return {k: v[-1] for k, v in history.history.items() if v}
 
 
-def _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start):
+def _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start, test=None):
     if Xv is not None:
         logs.update(metrics(net, Xv, Tv, prefix="val_"))
+        logs["val_fail"] = history.validation_failures(logs["val_loss"])
+    if test is not None:
+        logs.update(metrics(net, test[0], test[1], prefix="test_"))
     logs["time"] = time.perf_counter() - t_start
     history.append(epoch, logs)
     _call(callbacks, "on_epoch_end", epoch, logs)
@@ -487,7 +508,8 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
         if net.is_classifier:
             logs["accuracy"] = st["correct"] / judged
         logs["lr"] = lr
-        if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start):
+        if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start,
+                      state["test"]):
             break
 
 
@@ -534,6 +556,7 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
                 "keeps the parameters from before that iteration, the last whose loss was "
                 "finite.", epoch=epoch, step=0, loss=f_new)
         np.copyto(params, x_new)
+        step_norm = float(np.linalg.norm(x_new - x))
         x, f, g = x_new, f_new, g_new
         nfev += int(info.get("nfev", 0))
         ngev += int(info.get("ngev", 0))
@@ -545,7 +568,13 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
         logs.update(info.get("log", {}))   # the optimizer's diagnostics (LM's mu, ...)
         logs["nfev"] = nfev
         logs["ngev"] = ngev
-        stop = _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start)
+        logs["grad_norm"] = float(np.linalg.norm(g))
+        logs["step_norm"] = step_norm
+        # Optimizer-specific per-iteration values (LM's mu, BR's gamma...) go
+        # to the history under their own names.
+        logs.update(info.get("log", {}))
+        stop = _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start,
+                          state["test"])
         if info.get("stop"):
             history.stop_reason = history.stop_reason or str(info["stop"])
             break
