@@ -484,6 +484,35 @@ def test_optimizer_matches_reference_bitwise(dt, name, n, threads):
     assert np.all(np.isfinite(p1))
 
 
+RPROP_FLAGS = {"rprop-": (False, False), "irprop-": (True, False), "rprop+": (True, True),
+               "irprop+": (True, True)}
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("variant", list(RPROP_FLAGS))
+@pytest.mark.parametrize("n", [1, 1000])
+def test_rprop_matches_reference_bitwise(dt, variant, n, threads):
+    """Params, step sizes, previous gradients and weight changes after 60 steps
+    whose gradients flip sign, vanish and get tiny (products that underflow)."""
+    zero_on_change, backtrack = RPROP_FLAGS[variant]
+    rng = rng_for("rprop", variant, n)
+    p1 = rng.standard_normal(n).astype(dt)
+    p2 = p1.copy()
+    s1 = [np.zeros(n, dt), np.full(n, 0.01, dt), np.zeros(n, dt)]
+    s2 = [s.copy() for s in s1]
+    for t in range(60):
+        g = (rng.standard_normal(n) * 10.0 ** rng.integers(-30, 3)).astype(dt)
+        g[rng.random(n) < 0.1] = 0.0
+        revert = variant == "rprop+" or bool(rng.random() < 0.5)
+        for B, p, s, gg in ((C, p1, s1, ro(g)), (R, p2, s2, g)):
+            B.rprop_step(p, gg, s[0], s[1], s[2] if backtrack else p, 0.5, 1.2, 1e-6, 50.0,
+                         zero_on_change, backtrack, revert)
+    np.testing.assert_array_equal(p1, p2)
+    for a, b in zip(s1, s2):
+        np.testing.assert_array_equal(a, b)
+    assert np.all(np.isfinite(p1))
+
+
 @pytest.mark.parametrize("name", ["sgd", "momentum", "momentum_damp", "nesterov", "adagrad",
                                   "rmsprop", "adam", "adamw", "adam_lerp_big_w"])
 def test_optimizer_matches_torch(name):

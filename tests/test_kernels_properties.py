@@ -175,6 +175,9 @@ def _valid_call(name, rng, dt):
         return [f(n), f(n), np.abs(f(n)), 0.01, 0.99, 1e-8, False, 1.0], [0, 2]
     if name == "adam_step":
         return [f(n), f(n), f(n), np.abs(f(n)), 1e-3, 0.9, 0.999, 1e-8, 3, 0.0, False, 1.0], [0, 2, 3]
+    if name == "rprop_step":
+        return [f(n), f(n), f(n), np.abs(f(n)), f(n), 0.5, 1.2, 1e-6, 50.0, True, True,
+                False], [0, 2, 3, 4]
     if name == "symv":
         A = f(n, n)
         return [A + A.T, f(n), f(n)], [2]

@@ -914,6 +914,75 @@ cdef void rmsprop_k(floating[::1] p, const floating[::1] g,
                            _chunk_lo(c + 1, nt, n), neg_lr, a, oma, e, eps_inside_sqrt, gs)
 
 
+cdef void _rprop_chunk(floating* p, const floating* g, floating* prev, floating* step,
+                       floating* dw, Py_ssize_t lo, Py_ssize_t hi, floating eta_minus,
+                       floating eta_plus, floating smin, floating smax, bint zero_on_change,
+                       bint backtrack, bint revert) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, prod, d, upd, one = 1
+    for i in range(lo, hi):
+        gi = g[i]
+        # The product, not the signs, as torch: a product that underflows to 0
+        # counts as "no sign information".
+        prod = gi * prev[i]
+        d = step[i]
+        if prod > 0:
+            d = d * eta_plus
+        elif prod < 0:
+            d = d * eta_minus
+        else:
+            d = d * one
+        # torch's clamp_(min, max) after every multiply.
+        if d < smin:
+            d = smin
+        if d > smax:
+            d = smax
+        step[i] = d
+        if prod < 0 and zero_on_change:
+            gi = 0
+        if backtrack and prod < 0:
+            # Weight-backtracking: undo the previous change (iRprop+: only if the
+            # error went up); dw keeps what was applied now.
+            if revert:
+                p[i] = p[i] - dw[i]
+                dw[i] = -dw[i]
+            else:
+                dw[i] = 0
+        else:
+            if gi > 0:
+                upd = d
+            elif gi < 0:
+                upd = -d
+            else:
+                upd = 0
+            p[i] = p[i] - upd
+            if backtrack:
+                dw[i] = -upd
+        prev[i] = gi
+
+
+cdef void rprop_k(floating[::1] p, const floating[::1] g,
+                  floating[::1] prev,          # IN/OUT previous (possibly zeroed) gradient
+                  floating[::1] step,          # IN/OUT per-weight step sizes
+                  floating[::1] dw,            # IN/OUT last weight change (backtrack only)
+                  double eta_minus, double eta_plus, double step_min, double step_max,
+                  bint zero_on_change, bint backtrack, bint revert) noexcept nogil:
+    """Δ := clamp(Δ · (η+ | η− | 1) by sign of g·g_prev);  p −= sign(g) Δ  (Rprop family)"""
+    cdef Py_ssize_t n = p.shape[0], c
+    cdef int nt = _threads_for(n)
+    cdef floating em = <floating>eta_minus, ep = <floating>eta_plus
+    cdef floating lo_s = <floating>step_min, hi_s = <floating>step_max
+    cdef floating* dwp = &dw[0] if dw.shape[0] > 0 else NULL
+    if nt == 1:
+        _rprop_chunk(&p[0], &g[0], &prev[0], &step[0], dwp, 0, n, em, ep, lo_s, hi_s,
+                     zero_on_change, backtrack, revert)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _rprop_chunk(&p[0], &g[0], &prev[0], &step[0], dwp, _chunk_lo(c, nt, n),
+                         _chunk_lo(c + 1, nt, n), em, ep, lo_s, hi_s, zero_on_change,
+                         backtrack, revert)
+
+
 # Adam's update kernel (``_tl_adam``, a multiversioned C loop) lives in
 # _train_loop.pxi, which the epoch loop shares.
 
@@ -1194,6 +1263,19 @@ def rmsprop_step(floating[::1] params, const floating[::1] grads, floating[::1] 
         return
     with nogil:
         rmsprop_k(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gscale)
+
+
+def rprop_step(floating[::1] params, const floating[::1] grads, floating[::1] prev,
+               floating[::1] step_size, floating[::1] delta_w, double eta_minus,
+               double eta_plus, double step_min, double step_max, bint zero_on_change,
+               bint backtrack, bint revert):
+    if params.shape[0] == 0:
+        return
+    if backtrack and delta_w.shape[0] != params.shape[0]:
+        raise ValueError("delta_w must have the length of params when backtracking")
+    with nogil:
+        rprop_k(params, grads, prev, step_size, delta_w, eta_minus, eta_plus, step_min,
+                step_max, zero_on_change, backtrack, revert)
 
 
 def symv(const floating[:, ::1] A, const floating[::1] x, floating[::1] out):

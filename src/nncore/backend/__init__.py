@@ -20,7 +20,7 @@ BACKEND_API = (
     "softmax", "sigmoid",
     "loss_mse", "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce",
     "regularize", "dropout_mask", "gather_rows", "gather",
-    "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
+    "sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "rprop_step",
     "symv", "bfgs_update", "dfp_update",
     # curvature (R-operator, Jacobian rows, Gauss-Newton and LM's dense algebra)
     "dense_rforward", "dense_rbackward", "loss_mse_rop", "loss_softmax_ce_rop",

@@ -261,6 +261,28 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
                  bool(eps_inside_sqrt), float(gscale))
 
 
+def rprop_step(params, grads, prev, step_size, delta_w, eta_minus, eta_plus, step_min,
+               step_max, zero_on_change, backtrack, revert):
+    """One step of the Rprop family (Igel & Hüsken 2000), torch.optim.Rprop's order.
+
+    Per weight, with ``c = g * prev`` (the product, as torch):
+    ``step = clamp(step * (eta_plus if c > 0, eta_minus if c < 0, else 1),
+    step_min, step_max)``; where ``c < 0`` and ``zero_on_change`` the gradient
+    counts as 0. Without ``backtrack``: ``p -= sign(g) * step`` (Rprop-,
+    iRprop-). With ``backtrack`` (Rprop+, iRprop+): where ``c < 0`` the
+    weight is not stepped; if ``revert`` the previous change is undone
+    (``p -= delta_w``); elsewhere ``p -= sign(g) * step`` and ``delta_w``
+    records the change. Finally ``prev := g`` (zeroed where it was).
+    ``delta_w`` is unused (any array of the right shape, even ``params``)
+    without ``backtrack``.
+    """
+    V.check_opt(params, grads, prev, step_size, delta_w, unused=() if backtrack else (2,))
+    V.check_real(eta_minus=eta_minus, eta_plus=eta_plus, step_min=step_min, step_max=step_max)
+    _K.rprop_step(params, grads, prev, step_size, delta_w, float(eta_minus), float(eta_plus),
+                  float(step_min), float(step_max), bool(zero_on_change), bool(backtrack),
+                  bool(revert))
+
+
 # --------------------------------------------------------------------------- full-batch helpers
 
 def symv(A, x, out):

@@ -320,6 +320,48 @@ def adam_step(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step,
     params += (-step_size) * (exp_avg / denom)
 
 
+def rprop_step(params, grads, prev, step_size, delta_w, eta_minus, eta_plus, step_min,
+               step_max, zero_on_change, backtrack, revert):
+    """One step of the Rprop family (Igel & Hüsken 2000), torch.optim.Rprop's order.
+
+    Per weight, with ``c = g * prev`` (the product, as torch):
+    ``step = clamp(step * (eta_plus if c > 0, eta_minus if c < 0, else 1),
+    step_min, step_max)``; where ``c < 0`` and ``zero_on_change`` the gradient
+    counts as 0. Without ``backtrack``: ``p -= sign(g) * step`` (Rprop-,
+    iRprop-). With ``backtrack`` (Rprop+, iRprop+): where ``c < 0`` the
+    weight is not stepped; if ``revert`` the previous change is undone
+    (``p -= delta_w``); elsewhere ``p -= sign(g) * step`` and ``delta_w``
+    records the change. Finally ``prev := g`` (zeroed where it was).
+    ``delta_w`` is unused (any array of the right shape, even ``params``)
+    without ``backtrack``.
+    """
+    V.check_opt(params, grads, prev, step_size, delta_w, unused=() if backtrack else (2,))
+    V.check_real(eta_minus=eta_minus, eta_plus=eta_plus, step_min=step_min, step_max=step_max)
+    dt = params.dtype.type
+    prod = grads * prev
+    change = prod < 0
+    # Factors in the parameters' dtype, as torch writes them into a tensor of it.
+    factor = np.where(prod > 0, dt(eta_plus), np.where(change, dt(eta_minus), dt(1.0)))
+    d = step_size * factor
+    lo, hi = dt(step_min), dt(step_max)
+    d = np.where(d < lo, lo, d)     # the kernel's two comparisons (NaN stays NaN)
+    d = np.where(d > hi, hi, d)
+    np.copyto(step_size, d)
+    g = np.where(change, dt(0.0), grads) if zero_on_change else grads
+    upd = np.where(g > 0, d, np.where(g < 0, -d, dt(0.0)))
+    if backtrack:
+        keep = ~change
+        np.subtract(params, upd, out=params, where=keep)
+        if revert:
+            np.subtract(params, delta_w, out=params, where=change)
+            np.copyto(delta_w, np.where(change, -delta_w, -upd))
+        else:
+            np.copyto(delta_w, np.where(change, dt(0.0), -upd))
+    else:
+        params -= upd
+    np.copyto(prev, g)
+
+
 # --------------------------------------------------------------------------- full-batch helpers
 
 def symv(A, x, out):

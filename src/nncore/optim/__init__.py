@@ -7,8 +7,10 @@ update a flat parameter vector in place with torch.optim's rules::
     opt.step(params, grads)
 
 The full-batch optimizers (``ConjugateGradient``, ``Newton``, ``BFGS``,
-``DFP``, ``LBFGS``) live in ``nncore.optim._full_batch`` and are imported on
-first use. ``get(name)`` resolves the names ``fit(optimizer=...)`` accepts.
+``DFP``, ``LBFGS``) live in ``nncore.optim._full_batch``, the second-order
+ones in ``_second_order`` and the classic toolbox (``Rprop``, ``Quickprop``,
+``ScaledConjugateGradient``) in ``_classic``; all are imported on first use.
+``get(name)`` resolves the names ``fit(optimizer=...)`` accepts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from ._first_order import FIRST_ORDER as _FIRST_ORDER
 __all__ = [
     *_first_order.__all__,
     "ConjugateGradient", "Newton", "BFGS", "DFP", "LBFGS",
-    "LevenbergMarquardt", "BayesianRegularization", "NewtonCG", "get", "NAMES",
+    "LevenbergMarquardt", "BayesianRegularization", "NewtonCG",
+    "Rprop", "Quickprop", "ScaledConjugateGradient", "get", "NAMES",
 ]
 
 _FULL_BATCH = {
@@ -32,9 +35,14 @@ _FULL_BATCH = {
     "lm": "LevenbergMarquardt",
     "br": "BayesianRegularization",
     "newton-cg": "NewtonCG",
+    "rprop": "Rprop",
+    "quickprop": "Quickprop",
+    "scg": "ScaledConjugateGradient",
 }
-# full-batch classes defined in _second_order (the rest are in _full_batch)
-_SECOND_ORDER = ("LevenbergMarquardt", "BayesianRegularization", "NewtonCG")
+# Full-batch classes outside _full_batch: class name -> module.
+_MODULE_OF = {"LevenbergMarquardt": "_second_order", "BayesianRegularization": "_second_order",
+              "NewtonCG": "_second_order", "Rprop": "_classic", "Quickprop": "_classic",
+              "ScaledConjugateGradient": "_classic"}
 NAMES = tuple(_FIRST_ORDER) + tuple(_FULL_BATCH)
 
 
@@ -47,10 +55,8 @@ def __getattr__(name):
 
 
 def _full_batch_class(name):
-    if name in _SECOND_ORDER:
-        from . import _second_order as module
-    else:
-        from . import _full_batch as module
+    from importlib import import_module
+    module = import_module("." + _MODULE_OF.get(name, "_full_batch"), __name__)
     return getattr(module, name)
 
 
@@ -73,7 +79,7 @@ def get(optimizer, **kwargs):
         0.9), ``"adagrad"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"cg"``,
         ``"newton"``, ``"bfgs"``, ``"dfp"``, ``"lbfgs"``, ``"lm"``
         (Levenberg–Marquardt), ``"br"`` (Bayesian regularisation),
-        ``"newton-cg"``.
+        ``"newton-cg"``, ``"rprop"``, ``"quickprop"``, ``"scg"``.
     **kwargs
         Constructor arguments for a name or class (e.g. ``lr=0.1``).
 
