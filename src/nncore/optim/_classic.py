@@ -385,6 +385,13 @@ class ScaledConjugateGradient:
     def iterate(self, fun, x, f, g):
         """One SCG iteration from ``x`` (loss ``f``, gradient ``g``; not modified).
 
+        Parameters
+        ----------
+        fun : callable
+            ``fun(x) -> (f, g)``.
+        x, f, g
+            Current point, its loss and gradient.
+
         Returns
         -------
         x_new, f_new, g_new, info
