@@ -363,3 +363,39 @@ def test_scg_bad_hyper_parameters():
                {"sigma": float("nan")}):
         with pytest.raises(ValueError):
             ScaledConjugateGradient(**kw)
+
+
+# --------------------------------------------------------------------------- Powell-Beale CG
+
+def test_powell_beale_cg_reaches_least_squares_optimum():
+    from nncore.optim import ConjugateGradient
+    rng = rng_for("cgb-lstsq")
+    X = rng.normal(size=(100, 4)) + 0.5
+    Y = X @ rng.normal(size=(4, 2)) + 0.1 * rng.normal(size=(100, 2))
+    net = nc.Network([nc.Dense(4, 2)], dtype="float64", seed=0)
+    opt = ConjugateGradient(restart="powell-beale", gtol=0.0, ftol=0.0)
+    net.fit(X, Y, optimizer=opt, epochs=2 * net.n_params)
+    sol = np.linalg.lstsq(np.hstack([X, np.ones((100, 1))]), Y, rcond=None)[0]
+    np.testing.assert_allclose(net.params, sol.ravel(), rtol=0, atol=1e-10)
+
+
+def test_powell_beale_restart_rule():
+    """Every iteration whose gradient keeps |g.g_prev| >= 0.2 g.g restarts along -g."""
+    from nncore.optim import ConjugateGradient
+    X, y = small_problem(4)
+    fun = net_fun(small_net(4), X, y)
+    x = small_net(4).params.copy()
+    f, g = fun(x)
+    opt = ConjugateGradient(restart="powell-beale", gtol=0.0)
+    tests, restarted = [], []
+    g_prev = None
+    for _ in range(40):
+        x, f, g_new, info = opt.iterate(fun, x, f, g)
+        if g_prev is not None:
+            tests.append(abs(g @ g_prev) >= 0.2 * (g @ g))
+            restarted.append(info["restarted"])
+        g_prev, g = g, g_new
+    assert any(tests) and not all(tests)
+    assert all(r for t, r in zip(tests, restarted) if t)
+    with pytest.raises(ValueError):
+        ConjugateGradient(restart="powell")

@@ -394,12 +394,15 @@ class ConjugateGradient(_DirectionMethod):
     * ``"liu-storey"``: ``g.y / (-d_prev.g_prev)`` (the lecture's second formula)
 
     Restarts with ``d = -g`` when ``g.d >= 0`` (loss of descent) and every
-    ``restart`` iterations (default: the number of parameters).
+    ``restart`` iterations (default: the number of parameters). With
+    ``restart="powell-beale"`` (MATLAB's ``traincgb``) it also restarts when
+    little orthogonality is left between successive gradients, Powell's
+    (1977) test ``|g.g_prev| >= 0.2 g.g``.
 
     Parameters
     ----------
     beta : str, default "polak-ribiere"
-    restart : int or None, default None
+    restart : int, "powell-beale" or None, default None
     c2 : float, default 0.1
         A small ``c2`` (a fairly exact search) keeps the directions conjugate.
     **kwargs
@@ -414,7 +417,13 @@ class ConjugateGradient(_DirectionMethod):
         if beta not in _CG_BETAS:
             raise ValueError(f"unknown beta {beta!r}; expected one of {_CG_BETAS}")
         self.beta = beta
-        self.restart = _check_pos_int("restart", restart, allow_none=True)
+        if isinstance(restart, str):
+            if restart != "powell-beale":
+                raise ValueError(f"restart must be a positive integer, 'powell-beale' or None, "
+                                 f"got {restart!r}")
+            self.restart = restart
+        else:
+            self.restart = _check_pos_int("restart", restart, allow_none=True)
         super().__init__(c2=c2, **kwargs)
 
     def _reset_state(self):
@@ -437,9 +446,15 @@ class ConjugateGradient(_DirectionMethod):
             return gy / float(np.dot(dp, y))
         return gy / (-float(np.dot(dp, gp)))  # liu-storey
 
+    def _powell_restart(self, g):
+        """Powell's test: successive gradients far from orthogonal."""
+        return (self.restart == "powell-beale"
+                and abs(float(np.dot(g, self._g_prev))) >= 0.2 * float(np.dot(g, g)))
+
     def _direction(self, x, g):
-        every = self.restart if self.restart is not None else x.size
-        if self._d_prev is None or self._d_prev.shape != g.shape or self._since_restart >= every:
+        every = self.restart if isinstance(self.restart, int) else x.size
+        if (self._d_prev is None or self._d_prev.shape != g.shape
+                or self._since_restart >= every or self._powell_restart(g)):
             if self._d_prev is not None:
                 self.n_restarts += 1
             self._since_restart = 0
