@@ -5,6 +5,11 @@ imported on first use, never by ``import nncore``. On a Linux machine without
 a display the non-interactive Agg backend is selected, so scripts and tests
 can write PNG files from anywhere.
 
+The MATLAB-style diagnostics (``performance``, ``training_state``,
+``regression``, ``error_histogram``, ``confusion``, ``roc``, and
+``diagnostics`` for all that apply) read a ``fit`` history or a network and
+its data splits.
+
 Every function returns the :class:`matplotlib.figure.Figure` it drew on and,
 when ``path`` is given, writes it there (format from the extension, PNG by
 default) and closes it in pyplot so loops over many runs do not leak figures.
@@ -17,7 +22,8 @@ import sys
 
 import numpy as np
 
-__all__ = ["plot_history", "compare", "decision_boundary"]
+__all__ = ["plot_history", "compare", "decision_boundary", "performance", "training_state",
+           "regression", "error_histogram", "confusion", "roc", "diagnostics"]
 
 _INSTALL_HINT = (
     "nncore.plot needs matplotlib, which is not installed. "
@@ -393,3 +399,404 @@ def decision_boundary(net, X, y, path=None, *, ax=None, resolution=200,
     if own:
         fig.tight_layout()
     return _finish(fig, path, plt, dpi)
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+def _new_axes(plt, ax, figsize):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax, True
+    return ax.figure, ax, False
+
+
+def performance(history, path=None, *, ax=None, title=None, figsize=(6.0, 4.0), dpi=100):
+    """Train / validation / test loss per epoch with the best epoch marked
+    (MATLAB's ``plotperform``).
+
+    Parameters
+    ----------
+    history : History or dict
+        Per-epoch ``"loss"`` and optionally ``"val_loss"``, ``"test_loss"``.
+    path : str or os.PathLike, optional
+        Write the figure to this file.
+    ax : matplotlib Axes, optional
+    title : str, optional
+        Default: "Best validation loss is ... at epoch ..." (training loss
+        without validation data).
+    figsize : (float, float), default (6, 4)
+    dpi : int, default 100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    data, x = _history_dict(history)
+    curves = [(label, _series(data, key), style) for key, label, style in (
+        ("loss", "Train", "-"), ("val_loss", "Validation", "--"), ("test_loss", "Test", ":"))]
+    curves = [c for c in curves if c[1] is not None]
+    if not curves:
+        raise ValueError("history has no 'loss', 'val_loss' or 'test_loss' values to plot")
+    fig, ax, own = _new_axes(plt, ax, figsize)
+    for label, y, style in curves:
+        ax.plot(x[:len(y)], y, style, label=label)
+    # The best epoch is the validation minimum when there is a validation set.
+    best_label, best_y = next(((label, y) for label, y, _ in curves if label == "Validation"),
+                              curves[0][:2])
+    i = int(np.nanargmin(best_y))
+    ax.axvline(x[i], color="0.5", linestyle=":", linewidth=1)
+    ax.plot([x[i]], [best_y[i]], "o", markersize=9, fillstyle="none", color="tab:green",
+            label="Best")
+    if np.all(np.concatenate([y[np.isfinite(y)] for _, y, _ in curves]) > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title if title is not None else
+                 f"Best {best_label.lower()} loss is {best_y[i]:.4g} at epoch {int(x[i])}")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if own:
+        fig.tight_layout()
+    return _finish(fig, path, plt, dpi)
+
+
+_STATE_KEYS = (("grad_norm", "gradient norm", True), ("mu", "mu", True),
+               ("step_norm", "step length", True), ("lr", "learning rate", True),
+               ("val_fail", "validation checks", False))
+
+
+def training_state(history, path=None, *, keys=None, title=None, figsize=None, dpi=100):
+    """Per-epoch training state, one panel each (MATLAB's ``plottrainstate``):
+    gradient norm, LM's ``mu``, step length (or learning rate) and validation
+    failures, whichever the history has.
+
+    Parameters
+    ----------
+    history : History or dict
+    path : str or os.PathLike, optional
+    keys : sequence of str, optional
+        History keys to draw, one panel each (default: those of
+        ``grad_norm``, ``mu``, ``step_norm`` — else ``lr`` —, ``val_fail``
+        that are present).
+    title : str, optional
+    figsize : (float, float), optional
+    dpi : int, default 100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    data, x = _history_dict(history)
+    labels = {k: (label, log) for k, label, log in _STATE_KEYS}
+    if keys is None:
+        keys = [k for k in labels if _series(data, k) is not None]
+        if "step_norm" in keys and "lr" in keys:
+            keys.remove("lr")
+    keys = [k for k in keys if _series(data, k) is not None]
+    if not keys:
+        raise ValueError("history has none of the training-state values "
+                         f"{[k for k, _, _ in _STATE_KEYS]} (full-batch optimizers log them)")
+    fig, axes = plt.subplots(len(keys), 1, sharex=True, squeeze=False,
+                             figsize=figsize or (6.0, 1.9 * len(keys) + 0.6))
+    for a, key in zip(axes[:, 0], keys):
+        y = _series(data, key)
+        label, log = labels.get(key, (key, False))
+        a.plot(x[:len(y)], y, "-", marker="." if len(y) < 50 else None)
+        if log and np.all(y[np.isfinite(y)] > 0):
+            a.set_yscale("log")
+        a.set_ylabel(label)
+        a.set_title(f"{label} = {y[-1]:.4g} at epoch {int(x[len(y) - 1])}", fontsize=9)
+        a.grid(True, alpha=0.3)
+    axes[-1, 0].set_xlabel("epoch")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, path, plt, dpi)
+
+
+def _splits(data):
+    """``{name: (X, y)}`` from a dict of pairs or one pair."""
+    if isinstance(data, dict):
+        if not data:
+            raise ValueError("data is an empty dict; give {name: (X, y)}")
+        items = data.items()
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        items = [("Data", data)]
+    else:
+        raise ValueError("data must be a pair (X, y) or a dict {name: (X, y)}")
+    out = {}
+    for name, pair in items:
+        if pair is None:
+            continue
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"split {name!r} must be a pair (X, y)")
+        out[str(name)] = pair
+    return out
+
+
+def _outputs_targets(net, X, y):
+    """Flattened network outputs and targets of a regression split."""
+    out = np.asarray(net.forward(X), dtype=float)
+    t = np.asarray(y, dtype=float).reshape(out.shape[0], -1)
+    if t.shape != out.shape:
+        raise ValueError(f"targets of shape {np.shape(y)} do not match outputs {out.shape}")
+    return out.ravel(), t.ravel()
+
+
+def regression(net, data, path=None, *, title=None, figsize=None, dpi=100):
+    """Outputs against targets per split with the fitted line and R
+    (MATLAB's ``plotregression``), plus an "All" panel for several splits.
+
+    Parameters
+    ----------
+    net : Network
+        A regression network (its raw outputs are compared).
+    data : (X, y) or dict of {str: (X, y)}
+        E.g. ``{"Training": (X, y), "Validation": (Xv, yv), "Test": (Xt, yt)}``.
+    path : str or os.PathLike, optional
+    title : str, optional
+    figsize : (float, float), optional
+    dpi : int, default 100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    pairs = {name: _outputs_targets(net, X, y) for name, (X, y) in _splits(data).items()}
+    if len(pairs) > 1:
+        pairs["All"] = tuple(np.concatenate(v) for v in zip(*pairs.values()))
+    fig, axes = plt.subplots(1, len(pairs), squeeze=False,
+                             figsize=figsize or (3.8 * len(pairs), 3.8))
+    for a, (name, (out, t)) in zip(axes[0], pairs.items()):
+        r = float(np.corrcoef(t, out)[0, 1]) if t.size > 1 and np.ptp(t) > 0 else float("nan")
+        slope, icpt = np.polyfit(t, out, 1) if t.size > 1 and np.ptp(t) > 0 else (1.0, 0.0)
+        lo, hi = float(min(t.min(), out.min())), float(max(t.max(), out.max()))
+        a.plot(t, out, "o", markersize=3, alpha=0.6, label="Data")
+        a.plot([lo, hi], [slope * lo + icpt, slope * hi + icpt], "-", label="Fit")
+        a.plot([lo, hi], [lo, hi], ":", color="0.4", label="Y = T")
+        a.set_xlabel("Target")
+        a.set_ylabel(f"Output ~= {slope:.2f}*Target + {icpt:.2g}")
+        a.set_title(f"{name}: R={r:.5f}")
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, path, plt, dpi)
+
+
+def error_histogram(net, data, path=None, *, bins=20, ax=None, title=None,
+                    figsize=(6.0, 4.0), dpi=100):
+    """Histogram of the errors ``targets - outputs``, stacked per split
+    (MATLAB's ``ploterrhist``), with the zero-error line.
+
+    Parameters
+    ----------
+    net : Network
+        A regression network.
+    data : (X, y) or dict of {str: (X, y)}
+    path : str or os.PathLike, optional
+    bins : int, default 20
+    ax : matplotlib Axes, optional
+    title : str, optional
+    figsize : (float, float), default (6, 4)
+    dpi : int, default 100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    plt = _pyplot()
+    errors = {}
+    for name, (X, y) in _splits(data).items():
+        out, t = _outputs_targets(net, X, y)
+        errors[name] = t - out
+    fig, ax, own = _new_axes(plt, ax, figsize)
+    edges = np.histogram_bin_edges(np.concatenate(list(errors.values())), bins=int(bins))
+    ax.hist(list(errors.values()), bins=edges, stacked=True, label=list(errors))
+    ax.axvline(0.0, color="tab:red", linewidth=1.5, label="Zero Error")
+    ax.set_xlabel("Errors = Targets - Outputs")
+    ax.set_ylabel("Instances")
+    ax.set_title(title if title is not None else f"Error histogram with {int(bins)} bins")
+    ax.legend()
+    if own:
+        fig.tight_layout()
+    return _finish(fig, path, plt, dpi)
+
+
+def _labels(net, X, y):
+    """(true labels, predicted labels) of a single-label classifier."""
+    if net.loss_name == "binary_cross_entropy" and net.n_out != 1:
+        raise ValueError("confusion and roc need a single-label classifier "
+                         "(cross_entropy, or binary_cross_entropy with one output)")
+    if net.loss_name not in ("cross_entropy", "binary_cross_entropy"):
+        raise ValueError(f"confusion and roc need a classifier, not loss {net.loss_name!r}")
+    y = np.asarray(y)
+    if net.loss_name == "cross_entropy" and y.ndim == 2:
+        y = np.argmax(y, axis=1)       # probability / one-hot rows
+    y = y.reshape(-1)
+    if net.loss_name == "binary_cross_entropy":
+        y = (y >= 0.5).astype(int)
+    pred = np.asarray(net.predict(X)).reshape(-1)
+    if pred.shape != y.shape:
+        raise ValueError(f"{y.size} labels for {pred.size} predictions")
+    return y.astype(int), pred.astype(int)
+
+
+def confusion(net, X, y, path=None, *, ax=None, title=None, figsize=(5.0, 4.5), dpi=100):
+    """Confusion matrix of a classifier (rows: target class, columns: output
+    class) with counts and percentages of all samples (MATLAB's ``plotconfusion``).
+
+    Parameters
+    ----------
+    net : Network
+        ``cross_entropy``, or ``binary_cross_entropy`` with one output.
+    X, y : array_like
+        Inputs and targets (labels, or probability rows for cross-entropy).
+    path : str or os.PathLike, optional
+    ax : matplotlib Axes, optional
+    title : str, optional
+        Followed by the accuracy.
+    figsize : (float, float), default (5, 4.5)
+    dpi : int, default 100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.confusion_matrix`` holds the counts.
+    """
+    plt = _pyplot()
+    true, pred = _labels(net, X, y)
+    k = max(int(net.n_out), 2)
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (true, pred), 1)
+    fig, ax, own = _new_axes(plt, ax, figsize)
+    im = ax.imshow(matrix, cmap="Blues")
+    total = max(int(matrix.sum()), 1)
+    for i in range(k):
+        for j in range(k):
+            dark = matrix[i, j] > 0.6 * matrix.max()
+            ax.text(j, i, f"{matrix[i, j]}\n{100.0 * matrix[i, j] / total:.1f}%",
+                    ha="center", va="center", color="white" if dark else "black", fontsize=9)
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("Output class")
+    ax.set_ylabel("Target class")
+    accuracy = np.trace(matrix) / total
+    ax.set_title(f"{title if title is not None else 'Confusion matrix'} (accuracy {accuracy:.1%})")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if own:
+        fig.tight_layout()
+    fig.confusion_matrix = matrix
+    return _finish(fig, path, plt, dpi)
+
+
+def _roc_curve(true, scores):
+    """False and true positive rates over all thresholds (ties grouped), and the AUC."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, t = scores[order], true[order]
+    last_of_tie = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
+    tp = np.cumsum(t)[last_of_tie]
+    fp = (last_of_tie + 1) - tp
+    pos, neg = max(int(t.sum()), 1), max(int(t.size - t.sum()), 1)
+    fpr = np.r_[0.0, fp / neg]
+    tpr = np.r_[0.0, tp / pos]
+    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+
+
+def roc(net, X, y, path=None, *, ax=None, title=None, figsize=(5.0, 4.5), dpi=100):
+    """ROC curve of a binary classifier with its AUC (MATLAB's ``plotroc``).
+
+    Parameters
+    ----------
+    net : Network
+        ``binary_cross_entropy`` with one output, or ``cross_entropy`` with two
+        (the score is the probability of class 1).
+    X, y : array_like
+    path : str or os.PathLike, optional
+    ax : matplotlib Axes, optional
+    title : str, optional
+    figsize : (float, float), default (5, 4.5)
+    dpi : int, default 100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.auc`` holds the area under the curve.
+    """
+    true, _ = _labels(net, X, y)
+    if max(int(net.n_out), 2) != 2:
+        raise ValueError(f"roc needs a binary classifier, this one has {net.n_out} classes")
+    if true.min() == true.max():
+        raise ValueError("roc needs both classes among the targets")
+    proba = np.asarray(net.predict_proba(X), dtype=float)
+    scores = proba[:, -1]
+    plt = _pyplot()
+    fpr, tpr, auc = _roc_curve(true, scores)
+    fig, ax, own = _new_axes(plt, ax, figsize)
+    ax.plot(fpr, tpr, "-", label=f"ROC (AUC = {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="0.5", label="chance")
+    ax.set_xlabel("False positive rate")
+    ax.set_ylabel("True positive rate")
+    ax.set_title(title if title is not None else f"ROC, AUC = {auc:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    if own:
+        fig.tight_layout()
+    fig.auc = auc
+    return _finish(fig, path, plt, dpi)
+
+
+def diagnostics(net, history, data, directory, *, dpi=100):
+    """Write every diagnostic figure that applies, as PNG files in ``directory``.
+
+    ``performance.png`` always; ``training_state.png`` when the history has
+    training-state values; for regression networks ``regression.png`` and
+    ``error_histogram.png``; for single-label classifiers ``confusion.png``
+    (of the first split) and, when binary, ``roc.png``.
+
+    Parameters
+    ----------
+    net : Network
+    history : History or dict
+        The result of ``fit``.
+    data : (X, y) or dict of {str: (X, y)}
+        The splits to evaluate (``None`` values are skipped).
+    directory : str or os.PathLike
+        Created if missing.
+    dpi : int, default 100
+
+    Returns
+    -------
+    dict of {str: str}
+        Figure name -> path written.
+    """
+    os.makedirs(directory, exist_ok=True)
+    written = {}
+
+    def out(name):
+        written[name] = os.path.join(os.fspath(directory), name + ".png")
+        return written[name]
+
+    performance(history, path=out("performance"), dpi=dpi)
+    data_hist, _ = _history_dict(history)
+    if any(_series(data_hist, k) is not None for k, _, _ in _STATE_KEYS):
+        training_state(history, path=out("training_state"), dpi=dpi)
+    splits = _splits(data)
+    if net.loss_name == "mse":
+        regression(net, splits, path=out("regression"), dpi=dpi)
+        error_histogram(net, splits, path=out("error_histogram"), dpi=dpi)
+    elif net.loss_name == "cross_entropy" or net.n_out == 1:
+        name, (X, y) = next(iter(splits.items()))
+        confusion(net, X, y, path=out("confusion"), title=f"{name}: confusion matrix", dpi=dpi)
+        true, _ = _labels(net, X, y)
+        if max(int(net.n_out), 2) == 2 and true.min() != true.max():
+            roc(net, X, y, path=out("roc"), title=f"{name}: ROC", dpi=dpi)
+    return written

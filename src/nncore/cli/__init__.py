@@ -19,7 +19,9 @@ built-in data set (``nncore datasets`` lists them).
 
 ``train`` saves the model (``--out``, default ``model.npz``) and a plot of
 the training curves next to it (``model.png``; ``--plot PNG`` elsewhere,
-``--no-plot`` for none).
+``--no-plot`` for none). ``--plot-diagnostics DIR`` also writes MATLAB's
+diagnostic figures there (performance, training state, regression and error
+histogram or confusion matrix and ROC; see :func:`nncore.plot.diagnostics`).
 
 Features are standardised with the training split's mean and standard
 deviation; those statistics, the class labels and the task are stored in the

@@ -192,6 +192,11 @@ def _cmd_train(args):
     val_scores = _scores(meta, net, validation[0], yva) if validation is not None else {}
     rows = [(k, [train_scores[k], val_scores.get(k)]) for k in train_scores]
     _report(args, d, hist, elapsed, rows, loss)
+    if args.plot_diagnostics:
+        from ..plot import diagnostics
+        splits = {"Training": (Xtr_s, Ttr), "Validation": validation}
+        for path in diagnostics(net, hist, splits, args.plot_diagnostics).values():
+            print(f"diagnostic figure written to {path}")
     return 130 if interrupted else 0
 
 
@@ -238,5 +243,8 @@ def add_train_parser(sub):
                    help="where to write the training curves (default: the model's name "
                         "with .png)")
     t.add_argument("--no-plot", action="store_true", help="do not write the training curves")
+    t.add_argument("--plot-diagnostics", default=None, metavar="DIR",
+                   help="write the diagnostic figures (performance, training state, "
+                        "regression / confusion, ...) as PNG files into DIR")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=_cmd_train)
