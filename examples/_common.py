@@ -11,12 +11,15 @@ except ImportError:  # pragma: no cover - running from a source tree without ins
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 
-def setup(description):
-    """Parse the common options; return ``(args, pyplot)``."""
+def setup(description, add_arguments=None):
+    """Parse the common options (and the script's own, added by
+    ``add_arguments(parser)``); return ``(args, pyplot)``."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--fast", action="store_true",
                    help="tiny sizes and few epochs (used by the test suite)")
     p.add_argument("--out", default=".", metavar="DIR", help="directory for the figure")
+    if add_arguments is not None:
+        add_arguments(p)
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     import matplotlib
