@@ -298,11 +298,14 @@ cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floa
 
 cdef bint _tl_all_finite(const floating* p, Py_ssize_t n) noexcept nogil:
     """No inf or NaN in p[0:n]: x - x is exactly 0 for finite x, NaN otherwise. One
-    pass without an early exit, so it vectorises (a small cost next to a step)."""
+    pass without an early exit, in the array's own type, so it vectorises (a
+    small cost next to a step)."""
     cdef Py_ssize_t i
     cdef int bad = 0
+    cdef floating zero_or_nan
     for i in range(n):
-        bad |= (p[i] - p[i]) != 0
+        zero_or_nan = p[i] - p[i]
+        bad |= zero_or_nan != zero_or_nan
     return bad == 0
 
 

@@ -332,18 +332,19 @@ def _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start, test=
     return False
 
 
-def _diverged(net, workspace, st, epoch):
+def _diverged(net, workspace, epoch_state, epoch):
     """Put back the last parameters whose loss was finite; returns the error to raise."""
-    if st["have_backup"]:
+    if epoch_state["have_backup"]:
         np.copyto(net.params, workspace["backup"])
-    loss, step = st["loss"], st["step"]
+    loss, step = epoch_state["loss"], epoch_state["step"]
     if math.isfinite(loss):
         what = f"an update made the parameters inf or NaN (the step's loss was {loss})"
         loss = math.nan     # the loss at those parameters is undefined
     else:
         what = f"the loss became {loss}"
-    kept = ("the parameters of the last step whose loss was finite" if st["have_backup"]
-            else "its parameters from before training, where the loss was already not finite")
+    kept = ("the parameters of the last step whose loss was finite"
+            if epoch_state["have_backup"] else
+            "its parameters from before training, where the loss was already not finite")
     return DivergenceError(
         f"training diverged: {what} at epoch {epoch}, step {step} (0-based); the network "
         f"keeps {kept}. Try a smaller learning rate, gradient clipping (clip_norm=) or "
@@ -429,20 +430,21 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
     n_steps = -(-n // B)
     chunk = _chunk_steps(B, net.n_params)
 
-    def run(order, st, workspace):
+    def run(order, epoch_state, workspace):
         update = fused_update(params)     # this epoch's rate, the live state buffers
         opt_state = opt.init(params)
-        st["opt_step"] = opt_state.step
+        epoch_state["opt_step"] = opt_state.step
         try:
-            while st["step"] < n_steps and not st["diverged"]:
-                be.train_epoch(X, T, order, B, min(st["step"] + chunk, n_steps), params, grads,
-                               layers, net.loss_name, net._segments, l1, l2, update,
-                               state["drop_seed"], st, workspace)
+            while epoch_state["step"] < n_steps and not epoch_state["diverged"]:
+                stop = min(epoch_state["step"] + chunk, n_steps)
+                be.train_epoch(X, T, order, B, stop, params, grads, layers, net.loss_name,
+                               net._segments, l1, l2, update, state["drop_seed"], epoch_state,
+                               workspace)
         finally:
             # Ctrl-C lands between chunks: the state matches the parameters.
-            opt_state.step = st["opt_step"]
-            if st["grad_norm"] is not None:
-                opt.grad_norm = st["grad_norm"]
+            opt_state.step = epoch_state["opt_step"]
+            if epoch_state["grad_norm"] is not None:
+                opt.grad_norm = epoch_state["grad_norm"]
 
     return run
 
@@ -457,18 +459,18 @@ def _python_epoch(net, opt, X, T, B, augment, callbacks, state):
     aug_rng = state["aug_rng"]
     n_steps = -(-X.shape[0] // B)
 
-    def run(order, st, workspace):
+    def run(order, epoch_state, workspace):
         def loss_and_grad(xb, tb):
-            J, correct, st["counter"] = net._loss_grad(
+            J, correct, epoch_state["counter"] = net._loss_grad(
                 xb, tb, training=True, grad=True, seed=state["drop_seed"],
-                counter=st["counter"], count=count, acc=chunk_sums)
+                counter=epoch_state["counter"], count=count, acc=chunk_sums)
             return J + net._penalty(True), correct
 
         def on_batch(step, rows, loss):
             _call(callbacks, "on_batch_end", step, {"batch": step, "size": rows, "loss": loss})
 
         _epoch.step_loop(be, X, T, order, B, 1 if order is None else n_steps, params,
-                         loss_and_grad, lambda: opt.step(params, grads), st, workspace,
+                         loss_and_grad, lambda: opt.step(params, grads), epoch_state, workspace,
                          None if augment is None else (lambda xb: augment(xb, aug_rng)),
                          on_batch)
 
@@ -495,18 +497,18 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
         lr = float(opt.current_lr) if hasattr(opt, "current_lr") else math.nan
         if order is not None and shuffle:
             state["shuffle_rng"].shuffle(order)
-        st = _epoch.new_state(counter=state["counter"], count=net.is_classifier)
-        st["have_backup"] = have_backup
+        epoch_state = _epoch.new_state(counter=state["counter"], count=net.is_classifier)
+        epoch_state["have_backup"] = have_backup
         try:
-            run_epoch(order, st, workspace)
+            run_epoch(order, epoch_state, workspace)
         finally:
-            state["counter"] = st["counter"]
-            have_backup = st["have_backup"]
-        if st["diverged"]:
-            raise _diverged(net, workspace, st, epoch)
-        logs = {"loss": st["loss_sum"] / n_steps}
+            state["counter"] = epoch_state["counter"]
+            have_backup = epoch_state["have_backup"]
+        if epoch_state["diverged"]:
+            raise _diverged(net, workspace, epoch_state, epoch)
+        logs = {"loss": epoch_state["loss_sum"] / n_steps}
         if net.is_classifier:
-            logs["accuracy"] = st["correct"] / judged
+            logs["accuracy"] = epoch_state["correct"] / judged
         logs["lr"] = lr
         if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start,
                       state["test"]):
