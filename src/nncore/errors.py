@@ -16,10 +16,11 @@ class InvalidParameterError(ValueError, TypeError):
 
 
 class DivergenceError(RuntimeError):
-    """Training stopped because the loss became NaN or infinite.
+    """Training stopped because a step's loss, or the parameters an update made,
+    became NaN or infinite (the last step of ``fit`` included).
 
-    The network is left at its last finite parameters (those from before the
-    step whose loss was not finite).
+    The network is left at the parameters of the last step whose loss was
+    finite (the point that loss was computed at).
 
     Parameters
     ----------
@@ -36,7 +37,8 @@ class DivergenceError(RuntimeError):
     step : int
         0-based step (batch) within that epoch.
     loss : float
-        The offending loss value.
+        The offending loss value; NaN when an update made the parameters
+        inf or NaN (the loss there is undefined).
     """
 
     def __init__(self, message, *, epoch=None, step=None, loss=None):
