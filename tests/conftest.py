@@ -6,10 +6,19 @@ backend choice into each other.
 """
 
 import os
+import signal
 
 import pytest
 
 import nncore.backend as _backend
+
+
+def pytest_configure(config):
+    # A shell without job control starts background commands with SIGINT
+    # ignored, and Python then keeps it ignored: the Ctrl-C tests would wait
+    # forever. Give the test process Python's own handler whatever started it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
