@@ -182,7 +182,7 @@ def test_rprop_bad_hyper_parameters_and_calls():
     before = (p.copy(), opt.state["step_size"].copy())
     with pytest.raises(ValueError, match="reset"):
         opt.step(np.zeros(4), np.ones(4))
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         opt.step(p, np.ones(3, np.float32))
     np.testing.assert_array_equal(p, before[0])
     np.testing.assert_array_equal(opt.state["step_size"], before[1])
@@ -399,3 +399,17 @@ def test_powell_beale_restart_rule():
     assert all(r for t, r in zip(tests, restarted) if t)
     with pytest.raises(ValueError):
         ConjugateGradient(restart="powell")
+
+
+def test_classic_step_checks_are_the_first_order_ones():
+    """Rprop/Quickprop.step reject bad arrays exactly as Adam.step does (one policy)."""
+    from nncore.optim import Adam
+    bad = [(np.zeros(0), np.zeros(0)), (np.zeros(3, np.float16), np.zeros(3, np.float16)),
+           (np.zeros(3), np.zeros(3, np.float32)), (np.zeros(3), np.zeros(4)),
+           (np.zeros((3, 1)), np.zeros((3, 1))), ([0.0, 0.0], [1.0, 1.0])]
+    for params, grads in bad:
+        with pytest.raises(Exception) as ref:
+            Adam().step(params, grads)
+        for opt in (Rprop(), Quickprop()):
+            with pytest.raises(type(ref.value)):
+                opt.step(params, grads)

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import backend as _backend
 from ..errors import InvalidParameterError
+from ._first_order import check_flat_pair
 from ._full_batch import FullBatchOptimizer
 
 __all__ = ["Rprop", "Quickprop", "ScaledConjugateGradient", "RPROP_VARIANTS"]
@@ -95,17 +96,7 @@ class _PerWeight:
         return f"{type(self).__name__}({args})"
 
     def _check_arrays(self, params, grads):
-        for name, a in (("params", params), ("grads", grads)):
-            if not isinstance(a, np.ndarray):
-                raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-            if a.dtype not in (np.float32, np.float64) or a.ndim != 1:
-                raise ValueError(f"{name} must be a 1-D float32/float64 array, "
-                                 f"got {a.dtype} with shape {a.shape}")
-        if grads.shape != params.shape or grads.dtype != params.dtype:
-            raise ValueError(f"grads ({grads.dtype}, {grads.shape}) must match params "
-                             f"({params.dtype}, {params.shape})")
-        if not params.flags.writeable or not params.flags.c_contiguous:
-            raise ValueError("params must be a writable C-contiguous array")
+        check_flat_pair(params, grads)
         if self._bufs is not None:
             first = self._bufs[self._buffers[0]]
             if first.shape != params.shape or first.dtype != params.dtype:

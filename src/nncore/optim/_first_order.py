@@ -64,6 +64,28 @@ def _check_lr(lr):
 
 # --------------------------------------------------------------------------- base class
 
+def check_flat_pair(params, grads):
+    """The checks every ``opt.step(params, grads)`` makes: two flat, contiguous,
+    non-empty float arrays of one length and dtype, ``params`` writable."""
+    for name, a in (("params", params), ("grads", grads)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D (flat) array, got shape {a.shape}")
+        if a.size == 0:
+            raise ValueError(f"{name} is empty")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be contiguous")
+    if not params.flags.writeable:
+        raise ValueError("params is updated in place and must be writable")
+    if grads.shape != params.shape:
+        raise ValueError(f"grads has length {grads.size}, params has length {params.size}")
+    if grads.dtype != params.dtype:
+        raise TypeError(f"grads has dtype {grads.dtype}, params has dtype {params.dtype}")
+
+
 class OptimizerState:
     """What a first-order optimizer carries from one step to the next (optax's state).
 
@@ -251,23 +273,7 @@ class Optimizer:
     # ------------------------------------------------------------------ stepping
 
     def _check_arrays(self, params, grads):
-        for name, a in (("params", params), ("grads", grads)):
-            if not isinstance(a, np.ndarray):
-                raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
-            if a.dtype not in (np.float32, np.float64):
-                raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
-            if a.ndim != 1:
-                raise ValueError(f"{name} must be a 1-D (flat) array, got shape {a.shape}")
-            if a.size == 0:
-                raise ValueError(f"{name} is empty")
-            if not a.flags.c_contiguous:
-                raise ValueError(f"{name} must be contiguous")
-        if not params.flags.writeable:
-            raise ValueError("params is updated in place and must be writable")
-        if grads.shape != params.shape:
-            raise ValueError(f"grads has length {grads.size}, params has length {params.size}")
-        if grads.dtype != params.dtype:
-            raise TypeError(f"grads has dtype {grads.dtype}, params has dtype {params.dtype}")
+        check_flat_pair(params, grads)
 
     def _clip_scale(self, grads):
         """torch.nn.utils.clip_grad_norm_'s factor ``min(1, clip / (||g|| + 1e-6))``."""
