@@ -101,6 +101,22 @@ class History:
             series.append(values.get(key, math.nan))
         self.epoch.append(int(epoch))
 
+    def declare(self, keys):
+        """Give each metric in ``keys`` a series if it has none yet.
+
+        A run stopped before its first epoch ended (Ctrl-C, divergence) still
+        has the metrics it would have recorded, as empty lists (NaN-padded
+        if epochs were recorded already), so ``history["loss"]`` never raises.
+
+        Parameters
+        ----------
+        keys : iterable of str
+            Metric names.
+        """
+        for key in keys:
+            if key not in self.history:
+                self.history[str(key)] = [math.nan] * len(self.epoch)
+
     def __len__(self):
         return len(self.epoch)
 

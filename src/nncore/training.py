@@ -298,13 +298,31 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
             runner(net, opt, Xa, T, Xv, Tv, batch_size, epochs, shuffle, callbacks, augment,
                    state, history, bar)
         _call(callbacks, "on_train_end", dict(_last_logs(history)))
-    except KeyboardInterrupt:
-        history.stop_reason = "interrupted"
+    except BaseException as exc:
+        # Stopped in the first epoch, the record still has its metrics (empty).
+        history.declare(_record_keys(net, opt, Xv is not None, test is not None))
+        if isinstance(exc, KeyboardInterrupt):
+            history.stop_reason = "interrupted"
         raise
     finally:
         if bar is not None:
             bar.close()
     return history
+
+
+def _record_keys(net, opt, validation, test):
+    """The metrics every epoch of this fit records (see ``fit``'s Returns)."""
+    def loss_keys(prefix):
+        return [prefix + "loss"] + ([prefix + "accuracy"] if net.is_classifier else [])
+
+    keys = loss_keys("") + ["lr"]
+    if getattr(opt, "full_batch", False):
+        keys += ["nfev", "ngev", "grad_norm", "step_norm"]
+    if validation:
+        keys += loss_keys("val_") + ["val_fail"]
+    if test:
+        keys += loss_keys("test_")
+    return keys + ["time"]
 
 
 def _last_logs(history):
