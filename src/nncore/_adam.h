@@ -26,8 +26,8 @@
    k * unit (unit = 2^-149 in float32, 2^-1074 in float64) with rne(w k) == 0,
    i.e. k <= kmax (for beta1 = 0.9: 4 in float32, 5 in float64): m + w (0 - m)
    rounds back to m. On x86 every vector instruction that touches a subnormal
-   takes a microcode assist; with a dead network the update ran about twice as
-   slow (bench/bench_perf.py -k dead_units). Flushing subnormals (FTZ/DAZ)
+   takes a microcode assist, so with a dead network the update slows down
+   (bench/bench_perf.py -k dead_units measures it). Flushing subnormals (FTZ/DAZ)
    would change results, so instead a lane is recognised as frozen -- zero
    gradient, subnormal m with |k| <= kmax, |p decay| >= pthr, v zero / a
    positive normal / a subnormal at its own fixed point (k_v <= kvmax) -- and

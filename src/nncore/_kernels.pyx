@@ -89,9 +89,9 @@ N_ACTIVATIONS = N_ACT
 
 cdef int _num_threads = max(1, min(nnc_omp_max_threads(), MAX_THREADS))
 # 4M elements: below that, an OpenMP region next to OpenBLAS's own spinning
-# pool makes the two fight on a small machine (measured on 2 cores: bfgs_update
-# at n = 610 took 17 ms on 2 threads vs 0.25 ms on 1; a 784-256-256-10 Adam step
-# ~10 ms vs ~0.7 ms), while a memory-bound loop gains little from threads anyway.
+# pool makes the two fight on a small machine (a BFGS update or a mid-sized Adam
+# step on 2 threads ran many times slower than on 1),
+# while a memory-bound loop gains little from threads anyway.
 cdef Py_ssize_t _par_min = 1 << 22
 # The same threshold for the two reductions (sum_squares_k, regularize_k):
 # their sums depend on the split, so the epoch loop, which lowers _par_min for

@@ -66,6 +66,9 @@ cdef enum:
     TL_RMSPROP = 2
     TL_ADAM = 3
 
+# Layer kinds of the ``ops`` tuples (nncore.backend._epoch parses layers into them).
+LOOP_LAYER_KINDS = {"dense": TL_DENSE, "dropout": TL_DROPOUT}
+
 # The optimizers this loop runs, by the ``kind`` of their lowering
 # (nncore.optim.Optimizer.fused_update): kind -> (code, the hyper-parameters
 # train_epoch_loop reads by name, the numbers of state buffers it accepts).
@@ -114,34 +117,34 @@ cdef double TL_CLIP_EPS = 1e-6
 
 
 cdef struct TLLayer:
-    int kind
+    int kind                  # TL_DENSE or TL_DROPOUT
     int n_in
     int n_out
-    int act
+    int act                   # activation code (Dense)
     Py_ssize_t w_off          # W at params[w_off : w_off + n_in*n_out], b right after
     Py_ssize_t b_off
-    double rate
+    double rate               # dropout rate (Dropout)
     void* out                 # (B, n_out) outputs of this layer
-    void* mask                # (B, n_out) dropout mask (dropout only)
-    void* dx                  # (B, n_in) input gradient; NULL for the first Dense
-    void* inp                 # the input this layer saw in the current step
+    void* mask                # (B, n_out) dropout mask (Dropout only)
+    void* input_grad          # (B, n_in) gradient of the input; NULL for the first Dense
+    void* layer_input         # the input this layer saw in the current step
 
 
 cdef struct TLOpt:
-    int kind
+    int kind                  # TL_SGD, TL_ADAGRAD, TL_RMSPROP or TL_ADAM
     double lr
-    double clip               # 0: no clipping
-    double wd                 # coupled weight decay (grad + wd * param)
+    double clip_norm          # 0: no clipping
+    double weight_decay       # coupled: the update reads grad + weight_decay * param
     double momentum
     double dampening
     bint nesterov
     double eps
     double lr_decay
-    bint inside               # eps_inside_sqrt
+    bint eps_inside_sqrt
     double alpha
     double beta1
     double beta2
-    double decoupled          # AdamW's decay
+    double decoupled_decay    # AdamW's weight decay (p *= 1 - lr * decoupled_decay)
 
 
 cdef struct TLState:
@@ -157,14 +160,14 @@ cdef struct TLState:
     bint have_backup
 
 
-cdef inline void _tl_gather(const floating_in* X, Py_ssize_t d, const int64_t* idx,
-                            Py_ssize_t r, floating* out) noexcept nogil:
-    """out[i, :] := X[idx[i], :] (exact copy or C conversion, as gather_rows_k)."""
+cdef inline void _tl_gather(const floating_in* X, Py_ssize_t d, const int64_t* rows_idx,
+                            Py_ssize_t rows, floating* out) noexcept nogil:
+    """out[i, :] := X[rows_idx[i], :] (exact copy or C conversion, as gather_rows_k)."""
     cdef Py_ssize_t i, j
     cdef const floating_in* src
     cdef floating* dst
-    for i in range(r):
-        src = X + idx[i] * d
+    for i in range(rows):
+        src = X + rows_idx[i] * d
         dst = out + i * d
         if sizeof(floating_in) == sizeof(floating):
             memcpy(dst, src, d * sizeof(floating))
@@ -173,71 +176,72 @@ cdef inline void _tl_gather(const floating_in* X, Py_ssize_t d, const int64_t* i
                 dst[j] = <floating>src[j]
 
 
-cdef inline void _tl_gather_t(const void* T, bint t_double, Py_ssize_t k,
-                              const int64_t* idx, Py_ssize_t r, floating* out) noexcept nogil:
-    """out[i, :] := T[idx[i], :] for float32 or float64 targets (as gather_rows_k)."""
+cdef inline void _tl_gather_targets(const void* targets, bint targets_f64, Py_ssize_t k,
+                                    const int64_t* rows_idx, Py_ssize_t rows,
+                                    floating* out) noexcept nogil:
+    """out[i, :] := targets[rows_idx[i], :] for float32 or float64 targets (as gather_rows_k)."""
     cdef Py_ssize_t i, j
-    cdef const double* s64
-    cdef const float* s32
+    cdef const double* src64
+    cdef const float* src32
     cdef floating* dst
-    for i in range(r):
+    for i in range(rows):
         dst = out + i * k
-        if t_double:
-            s64 = <const double*>T + idx[i] * k
+        if targets_f64:
+            src64 = <const double*>targets + rows_idx[i] * k
             for j in range(k):
-                dst[j] = <floating>s64[j]
+                dst[j] = <floating>src64[j]
         else:
-            s32 = <const float*>T + idx[i] * k
+            src32 = <const float*>targets + rows_idx[i] * k
             for j in range(k):
-                dst[j] = <floating>s32[j]
+                dst[j] = <floating>src32[j]
 
 
 cdef inline Py_ssize_t _tl_argmax(const floating* x, Py_ssize_t k) noexcept nogil:
     """numpy.argmax of a row: the first maximum, or the first NaN."""
     cdef Py_ssize_t j, best = 0
-    cdef floating m = x[0]
-    if m != m:
+    cdef floating top = x[0]
+    if top != top:
         return 0
     for j in range(1, k):
         if x[j] != x[j]:
             return j
-        if x[j] > m:
-            m = x[j]
+        if x[j] > top:
+            top = x[j]
             best = j
     return best
 
 
-cdef int64_t _tl_count(int loss, const floating* out, const floating* t,
-                       const int64_t* lab, Py_ssize_t r, Py_ssize_t k) noexcept nogil:
-    """Correct predictions in a batch (rows; entries for BCE), as Network._count_correct."""
+cdef int64_t _tl_count(int loss_code, const floating* logits, const floating* targets,
+                       const int64_t* labels, Py_ssize_t rows, Py_ssize_t k) noexcept nogil:
+    """Correct predictions in a batch (rows; entries for BCE), as the loss's count_correct."""
     cdef Py_ssize_t i
-    cdef int64_t c = 0
-    if loss == TL_BCE:
-        for i in range(r * k):
-            c += (out[i] >= 0) == (t[i] >= 0.5)
-        return c
-    for i in range(r):
-        if loss == TL_CE:
-            c += _tl_argmax(out + i * k, k) == lab[i]
+    cdef int64_t correct = 0
+    if loss_code == TL_BCE:
+        for i in range(rows * k):
+            correct += (logits[i] >= 0) == (targets[i] >= 0.5)
+        return correct
+    for i in range(rows):
+        if loss_code == TL_CE:
+            correct += _tl_argmax(logits + i * k, k) == labels[i]
         else:
-            c += _tl_argmax(out + i * k, k) == _tl_argmax(t + i * k, k)
-    return c
+            correct += _tl_argmax(logits + i * k, k) == _tl_argmax(targets + i * k, k)
+    return correct
 
 
-cdef inline void _tl_bias_act(floating* out, const floating* b, Py_ssize_t r, Py_ssize_t k,
+cdef inline void _tl_bias_act(floating* out, const floating* b, Py_ssize_t rows, Py_ssize_t k,
                               int act) noexcept nogil:
     """out := f(out + b), rows split over threads only for large blocks (same bits)."""
     cdef Py_ssize_t c
-    cdef int nt = _threads_for(r * k)
-    if nt == 1 or r < nt:
-        _bias_act_rows(out, b, 0, r, k, act)
+    cdef int nt = _threads_for(rows * k)
+    if nt == 1 or rows < nt:
+        _bias_act_rows(out, b, 0, rows, k, act)
     else:
         for c in prange(nt, num_threads=nt, schedule='static'):
-            _bias_act_rows(out, b, (r * c) // nt, (r * (c + 1)) // nt, k, act)
+            _bias_act_rows(out, b, (rows * c) // nt, (rows * (c + 1)) // nt, k, act)
 
 
-# Frozen-lane recognition in the Adam loop (see the C block above). It never
-# changes a bit; the switch exists so tests can run both paths.
+# Frozen-lane recognition in the Adam loop (see _adam.h). It never changes a
+# bit; the switch exists so tests can run both paths.
 cdef bint _adam_freeze = True
 
 
@@ -250,50 +254,52 @@ def _set_adam_freeze(bint on):
 
 
 cdef inline void _tl_adam_chunk(floating[::1] p, const floating[::1] g, floating[::1] m,
-                                floating[::1] v, floating* bk, Py_ssize_t lo, Py_ssize_t hi, double decay,
-                                double w, double omw, bint lerp_small, double beta2,
-                                double omb2, double bc2, double sqrt_bc2, double eps,
-                                double neg_step, bint inside, double gscale, uint64_t kmax,
-                                uint64_t kvmax, double pthr) noexcept nogil:
+                                floating[::1] v, floating* backup, Py_ssize_t lo, Py_ssize_t hi,
+                                double decay, double w, double omw, bint lerp_small,
+                                double beta2, double omb2, double bc2, double sqrt_bc2,
+                                double eps, double neg_step, bint eps_inside_sqrt,
+                                double grad_scale, uint64_t kmax, uint64_t kvmax,
+                                double pthr) noexcept nogil:
     # Scalars rounded to the array dtype first, as the other update kernels do.
     if floating is float:
-        nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], bk, lo, hi, <float>decay, <float>w, <float>omw,
-                     <float>beta2, <float>omb2, <float>bc2, <float>sqrt_bc2, <float>eps,
-                     <float>neg_step, <float>gscale, lerp_small, inside, <uint32_t>kmax,
-                     <uint32_t>kvmax, <float>pthr)
+        nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], backup, lo, hi, <float>decay, <float>w,
+                     <float>omw, <float>beta2, <float>omb2, <float>bc2, <float>sqrt_bc2,
+                     <float>eps, <float>neg_step, <float>grad_scale, lerp_small,
+                     eps_inside_sqrt, <uint32_t>kmax, <uint32_t>kvmax, <float>pthr)
     else:
-        nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], bk, lo, hi, decay, w, omw, beta2, omb2, bc2,
-                     sqrt_bc2, eps, neg_step, gscale, lerp_small, inside, kmax, kvmax, pthr)
+        nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], backup, lo, hi, decay, w, omw, beta2, omb2,
+                     bc2, sqrt_bc2, eps, neg_step, grad_scale, lerp_small, eps_inside_sqrt,
+                     kmax, kvmax, pthr)
 
 
 cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
-                   floating* bk, double decay, double w, double omw, bint lerp_small, double beta2,
-                   double omb2, double bc2, double sqrt_bc2, double eps, double neg_step,
-                   bint inside, double gscale) noexcept nogil:
+                   floating* backup, double decay, double w, double omw, bint lerp_small,
+                   double beta2, double omb2, double bc2, double sqrt_bc2, double eps,
+                   double neg_step, bint eps_inside_sqrt, double grad_scale) noexcept nogil:
     """p *= 1 − lr·wd;  m := lerp(m, g, 1−β1);  v := β2 v + (1−β2) g²;
     p −= (lr/bc1) · m / (√v/√bc2 + ε), through the multiversioned C loop;
-    with ``bk`` it also copies the parameters there before updating them."""
+    with ``backup`` it also copies the parameters there before updating them."""
     cdef Py_ssize_t n = p.shape[0], c
     cdef int nt = _threads_for(n)
     cdef uint64_t kmax, kvmax
     cdef double pthr
     # Frozen-lane thresholds from the scalars as the kernel sees them.
     if floating is float:
-        nnc_adam_freeze(1, <float>w, <float>omw, lerp_small, <float>beta2, <float>eps, inside,
-                        <float>neg_step, &kmax, &kvmax, &pthr)
+        nnc_adam_freeze(1, <float>w, <float>omw, lerp_small, <float>beta2, <float>eps,
+                        eps_inside_sqrt, <float>neg_step, &kmax, &kvmax, &pthr)
     else:
-        nnc_adam_freeze(0, w, omw, lerp_small, beta2, eps, inside, neg_step, &kmax, &kvmax,
-                        &pthr)
+        nnc_adam_freeze(0, w, omw, lerp_small, beta2, eps, eps_inside_sqrt, neg_step, &kmax,
+                        &kvmax, &pthr)
     if not _adam_freeze:
         kmax = 0
     if nt == 1:     # no OpenMP region at all for small buffers
-        _tl_adam_chunk(p, g, m, v, bk, 0, n, decay, w, omw, lerp_small, beta2, omb2, bc2,
-                       sqrt_bc2, eps, neg_step, inside, gscale, kmax, kvmax, pthr)
+        _tl_adam_chunk(p, g, m, v, backup, 0, n, decay, w, omw, lerp_small, beta2, omb2, bc2,
+                       sqrt_bc2, eps, neg_step, eps_inside_sqrt, grad_scale, kmax, kvmax, pthr)
     else:
         for c in prange(nt, num_threads=nt, schedule='static'):
-            _tl_adam_chunk(p, g, m, v, bk, _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n), decay, w,
-                           omw, lerp_small, beta2, omb2, bc2, sqrt_bc2, eps, neg_step, inside,
-                           gscale, kmax, kvmax, pthr)
+            _tl_adam_chunk(p, g, m, v, backup, _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n),
+                           decay, w, omw, lerp_small, beta2, omb2, bc2, sqrt_bc2, eps,
+                           neg_step, eps_inside_sqrt, grad_scale, kmax, kvmax, pthr)
 
 
 cdef bint _tl_all_finite(const floating* p, Py_ssize_t n) noexcept nogil:
@@ -309,265 +315,344 @@ cdef bint _tl_all_finite(const floating* p, Py_ssize_t n) noexcept nogil:
     return bad == 0
 
 
-cdef void _tl_update(TLOpt* o, TLState* st, floating[::1] params, floating[::1] grads,
-                     floating[::1] buf1, floating[::1] buf2, floating[::1] scratch,
-                     floating[::1] gv, floating* bk) noexcept nogil:
+cdef double _tl_clip_scale(TLOpt* opt, TLState* progress, floating[::1] grads) noexcept nogil:
+    """The clipping factor min(1, clip_norm / (‖g‖ + 1e-6)) (1 without clipping);
+    records the norm."""
+    cdef double grad_norm, ratio
+    if opt.clip_norm <= 0.0:
+        return 1.0
+    grad_norm = sqrt(sum_squares_k(grads))
+    progress.grad_norm = grad_norm
+    progress.have_grad_norm = True
+    ratio = opt.clip_norm / (grad_norm + TL_CLIP_EPS)
+    return ratio if ratio < 1.0 else 1.0     # min(1.0, ratio), NaN -> 1.0 as Python's min
+
+
+cdef void _tl_couple_decay(floating[::1] params, floating[::1] grads,
+                           floating[::1] decayed_grads, double grad_scale,
+                           double weight_decay) noexcept nogil:
+    """decayed_grads := grads * grad_scale + weight_decay * params (torch's coupled
+    decay after clipping; grads stay intact)."""
+    cdef Py_ssize_t i, n = params.shape[0]
+    cdef floating* out = &decayed_grads[0]
+    cdef const floating* grad_ptr = &grads[0]
+    cdef const floating* param_ptr = &params[0]
+    cdef floating scale = <floating>grad_scale
+    cdef floating decay = <floating>weight_decay
+    if grad_scale == 1.0:
+        memcpy(out, grad_ptr, n * sizeof(floating))
+    else:
+        for i in range(n):
+            out[i] = grad_ptr[i] * scale
+    for i in range(n):
+        out[i] = out[i] + decay * param_ptr[i]
+
+
+cdef void _tl_update(TLOpt* opt, TLState* progress, floating[::1] params, floating[::1] grads,
+                     floating[::1] first_state, floating[::1] second_state,
+                     floating[::1] decayed_grads, floating[::1] update_grads,
+                     floating* backup) noexcept nogil:
     """One optimizer step, as nncore.optim's step() + the backend wrappers compute it.
 
-    ``gv`` is what the update kernel reads: ``grads``, or ``scratch`` (which
-    receives the clipped gradient plus the coupled decay) when ``o.wd != 0``.
-    The parameters are first saved to ``bk`` (inside Adam's pass, which reads
+    ``update_grads`` is what the update kernel reads: ``grads``, or
+    ``decayed_grads`` (which receives the clipped gradient plus the coupled
+    decay) when ``opt.weight_decay != 0``. ``first_state`` is the optimizer's
+    first state buffer (SGD's momentum, Adagrad's sum of squares, RMSprop's
+    square average, Adam's exp_avg), ``second_state`` Adam's exp_avg_sq. The
+    parameters are first saved to ``backup`` (inside Adam's pass, which reads
     them anyway; a copy for the others)."""
-    cdef double gs = 1.0, norm, x, decay, w, bc1, bc2, clr
-    cdef Py_ssize_t i, n = params.shape[0]
-    cdef floating* S
-    cdef const floating* G = &grads[0]
-    cdef const floating* P = &params[0]
-    cdef floating fgs, fwd
-    cdef bint coupled = o.wd != 0.0
-    st.opt_step += 1
-    if o.clip > 0.0:
-        norm = sqrt(sum_squares_k(grads))
-        st.grad_norm = norm
-        st.have_grad_norm = True
-        x = o.clip / (norm + TL_CLIP_EPS)
-        gs = x if x < 1.0 else 1.0          # min(1.0, x), NaN -> 1.0 as Python's min
-    if coupled:
-        # torch's grad + wd * param after clipping, in scratch (grads stay intact).
-        S = &scratch[0]
-        if gs == 1.0:
-            memcpy(S, G, n * sizeof(floating))
-        else:
-            fgs = <floating>gs
-            for i in range(n):
-                S[i] = G[i] * fgs
-        fwd = <floating>o.wd
-        for i in range(n):
-            S[i] = S[i] + fwd * P[i]
-        gs = 1.0
-    if o.kind != TL_ADAM:
-        memcpy(bk, P, n * sizeof(floating))
-    if o.kind == TL_SGD:
-        sgd_k(params, gv, buf1, o.lr, o.momentum, o.dampening,
-              o.nesterov, st.opt_step == 1, gs)
-    elif o.kind == TL_ADAGRAD:
-        clr = o.lr / (1.0 + <double>(st.opt_step - 1) * o.lr_decay)
-        adagrad_k(params, gv, buf1, clr, o.eps, o.inside, gs)
-    elif o.kind == TL_RMSPROP:
-        rmsprop_k(params, gv, buf1, o.lr, o.alpha, o.eps,
-                  o.inside, gs)
+    cdef double grad_scale, decoupled, w, bc1, bc2, clr
+    cdef Py_ssize_t n = params.shape[0]
+    progress.opt_step += 1
+    grad_scale = _tl_clip_scale(opt, progress, grads)
+    if opt.weight_decay != 0.0:
+        _tl_couple_decay(params, grads, decayed_grads, grad_scale, opt.weight_decay)
+        grad_scale = 1.0
+    if opt.kind != TL_ADAM:
+        memcpy(backup, &params[0], n * sizeof(floating))
+    if opt.kind == TL_SGD:
+        sgd_k(params, update_grads, first_state, opt.lr, opt.momentum, opt.dampening,
+              opt.nesterov, progress.opt_step == 1, grad_scale)
+    elif opt.kind == TL_ADAGRAD:
+        clr = opt.lr / (1.0 + <double>(progress.opt_step - 1) * opt.lr_decay)
+        adagrad_k(params, update_grads, first_state, clr, opt.eps, opt.eps_inside_sqrt,
+                  grad_scale)
+    elif opt.kind == TL_RMSPROP:
+        rmsprop_k(params, update_grads, first_state, opt.lr, opt.alpha, opt.eps,
+                  opt.eps_inside_sqrt, grad_scale)
     else:
         # The scalars of nncore.backend._cython.adam_step, in the same order.
-        decay = 1.0 - o.lr * o.decoupled if o.decoupled != 0.0 else 1.0
-        w = 1.0 - o.beta1
-        bc1 = 1.0 - c_pow(o.beta1, <double>st.opt_step)
-        bc2 = 1.0 - c_pow(o.beta2, <double>st.opt_step)
-        _tl_adam(params, gv, buf1, buf2, bk, decay, w, 1.0 - w,
-               w < 0.5, o.beta2, 1.0 - o.beta2, bc2, c_pow(bc2, 0.5), o.eps,
-               -(o.lr / bc1), o.inside, gs)
+        decoupled = 1.0 - opt.lr * opt.decoupled_decay if opt.decoupled_decay != 0.0 else 1.0
+        w = 1.0 - opt.beta1
+        bc1 = 1.0 - c_pow(opt.beta1, <double>progress.opt_step)
+        bc2 = 1.0 - c_pow(opt.beta2, <double>progress.opt_step)
+        _tl_adam(params, update_grads, first_state, second_state, backup, decoupled, w, 1.0 - w,
+                 w < 0.5, opt.beta2, 1.0 - opt.beta2, bc2, c_pow(bc2, 0.5), opt.eps,
+                 -(opt.lr / bc1), opt.eps_inside_sqrt, grad_scale)
 
 
-cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void* T,
-                  bint t_double, const int64_t[::1] order, Py_ssize_t B, Py_ssize_t stop,
-                  floating[::1] params, floating[::1] grads, TLLayer* L, int nl, int loss,
-                  const int64_t[:, ::1] segments, double l1, double l2, bint has_reg,
-                  TLOpt* o, floating[::1] buf1, floating[::1] buf2, floating[::1] scratch,
-                  floating[::1] backup, floating* xbuf, floating[:, ::1] tbuf,
-                  int64_t[::1] lbuf, floating[:, ::1] logits, floating[:, ::1] gout,
-                  uint64_t seed, bint count, TLState* st) noexcept nogil:
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = gout.shape[1]
-    cdef Py_ssize_t j, s, r, i, li, tot
-    cdef floating* P = &params[0]
-    cdef floating* G = &grads[0]
-    cdef floating* h
-    cdef floating* g
+cdef void _tl_forward(TLLayer* layers, int n_layers, const floating* param_ptr,
+                      floating* batch_x, Py_ssize_t rows, uint64_t dropout_seed,
+                      TLState* progress) noexcept nogil:
+    """Forward pass of ``rows`` rows: each layer's output in its ``out`` buffer."""
+    cdef floating* layer_input = batch_x
     cdef floating* out
-    cdef TLLayer* Lp
-    cdef const int64_t* idx
-    cdef double J, pen, lossv
+    cdef TLLayer* layer
+    cdef Py_ssize_t n_mask
+    cdef int li
+    for li in range(n_layers):
+        layer = &layers[li]
+        layer.layer_input = layer_input
+        out = <floating*>layer.out
+        if layer.kind == TL_DENSE:
+            _gemm_rm(False, False, <int>rows, layer.n_out, layer.n_in, 1, layer_input,
+                     layer.n_in, param_ptr + layer.w_off, layer.n_out, 0, out, layer.n_out)
+            _tl_bias_act(out, param_ptr + layer.b_off, rows, layer.n_out, layer.act)
+        else:
+            n_mask = rows * layer.n_out
+            _dropout_chunk(dropout_seed, progress.counter, layer.rate,
+                           <floating>(1.0 / (1.0 - layer.rate)), <floating*>layer.mask, 0,
+                           n_mask)
+            progress.counter += <uint64_t>n_mask
+            _multiply_chunk(layer_input, <floating*>layer.mask, out, 0, n_mask)
+        layer_input = out
+
+
+cdef void _tl_backward(TLLayer* layers, int n_layers, const floating* param_ptr,
+                       floating* grad_ptr, floating* output_grad,
+                       Py_ssize_t rows) noexcept nogil:
+    """Backward pass from the loss gradient ``output_grad`` (overwritten, as are the
+    layers' input gradients): the parameter gradients at ``grad_ptr``."""
+    cdef floating* upstream = output_grad
+    cdef TLLayer* layer
+    cdef int li
+    for li in range(n_layers - 1, -1, -1):
+        layer = &layers[li]
+        if layer.kind == TL_DENSE:
+            # delta := upstream * f'(Y), db := column sums; dW := inputᵀ delta; dX := delta Wᵀ
+            _delta_rows(<floating*>layer.out, upstream, layer.act, rows, layer.n_out,
+                        grad_ptr + layer.b_off)
+            _gemm_rm(True, False, layer.n_in, layer.n_out, <int>rows, 1,
+                     <floating*>layer.layer_input, layer.n_in, upstream, layer.n_out, 0,
+                     grad_ptr + layer.w_off, layer.n_out)
+            if layer.input_grad == NULL:
+                break
+            _gemm_rm(False, True, <int>rows, layer.n_in, layer.n_out, 1, upstream, layer.n_out,
+                     param_ptr + layer.w_off, layer.n_out, 0, <floating*>layer.input_grad,
+                     layer.n_in)
+            upstream = <floating*>layer.input_grad
+        else:
+            _multiply_chunk(upstream, <floating*>layer.mask, upstream, 0, rows * layer.n_out)
+
+
+cdef double _tl_loss(int loss_code, floating[:, ::1] logits, floating[:, ::1] batch_targets,
+                     int64_t[::1] batch_labels, floating[:, ::1] output_grad,
+                     Py_ssize_t rows) noexcept nogil:
+    """The batch-mean data loss of the first ``rows`` rows; its gradient in output_grad."""
+    if loss_code == TL_MSE:
+        return loss_mse_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True)
+    if loss_code == TL_CE:
+        return loss_softmax_ce_k(logits[:rows], batch_labels[:rows], output_grad[:rows], True)
+    if loss_code == TL_CE_PROB:
+        return loss_softmax_ce_prob_k(logits[:rows], batch_targets[:rows], output_grad[:rows],
+                                      True)
+    return loss_bce_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True)
+
+
+cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void* targets,
+                  bint targets_f64, const int64_t[::1] order, Py_ssize_t batch_size,
+                  Py_ssize_t stop, floating[::1] params, floating[::1] grads, TLLayer* layers,
+                  int n_layers, int loss_code, const int64_t[:, ::1] segments, double l1,
+                  double l2, TLOpt* opt, floating[::1] first_state, floating[::1] second_state,
+                  floating[::1] decayed_grads, floating[::1] backup, floating[:, ::1] batch_x,
+                  floating[:, ::1] batch_targets, int64_t[::1] batch_labels,
+                  floating[:, ::1] logits, floating[:, ::1] output_grad, uint64_t dropout_seed,
+                  bint count_correct, TLState* progress) noexcept nogil:
+    """Steps ``progress.step .. stop-1``, or fewer: it returns after the step during
+    which ``_tl_chunk_seconds`` passed, or at a step whose loss or update is not finite."""
+    cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
+    cdef Py_ssize_t n_outputs = output_grad.shape[1]
+    cdef Py_ssize_t step, first_row, rows, i
+    cdef const int64_t* rows_idx
+    cdef double data_loss, penalty, step_loss
     cdef double deadline = _monotonic_seconds() + _tl_chunk_seconds
-    cdef int64_t c = 0
-    for j in range(st.step, stop):
-        s = j * B
-        r = (n - s) if n - s < B else B
-        idx = &order[s]
+    cdef int64_t batch_correct = 0
+    cdef bint has_penalty = l1 != 0.0 or l2 != 0.0
+    for step in range(progress.step, stop):
+        first_row = step * batch_size
+        rows = (n_rows - first_row) if n_rows - first_row < batch_size else batch_size
+        rows_idx = &order[first_row]
         # ---- batch: rows (converted to the network dtype) and targets
-        _tl_gather(&X[0, 0], d, idx, r, xbuf)
-        if loss == TL_CE:
-            for i in range(r):
-                lbuf[i] = labels[idx[i]]
+        _tl_gather(&X[0, 0], n_features, rows_idx, rows, &batch_x[0, 0])
+        if loss_code == TL_CE:
+            for i in range(rows):
+                batch_labels[i] = labels[rows_idx[i]]
         else:
-            _tl_gather_t(T, t_double, K, idx, r, &tbuf[0, 0])
-        # ---- forward
-        h = xbuf
-        for li in range(nl):
-            Lp = &L[li]
-            Lp.inp = h
-            out = <floating*>Lp.out
-            if Lp.kind == TL_DENSE:
-                _gemm_rm(False, False, <int>r, Lp.n_out, Lp.n_in, 1, h, Lp.n_in,
-                         P + Lp.w_off, Lp.n_out, 0, out, Lp.n_out)
-                _tl_bias_act(out, P + Lp.b_off, r, Lp.n_out, Lp.act)
-            else:
-                tot = r * Lp.n_out
-                _dropout_chunk(seed, st.counter, Lp.rate, <floating>(1.0 / (1.0 - Lp.rate)),
-                               <floating*>Lp.mask, 0, tot)
-                st.counter += <uint64_t>tot
-                _multiply_chunk(h, <floating*>Lp.mask, out, 0, tot)
-            h = out
-        # ---- loss and its output gradient (h is the logits buffer)
-        if loss == TL_MSE:
-            J = loss_mse_k(logits[:r], tbuf[:r], gout[:r], True)
-        elif loss == TL_CE:
-            J = loss_softmax_ce_k(logits[:r], lbuf[:r], gout[:r], True)
-        elif loss == TL_CE_PROB:
-            J = loss_softmax_ce_prob_k(logits[:r], tbuf[:r], gout[:r], True)
-        else:
-            J = loss_bce_k(logits[:r], tbuf[:r], gout[:r], True)
-        if count:
-            c = _tl_count(loss, h, &tbuf[0, 0], &lbuf[0], r, K)
-        # ---- backward
-        g = &gout[0, 0]
-        for li in range(nl - 1, -1, -1):
-            Lp = &L[li]
-            if Lp.kind == TL_DENSE:
-                # delta := g * f'(Y), db := column sums; dW := inpᵀ delta; dX := delta Wᵀ
-                _delta_rows(<floating*>Lp.out, g, Lp.act, r, Lp.n_out, G + Lp.b_off)
-                _gemm_rm(True, False, Lp.n_in, Lp.n_out, <int>r, 1, <floating*>Lp.inp,
-                         Lp.n_in, g, Lp.n_out, 0, G + Lp.w_off, Lp.n_out)
-                if Lp.dx == NULL:
-                    break
-                _gemm_rm(False, True, <int>r, Lp.n_in, Lp.n_out, 1, g, Lp.n_out,
-                         P + Lp.w_off, Lp.n_out, 0, <floating*>Lp.dx, Lp.n_in)
-                g = <floating*>Lp.dx
-            else:
-                _multiply_chunk(g, <floating*>Lp.mask, g, 0, r * Lp.n_out)
-        # ---- penalty, divergence check, update
-        pen = 0.0
-        if has_reg:
-            pen = regularize_k(params, grads, segments, l1, l2, True)
-        lossv = J + pen
-        st.loss = lossv
-        if not isfinite(lossv):
-            st.diverged = True
-            st.step = j
+            _tl_gather_targets(targets, targets_f64, n_outputs, rows_idx, rows,
+                               &batch_targets[0, 0])
+        # ---- forward, loss and its output gradient, backward, penalty
+        _tl_forward(layers, n_layers, &params[0], &batch_x[0, 0], rows, dropout_seed, progress)
+        data_loss = _tl_loss(loss_code, logits, batch_targets, batch_labels, output_grad, rows)
+        if count_correct:
+            batch_correct = _tl_count(loss_code, &logits[0, 0], &batch_targets[0, 0],
+                                      &batch_labels[0], rows, n_outputs)
+        _tl_backward(layers, n_layers, &params[0], &grads[0], &output_grad[0, 0], rows)
+        penalty = 0.0
+        if has_penalty:
+            penalty = regularize_k(params, grads, segments, l1, l2, True)
+        # ---- divergence check, update
+        step_loss = data_loss + penalty
+        progress.loss = step_loss
+        if not isfinite(step_loss):
+            progress.diverged = True
+            progress.step = step
             return
-        st.have_backup = True
-        if o.wd != 0.0:
-            _tl_update(o, st, params, grads, buf1, buf2, scratch, scratch, &backup[0])
+        progress.have_backup = True
+        if opt.weight_decay != 0.0:
+            _tl_update(opt, progress, params, grads, first_state, second_state, decayed_grads,
+                       decayed_grads, &backup[0])
         else:
-            _tl_update(o, st, params, grads, buf1, buf2, scratch, grads, &backup[0])
-        if not _tl_all_finite(P, params.shape[0]):
+            _tl_update(opt, progress, params, grads, first_state, second_state, decayed_grads,
+                       grads, &backup[0])
+        if not _tl_all_finite(&params[0], params.shape[0]):
             # The update overflowed (or the gradient was not finite): stop at this
             # step; the backup holds the parameters its finite loss was computed at.
-            st.diverged = True
-            st.step = j
+            progress.diverged = True
+            progress.step = step
             return
-        st.loss_sum += lossv
-        st.correct += c
-        st.step = j + 1
+        progress.loss_sum += step_loss
+        progress.correct += batch_correct
+        progress.step = step + 1
         if _monotonic_seconds() >= deadline:
             return
 
 
+cdef void _tl_read_optimizer(int opt_kind, dict hyper, TLOpt* opt) except *:
+    """The hyper-parameters by name; those the optimizer's kind does not read stay 0."""
+    opt.kind = opt_kind
+    opt.lr = hyper["lr"]
+    opt.clip_norm = hyper["clip_norm"]
+    opt.weight_decay = hyper["weight_decay"]
+    opt.momentum = hyper.get("momentum", 0.0)
+    opt.dampening = hyper.get("dampening", 0.0)
+    opt.nesterov = hyper.get("nesterov", False)
+    opt.eps = hyper.get("eps", 0.0)
+    opt.lr_decay = hyper.get("lr_decay", 0.0)
+    opt.eps_inside_sqrt = hyper.get("eps_inside_sqrt", False)
+    opt.alpha = hyper.get("alpha", 0.0)
+    opt.beta1 = hyper.get("beta1", 0.0)
+    opt.beta2 = hyper.get("beta2", 0.0)
+    opt.decoupled_decay = hyper.get("decoupled_weight_decay", 0.0)
+
+
+cdef void _tl_read_progress(dict state, TLState* progress) except *:
+    progress.step = state["step"]
+    progress.opt_step = state["opt_step"]
+    progress.counter = state["counter"] % (1 << 64)
+    progress.loss_sum = state["loss_sum"]
+    progress.correct = state["correct"]
+    progress.loss = state["loss"]
+    progress.grad_norm = 0.0
+    progress.have_grad_norm = False
+    progress.diverged = False
+    progress.have_backup = state["have_backup"]
+
+
+cdef void _tl_write_progress(TLState* progress, dict state) except *:
+    state["step"] = progress.step
+    state["opt_step"] = progress.opt_step
+    state["counter"] = progress.counter
+    state["loss_sum"] = progress.loss_sum
+    state["correct"] = progress.correct
+    state["loss"] = progress.loss
+    if progress.have_grad_norm:
+        state["grad_norm"] = progress.grad_norm
+    state["diverged"] = progress.diverged
+    state["have_backup"] = progress.have_backup
+
+
+cdef void _tl_read_layers(list ops, TLLayer* layers, floating[::1] params) except *:
+    """``ops``' tuples into the layer structs (``params`` fixes the buffers' dtype;
+    the arrays stay alive in ``ops`` for the whole call)."""
+    cdef floating[:, ::1] view
+    cdef TLLayer* layer
+    cdef int li
+    for li in range(len(ops)):
+        layer = &layers[li]
+        kind, n_in, n_out, act, w_off, rate, out, mask, input_grad = ops[li]
+        layer.kind = kind
+        layer.n_in = n_in
+        layer.n_out = n_out
+        layer.act = act
+        layer.w_off = w_off
+        layer.b_off = w_off + <Py_ssize_t>n_in * n_out
+        layer.rate = rate
+        layer.layer_input = NULL
+        view = out
+        layer.out = <void*>&view[0, 0]
+        layer.mask = NULL
+        layer.input_grad = NULL
+        if mask is not None:
+            view = mask
+            layer.mask = <void*>&view[0, 0]
+        if input_grad is not None:
+            view = input_grad
+            layer.input_grad = <void*>&view[0, 0]
+
+
 def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] order,
                      Py_ssize_t batch_size, Py_ssize_t stop,
-                     floating[::1] params, floating[::1] grads, list ops, int loss,
+                     floating[::1] params, floating[::1] grads, list ops, int loss_code,
                      const int64_t[:, ::1] segments, double l1, double l2,
                      int opt_kind, dict hyper, tuple opt_buffers,
-                     floating[::1] scratch, floating[::1] backup, floating[:, ::1] xbuf,
-                     floating[:, ::1] tbuf, int64_t[::1] lbuf, floating[:, ::1] logits,
-                     floating[:, ::1] gout, uint64_t seed, dict state):
+                     floating[::1] decayed_grads, floating[::1] backup,
+                     floating[:, ::1] batch_x, floating[:, ::1] batch_targets,
+                     int64_t[::1] batch_labels, floating[:, ::1] logits,
+                     floating[:, ::1] output_grad, uint64_t dropout_seed, dict state):
     """Run batches ``state["step"] .. stop-1`` of an epoch (see _train_loop.pxi),
     or fewer: it returns after the step during which ``_tl_chunk_seconds`` passed.
 
     Called only by nncore.backend._cython.train_epoch after
     nncore.backend._epoch.check_train_epoch. ``ops``: one tuple per active
-    layer ``(kind, n_in, n_out, act, w_off, rate, out, mask, dx)``; ``opt_kind``
-    a code of LOOP_OPTIMIZERS, ``hyper`` the hyper-parameters it names (by
-    name; clip_norm 0 = no clipping), ``opt_buffers`` the optimizer's state
-    arrays. ``state`` is updated in place.
+    layer ``(kind, n_in, n_out, act, w_off, rate, out, mask, input_grad)``;
+    ``opt_kind`` a code of LOOP_OPTIMIZERS, ``hyper`` the hyper-parameters it
+    names (by name; clip_norm 0 = no clipping), ``opt_buffers`` the
+    optimizer's state arrays. ``state`` is updated in place.
     """
     global _par_min, _tl_depth, _tl_saved_par_min
-    cdef TLLayer* L
-    cdef TLLayer* Lp
+    cdef TLLayer* layers
     cdef bint entered = False, shared
-    cdef TLOpt o
-    cdef TLState st
-    cdef int nl = len(ops), li
-    cdef const int64_t[::1] lab
-    cdef const float[:, ::1] t32
-    cdef const double[:, ::1] t64
+    cdef TLOpt opt
+    cdef TLState progress
+    cdef int n_layers = len(ops)
+    cdef const int64_t[::1] label_view
+    cdef const float[:, ::1] targets32
+    cdef const double[:, ::1] targets64
     cdef const int64_t* labels = NULL
-    cdef const void* tp = NULL
-    cdef floating[:, ::1] mv
-    cdef floating[::1] buf1, buf2
-    cdef bint t_double = False
-    cdef bint has_reg = l1 != 0.0 or l2 != 0.0
-    cdef bint count = bool(state["count"])
-    if loss == TL_CE:
-        lab = T
-        labels = &lab[0]
+    cdef const void* targets = NULL
+    cdef floating[::1] first_state, second_state
+    cdef bint targets_f64 = False
+    cdef bint count_correct = bool(state["count"])
+    if loss_code == TL_CE:
+        label_view = T
+        labels = &label_view[0]
     elif T.dtype.itemsize == 8:
-        t64 = T
-        tp = &t64[0, 0]
-        t_double = True
+        targets64 = T
+        targets = &targets64[0, 0]
+        targets_f64 = True
     else:
-        t32 = T
-        tp = &t32[0, 0]
-    # Hyper-parameters by name; those the optimizer's kind does not read stay 0.
-    o.kind = opt_kind
-    o.lr = hyper["lr"]
-    o.clip = hyper["clip_norm"]
-    o.wd = hyper["weight_decay"]
-    o.momentum = hyper.get("momentum", 0.0)
-    o.dampening = hyper.get("dampening", 0.0)
-    o.nesterov = hyper.get("nesterov", False)
-    o.eps = hyper.get("eps", 0.0)
-    o.lr_decay = hyper.get("lr_decay", 0.0)
-    o.inside = hyper.get("eps_inside_sqrt", False)
-    o.alpha = hyper.get("alpha", 0.0)
-    o.beta1 = hyper.get("beta1", 0.0)
-    o.beta2 = hyper.get("beta2", 0.0)
-    o.decoupled = hyper.get("decoupled_weight_decay", 0.0)
+        targets32 = T
+        targets = &targets32[0, 0]
+    _tl_read_optimizer(opt_kind, hyper, &opt)
     # Unused buffer slots hold params: never touched by the kinds that do not read them.
-    buf1 = opt_buffers[0] if len(opt_buffers) > 0 else params
-    buf2 = opt_buffers[1] if len(opt_buffers) > 1 else params
-    st.step = state["step"]
-    st.opt_step = state["opt_step"]
-    st.counter = state["counter"] % (1 << 64)
-    st.loss_sum = state["loss_sum"]
-    st.correct = state["correct"]
-    st.loss = state["loss"]
-    st.grad_norm = 0.0
-    st.have_grad_norm = False
-    st.diverged = False
-    st.have_backup = state["have_backup"]
-    L = <TLLayer*>PyMem_Malloc(max(nl, 1) * sizeof(TLLayer))
-    if L == NULL:
+    first_state = opt_buffers[0] if len(opt_buffers) > 0 else params
+    second_state = opt_buffers[1] if len(opt_buffers) > 1 else params
+    _tl_read_progress(state, &progress)
+    layers = <TLLayer*>PyMem_Malloc(max(n_layers, 1) * sizeof(TLLayer))
+    if layers == NULL:
         raise MemoryError()
     try:
-        for li in range(nl):
-            Lp = &L[li]
-            kind, n_in, n_out, act, w_off, rate, out, mask, dx = ops[li]
-            Lp.kind = kind
-            Lp.n_in = n_in
-            Lp.n_out = n_out
-            Lp.act = act
-            Lp.w_off = w_off
-            Lp.b_off = w_off + <Py_ssize_t>n_in * n_out
-            Lp.rate = rate
-            Lp.inp = NULL
-            mv = out     # the arrays stay alive in ``ops`` for the whole call
-            Lp.out = <void*>&mv[0, 0]
-            Lp.mask = NULL
-            Lp.dx = NULL
-            if mask is not None:
-                mv = mask
-                Lp.mask = <void*>&mv[0, 0]
-            if dx is not None:
-                mv = dx
-                Lp.dx = <void*>&mv[0, 0]
+        _tl_read_layers(ops, layers, params)
         # Between two multi-threaded BLAS calls an OpenMP region makes the two
         # thread pools fight (libgomp's workers spin after the region while
         # OpenBLAS wants every core, and vice versa), which costs far more than
@@ -582,37 +667,30 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             _tl_saved_par_min = _par_min
             _par_min = BLAS_POOL_PAR_MIN if shared else max(_par_min, TL_PAR_MIN)
         with nogil:
-            _tl_run(X, labels, tp, t_double, order, batch_size, stop, params, grads, L, nl,
-                    loss, segments, l1, l2, has_reg, &o, buf1, buf2, scratch, backup,
-                    &xbuf[0, 0], tbuf, lbuf, logits, gout, seed, count, &st)
+            _tl_run(X, labels, targets, targets_f64, order, batch_size, stop, params, grads,
+                    layers, n_layers, loss_code, segments, l1, l2, &opt, first_state,
+                    second_state, decayed_grads, backup, batch_x, batch_targets, batch_labels,
+                    logits, output_grad, dropout_seed, count_correct, &progress)
     finally:
         if entered:
             _tl_depth -= 1
             if _tl_depth == 0:
                 _par_min = _tl_saved_par_min
             _blas_pool_leave()
-        PyMem_Free(L)
-    state["step"] = st.step
-    state["opt_step"] = st.opt_step
-    state["counter"] = st.counter
-    state["loss_sum"] = st.loss_sum
-    state["correct"] = st.correct
-    state["loss"] = st.loss
-    if st.have_grad_norm:
-        state["grad_norm"] = st.grad_norm
-    state["diverged"] = st.diverged
-    state["have_backup"] = st.have_backup
+        PyMem_Free(layers)
+    _tl_write_progress(&progress, state)
+
 
 
 def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] exp_avg,
               floating[::1] exp_avg_sq, double decay, double w, double omw,
               bint lerp_small, double beta2, double omb2, double bc2, double sqrt_bc2,
-              double eps, double neg_step, bint eps_inside_sqrt, double gscale):
+              double eps, double neg_step, bint eps_inside_sqrt, double grad_scale):
     """Adam/AdamW step through the multiversioned C loop: AVX-512/AVX2 where the
     CPU has them, so the update is not bound by SSE2's sqrt/div throughput
-    (1e7 float32 on one thread: ~6.4 ms vs ~11 ms for the SSE2 build)."""
+    (bench/bench_kernels.py measures it)."""
     if params.shape[0] == 0:
         return
     with nogil:
         _tl_adam(params, grads, exp_avg, exp_avg_sq, NULL, decay, w, omw, lerp_small, beta2,
-                 omb2, bc2, sqrt_bc2, eps, neg_step, eps_inside_sqrt, gscale)
+                 omb2, bc2, sqrt_bc2, eps, neg_step, eps_inside_sqrt, grad_scale)

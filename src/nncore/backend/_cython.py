@@ -50,6 +50,8 @@ _KERNELS = (
 _missing = [name for name in _KERNELS if not hasattr(_K, name)]
 if getattr(_K, "N_ACTIVATIONS", None) != len(_activations.REGISTRY):
     _missing.append(f"N_ACTIVATIONS == {len(_activations.REGISTRY)} (the activation registry)")
+if getattr(_K, "LOOP_LAYER_KINDS", None) != {"dense": _E.DENSE, "dropout": _E.DROPOUT}:
+    _missing.append("LOOP_LAYER_KINDS matching nncore.backend._epoch's layer kinds")
 if _missing:  # a stale build: fail loudly instead of falling back
     raise ImportError(
         f"nncore._kernels ({_K.__file__}) lacks the kernels {_missing}; rebuild nncore "
@@ -334,9 +336,9 @@ def _epoch_buffers(workspace, ops, labels, K, B, d, params, coupled):
     layer_bufs = []
     for kind, n_in, n_out, _, _, _ in ops:
         out = np.empty((B, n_out), dt)
-        mask = np.empty((B, n_out), dt) if kind == 1 else None
-        dx = np.empty((B, n_in), dt) if kind == 0 and seen_dense else None
-        seen_dense = seen_dense or kind == 0
+        mask = np.empty((B, n_out), dt) if kind == _E.DROPOUT else None
+        dx = np.empty((B, n_in), dt) if kind == _E.DENSE and seen_dense else None
+        seen_dense = seen_dense or kind == _E.DENSE
         layer_bufs.append((out, mask, dx))
     one = np.zeros(1, dt)
     bufs = {

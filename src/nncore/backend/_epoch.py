@@ -62,6 +62,11 @@ from .. import losses as _losses
 from .._checks import flag, integer, real
 from . import _validate as V
 
+# Layer kinds of the parsed layer tuples (the compiled loop's TL_DENSE and
+# TL_DROPOUT: nncore.backend._cython checks its LOOP_LAYER_KINDS at import).
+DENSE = 0
+DROPOUT = 1
+
 STATE_KEYS = ("step", "opt_step", "counter", "loss_sum", "correct", "count", "loss",
               "grad_norm", "diverged", "have_backup")
 _INT_MAX = 2**31 - 1
@@ -109,7 +114,7 @@ def _check_dense(spec, i, width, P):
         raise ValueError(f"layers[{i}] is wider than the BLAS limit {_INT_MAX}")
     if offset + n_in * n_out + n_out > P:
         raise ValueError(f"layers[{i}] reaches past the end of params ({P})")
-    return (0, n_in, n_out, int(spec[3]), offset, 0.0)
+    return (DENSE, n_in, n_out, int(spec[3]), offset, 0.0)
 
 
 def _check_dropout(spec, i, width):
@@ -121,11 +126,11 @@ def _check_dropout(spec, i, width):
         raise ValueError(f"layers[{i}] has width {w} but its input has width {width}")
     if rate == 0.0:
         raise ValueError(f"layers[{i}]: leave out dropout layers with rate 0")
-    return (1, w, w, 0, 0, rate)
+    return (DROPOUT, w, w, 0, 0, rate)
 
 
 def _check_layers(layers, d, P):
-    """Parsed layers: tuples (kind, n_in, n_out, act, offset, rate), kind 0 dense, 1 dropout."""
+    """Parsed layers: tuples (kind, n_in, n_out, act, offset, rate), kind DENSE or DROPOUT."""
     if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)):
         raise TypeError("layers must be a list of ('dense', n_in, n_out, act, offset) / "
                         "('dropout', width, rate) tuples")
@@ -143,7 +148,7 @@ def _check_layers(layers, d, P):
             parsed.append(_check_dropout(spec, i, width))
         else:
             raise ValueError(f"layers[{i}]: unknown layer kind {spec[0]!r}")
-    if not any(op[0] == 0 for op in parsed):
+    if not any(op[0] == DENSE for op in parsed):
         raise ValueError("layers needs at least one dense layer")
     return parsed, width
 
@@ -401,14 +406,15 @@ def _layer_buffers(ops, B, K, params, grads, ws):
     seen_dense = False
     for i, (kind, n_in, n_out, act, off, rate) in enumerate(ops):
         out = _workspace(ws, f"ref_out{i}", (B, n_out), dt)
-        mask = _workspace(ws, f"ref_mask{i}", (B, n_out), dt) if kind == 1 else None
-        dx = _workspace(ws, f"ref_dx{i}", (B, n_in), dt) if kind == 0 and seen_dense else None
+        mask = _workspace(ws, f"ref_mask{i}", (B, n_out), dt) if kind == DROPOUT else None
+        dx = (_workspace(ws, f"ref_dx{i}", (B, n_in), dt) if kind == DENSE and seen_dense
+              else None)
         views = None
-        if kind == 0:
+        if kind == DENSE:
             nw = n_in * n_out
             views = (params[off:off + nw].reshape(n_in, n_out), params[off + nw:off + nw + n_out],
                      grads[off:off + nw].reshape(n_in, n_out), grads[off + nw:off + nw + n_out])
-        seen_dense = seen_dense or kind == 0
+        seen_dense = seen_dense or kind == DENSE
         layers.append((out, mask, dx, views))
     return layers, _workspace(ws, "ref_gout", (B, K), dt)
 
@@ -425,7 +431,7 @@ def _tuple_network(be, ops, spec, K, B, params, grads, segments, l1, l2, drop_se
         h, inputs = xb, []
         for (kind, n_in, n_out, act, off, rate), (out, mask, _, views) in zip(ops, buffers):
             inputs.append(h)
-            if kind == 0:
+            if kind == DENSE:
                 be.dense_forward(h, views[0], views[1], act, out[:r])
             else:
                 be.dropout_mask(seed, state["counter"], rate, mask[:r])
@@ -437,7 +443,7 @@ def _tuple_network(be, ops, spec, K, B, params, grads, segments, l1, l2, drop_se
         correct = spec.count_correct(h, tb) if state["count"] else 0
         for i in range(len(ops) - 1, -1, -1):
             out, mask, dx, views = buffers[i]
-            if ops[i][0] == 1:
+            if ops[i][0] == DROPOUT:
                 be.multiply(g, mask[:r], g)
                 continue
             dx = dx[:r] if dx is not None else None
