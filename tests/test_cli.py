@@ -290,3 +290,43 @@ def test_ctrl_c_in_train_saves_the_model_trained_so_far(tmp_path, capsys, monkey
     assert "model trained so far" in err and "interrupted" in out
     np.testing.assert_array_equal(nc.load(tmp_path / "cut.npz").params,
                                   nc.load(tmp_path / "three.npz").params)
+
+
+def _validation_rows_of(tmp_path, monkeypatch, extra):
+    """Run ``nncore train`` on 60 rows sorted by class (30/20/10 of a, b, c; feature
+    = row number) and return (training, validation) row numbers as fit saw them."""
+    from nncore.cli import _train
+    rows = [[i, "abc"[0 if i < 30 else 1 if i < 50 else 2]] for i in range(60)]
+    path = tmp_path / "sorted.csv"
+    _write_csv(path, ["row", "label"], rows)
+    seen = {}
+    real_fit = _train._fit
+
+    def spy(args, net, Xtr_s, Ttr, validation):
+        meta = net.metadata     # undo the standardisation: back to row numbers
+        seen["train"] = np.rint(Xtr_s[:, 0] * meta["std"][0] + meta["mean"][0]).astype(int)
+        seen["val"] = np.rint(validation[0][:, 0] * meta["std"][0]
+                              + meta["mean"][0]).astype(int)
+        return real_fit(args, net, Xtr_s, Ttr, validation)
+
+    monkeypatch.setattr(_train, "_fit", spy)
+    assert main(["train", str(path), "--epochs", "1", "--layers", "4", "--val-split", "0.25",
+                 "--out", str(tmp_path / "m.npz"), "--no-plot", "--no-progress", *extra]) == 0
+    return seen["train"], seen["val"]
+
+
+def test_val_shuffle_draws_per_class_and_no_val_shuffle_takes_last_rows(tmp_path, monkeypatch):
+    # fit's rule: n - floor(n (1 - 0.25)) = 15 validation rows of 60.
+    train, val = _validation_rows_of(tmp_path, monkeypatch, [])
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(60))
+    assert len(val) == 15
+    per_class = [np.sum(val < 30), np.sum((val >= 30) & (val < 50)), np.sum(val >= 50)]
+    # each class keeps its share 15 * n_c / 60 = 7.5, 5, 2.5 (rounded to sum to 15)
+    assert [abs(k - s) < 1 for k, s in zip(per_class, (7.5, 5.0, 2.5))] == [True] * 3
+    same = _validation_rows_of(tmp_path, monkeypatch, ["--val-shuffle", "--seed", "0"])[1]
+    assert np.array_equal(np.sort(same), np.sort(val))     # the flag is the default, seeded
+    other = _validation_rows_of(tmp_path, monkeypatch, ["--seed", "1"])[1]
+    assert not np.array_equal(np.sort(other), np.sort(val))
+    train, val = _validation_rows_of(tmp_path, monkeypatch, ["--no-val-shuffle"])
+    assert np.array_equal(val, np.arange(45, 60))          # the last rows: all class c
+    assert np.array_equal(train, np.arange(45))

@@ -54,3 +54,27 @@ def test_every_install_hint_uses_the_distribution_name_and_real_extras():
         for m in re.finditer(r"pip install\s+(-U\s+)?nncore(?![\w.-])", path.read_text(encoding="utf-8")):
             pytest.fail(f"{path.relative_to(ROOT)} installs the other project: {m.group(0)}")
     assert hits > 0                   # the pattern does find the hints
+
+
+def test_one_version_string():
+    """The version is written once (``nncore/_version.py``): pyproject.toml declares
+    it dynamic and setuptools, expanding the configuration as a build does, reads
+    exactly ``nncore.__version__``."""
+    import nncore
+    project = _pyproject()["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    expand = pytest.importorskip("setuptools.config.pyprojecttoml").read_configuration
+    built = expand(ROOT / "pyproject.toml", expand=True)["project"]["version"]
+    assert built == nncore.__version__
+
+
+def test_installed_distribution_version_is_the_package_version():
+    """Where nncore is installed (CI's editable install, the wheel check), the
+    distribution's metadata version is ``nncore.__version__``."""
+    import nncore
+    from importlib import metadata
+    try:
+        dist = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pytest.skip(f"{DISTRIBUTION} is not installed here (tests run from the source tree)")
+    assert dist.version == nncore.__version__

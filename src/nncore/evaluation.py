@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-__all__ = ["evaluate", "metrics", "split_rows"]
+__all__ = ["draw_validation", "evaluate", "metrics", "split_rows"]
 
 
 def metrics(net, X, T, prefix=""):
@@ -104,14 +104,34 @@ def split_rows(net, X, T, fraction, shuffle, rng):
                          "empty training or validation set")
     if not shuffle:
         return X[:n_train], T[:n_train], X[n_train:], T[n_train:]
-    strata = _strata(net, T)
+    is_val = draw_validation(n, n - n_train, _strata(net, T), rng)
+    return X[~is_val], T[~is_val], X[is_val], T[is_val]
+
+
+def draw_validation(n, n_val, strata, rng):
+    """Boolean mask of ``n_val`` of ``n`` rows drawn at random with ``rng``.
+
+    Parameters
+    ----------
+    n, n_val : int
+        Rows in all, rows to draw (``0 < n_val < n``).
+    strata : array of shape (n,) or None
+        Each row's class: the draw is per class, ``n_val`` shared out by
+        :func:`_stratified_counts`; ``None``: one draw over all rows.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        True for the validation rows (``fit``'s draw and ``nncore train``'s).
+    """
     if strata is None:
-        val = rng.choice(n, size=n - n_train, replace=False)
+        val = rng.choice(n, size=n_val, replace=False)
     else:
         _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
-        take = _stratified_counts(counts, n - n_train)
+        take = _stratified_counts(counts, n_val)
         val = np.concatenate([rng.choice(np.flatnonzero(inverse == c), size=k, replace=False)
                               for c, k in enumerate(take)])
     is_val = np.zeros(n, bool)
     is_val[val] = True
-    return X[~is_val], T[~is_val], X[is_val], T[is_val]
+    return is_val

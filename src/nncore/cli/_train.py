@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 import time
@@ -11,6 +13,7 @@ import numpy as np
 from .. import activations, losses, optim
 from ..callbacks import EarlyStopping
 from ..datafiles import read_data
+from ..evaluation import draw_validation
 from ..network import Network
 from ._common import (META_KEY, CLIError, UsageError, _batch_arg, _fraction, _jsonable_labels,
                       _layers_arg, _nonneg_float, _positive_float, _positive_int, _print_table,
@@ -41,17 +44,26 @@ def _task_and_loss(args, d):
     return task, loss
 
 
-def _split_indices(n, val_fraction, seed):
-    """(training rows, validation rows); no validation when the data is too small."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(val_fraction * n))
+def _split_indices(n, val_fraction, seed, shuffle=True, strata=None):
+    """(training rows, validation rows), both in the data's order; no validation
+    when the data is too small.
+
+    As ``fit(validation_split=val_fraction, validation_shuffle=shuffle)``: the
+    validation part has ``n - floor(n (1 - val_fraction))`` rows, drawn at random
+    (per class when ``strata``, the rows' classes, is given) or the last rows.
+    """
+    n_val = n - int(math.floor(n * (1.0 - val_fraction)))
     if val_fraction > 0 and (n_val < 1 or n - n_val < 2):
         print(f"note: {n} samples are too few for a validation split; training on all",
               file=sys.stderr)
         n_val = 0
     if n_val == 0:
-        return np.arange(n), perm[:0]
-    return perm[n_val:], perm[:n_val]
+        return np.arange(n), np.arange(0)
+    if shuffle:
+        is_val = draw_validation(n, n_val, strata, np.random.default_rng(seed))
+    else:
+        is_val = np.arange(n) >= n - n_val
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 def _model_metadata(args, d, task, loss, ytr, y_all):
@@ -165,7 +177,9 @@ def _cmd_train(args):
     if d.y is None:
         raise CLIError(f"{args.data}: no target values")
     task, loss = _task_and_loss(args, d)
-    idx_tr, idx_val = _split_indices(d.X.shape[0], args.val_split, args.seed)
+    strata = d.y if task == "classification" else None
+    idx_tr, idx_val = _split_indices(d.X.shape[0], args.val_split, args.seed,
+                                     args.val_shuffle, strata)
     Xtr, ytr = d.X[idx_tr], d.y[idx_tr]
     Xva, yva = d.X[idx_val], d.y[idx_val]
     meta, n_out = _model_metadata(args, d, task, loss, ytr, d.y if idx_val.size else ytr)
@@ -233,6 +247,10 @@ def add_train_parser(sub):
     t.add_argument("--l2", type=_nonneg_float, default=0.0)
     t.add_argument("--val-split", type=_fraction, default=0.2,
                    help="fraction held out for validation (default 0.2)")
+    t.add_argument("--val-shuffle", action=argparse.BooleanOptionalAction, default=True,
+                   help="hold out a random draw, per class for classification, as "
+                        "fit(validation_shuffle=True) (the default); --no-val-shuffle "
+                        "holds out the last rows, as fit's default")
     t.add_argument("--patience", type=_positive_int, default=None,
                    help="early stopping on the validation loss after N epochs without gain")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
