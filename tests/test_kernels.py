@@ -131,6 +131,23 @@ def test_multiply(dt, shape, threads):
     np.testing.assert_array_equal(a1, a2)
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (3, 4), (2, 3, 5), (300, 7)])
+def test_add(dt, shape, threads):
+    rng = rng_for(shape)
+    a = rng.standard_normal(shape).astype(dt)
+    b = rng.standard_normal(shape).astype(dt)
+    o1, o2 = np.empty_like(a), np.empty_like(a)
+    C.add(ro(a), ro(b), o1)
+    R.add(a, b, o2)
+    np.testing.assert_array_equal(o1, o2)
+    np.testing.assert_array_equal(o2, a + b)
+    b1, b2 = b.copy(), b.copy()       # in place, out is b
+    C.add(a, b1, b1)
+    R.add(a, b2, b2)
+    np.testing.assert_array_equal(b1, b2)
+
+
 # --------------------------------------------------------------------------- activations
 
 def _act_bound(act, ref, dt):

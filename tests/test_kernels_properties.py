@@ -140,7 +140,7 @@ def _valid_call(name, rng, dt):
         return [f(n, d), f(d, k), f(n, k), False, False, 1.0, 0.5], [2]
     if name == "sum_squares":
         return [f(n)], []
-    if name == "multiply":
+    if name in ("multiply", "add"):
         return [f(n, k), f(n, k), f(n, k)], [2]
     if name == "activation_forward":
         return [f(n, k), 3, f(n, k)], [2]

@@ -47,6 +47,27 @@ def test_every_activation_matches_forward(act, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ["relu", "tanh", "elu"])
+def test_residual_matches_forward(act, dtype, tmp_path):
+    """Residual(Dense) is the inner layer's nodes and Add(x, .); first, middle and last."""
+    net = nc.Network([nc.Residual(nc.Dense(5, 5, activation=act)), nc.Dense(5, 8, act),
+                      nc.Residual(nc.Dense(8, 8, activation=act)), nc.Dropout(0.3),
+                      nc.Dense(8, 3), nc.Residual(nc.Dense(3, 3))],
+                     loss="cross_entropy", dtype=dtype, seed=2)
+    X = _data(50, 5, dtype) * 2.0
+    (out, labels) = _run(nc.to_onnx(net, tmp_path / "res.onnx", labels=True), X)
+    ref = net.forward(X)
+    assert out.dtype == ref.dtype and out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=0, atol=_tol(dtype, ref))
+    assert np.array_equal(labels, net.predict(X))
+    # a layer type without an exporter inside a Residual is refused as on its own
+    net.layers[2].layer.get_config = lambda: {"type": "Mystery"}
+    with pytest.raises(ValueError, match="Mystery"):
+        nc.to_onnx(net, tmp_path / "no.onnx")
+    assert not (tmp_path / "no.onnx").exists()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("loss, k", [("cross_entropy", 4), ("binary_cross_entropy", 1),
                                      ("binary_cross_entropy", 3)])
 def test_probabilities_and_labels_match_predict(loss, k, dtype, tmp_path):
@@ -85,10 +106,11 @@ def test_probabilities_and_labels_match_predict(loss, k, dtype, tmp_path):
 def test_activation_graphs_without_a_float64_kernel(name, reference, dtype):
     """elu and softplus are composed from primitives (onnxruntime has no float64
     Elu/Softplus); checked against their formulas before any layer uses them."""
-    from nncore.onnx import _ACTIVATION_OPS, _Graph
+    from nncore.activations import get as activation
+    from nncore.onnx import _Graph
     et = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     graph = _Graph(onnx, np.dtype(dtype))
-    out = _ACTIVATION_OPS[name](graph, "S", "act")
+    out = activation(name).onnx(graph, "S", "act")
     graph.nodes.append(onnx.helper.make_node("Identity", [out], ["Y"]))
     model = onnx.helper.make_model(
         onnx.helper.make_graph(graph.nodes, "g", [onnx.helper.make_tensor_value_info("S", et, ["N"])],
@@ -135,3 +157,16 @@ def test_missing_onnx_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"nncore-train\[onnx\]"):
         nc.to_onnx(nc.Network([nc.Dense(2, 1)], seed=0))
+
+
+def test_an_activation_brings_its_onnx_lowering():
+    """The lowering is a slot of the activation's registry row: a row without one
+    is refused, so every registered activation exports."""
+    from nncore import activations as A
+    row = A.REGISTRY["tanh"]
+    fake = A.Activation("tanh2", len(A.NAMES), "glorot_uniform", row.forward, row.backward,
+                        row.second)
+    with pytest.raises(ValueError, match="ONNX lowering"):
+        A.register(fake)
+    assert "tanh2" not in A.REGISTRY
+    assert all(callable(A.get(name).onnx) for name in A.NAMES)

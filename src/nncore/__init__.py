@@ -9,7 +9,7 @@ from ._config import get_num_threads, set_num_threads, set_shared_blas_pool, sho
 from . import plot  # noqa: F401  (nc.plot.compare; matplotlib is imported lazily)
 from . import optim, schedules, callbacks, augment  # noqa: F401
 from .history import History
-from .layers import Dense, Dropout
+from .layers import Dense, Dropout, Residual
 from .regularizers import L1, L2, ElasticNet
 from .network import Network
 from . import errors  # noqa: F401  (nc.errors.InvalidParameterError)
@@ -26,7 +26,7 @@ __all__ = [
     "__version__", "get_backend", "set_backend", "set_num_threads", "get_num_threads",
     "set_shared_blas_pool", "show_config",
     "optim", "schedules", "callbacks", "augment", "plot", "errors", "History",
-    "Network", "Dense", "Dropout", "L1", "L2", "ElasticNet", "DivergenceError",
+    "Network", "Dense", "Dropout", "Residual", "L1", "L2", "ElasticNet", "DivergenceError",
     "gradcheck", "load", "to_onnx", "datasets",
     "tune",
 ]

@@ -383,6 +383,13 @@ cdef void _multiply_chunk(const floating* a, const floating* b, floating* out,
         out[i] = a[i] * b[i]
 
 
+cdef void _add_chunk(const floating* a, const floating* b, floating* out,
+                     Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(lo, hi):
+        out[i] = a[i] + b[i]
+
+
 cdef void activation_forward_k(const floating[::1] s,   # IN  pre-activation, flat
                                floating[::1] y,         # OUT f(s), may alias s
                                int act) noexcept nogil:
@@ -422,6 +429,19 @@ cdef void multiply_k(const floating[::1] a,     # IN
     else:
         for c in prange(nt, num_threads=nt, schedule='static'):
             _multiply_chunk(&a[0], &b[0], &out[0], _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n))
+
+
+cdef void add_k(const floating[::1] a,     # IN
+                const floating[::1] b,     # IN
+                floating[::1] out) noexcept nogil:   # OUT, may alias a or b
+    """out := a + b (Residual's shortcut)"""
+    cdef Py_ssize_t n = a.shape[0], c
+    cdef int nt = _threads_for(n)
+    if nt == 1:
+        _add_chunk(&a[0], &b[0], &out[0], 0, n)
+    else:
+        for c in prange(nt, num_threads=nt, schedule='static'):
+            _add_chunk(&a[0], &b[0], &out[0], _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n))
 
 
 cdef double _sumsq_chunk(const floating* x, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
@@ -1130,6 +1150,13 @@ def multiply(const floating[::1] a, const floating[::1] b, floating[::1] out):
         return
     with nogil:
         multiply_k(a, b, out)
+
+
+def add(const floating[::1] a, const floating[::1] b, floating[::1] out):
+    if a.shape[0] == 0:
+        return
+    with nogil:
+        add_k(a, b, out)
 
 
 def activation_forward(const floating[::1] S, int act, floating[::1] out):

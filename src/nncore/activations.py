@@ -21,6 +21,8 @@ Design
   before use (NumPy 2 weak scalars), so the arithmetic ones agree bit for bit
   and the transcendental ones to the libm's last place.
 * ``second(Y)`` (f'' in terms of Y) is reference-only, for the R-operator.
+* ``onnx`` is the activation's ONNX lowering (``nc.to_onnx`` asks for it):
+  plain calls on the exporter's graph object, so this module imports no onnx.
 
 Adding an activation: see CONTRIBUTING.md.
 """
@@ -60,6 +62,13 @@ class Activation:
     gives_logits : bool
         The output can be any real number, so a last layer with it can feed a
         loss on logits (a squashing or clipping activation cannot).
+    onnx : callable ``(graph, s, stem) -> str``
+        The ONNX lowering for :func:`nncore.to_onnx`: adds nodes computing
+        ``f`` of tensor ``s`` through ``graph.node(op, inputs, stem, **attrs)``
+        and ``graph.constant(graph.fresh(stem), value)`` (in the network's
+        dtype) and returns the output tensor's name. It must compute what
+        ``forward`` computes, in float32 and float64 (onnxruntime lacks some
+        float64 kernels, e.g. Elu and Softplus: compose them).
     derivative_from : {"output"}
         What ``backward`` and ``second`` read: the output ``Y``.
     """
@@ -72,6 +81,7 @@ class Activation:
     second: Callable
     gives_logits: bool = False
     derivative_from: str = "output"
+    onnx: Callable = None
 
 
 # --------------------------------------------------------------------------- references
@@ -169,6 +179,47 @@ def _softplus_second(Y):
     return np.where(Y > SOFTPLUS_THRESHOLD, 0, p * np.exp(-Y))
 
 
+# --------------------------------------------------------------------------- ONNX lowerings
+# ``(graph, s, stem) -> output tensor`` for nncore.onnx: each computes what the
+# reference above computes (tests/test_onnx.py runs every registered activation).
+
+def _onnx_op(op_type):
+    """The lowering of an activation that is one ONNX operator."""
+    return lambda graph, s, stem: graph.node(op_type, [s], stem)
+
+
+def _onnx_linear(graph, s, stem):
+    return s
+
+
+def _onnx_leaky_relu(graph, s, stem):
+    # max(s, 0.01 s), not LeakyRelu: its alpha is a float32 attribute, which
+    # would change float64 results in the 9th digit. For a slope < 1 the max
+    # picks s for s > 0 and the same product 0.01 s that nncore computes otherwise.
+    slope = graph.constant(graph.fresh(stem + ".slope"), LEAKY_SLOPE)
+    return graph.node("Max", [s, graph.node("Mul", [s, slope], stem + ".scaled")], stem)
+
+
+def _onnx_elu(graph, s, stem):
+    # where(s > 0, s, exp(min(s, 0)) - 1): onnxruntime has no float64 Elu
+    # kernel; min() keeps exp of the unused branch from overflowing.
+    zero = graph.constant(graph.fresh(stem + ".zero"), 0.0)
+    one = graph.constant(graph.fresh(stem + ".one"), 1.0)
+    neg = graph.node("Min", [s, zero], stem + ".neg")
+    em1 = graph.node("Sub", [graph.node("Exp", [neg], stem + ".exp"), one], stem + ".expm1")
+    return graph.node("Where", [graph.node("Greater", [s, zero], stem + ".pos"), s, em1], stem)
+
+
+def _onnx_softplus(graph, s, stem):
+    # max(s, 0) + log(1 + exp(-|s|)), the overflow-free form; onnxruntime has
+    # no float64 Softplus kernel.
+    one = graph.constant(graph.fresh(stem + ".one"), 1.0)
+    e = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [s], stem + ".abs")],
+                                      stem + ".negabs")], stem + ".exp")
+    tail = graph.node("Log", [graph.node("Add", [one, e], stem + ".onep")], stem + ".log1p")
+    return graph.node("Add", [graph.node("Relu", [s], stem + ".relu"), tail], stem)
+
+
 # --------------------------------------------------------------------------- registry
 
 REGISTRY = {}
@@ -187,6 +238,9 @@ def register(act):
                          "layer output, so derivatives must be computed from it")
     if act.init not in ("he_uniform", "glorot_uniform"):
         raise ValueError(f"activation {act.name!r}: unknown default init {act.init!r}")
+    if not callable(act.onnx):
+        raise ValueError(f"activation {act.name!r} needs its ONNX lowering "
+                         "(onnx=(graph, s, stem) -> tensor; see Activation)")
     REGISTRY[act.name] = act
     _BY_CODE.append(act)
     return act
@@ -194,14 +248,18 @@ def register(act):
 
 for _row in (
         Activation("linear", 0, "glorot_uniform", _linear, _linear_grad, _zero_second,
-                   gives_logits=True),
-        Activation("relu", 1, "he_uniform", _relu, _relu_grad, _zero_second),
+                   gives_logits=True, onnx=_onnx_linear),
+        Activation("relu", 1, "he_uniform", _relu, _relu_grad, _zero_second,
+                   onnx=_onnx_op("Relu")),
         Activation("leaky_relu", 2, "he_uniform", _leaky_relu, _leaky_relu_grad, _zero_second,
-                   gives_logits=True),
-        Activation("sigmoid", 3, "glorot_uniform", sigmoid, _sigmoid_grad, _sigmoid_second),
-        Activation("tanh", 4, "glorot_uniform", _tanh, _tanh_grad, _tanh_second),
-        Activation("elu", 5, "he_uniform", _elu, _elu_grad, _elu_second),
-        Activation("softplus", 6, "he_uniform", _softplus, _softplus_grad, _softplus_second),
+                   gives_logits=True, onnx=_onnx_leaky_relu),
+        Activation("sigmoid", 3, "glorot_uniform", sigmoid, _sigmoid_grad, _sigmoid_second,
+                   onnx=_onnx_op("Sigmoid")),
+        Activation("tanh", 4, "glorot_uniform", _tanh, _tanh_grad, _tanh_second,
+                   onnx=_onnx_op("Tanh")),
+        Activation("elu", 5, "he_uniform", _elu, _elu_grad, _elu_second, onnx=_onnx_elu),
+        Activation("softplus", 6, "he_uniform", _softplus, _softplus_grad, _softplus_second,
+                   onnx=_onnx_softplus),
 ):
     register(_row)
 del _row

@@ -47,15 +47,17 @@ _LOSS_KERNELS = {
 
 
 def _layer_plan(curv):
-    """``(offset, n_in, n_out, act)`` per parameterised layer; layers without
-    parameters must be inference-time identities (dropout)."""
+    """``(offset, n_in, n_out, act, skip)`` per dense step, from each layer's
+    :meth:`~nncore.layers.Layer.curvature_plan` (``skip``: a Residual's shortcut
+    adds the step's input to its output)."""
     plan = []
     for i, layer in enumerate(curv._net_layers):
-        if getattr(layer, "n_params", 0) and hasattr(layer, "W"):
-            plan.append((int(layer._offset), layer.n_in, layer.n_out, int(layer._act)))
-        elif not hasattr(layer, "rate"):
-            raise ValueError(f"curvature supports Dense and Dropout layers; layer {i} is "
-                             f"{type(layer).__name__}")
+        mine = layer.curvature_plan()
+        if mine is None:
+            raise ValueError(f"no exact curvature for layer {i} ({layer!r}): curvature "
+                             "(hvp, hessian, jacobian, Levenberg-Marquardt, Newton) supports "
+                             "Dense, Dropout and Residual(Dense) layers")
+        plan.extend(mine)
     return plan
 
 
@@ -105,53 +107,61 @@ class Curvature:
 
     @property
     def _widths(self):
-        return sum(n_in + 3 * n_out for _, n_in, n_out, _ in self._plan)
+        # a shortcut's sum is one more (rows, n_out) array per direction
+        return sum(n_in + (4 if skip else 3) * n_out for _, n_in, n_out, _, skip in self._plan)
 
     def _views(self, x):
-        """Per-layer ``(W, b)`` views of a flat ``(n,)`` or ``(m, n)`` array."""
+        """Per-step ``(W, b)`` views of a flat ``(n,)`` or ``(m, n)`` array."""
         out = []
-        for off, n_in, n_out, _ in self._plan:
+        for off, n_in, n_out, _, _ in self._plan:
             nw = n_in * n_out
             W = x[..., off:off + nw].reshape(x.shape[:-1] + (n_in, n_out))
             out.append((W, x[..., off + nw:off + nw + n_out]))
         return out
 
     def _forward(self, params, X):
-        """Layer inputs ``A[0..L-1]`` and outputs ``Y[0..L-1]`` (float64)."""
+        """Step inputs ``A[0..L-1]`` with the network's output as ``A[L]``, and the
+        steps' activations ``Y[0..L-1]`` (float64); a shortcut step's output is
+        ``A[l] + Y[l]``."""
         be = _backend.current()
         A, Y = [], []
         a = X
-        for (W, b), (_, _, n_out, act) in zip(params, self._plan):
+        for (W, b), (_, _, n_out, act, skip) in zip(params, self._plan):
             y = np.empty((a.shape[0], n_out))
             be.dense_forward(a, np.ascontiguousarray(W), b, act, y)
             A.append(a)
             Y.append(y)
-            a = y
+            a = a + y if skip else y
+        A.append(a)
         return A, Y
 
     def _rforward(self, params, dirs, A, Y):
-        """``RS[l]``, ``RY[l]`` for the directions ``dirs`` (views of V)."""
+        """``RS[l]`` and ``RO[l]``, the R-derivative of step ``l``'s output
+        (``RY[l]``, plus the input's for a shortcut), for the directions ``dirs``."""
         be = _backend.current()
         m = dirs[0][0].shape[0]
-        RS, RY = [], []
+        RS, RO = [], []
         ra = None
-        for (W, _), (VW, Vb), a, y, (_, _, n_out, act) in zip(params, dirs, A, Y, self._plan):
+        for (W, _), (VW, Vb), a, y, (_, _, n_out, act, skip) in zip(params, dirs, A, Y,
+                                                                    self._plan):
             rs = np.empty((m, a.shape[0], n_out))
             ry = np.empty_like(rs)
             be.dense_rforward(a, ra, np.ascontiguousarray(W), np.ascontiguousarray(VW),
                               np.ascontiguousarray(Vb), act, y, rs, ry)
+            if skip and ra is not None:     # the input X has no R-derivative
+                ry += ra
             RS.append(rs)
-            RY.append(ry)
+            RO.append(ry)
             ra = ry
-        return RS, RY
+        return RS, RO
 
-    def _rbackward(self, params, dirs, A, Y, RS, RY, D, RD, out):
+    def _rbackward(self, params, dirs, A, Y, RS, RO, D, RD, out):
         """Accumulate ``R{grad}`` of the chunk into ``out`` (m, n); ``D`` is the
         output gradient (zeros for Gauss–Newton), ``RD`` its R-derivative."""
         be = _backend.current()
         m = RD.shape[0]
         for l in range(len(self._plan) - 1, -1, -1):
-            off, n_in, n_out, act = self._plan[l]
+            off, n_in, n_out, act, skip = self._plan[l]
             W = np.ascontiguousarray(params[l][0])
             VW = np.ascontiguousarray(dirs[l][0])
             rdw = np.empty((m, n_in, n_out))
@@ -159,11 +169,16 @@ class Curvature:
             first = l == 0
             dx = None if first else np.empty((A[l].shape[0], n_in))
             rdx = None if first else np.empty((m, A[l].shape[0], n_in))
-            be.dense_rbackward(A[l], None if first else RY[l - 1], W, VW, Y[l], RS[l], D, RD,
+            # the kernel overwrites D and RD; a shortcut passes them on as they are
+            shortcut = (D.copy(), RD.copy()) if skip and not first else None
+            be.dense_rbackward(A[l], None if first else RO[l - 1], W, VW, Y[l], RS[l], D, RD,
                                act, rdw, rdb, dx, rdx)
             nw = n_in * n_out
             out[:, off:off + nw] += rdw.reshape(m, nw)
             out[:, off + nw:off + nw + n_out] += rdb
+            if shortcut is not None:
+                dx += shortcut[0]
+                rdx += shortcut[1]
             D, RD = dx, rdx
 
     def _chunks(self, m):
@@ -191,8 +206,8 @@ class Curvature:
         params = self._views(x)
         E = np.empty((self.N, self.n_out))
         for s, e in self._chunks(1):
-            _, Y = self._forward(params, self._rows(s, e))
-            E[s:e] = self._output_grad(Y[-1], s, e) * (e - s)
+            A, _ = self._forward(params, self._rows(s, e))
+            E[s:e] = self._output_grad(A[-1], s, e) * (e - s)
         return E
 
     def _check_x(self, x):
@@ -226,12 +241,12 @@ class Curvature:
         params, dirs = self._views(x), self._views(V)
         for s, e in self._chunks(m):
             A, Y = self._forward(params, self._rows(s, e))
-            RS, RY = self._rforward(params, dirs, A, Y)
-            RG = np.empty_like(RY[-1])
-            getattr(be, self._rop)(Y[-1], RY[-1], RG)
-            D = np.zeros_like(Y[-1]) if gauss_newton else self._output_grad(Y[-1], s, e)
+            RS, RO = self._rforward(params, dirs, A, Y)
+            RG = np.empty_like(RO[-1])
+            getattr(be, self._rop)(A[-1], RO[-1], RG)
+            D = np.zeros_like(A[-1]) if gauss_newton else self._output_grad(A[-1], s, e)
             part = np.zeros((m, self.n))
-            self._rbackward(params, dirs, A, Y, RS, RY, D, RG, part)
+            self._rbackward(params, dirs, A, Y, RS, RO, D, RG, part)
             result += ((e - s) / self.N) * part
         if self.l2 != 0.0:
             result += (2.0 * self.l2) * (V * self.weight_mask)
@@ -266,8 +281,8 @@ class Curvature:
         params, dirs = self._views(x), self._views(V)
         for s, e in self._chunks(V.shape[0]):
             A, Y = self._forward(params, self._rows(s, e))
-            _, RY = self._rforward(params, dirs, A, Y)
-            out[:, s:e] = RY[-1]
+            _, RO = self._rforward(params, dirs, A, Y)
+            out[:, s:e] = RO[-1]
         return out[0] if single else out
 
     def vjp(self, x, U):
@@ -287,9 +302,9 @@ class Curvature:
         for s, e in self._chunks(m):
             A, Y = self._forward(params, self._rows(s, e))
             RS = [np.zeros((m,) + y.shape) for y in Y]
-            RY = [np.zeros((m,) + y.shape) for y in Y]
+            RO = [np.zeros((m,) + y.shape) for y in Y]
             RD = np.array(U[:, s:e])
-            self._rbackward(params, zero_dirs, A, Y, RS, RY, np.zeros_like(Y[-1]), RD, result)
+            self._rbackward(params, zero_dirs, A, Y, RS, RO, np.zeros_like(A[-1]), RD, result)
         return result[0] if single else result
 
     # ------------------------------------------------------------------ matrices
@@ -313,19 +328,22 @@ class Curvature:
         RD = np.zeros((1, R, K))
         RD[0, np.arange(R), np.tile(np.arange(K), e - s)] = 1.0
         for l in range(len(self._plan) - 1, -1, -1):
-            off, n_in, n_out, act = self._plan[l]
+            off, n_in, n_out, act, skip = self._plan[l]
             a = np.repeat(A[l], K, axis=0)
             y = np.repeat(Y[l], K, axis=0)
             dx = None if l == 0 else np.empty((R, n_in))
             rdx = None if l == 0 else np.empty((1, R, n_in))
+            shortcut = RD.copy() if skip and l > 0 else None   # the kernel overwrites RD
             be.dense_rbackward(a, None, np.ascontiguousarray(params[l][0]),
                                np.zeros((1, n_in, n_out)), y, np.zeros((1, R, n_out)),
                                np.zeros((R, n_out)), RD, act, np.empty((1, n_in, n_out)),
                                np.empty((1, n_out)), dx, rdx)
             be.jacobian_rows(a, RD[0], J, off)
+            if shortcut is not None:
+                rdx += shortcut
             RD = rdx
         if outputs is not None:
-            outputs.append(Y[-1])
+            outputs.append(A[-1])
         return J
 
     def jacobian(self, x):

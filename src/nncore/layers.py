@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import activations as _activations
 from ._checks import integer, one_of, real
+from .errors import InvalidParameterError
 
-__all__ = ["Layer", "Dense", "Dropout", "layer_from_config", "register_layer"]
+__all__ = ["Layer", "Dense", "Dropout", "Residual", "layer_from_config", "register_layer"]
 
 INITS = ("he_uniform", "glorot_uniform", "he_normal", "glorot_normal")
 
@@ -189,6 +192,20 @@ class Layer:
         """
         return None
 
+    def curvature_plan(self):
+        """How :mod:`nncore.curvature` runs this layer (exact Hessian, Jacobian, LM).
+
+        Returns
+        -------
+        list or None
+            ``[(offset, n_in, n_out, act, skip), ...]``: dense steps
+            ``f(x W + b)`` with ``W`` at ``params[offset:]`` (``skip``: the
+            step's input is added to its output), ``[]`` for an identity at
+            inference, or ``None``: no curvature for this layer (a clear
+            ``ValueError`` when it is asked for).
+        """
+        return None
+
     def summary_label(self):
         """Short description for :meth:`Network.summary`."""
         return type(self).__name__
@@ -299,6 +316,9 @@ class Dense(Layer):
     def loop_specs(self, n_in):
         return (("dense", self.n_in, self.n_out, self._act, self._offset),)
 
+    def curvature_plan(self):
+        return [(self._offset, self.n_in, self.n_out, self._act, False)]
+
     def summary_label(self):
         return f"Dense {self.activation}"
 
@@ -377,6 +397,9 @@ class Dropout(Layer):
         # rate 0 is the identity: nothing for the loop to run
         return (("dropout", n_in, self.rate),) if self.rate > 0.0 else ()
 
+    def curvature_plan(self):
+        return []          # the identity at inference; curvature has dropout off
+
     def summary_label(self):
         return f"Dropout({self.rate:g})"
 
@@ -390,6 +413,121 @@ class Dropout(Layer):
 
     def __repr__(self):
         return f"Dropout({self.rate:g})"
+
+
+@register_layer
+class Residual(Layer):
+    """Residual block ``y = x + layer(x)`` (He et al. 2016's identity shortcut).
+
+    Parameters
+    ----------
+    layer : Layer
+        A layer whose output has its input's width (``n_in == n_out``), e.g.
+        ``nc.Dense(100, 100, activation="relu")``. Its parameters are the
+        block's; it must not be placed in a network on its own as well.
+
+    Notes
+    -----
+    Trained on the per-step path (``loop_specs`` is ``None``): the compiled
+    epoch loop runs chains of Dense and Dropout layers only, and a shortcut
+    there needs buffers that outlive the inner layer's pass (the block's input
+    for the sum, the output gradient for the shortcut) that its layer tuples
+    do not describe. The per-step path calls the same kernels, so results on
+    either backend are those of the NumPy reference.
+    """
+
+    def __init__(self, layer):
+        super().__init__()
+        if not isinstance(layer, Layer):
+            raise InvalidParameterError(f"Residual wraps an nncore layer such as nc.Dense, "
+                                        f"got {type(layer).__name__}")
+        if isinstance(layer, Residual):
+            raise ValueError("a Residual inside a Residual computes x + x + f(x); wrap the "
+                             "inner layer once")
+        if layer._owner is not None:
+            raise ValueError(f"{layer!r} already belongs to a Network or another Residual; "
+                             "create a new layer")
+        width = layer.input_width
+        if width is None or layer.output_width(width) != width:
+            out = None if width is None else layer.output_width(width)
+            raise ValueError(f"Residual needs a layer with n_in == n_out (x + layer(x)); "
+                             f"{layer!r} has n_in={width}, n_out={out}")
+        self.layer = layer
+        layer._owner = self     # claimed: it cannot go into a second block or network
+
+    @property
+    def n_params(self):
+        return self.layer.n_params
+
+    @property
+    def input_width(self):
+        return self.layer.input_width
+
+    @property
+    def is_stochastic(self):
+        return self.layer.is_stochastic
+
+    def workspace_width(self, n_in):
+        return self.layer.workspace_width(n_in) + 2 * n_in
+
+    def bind(self, params, grads):
+        # The inner layer's slice is the block's: same offset, same owner.
+        self.layer._offset = self._offset
+        self.layer._owner = self._owner
+        self.layer.bind(params, grads)
+
+    def param_arrays(self):
+        return self.layer.param_arrays()
+
+    def penalized_ranges(self):
+        return self.layer.penalized_ranges()
+
+    def init_params(self, rng):
+        self.layer.init_params(rng)
+
+    # The inner layer uses this position's buffers under its own names; the
+    # block's own are "residual.*" (so a Residual cannot nest in a Residual).
+    def forward(self, be, ws, i, x, training, stream):
+        y = self.layer.forward(be, ws, i, x, training, stream)
+        out = ws.array(i, "residual.out", x.shape[1])
+        be.add(x, y, out)
+        return out
+
+    def backward(self, be, ws, i, g, training, grads, need_dx):
+        if not need_dx:
+            self.layer.backward(be, ws, i, g, training, grads, False)
+            return None
+        # The inner backward may overwrite g: keep it for the shortcut.
+        dx = ws.array(i, "residual.dx", g.shape[1])
+        np.copyto(dx, g)
+        inner = self.layer.backward(be, ws, i, g, training, grads, True)
+        be.add(inner, dx, dx)
+        return dx
+
+    def curvature_plan(self):
+        plan = self.layer.curvature_plan()
+        if plan is None or len(plan) != 1 or plan[0][4]:
+            return None     # only a single dense step gets a shortcut
+        offset, n_in, n_out, act, _ = plan[0]
+        return [(offset, n_in, n_out, act, True)]
+
+    def summary_label(self):
+        return f"Residual({self.layer.summary_label()})"
+
+    def get_config(self):
+        """The block as a JSON-serialisable dict (the inner layer's config nested)."""
+        return {"type": "Residual", "layer": self.layer.get_config()}
+
+    @classmethod
+    def from_config(cls, cfg):
+        inner = cfg.get("layer")
+        if not isinstance(inner, dict):
+            raise ValueError(f"a Residual config needs the inner layer's config under "
+                             f"'layer', got {inner!r}")
+        return cls(layer_from_config(inner))
+
+    def __repr__(self):
+        return f"Residual({self.layer!r})"
 
 
 def layer_from_config(cfg):

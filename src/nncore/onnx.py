@@ -5,12 +5,14 @@ Design
 * The graph is built with the ``onnx`` package's helper API
   (``make_node``/``make_graph``/``make_model``) at opset 17, one node group per
   layer. Each layer type has one exporter in :data:`_LAYER_EXPORTERS`, keyed by
-  the layer's ``get_config()["type"]``, and each activation one entry in
-  :data:`_ACTIVATION_OPS`; an unknown layer type or activation is a clear
-  ``ValueError`` (nothing is written), never a silently different model.
+  the layer's ``get_config()["type"]``, and each activation its lowering in
+  its registry row (``nncore.activations``, the ``onnx`` slot); an unknown
+  layer type is a clear ``ValueError`` (nothing is written), never a silently
+  different model.
 * A Dense layer is ``Gemm(X, W, b)`` (``S = X @ W + b`` with ``W`` stored as
   ``(n_in, n_out)``, exactly nncore's layout) followed by its activation node;
-  Dropout is the identity at inference and emits no node.
+  Dropout is the identity at inference and emits no node; ``Residual(layer)``
+  is the inner layer's nodes and ``Add(x, ...)``.
 * The tensors keep the network's dtype (``float32`` -> ``FLOAT``, ``float64`` ->
   ``DOUBLE``), so onnxruntime reproduces ``net.forward`` to float rounding.
 * Output ``"outputs"`` is always ``net.forward``'s: raw outputs for ``"mse"``,
@@ -26,58 +28,13 @@ import os
 
 import numpy as np
 
+from . import activations as _activations
+
 __all__ = ["to_onnx", "OPSET"]
 
 OPSET = 17
 _INSTALL_HINT = "nc.to_onnx needs the onnx package: pip install nncore-train[onnx]   (or: pip install onnx)"
 
-
-
-def _op(op_type, **attrs):
-    """An activation that is one ONNX operator."""
-    return lambda graph, s, stem: graph.node(op_type, [s], stem, **attrs)
-
-
-def _leaky_relu(graph, s, stem):
-    # max(s, 0.01 s), not LeakyRelu: its alpha is a float32 attribute, which
-    # would change float64 results in the 9th digit. For a slope < 1 the max
-    # picks s for s > 0 and the same product 0.01 s that nncore computes otherwise.
-    slope = graph.constant(graph.fresh(stem + ".slope"), 0.01)
-    return graph.node("Max", [s, graph.node("Mul", [s, slope], stem + ".scaled")], stem)
-
-
-def _elu(graph, s, stem):
-    # where(s > 0, s, exp(min(s, 0)) - 1): onnxruntime has no float64 Elu
-    # kernel; min() keeps exp of the unused branch from overflowing.
-    zero = graph.constant(graph.fresh(stem + ".zero"), 0.0)
-    one = graph.constant(graph.fresh(stem + ".one"), 1.0)
-    neg = graph.node("Min", [s, zero], stem + ".neg")
-    em1 = graph.node("Sub", [graph.node("Exp", [neg], stem + ".exp"), one], stem + ".expm1")
-    return graph.node("Where", [graph.node("Greater", [s, zero], stem + ".pos"), s, em1], stem)
-
-
-def _softplus(graph, s, stem):
-    # max(s, 0) + log(1 + exp(-|s|)), the overflow-free form; onnxruntime has
-    # no float64 Softplus kernel.
-    one = graph.constant(graph.fresh(stem + ".one"), 1.0)
-    e = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [s], stem + ".abs")],
-                                      stem + ".negabs")], stem + ".exp")
-    tail = graph.node("Log", [graph.node("Add", [one, e], stem + ".onep")], stem + ".log1p")
-    return graph.node("Add", [graph.node("Relu", [s], stem + ".relu"), tail], stem)
-
-
-# Activation name -> builder (graph, input tensor, name stem) -> output tensor.
-# Each must compute what nncore's reference of that activation computes
-# (tests/test_onnx.py runs every activation the registry knows).
-_ACTIVATION_OPS = {
-    "linear": lambda graph, s, stem: s,
-    "relu": _op("Relu"),
-    "leaky_relu": _leaky_relu,
-    "sigmoid": _op("Sigmoid"),
-    "tanh": _op("Tanh"),
-    "elu": _elu,
-    "softplus": _softplus,
-}
 
 
 def _import_onnx():
@@ -118,25 +75,33 @@ def _dense(graph, layer, index, x):
     w = graph.constant(f"layer{index}.W", layer.W)
     b = graph.constant(f"layer{index}.b", layer.b)
     s = graph.node("Gemm", [x, w, b], f"layer{index}.S")
-    return _ACTIVATION_OPS[layer.activation](graph, s, f"layer{index}.{layer.activation}")
+    lower = _activations.get(layer.activation).onnx
+    return lower(graph, s, f"layer{index}.{layer.activation}")
 
 
 def _identity(graph, layer, index, x):
     return x          # Dropout: the identity at inference
 
 
-_LAYER_EXPORTERS = {"Dense": _dense, "Dropout": _identity}
+def _residual(graph, layer, index, x):
+    inner = layer.layer
+    y = _LAYER_EXPORTERS[inner.get_config()["type"]](graph, inner, index, x)
+    return graph.node("Add", [x, y], f"layer{index}.residual")
+
+
+# Layer type (``get_config()["type"]``) -> exporter (graph, layer, index, input) -> output.
+_LAYER_EXPORTERS = {"Dense": _dense, "Dropout": _identity, "Residual": _residual}
 
 
 def _check_exportable(net):
-    for i, layer in enumerate(net.layers):
-        kind = layer.get_config().get("type")
-        if kind not in _LAYER_EXPORTERS:
-            raise ValueError(f"layer {i} ({layer!r}): no ONNX export for layer type {kind!r}; "
-                             f"supported: {sorted(_LAYER_EXPORTERS)}")
-        act = getattr(layer, "activation", None)
-        if act is not None and act not in _ACTIVATION_OPS:
-            raise ValueError(f"layer {i} ({layer!r}): no ONNX operator for activation {act!r}")
+    for i, top in enumerate(net.layers):
+        layer = top
+        while layer is not None:       # a Residual's inner layer too
+            kind = layer.get_config().get("type")
+            if kind not in _LAYER_EXPORTERS:
+                raise ValueError(f"layer {i} ({top!r}): no ONNX export for layer type "
+                                 f"{kind!r}; supported: {sorted(_LAYER_EXPORTERS)}")
+            layer = getattr(layer, "layer", None)
 
 
 def _extra_outputs(graph, net, logits, probabilities, labels):

@@ -14,7 +14,7 @@ import os
 from . import _numpy
 
 BACKEND_API = (
-    "gemm", "sum_squares", "multiply",
+    "gemm", "sum_squares", "multiply", "add",
     "activation_forward", "activation_backward",
     "dense_forward", "dense_backward",
     "softmax", "sigmoid",

@@ -39,7 +39,7 @@ NAME = "cython"
 FUSED_LOOP = True
 
 _KERNELS = (
-    "gemm", "sum_squares", "multiply", "activation_forward", "activation_backward",
+    "gemm", "sum_squares", "multiply", "add", "activation_forward", "activation_backward",
     "dense_forward", "dense_backward", "softmax", "sigmoid", "loss_mse",
     "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce", "regularize", "dropout_mask",
     "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
@@ -87,6 +87,12 @@ def multiply(a, b, out):
     """out := a * b elementwise (same shape and dtype; out may alias a or b)."""
     V.check_same(a, b, out)
     _K.multiply(a.reshape(-1), b.reshape(-1), out.reshape(-1))
+
+
+def add(a, b, out):
+    """out := a + b elementwise (same shape and dtype; out may alias a or b)."""
+    V.check_same(a, b, out)
+    _K.add(a.reshape(-1), b.reshape(-1), out.reshape(-1))
 
 
 # --------------------------------------------------------------------------- activations

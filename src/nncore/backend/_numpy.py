@@ -64,6 +64,12 @@ def multiply(a, b, out):
     np.multiply(a, b, out=out)
 
 
+def add(a, b, out):
+    """out := a + b elementwise (same shape and dtype; out may alias a or b)."""
+    V.check_same(a, b, out)
+    np.add(a, b, out=out)
+
+
 # --------------------------------------------------------------------------- activations
 
 def activation_forward(S, act, out):
