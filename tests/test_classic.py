@@ -379,8 +379,57 @@ def test_powell_beale_cg_reaches_least_squares_optimum():
     np.testing.assert_allclose(net.params, sol.ravel(), rtol=0, atol=1e-10)
 
 
+def traincgb_directions(grads):
+    """MATLAB ``traincgb``'s search directions (Powell-Beale, Hestenes-Stiefel Z1),
+    transcribed from its loop, for the gradients at the points it visited."""
+    g_old = grads[0]
+    d_old = -g_old
+    out = [d_old]
+    t, d_t, dg_t, d_dg_t = 1, np.zeros_like(g_old), np.zeros_like(g_old), 1.0
+    for epoch, g in enumerate(grads[1:], start=1):
+        if abs(g_old @ g) >= 0.2 * (g @ g) or epoch - t >= g.size:
+            t, dg_t, d_t = epoch - 1, g - g_old, d_old
+            d_dg_t = d_t @ dg_t
+        z2 = 0.0 if epoch == t + 1 or d_dg_t == 0 else (g @ dg_t) / d_dg_t
+        dg = g - g_old
+        z1 = 0.0 if d_old @ dg == 0 else (g @ dg) / (d_old @ dg)
+        d = -g + d_old * z1 + d_t * z2
+        d_old, g_old = d, g
+        if g @ d / np.linalg.norm(d) >= -0.001 * np.linalg.norm(g):
+            d = d_old = -g
+            t, d_t, dg_t, d_dg_t = epoch, np.zeros_like(g), np.zeros_like(g), 1.0
+        out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_powell_beale_follows_traincgb(seed):
+    """Given the points it visits, every direction is traincgb's (up to scale)."""
+    from nncore.optim import ConjugateGradient
+    X, y = small_problem(seed)
+    fun = net_fun(small_net(seed), X, y)
+    x = small_net(seed).params.copy()
+    f, g = fun(x)
+    opt = ConjugateGradient(beta="hestenes-stiefel", restart="powell-beale", gtol=0.0)
+    searched, grads, restarts = [], [g], []
+    search = opt._search
+    opt._search = lambda fun_, x_, f_, g_, d, a0: searched.append(d.copy()) or search(
+        fun_, x_, f_, g_, d, a0)
+    for _ in range(20):                               # fewer than n = 26: no n-restart
+        x, f, g, info = opt.iterate(fun, x, f, g)
+        grads.append(g)
+        restarts.append(info["restarted"])
+    assert len(searched) == 20                        # no line-search fallback taken
+    expected = traincgb_directions(grads[:-1])
+    for d, e in zip(searched, expected):
+        np.testing.assert_allclose(d / np.linalg.norm(d), e / np.linalg.norm(e),
+                                   rtol=1e-9, atol=1e-12)
+    # Both kinds of restart happened: Beale's (three-term) and Powell's test.
+    assert any(restarts[1:]) and opt.n_restarts >= 1
+
+
 def test_powell_beale_restart_rule():
-    """Every iteration whose gradient keeps |g.g_prev| >= 0.2 g.g restarts along -g."""
+    """Every iteration whose gradient keeps |g.g_prev| >= 0.2 g.g is a restart."""
     from nncore.optim import ConjugateGradient
     X, y = small_problem(4)
     fun = net_fun(small_net(4), X, y)

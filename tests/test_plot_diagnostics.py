@@ -73,6 +73,19 @@ def test_training_state_panels(regression_run):
         ncplot.training_state({"loss": [1.0, 0.5]})
 
 
+def test_training_state_of_a_first_order_fit():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = X[:, :1] - X[:, 1:]
+    net = nc.Network([nc.Dense(2, 4, activation="tanh"), nc.Dense(4, 1)], seed=0)
+    h = net.fit(X, y, optimizer=nc.optim.SGD(lr=0.05), batch_size=8, epochs=4)
+    fig = ncplot.training_state(h)
+    assert [a.get_ylabel() for a in fig.axes] == ["gradient norm", "step length",
+                                                   "learning rate"]
+    for a, key in zip(fig.axes, ("grad_norm", "step_norm", "lr")):
+        np.testing.assert_array_equal(a.get_lines()[0].get_ydata(), h[key])
+
+
 def test_regression_panels_show_outputs_targets_and_r(regression_run):
     net, _, splits = regression_run
     fig = ncplot.regression(net, splits)

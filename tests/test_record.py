@@ -132,3 +132,32 @@ def test_early_stopping_max_fail_full_batch(optimizer):
     assert stop.best_epoch == best
     np.testing.assert_array_equal(net.params, rec.params[best])   # best weights restored
     assert "early stopping" in h.stop_reason
+
+
+@pytest.mark.parametrize("batch_size,clip,l2", [(16, None, 0.0), (60, 0.05, 1e-3), (1, None, 0.0)])
+def test_first_order_gradient_and_step_norms(batch_size, clip, l2):
+    """grad_norm is the last batch's gradient (with the penalty, before clipping) and
+    step_norm the epoch's parameter change, both recomputed by a plain loop of
+    loss_and_gradient + opt.step over the same batches."""
+    X, y = regression_data()
+    reg = nc.L2(l2) if l2 else None
+    net = make_net()
+    net.regularizer = reg
+    h = net.fit(X, y, optimizer=nc.optim.Adam(lr=0.01, clip_norm=clip),
+                batch_size=batch_size, epochs=3, shuffle=False)
+    ref = make_net()
+    ref.regularizer = reg
+    opt = nc.optim.Adam(lr=0.01, clip_norm=clip)
+    grad_norms, step_norms = [], []
+    for _ in range(3):
+        start = ref.params.copy()
+        for s in range(0, len(X), batch_size):
+            _, g = ref.loss_and_gradient(X[s:s + batch_size], y[s:s + batch_size])
+            last = float(np.linalg.norm(g))
+            opt.step(ref.params, g)
+        grad_norms.append(last)
+        step_norms.append(float(np.linalg.norm(ref.params - start)))
+    np.testing.assert_array_equal(net.params, ref.params)
+    np.testing.assert_allclose(h["grad_norm"], grad_norms, rtol=1e-12)
+    np.testing.assert_allclose(h["step_norm"], step_norms, rtol=1e-12)
+    assert all(s > 0 for s in h["step_norm"])

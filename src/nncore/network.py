@@ -714,8 +714,13 @@ class Network:
             batches as in Keras, or the whole-set accuracy for full-batch
             optimizers), ``"val_loss"``/``"val_accuracy"`` with validation
             data, ``"lr"`` (the epoch's rate; for full-batch optimizers the
-            accepted step length), ``"time"`` (seconds since training started)
-            and, for full-batch optimizers, cumulative ``"nfev"``/``"ngev"``.
+            accepted step length), ``"time"`` (seconds since training started),
+            ``"test_loss"``/``"test_accuracy"`` with ``test_data``,
+            ``"val_fail"`` with validation data, ``"grad_norm"`` (the gradient's
+            L2 norm: at the new point for full-batch optimizers, else the last
+            batch's, before clipping), ``"step_norm"`` (how far the epoch moved
+            the parameters) and, for full-batch optimizers, cumulative
+            ``"nfev"``/``"ngev"`` and the optimizer's own records (``"mu"``, ...).
 
         Raises
         ------

@@ -468,8 +468,8 @@ _STATE_KEYS = (("grad_norm", "gradient norm", True), ("mu", "mu", True),
 
 def training_state(history, path=None, *, keys=None, title=None, figsize=None, dpi=100):
     """Per-epoch training state, one panel each (MATLAB's ``plottrainstate``):
-    gradient norm, LM's ``mu``, step length (or learning rate) and validation
-    failures, whichever the history has.
+    gradient norm, LM's ``mu``, step length, learning rate (first-order
+    optimizers) and validation failures, whichever the history has.
 
     Parameters
     ----------
@@ -477,7 +477,8 @@ def training_state(history, path=None, *, keys=None, title=None, figsize=None, d
     path : str or os.PathLike, optional
     keys : sequence of str, optional
         History keys to draw, one panel each (default: those of
-        ``grad_norm``, ``mu``, ``step_norm`` — else ``lr`` —, ``val_fail``
+        ``grad_norm``, ``mu``, ``step_norm``, ``lr`` (not for full-batch
+        optimizers, whose ``lr`` is the accepted step size), ``val_fail``
         that are present).
     title : str, optional
     figsize : (float, float), optional
@@ -492,12 +493,12 @@ def training_state(history, path=None, *, keys=None, title=None, figsize=None, d
     labels = {k: (label, log) for k, label, log in _STATE_KEYS}
     if keys is None:
         keys = [k for k in labels if _series(data, k) is not None]
-        if "step_norm" in keys and "lr" in keys:
-            keys.remove("lr")
+        if "lr" in keys and _series(data, "nfev") is not None:
+            keys.remove("lr")   # a full-batch "lr" is the step length again, scaled
     keys = [k for k in keys if _series(data, k) is not None]
     if not keys:
         raise ValueError("history has none of the training-state values "
-                         f"{[k for k, _, _ in _STATE_KEYS]} (full-batch optimizers log them)")
+                         f"{[k for k, _, _ in _STATE_KEYS]} (nncore's fit logs them)")
     fig, axes = plt.subplots(len(keys), 1, sharex=True, squeeze=False,
                              figsize=figsize or (6.0, 1.9 * len(keys) + 0.6))
     for a, key in zip(axes[:, 0], keys):

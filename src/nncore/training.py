@@ -239,10 +239,12 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
         ``"time"`` (seconds since training started), ``"test_loss"``/
         ``"test_accuracy"`` with ``test_data``, ``"val_fail"`` with validation
         data (epochs since ``val_loss`` last reached a new minimum, MATLAB's
-        validation checks) and, for full-batch optimizers, cumulative
-        ``"nfev"``/``"ngev"``, ``"grad_norm"`` (L2 norm of the gradient at the
-        new point), ``"step_norm"`` (L2 norm of the parameter change) and
-        whatever the optimizer reports in ``info["log"]`` (e.g. ``"mu"``).
+        validation checks), ``"grad_norm"`` (L2 norm of the gradient: for
+        full-batch optimizers at the new point; for the others the last
+        batch's gradient, before clipping), ``"step_norm"`` (L2 norm of the
+        parameter change over the epoch) and, for full-batch optimizers,
+        cumulative ``"nfev"``/``"ngev"`` and whatever the optimizer reports in
+        ``info["log"]`` (e.g. ``"mu"``).
 
     Raises
     ------
@@ -517,6 +519,7 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
             state["shuffle_rng"].shuffle(order)
         epoch_state = _epoch.new_state(counter=state["counter"], count=net.is_classifier)
         epoch_state["have_backup"] = have_backup
+        start = net.params.copy()           # for the epoch's step length
         try:
             run_epoch(order, epoch_state, workspace)
         finally:
@@ -528,6 +531,10 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
         if net.is_classifier:
             logs["accuracy"] = epoch_state["correct"] / judged
         logs["lr"] = lr
+        # The last batch's gradient (grads hold it, unclipped) and how far the
+        # epoch moved the parameters: MATLAB's training-state record, at O(n).
+        logs["grad_norm"] = float(np.linalg.norm(net.grads))
+        logs["step_norm"] = float(np.linalg.norm(net.params - start))
         if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start,
                       state["test"]):
             break

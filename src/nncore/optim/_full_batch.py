@@ -71,6 +71,12 @@ def _check_nonneg(name, v):
     return real(v, name, low=0.0)
 
 
+def _ratio(num, den):
+    """``num / den`` as a float, inf or NaN on a zero denominator (never raises)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return float(np.float64(num) / np.float64(den))
+
+
 class _Counted:
     """Wraps ``fun`` to count evaluations and remember the last one.
 
@@ -394,10 +400,19 @@ class ConjugateGradient(_DirectionMethod):
     * ``"liu-storey"``: ``g.y / (-d_prev.g_prev)`` (the lecture's second formula)
 
     Restarts with ``d = -g`` when ``g.d >= 0`` (loss of descent) and every
-    ``restart`` iterations (default: the number of parameters). With
-    ``restart="powell-beale"`` (MATLAB's ``traincgb``) it also restarts when
-    little orthogonality is left between successive gradients, Powell's
-    (1977) test ``|g.g_prev| >= 0.2 g.g``.
+    ``restart`` iterations (default: the number of parameters).
+
+    ``restart="powell-beale"`` is MATLAB's ``traincgb`` (Powell 1977): a
+    restart does not throw the direction away. When little orthogonality is
+    left between successive gradients (Powell's test ``|g.g_prev| >= 0.2 g.g``)
+    or after ``n`` iterations, the last direction becomes Beale's restart
+    direction ``d_t`` (with ``y_t = g - g_prev``), and the following directions
+    are Beale's three-term ``d = -g + beta d_prev + gamma d_t`` with
+    ``gamma = g.y_t / d_t.y_t`` (``gamma = 0`` on the restart iteration itself).
+    A direction that is not clearly downhill
+    (``g.d >= -0.001 |g| |d|``, MATLAB's test) is replaced by ``-g`` and the
+    restart direction is dropped. ``traincgb`` takes ``beta`` from
+    Hestenes–Stiefel: pass ``beta="hestenes-stiefel"`` to follow it exactly.
 
     Parameters
     ----------
@@ -431,41 +446,73 @@ class ConjugateGradient(_DirectionMethod):
         self._d_prev = None
         self._g_prev = None
         self._since_restart = 0
+        self._d_t = self._y_t = None     # Beale's restart direction and its y
+        self._dty = 0.0
 
     def _beta(self, g):
         gp, dp = self._g_prev, self._d_prev
         if self.beta == "fletcher-reeves":
-            return float(np.dot(g, g)) / float(np.dot(gp, gp))
+            return _ratio(np.dot(g, g), np.dot(gp, gp))
         y = g - gp
-        gy = float(np.dot(g, y))
+        gy = np.dot(g, y)
         if self.beta == "polak-ribiere":
-            return gy / float(np.dot(gp, gp))
+            return _ratio(gy, np.dot(gp, gp))
         if self.beta == "polak-ribiere+":
-            return max(0.0, gy / float(np.dot(gp, gp)))
+            return max(0.0, _ratio(gy, np.dot(gp, gp)))
         if self.beta == "hestenes-stiefel":
-            return gy / float(np.dot(dp, y))
-        return gy / (-float(np.dot(dp, gp)))  # liu-storey
+            return _ratio(gy, np.dot(dp, y))
+        return _ratio(gy, -np.dot(dp, gp))  # liu-storey
 
-    def _powell_restart(self, g):
-        """Powell's test: successive gradients far from orthogonal."""
-        return (self.restart == "powell-beale"
-                and abs(float(np.dot(g, self._g_prev))) >= 0.2 * float(np.dot(g, g)))
+    def _steepest(self, g, restart):
+        """``-g`` with the memory dropped; ``restart`` counts it as a restart."""
+        if restart:
+            self.n_restarts += 1
+        self._since_restart = 0
+        self._d_t = None
+        return -g, True
 
     def _direction(self, x, g):
-        every = self.restart if isinstance(self.restart, int) else x.size
-        if (self._d_prev is None or self._d_prev.shape != g.shape
-                or self._since_restart >= every or self._powell_restart(g)):
-            if self._d_prev is not None:
-                self.n_restarts += 1
-            self._since_restart = 0
-            return -g, True
-        with np.errstate(divide="ignore", invalid="ignore"):
-            beta = self._beta(g)
+        if self._d_prev is None or self._d_prev.shape != g.shape:
+            return self._steepest(g, self._d_prev is not None)
+        if self.restart == "powell-beale":
+            return self._beale_direction(x, g)
+        if self._since_restart >= (self.restart or x.size):
+            return self._steepest(g, True)
+        beta = self._beta(g)
         if not math.isfinite(beta):
-            self.n_restarts += 1
-            self._since_restart = 0
-            return -g, True
+            return self._steepest(g, True)
         return beta * self._d_prev - g, False
+
+    def _beale_direction(self, x, g):
+        """Powell's restart test and Beale's three-term direction (``traincgb``)."""
+        gg = float(np.dot(g, g))
+        gamma = 0.0
+        if (abs(float(np.dot(g, self._g_prev))) >= 0.2 * gg
+                or self._since_restart >= x.size):
+            # The last direction becomes the restart direction d_t.
+            self._d_t, self._y_t = self._d_prev, g - self._g_prev
+            self._dty = float(np.dot(self._d_t, self._y_t))
+            self._since_restart = 1     # traincgb counts from t = epoch - 1
+            self.n_restarts += 1
+            self._beale_restarted = True
+        elif self._d_t is not None and self._dty != 0.0:
+            gamma = float(np.dot(g, self._y_t)) / self._dty
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            beta = self._beta(g)
+            d = beta * self._d_prev - g
+            if self._d_t is not None and gamma != 0.0:
+                d += gamma * self._d_t
+        norm_d = float(np.linalg.norm(d))
+        if not (math.isfinite(beta) and math.isfinite(gamma) and math.isfinite(norm_d)
+                and float(np.dot(g, d)) < -1e-3 * math.sqrt(gg) * norm_d):
+            return self._steepest(g, True)
+        return d, False
+
+    def _step(self, fun, x, f, g):
+        self._beale_restarted = False
+        x_new, f_new, g_new, alpha, extra = super()._step(fun, x, f, g)
+        extra["restarted"] = extra["restarted"] or self._beale_restarted
+        return x_new, f_new, g_new, alpha, extra
 
     def _update(self, x, g, d, res, steepest):
         self._g_prev = g
