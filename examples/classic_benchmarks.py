@@ -44,7 +44,8 @@ def algorithms():
     """(label, factory) for every training algorithm nncore has."""
     out = [(name, (lambda n=name, lr=lr: nc.optim.get(n, lr=lr))) for name, lr in FIRST_ORDER.items()]
     out += [("cg", lambda: nc.optim.get("cg")),
-            ("cg powell-beale", lambda: nc.optim.ConjugateGradient(restart="powell-beale")),
+            ("cg powell-beale", lambda: nc.optim.ConjugateGradient(
+                beta="hestenes-stiefel", restart="powell-beale")),   # traincgb
             ("scg", lambda: nc.optim.get("scg"))]
     for variant in ("irprop-", "rprop-", "rprop+", "irprop+"):
         out.append((f"rprop {variant}", lambda v=variant: nc.optim.Rprop(variant=v)))
