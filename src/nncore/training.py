@@ -317,9 +317,9 @@ def _record_keys(net, opt, validation, test):
     def loss_keys(prefix):
         return [prefix + "loss"] + ([prefix + "accuracy"] if net.is_classifier else [])
 
-    keys = loss_keys("") + ["lr"]
+    keys = loss_keys("") + ["lr", "grad_norm", "step_norm"]
     if getattr(opt, "full_batch", False):
-        keys += ["nfev", "ngev", "grad_norm", "step_norm"]
+        keys += ["nfev", "ngev"]
     if validation:
         keys += loss_keys("val_") + ["val_fail"]
     if test:
