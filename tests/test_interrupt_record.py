@@ -103,7 +103,7 @@ def test_divergence_in_the_first_epoch_leaves_the_record_keys():
         net.fit(X, y[:, None] * 1e15, optimizer=nc.optim.SGD(1e38), batch_size=4,
                 epochs=2, progress=False)
     assert net.history_.epoch == [] and net.history_["loss"] == []
-    assert set(net.history_.history) == {"loss", "lr", "time"}
+    assert set(net.history_.history) == {"loss", "lr", "grad_norm", "step_norm", "time"}
 
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
