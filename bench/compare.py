@@ -1,4 +1,4 @@
-"""nncore against PyTorch and scikit-learn on the workloads of issue 5.
+"""nncore against PyTorch, JAX + optax and scikit-learn on the same workloads.
 
 Run (a few minutes on 2 cores)::
 
@@ -14,6 +14,12 @@ Workloads (float32, synthetic data, the same data for every library):
   32 / 128, one epoch of ``--samples`` MNIST-shaped rows. PyTorch: the usual
   mini-batch loop with ``Adam(fused=True)``; scikit-learn: ``MLPClassifier.partial_fit``.
 * ``adam``: one Adam update of 1e7 float32 parameters. PyTorch: ``Adam(fused=True)``.
+
+JAX + optax (when installed; ``--no-jax`` leaves it out) runs each workload in
+a process of its own per thread count (``bench/_jax_worker.py``): the train
+step under ``jax.jit`` and the whole epoch under ``jax.lax.scan``, starting
+from nncore's initial weights; its compile time is reported apart and never
+timed.
 
 Every contender runs at 1 and at ``--threads`` threads (nncore via
 ``nc.set_num_threads``, PyTorch via ``torch.set_num_threads``, every BLAS/OpenMP
@@ -69,9 +75,10 @@ def _threads(n):
 
 
 class Contender:
-    def __init__(self, lib, label, threads, setup, run, units, warm=True):
+    def __init__(self, lib, label, threads, setup, run, units, warm=True, self_timed=False):
         self.lib, self.label, self.threads, self.warm = lib, label, threads, warm
         self.setup, self.run, self.units = setup, run, units
+        self.self_timed = self_timed     # run() returns the seconds it measured
         self.times = []
 
     def measure(self, limit=None):
@@ -86,8 +93,10 @@ class Contender:
                 signal.setitimer(signal.ITIMER_REAL, limit)
             try:
                 t0 = time.perf_counter()
-                self.run(state)
+                inner = self.run(state)
                 dt = time.perf_counter() - t0
+                if self.self_timed:
+                    dt = inner      # measured in the contender's own process
             except _Timeout:
                 dt = math.inf
             finally:
@@ -209,6 +218,81 @@ def _torch_mnist(X, y, batch):
     return setup, run
 
 
+# --------------------------------------------------------------------------- JAX + optax
+
+_JAX_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_jax_worker.py")
+_JAX_PROCS = []
+
+
+def _jax_available():
+    import importlib.util
+    return all(importlib.util.find_spec(m) is not None for m in ("jax", "optax"))
+
+
+class _JaxProcess:
+    """A ``_jax_worker.py`` process: one workload at one thread count, compiled once."""
+
+    def __init__(self, workload, threads, arrays, **options):
+        import subprocess
+        import tempfile
+        fd, self.path = tempfile.mkstemp(suffix=".npz")
+        os.close(fd)
+        np.savez(self.path, **arrays)
+        cmd = [sys.executable, _JAX_WORKER, "--workload", workload, "--data", self.path,
+               "--threads", str(threads)]
+        for k, v in options.items():
+            cmd += [f"--{k}", str(v)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        _JAX_PROCS.append(self)
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            raise RuntimeError(f"JAX worker for {workload} failed to start")
+        self.compile_seconds = float(line[1])
+
+    def run(self):
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def dump(self, path):
+        """The worker's current parameters, as a dict of arrays."""
+        self.proc.stdin.write(f"dump {path}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ok":
+            raise RuntimeError("JAX worker did not dump its parameters")
+        with np.load(path) as f:
+            return dict(f)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        os.unlink(self.path)
+
+
+def _jax_contender(workload, threads, arrays, units, label, **options):
+    box = {}
+
+    def setup():
+        if "proc" not in box:
+            box["proc"] = _JaxProcess(workload, threads, arrays, **options)
+        return box["proc"]
+
+    c = Contender("jax", label, threads, setup, lambda proc: proc.run(), units, self_timed=True)
+    c.compile_seconds = lambda: box["proc"].compile_seconds if "proc" in box else math.nan
+    return c
+
+
+def _initial_weights(layers):
+    """The nncore network's initial weights, for JAX to start from the same point."""
+    net = nc.Network(layers(), dtype="float32", seed=0)
+    out = {"n_layers": len(net.layers)}
+    for i, layer in enumerate(net.layers):
+        out[f"W{i}"], out[f"b{i}"] = np.array(layer.W), np.array(layer.b)
+    return out
+
+
 # --------------------------------------------------------------------------- workloads
 
 def tiny(args, threads):
@@ -229,6 +313,11 @@ def tiny(args, threads):
                                 *_torch_tiny(X[:m], y[:m], 0.01), m))
     cs.append(Contender("numpy", "nncore NumPy path", 1,
                         *_nn_fit(layers, "mse", X, y, sgd, 1, 1, "numpy"), n))
+    if args.jax:
+        arrays = dict(_initial_weights(layers), X=X, y=y)
+        for t in sorted({1, threads}):
+            cs.append(_jax_contender("tiny", t, arrays, n * E, "JAX + optax (jit + scan)",
+                                     lr=0.01, epochs=E))
     if sklearn is not None:
         def setup():
             return MLPRegressor(hidden_layer_sizes=(16, 16), activation="tanh", solver="sgd", batch_size=1,
@@ -252,6 +341,10 @@ def mnist(args, threads, batch):
                             *_nn_fit(layers, "cross_entropy", X, y, adam, batch, 1, "cython"), 1))
         if torch is not None:
             cs.append(Contender("torch", "PyTorch, fused Adam", t, *_torch_mnist(X, y, batch), 1))
+        if args.jax:
+            arrays = dict(_initial_weights(layers), X=X, y=y.astype(np.int32))
+            cs.append(_jax_contender(f"mnist{batch}", t, arrays, 1, "JAX + optax (jit + scan)",
+                                     lr=1e-3, batch=batch))
     if not args.skip_slow:
         cs.append(Contender("numpy", "nncore NumPy path", args.slow_threads,
                             *_nn_fit(layers, "cross_entropy", X, y, adam, batch, 1, "numpy"), 1,
@@ -303,18 +396,23 @@ def adam(args, threads):
                 for _ in range(steps):
                     opt.step()
             cs.append(Contender("torch", "PyTorch Adam(fused=True)", t, setup, run, steps))
+        if args.jax:
+            cs.append(_jax_contender("adam", t, {"p": p0, "g": g}, steps,
+                                     "JAX optax.adam (jit, donated)", lr=1e-3, steps=steps))
     cs.append(Contender("numpy", "nncore NumPy path", args.slow_threads, *nn("numpy"), steps,
                         warm=False))
     return cs
 
 
 WORKLOADS = {
-    "tiny": ("2-16-16-1 tanh, MSE, SGD, batch 1", "µs/sample", 1e6, tiny, "≥ 50× faster"),
+    # key: (title, unit, scale, contenders, target vs PyTorch, target vs JAX)
+    "tiny": ("2-16-16-1 tanh, MSE, SGD, batch 1", "µs/sample", 1e6, tiny, "≥ 50× faster",
+             "≤ 0.33×"),
     "mnist32": ("784-256-256-10 relu, CE, Adam, batch 32", "s/epoch", 1.0,
-                lambda a, t: mnist(a, t, 32), "≤ 0.6×"),
+                lambda a, t: mnist(a, t, 32), "≤ 0.6×", "≤ 0.8×"),
     "mnist128": ("784-256-256-10 relu, CE, Adam, batch 128", "s/epoch", 1.0,
-                 lambda a, t: mnist(a, t, 128), "≤ 0.85×"),
-    "adam": ("Adam update, 1e7 float32 params", "ms/step", 1e3, adam, "≤ 1×"),
+                 lambda a, t: mnist(a, t, 128), "≤ 0.85×", "≤ 0.9×"),
+    "adam": ("Adam update, 1e7 float32 params", "ms/step", 1e3, adam, "≤ 1×", ""),
 }
 
 
@@ -364,33 +462,39 @@ def _fmt(v, scale):
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
+def _ratio(a, b):
+    if not (a and b):
+        return "—"
+    r = a.median / b.median
+    return f"{r:.3f}× ({1 / r:.0f}× faster)" if r < 0.1 else f"{r:.2f}×"
+
+
 def report(results, threads, args):
-    out = ["## nncore vs PyTorch vs scikit-learn (bench/compare.py)", "",
+    out = ["## nncore vs PyTorch, JAX and scikit-learn (bench/compare.py)", "",
            f"Command: `python bench/compare.py {' '.join(sys.argv[1:])}`".rstrip(), "",
            _machine(), f"- threads tried: 1 and {threads}; each library at its best "
            f"(shown as `@n`); median of {args.repeats} interleaved repeats", "",
-           "| workload | unit | nncore compiled | nncore NumPy path | PyTorch | scikit-learn "
-           "| nncore / PyTorch | target |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| workload | unit | nncore compiled | nncore NumPy path | PyTorch | JAX + optax "
+           "| scikit-learn | nncore / PyTorch (target) | nncore / JAX (target) |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for key, contenders in results:
-        title, unit, scale, _, target = WORKLOADS[key]
+        title, unit, scale, _, target, jax_target = WORKLOADS[key]
         cells = []
-        for lib in ("nncore", "numpy", "torch", "sklearn"):
+        for lib in ("nncore", "numpy", "torch", "jax", "sklearn"):
             b = _best(contenders, lib)
             cells.append("—" if b is None else f"{_fmt(b.median, scale)} @{b.threads}")
-        nn, tt = _best(contenders, "nncore"), _best(contenders, "torch")
-        if nn and tt:
-            r = nn.median / tt.median
-            ratio = f"{r:.3f}× ({1 / r:.0f}× faster)" if r < 0.1 else f"{r:.2f}×"
-        else:
-            ratio = "—"
-        out.append(f"| {title} | {unit} | " + " | ".join(cells) + f" | {ratio} | {target} |")
+        nn = _best(contenders, "nncore")
+        out.append(f"| {title} | {unit} | " + " | ".join(cells)
+                   + f" | {_ratio(nn, _best(contenders, 'torch'))} ({target}) "
+                   + f"| {_ratio(nn, _best(contenders, 'jax'))} ({jax_target or '—'}) |")
     out += ["", "All rows (median, min over repeats):", ""]
     for key, contenders in results:
-        title, unit, scale, _, _ = WORKLOADS[key]
+        title, unit, scale = WORKLOADS[key][:3]
         for c in contenders:
             note = (f" (one run only: over {SLOW_FACTOR:g}x slower than this library's best "
                     "setting; stopped runs are marked)") if getattr(c, "skipped", False) else ""
+            if c.lib == "jax":
+                note += f"; compile + first call {c.compile_seconds():.2f} s (not timed)"
             out.append(f"- {key}: {c.label} @{c.threads} thread(s): median "
                        f"{_fmt(c.median, scale)} {unit}, min {_fmt(min(c.times), scale)}{note}")
     return "\n".join(out)
@@ -411,7 +515,10 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
     ap.add_argument("--skip-slow", action="store_true",
                     help="skip the NumPy path and scikit-learn on the MNIST workloads")
+    ap.add_argument("--no-jax", action="store_true",
+                    help="leave out JAX + optax (also left out when not installed)")
     args = ap.parse_args(argv)
+    args.jax = not args.no_jax and _jax_available()
     results = []
     for key in args.only:
         contenders = WORKLOADS[key][3](args, args.threads)
@@ -421,6 +528,8 @@ def main(argv=None):
         results.append((key, contenders))
     nc.set_backend("cython")
     print(report(results, args.threads, args))
+    for proc in _JAX_PROCS:
+        proc.close()
 
 
 if __name__ == "__main__":
