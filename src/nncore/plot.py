@@ -579,7 +579,8 @@ def regression(net, data, path=None, *, title=None, figsize=None, dpi=100):
         a.plot([lo, hi], [slope * lo + icpt, slope * hi + icpt], "-", label="Fit")
         a.plot([lo, hi], [lo, hi], ":", color="0.4", label="Y = T")
         a.set_xlabel("Target")
-        a.set_ylabel(f"Output ~= {slope:.2f}*Target + {icpt:.2g}")
+        sign = "-" if icpt < 0 else "+"
+        a.set_ylabel(f"Output ~= {slope:.2f}*Target {sign} {abs(icpt):.2g}")
         a.set_title(f"{name}: R={r:.5f}")
         a.grid(True, alpha=0.3)
         a.legend(fontsize=8)
