@@ -270,6 +270,60 @@ def test_divergence_mid_epoch_stops_before_the_step():
     assert outs[2][1]["step"] == st["step"]
 
 
+# An update whose result is inf/NaN in exactly one parameter: that weight is
+# huge (its input column is zero, so the loss stays finite) and the coupled
+# decay makes its update gradient inf. Every rule the loop runs, the weight in
+# the first, a middle or the last chunk of a vector long enough to be split
+# over threads when BLAS shares the loop's thread team.
+OVERFLOW_OPTS = {
+    "sgd": lambda: nc.optim.SGD(0.01, weight_decay=10.0),
+    "momentum": lambda: nc.optim.SGD(0.01, momentum=0.9, weight_decay=10.0),
+    "adagrad": lambda: nc.optim.Adagrad(0.01, weight_decay=10.0),
+    "rmsprop": lambda: nc.optim.RMSprop(0.01, weight_decay=10.0),
+    "adam": lambda: nc.optim.Adam(0.01, weight_decay=10.0),
+    "adamw_decay_overflows": lambda: nc.optim.AdamW(1.0, weight_decay=3.0),
+}
+
+
+@pytest.mark.parametrize("where", [0, 0.55, -1])
+@pytest.mark.parametrize("opt", sorted(OVERFLOW_OPTS))
+def test_update_overflow_in_one_parameter_every_rule(threads, opt, where):
+    """The loop's update reports a non-finite parameter wherever it is (each
+    thread checks the chunk it wrote): it stops at that step like the per-step
+    path, with the same parameters, state and backup (the parameters before
+    the step)."""
+    C = _compiled()
+    rng = np.random.default_rng(3)
+    n, d = 8, 70_000
+    j = int(where * d) if where >= 0 else d - 1
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    X[:, j] = 0.0
+    T = rng.normal(size=(n, 1)).astype(np.float32)
+    p0 = (rng.normal(size=d + 1) * 1e-3).astype(np.float32)
+    p0[j] = 3e38
+    layers = [("dense", d, 1, 0, 0)]
+    segs = np.zeros((0, 2), np.int64)
+    outs = []
+    for be in (None, C):
+        params, grads = p0.copy(), np.zeros_like(p0)
+        st, ws = E.new_state(), {}
+        optimizer = OVERFLOW_OPTS[opt]()
+        optimizer.init(params)
+        spec = optimizer.fused_update(params) if be is None else optimizer
+        args = (X, T, np.arange(n), 4, 2, params, grads, layers, "mse", segs, 0.0, 0.0,
+                spec, 0, st, ws)
+        with np.errstate(over="ignore", invalid="ignore"):
+            C.train_epoch(*args) if be is None else E.reference_epoch(be, *args)
+        outs.append((params, st, ws))
+    (params, st, ws), (ref_params, ref_st, ref_ws) = outs
+    assert st["diverged"] and st["step"] == 0 and math.isfinite(st["loss"])
+    assert not np.isfinite(params[j]) and np.isfinite(np.delete(params, j)).all()
+    assert st == ref_st
+    np.testing.assert_array_equal(params, ref_params)
+    np.testing.assert_array_equal(ws["backup"], p0)
+    np.testing.assert_array_equal(ref_ws["backup"], p0)
+
+
 @pytest.mark.parametrize("lr", [5.0, 1e30])
 def test_fit_divergence_same_as_per_step_path(monkeypatch, lr):
     """lr=5 blows up the loss; lr=1e30 makes an update produce inf weights, which

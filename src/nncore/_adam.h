@@ -69,7 +69,9 @@
 
 /* One pass over [a, e). LERP_SMALL / EPS_INSIDE / SAVE_BACKUP / FREEZE are
    compile-time constants at every use, so each variant is a branch-free loop.
-   SAVE_BACKUP copies p to backup before updating it (the step's backup).
+   SAVE_BACKUP (the epoch loop's step) copies p to backup before updating it
+   and ORs into ``nonfinite`` whether each new p is inf or NaN (an integer
+   reduction on a value in a register: no second pass over the parameters).
    ``smallest`` collects min(bits(|m|) - 1) for the next block's choice. */
 #define NNC_ADAM_LOOP(T, U, SQRT, FABS, LERP_SMALL, EPS_INSIDE, SAVE_BACKUP, FREEZE)   \
     for (ptrdiff_t i = a; i < e; i++) {                                               \
@@ -96,9 +98,15 @@
         v_new = v_new + omb2 * (grad * grad);                                         \
         T denom = (EPS_INSIDE) ? SQRT(v_new / bc2 + eps) : SQRT(v_new) / sqrt_bc2 + eps; \
         T p_new = p_decayed + neg_step * (m_new / denom);                             \
+        T p_out = frozen ? p_decayed : p_new;                                         \
         m[i] = frozen ? m_old : m_new;                                                \
         v[i] = (frozen & v_subnormal) ? v_old : v_new;                                \
-        p[i] = frozen ? p_decayed : p_new;                                            \
+        p[i] = p_out;                                                                 \
+        if (SAVE_BACKUP) {   /* the step's check: all exponent bits set = inf/NaN */  \
+            U p_bits;                                                                 \
+            memcpy(&p_bits, &p_out, sizeof(T));                                       \
+            nonfinite |= (U)((p_bits & exponent) == exponent);                        \
+        }                                                                             \
     }
 
 #define NNC_ADAM_VARIANTS(T, U, SQRT, FABS, SAVE_BACKUP, FREEZE)                        \
@@ -109,9 +117,10 @@
 
 /* The update over [lo, hi), block by block: the plain or the frozen-lane loop,
    with or without the backup. kmax == 0 switches the frozen-lane loop off;
-   pthr is NaN when no lane can be frozen. */
+   pthr is NaN when no lane can be frozen. Returns 1 if every parameter it
+   wrote is finite (always 1 without a backup, which skips the check). */
 #define NNC_ADAM_FN(NAME, T, U, SQRT, FABS)                                           \
-    NNC_CLONES static void NAME(T* restrict p, const T* restrict g, T* restrict m,    \
+    NNC_CLONES static int NAME(T* restrict p, const T* restrict g, T* restrict m,    \
             T* restrict v, T* restrict backup, ptrdiff_t lo, ptrdiff_t hi,            \
             T decay, T w, T omw, T beta2, T omb2, T bc2, T sqrt_bc2, T eps,           \
             T neg_step, T grad_scale, int lerp_small, int eps_inside,                 \
@@ -120,6 +129,8 @@
         /* a positive finite normal v: normal_lo <= bits < normal_lo + normal_span */ \
         const U normal_lo = sizeof(T) == 4 ? (U)0x00800000u : (U)0x0010000000000000ull; \
         const U normal_span = sizeof(T) == 4 ? (U)0x7f000000u : (U)0x7fe0000000000000ull; \
+        const U exponent = sizeof(T) == 4 ? (U)0x7f800000u : (U)0x7ff0000000000000ull;  \
+        U nonfinite = 0;                                                              \
         ptrdiff_t a, e;                                                               \
         int freeze = kmax != 0;   /* the first block tries the frozen-lane loop */    \
         for (a = lo; a < hi; a = e) {                                                 \
@@ -134,6 +145,7 @@
             }                                                                         \
             freeze = smallest < kmax;                                                 \
         }                                                                             \
+        return nonfinite == 0;                                                        \
     }
 
 NNC_ADAM_FN(nnc_adam_f32, float, uint32_t, sqrtf, fabsf)

@@ -37,12 +37,12 @@ from libc.math cimport isfinite, pow as c_pow
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cdef extern from "_adam.h":
-    void nnc_adam_f32(float* p, const float* g, float* m, float* v, float* backup,
+    int nnc_adam_f32(float* p, const float* g, float* m, float* v, float* backup,
                       Py_ssize_t lo, Py_ssize_t hi, float decay, float w, float omw,
                       float beta2, float omb2, float bc2, float sqrt_bc2, float eps,
                       float neg_step, float grad_scale, int lerp_small, int eps_inside,
                       uint32_t kmax, uint32_t kvmax, float pthr) noexcept nogil
-    void nnc_adam_f64(double* p, const double* g, double* m, double* v, double* backup,
+    int nnc_adam_f64(double* p, const double* g, double* m, double* v, double* backup,
                       Py_ssize_t lo, Py_ssize_t hi, double decay, double w, double omw,
                       double beta2, double omb2, double bc2, double sqrt_bc2, double eps,
                       double neg_step, double grad_scale, int lerp_small, int eps_inside,
@@ -253,34 +253,38 @@ def _set_adam_freeze(bint on):
     return old
 
 
-cdef inline void _tl_adam_chunk(floating[::1] p, const floating[::1] g, floating[::1] m,
+cdef inline bint _tl_adam_chunk(floating[::1] p, const floating[::1] g, floating[::1] m,
                                 floating[::1] v, floating* backup, Py_ssize_t lo, Py_ssize_t hi,
                                 double decay, double w, double omw, bint lerp_small,
                                 double beta2, double omb2, double bc2, double sqrt_bc2,
                                 double eps, double neg_step, bint eps_inside_sqrt,
                                 double grad_scale, uint64_t kmax, uint64_t kvmax,
                                 double pthr) noexcept nogil:
+    """The update of [lo, hi); with ``backup``, whether every new parameter is finite."""
     # Scalars rounded to the array dtype first, as the other update kernels do.
     if floating is float:
-        nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], backup, lo, hi, <float>decay, <float>w,
+        return nnc_adam_f32(&p[0], &g[0], &m[0], &v[0], backup, lo, hi, <float>decay, <float>w,
                      <float>omw, <float>beta2, <float>omb2, <float>bc2, <float>sqrt_bc2,
                      <float>eps, <float>neg_step, <float>grad_scale, lerp_small,
                      eps_inside_sqrt, <uint32_t>kmax, <uint32_t>kvmax, <float>pthr)
     else:
-        nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], backup, lo, hi, decay, w, omw, beta2, omb2,
+        return nnc_adam_f64(&p[0], &g[0], &m[0], &v[0], backup, lo, hi, decay, w, omw, beta2, omb2,
                      bc2, sqrt_bc2, eps, neg_step, grad_scale, lerp_small, eps_inside_sqrt,
                      kmax, kvmax, pthr)
 
 
-cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
+cdef bint _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
                    floating* backup, double decay, double w, double omw, bint lerp_small,
                    double beta2, double omb2, double bc2, double sqrt_bc2, double eps,
                    double neg_step, bint eps_inside_sqrt, double grad_scale) noexcept nogil:
     """p *= 1 − lr·wd;  m := lerp(m, g, 1−β1);  v := β2 v + (1−β2) g²;
     p −= (lr/bc1) · m / (√v/√bc2 + ε), through the multiversioned C loop;
-    with ``backup`` it also copies the parameters there before updating them."""
+    with ``backup`` it also copies the parameters there before updating them and
+    returns whether every new parameter is finite (each thread checks its chunk)."""
     cdef Py_ssize_t n = p.shape[0], c
     cdef int nt = _threads_for(n)
+    cdef bint chunk_finite[MAX_THREADS]
+    cdef bint finite = True
     cdef uint64_t kmax, kvmax
     cdef double pthr
     # Frozen-lane thresholds from the scalars as the kernel sees them.
@@ -293,19 +297,23 @@ cdef void _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floa
     if not _adam_freeze:
         kmax = 0
     if nt == 1:     # no OpenMP region at all for small buffers
-        _tl_adam_chunk(p, g, m, v, backup, 0, n, decay, w, omw, lerp_small, beta2, omb2, bc2,
-                       sqrt_bc2, eps, neg_step, eps_inside_sqrt, grad_scale, kmax, kvmax, pthr)
-    else:
-        for c in prange(nt, num_threads=nt, schedule='static'):
-            _tl_adam_chunk(p, g, m, v, backup, _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n),
-                           decay, w, omw, lerp_small, beta2, omb2, bc2, sqrt_bc2, eps,
-                           neg_step, eps_inside_sqrt, grad_scale, kmax, kvmax, pthr)
+        return _tl_adam_chunk(p, g, m, v, backup, 0, n, decay, w, omw, lerp_small, beta2, omb2,
+                              bc2, sqrt_bc2, eps, neg_step, eps_inside_sqrt, grad_scale, kmax,
+                              kvmax, pthr)
+    for c in prange(nt, num_threads=nt, schedule='static'):
+        chunk_finite[c] = _tl_adam_chunk(p, g, m, v, backup, _chunk_lo(c, nt, n),
+                                         _chunk_lo(c + 1, nt, n), decay, w, omw, lerp_small,
+                                         beta2, omb2, bc2, sqrt_bc2, eps, neg_step,
+                                         eps_inside_sqrt, grad_scale, kmax, kvmax, pthr)
+    for c in range(nt):
+        finite = finite and chunk_finite[c]
+    return finite
 
 
 cdef bint _tl_all_finite(const floating* p, Py_ssize_t n) noexcept nogil:
     """No inf or NaN in p[0:n]: x - x is exactly 0 for finite x, NaN otherwise. One
-    pass without an early exit, in the array's own type, so it vectorises (a
-    small cost next to a step)."""
+    pass without an early exit, in the array's own type, so it vectorises; called
+    on a block just written, still in L1."""
     cdef Py_ssize_t i
     cdef int bad = 0
     cdef floating zero_or_nan
@@ -313,6 +321,61 @@ cdef bint _tl_all_finite(const floating* p, Py_ssize_t n) noexcept nogil:
         zero_or_nan = p[i] - p[i]
         bad |= zero_or_nan != zero_or_nan
     return bad == 0
+
+
+# The SGD, Adagrad and RMSprop steps of the loop save, update and check the
+# parameters block by block, so the backup copy and the finiteness check read
+# memory the update has just touched (in L1), inside the update's threads.
+cdef Py_ssize_t TL_CHECK_BLOCK = 4096
+
+
+cdef bint _tl_plain_chunk(TLOpt* opt, floating* p, const floating* g, floating* state,
+                          floating* backup, Py_ssize_t lo, Py_ssize_t hi, double lr,
+                          bint first, double grad_scale) noexcept nogil:
+    """backup := p, then the SGD / Adagrad (``lr`` its decayed rate) / RMSprop
+    update of [lo, hi) with the scalars of sgd_k / adagrad_k / rmsprop_k, rounded
+    to the array dtype the same way; returns whether every new parameter is finite."""
+    cdef Py_ssize_t start, end
+    cdef bint finite = True
+    cdef floating neg_lr = <floating>(-lr), gs = <floating>grad_scale
+    cdef floating eps = <floating>opt.eps
+    start = lo
+    while start < hi:
+        end = start + TL_CHECK_BLOCK if hi - start > TL_CHECK_BLOCK else hi
+        memcpy(backup + start, p + start, (end - start) * sizeof(floating))
+        if opt.kind == TL_SGD:
+            _sgd_chunk(p, g, state, start, end, neg_lr, <floating>opt.momentum,
+                       <floating>(1.0 - opt.dampening), opt.momentum != 0.0, opt.nesterov,
+                       first, gs)
+        elif opt.kind == TL_ADAGRAD:
+            _adagrad_chunk(p, g, state, start, end, neg_lr, eps, opt.eps_inside_sqrt, gs)
+        else:
+            _rmsprop_chunk(p, g, state, start, end, neg_lr, <floating>opt.alpha,
+                           <floating>(1.0 - opt.alpha), eps, opt.eps_inside_sqrt, gs)
+        finite = _tl_all_finite(p + start, end - start) and finite
+        start = end
+    return finite
+
+
+cdef bint _tl_plain_update(TLOpt* opt, floating[::1] params, const floating[::1] grads,
+                           floating[::1] state, floating* backup, double lr, bint first,
+                           double grad_scale) noexcept nogil:
+    """_tl_plain_chunk over the parameters, split over threads as sgd_k and the
+    others split it (the split changes no bit)."""
+    cdef Py_ssize_t n = params.shape[0], c
+    cdef int nt = _threads_for(n)
+    cdef bint chunk_finite[MAX_THREADS]
+    cdef bint finite = True
+    if nt == 1:
+        return _tl_plain_chunk(opt, &params[0], &grads[0], &state[0], backup, 0, n, lr, first,
+                               grad_scale)
+    for c in prange(nt, num_threads=nt, schedule='static'):
+        chunk_finite[c] = _tl_plain_chunk(opt, &params[0], &grads[0], &state[0], backup,
+                                          _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n), lr,
+                                          first, grad_scale)
+    for c in range(nt):
+        finite = finite and chunk_finite[c]
+    return finite
 
 
 cdef double _tl_clip_scale(TLOpt* opt, TLState* progress, floating[::1] grads) noexcept nogil:
@@ -348,7 +411,7 @@ cdef void _tl_couple_decay(floating[::1] params, floating[::1] grads,
         out[i] = out[i] + decay * param_ptr[i]
 
 
-cdef void _tl_update(TLOpt* opt, TLState* progress, floating[::1] params, floating[::1] grads,
+cdef bint _tl_update(TLOpt* opt, TLState* progress, floating[::1] params, floating[::1] grads,
                      floating[::1] first_state, floating[::1] second_state,
                      floating[::1] decayed_grads, floating[::1] update_grads,
                      floating* backup) noexcept nogil:
@@ -359,36 +422,28 @@ cdef void _tl_update(TLOpt* opt, TLState* progress, floating[::1] params, floati
     decay) when ``opt.weight_decay != 0``. ``first_state`` is the optimizer's
     first state buffer (SGD's momentum, Adagrad's sum of squares, RMSprop's
     square average, Adam's exp_avg), ``second_state`` Adam's exp_avg_sq. The
-    parameters are first saved to ``backup`` (inside Adam's pass, which reads
-    them anyway; a copy for the others)."""
-    cdef double grad_scale, decoupled, w, bc1, bc2, clr
-    cdef Py_ssize_t n = params.shape[0]
+    parameters are first saved to ``backup``, and the update's threads check
+    what they wrote: returns whether every new parameter is finite."""
+    cdef double grad_scale, decoupled, w, bc1, bc2, lr
     progress.opt_step += 1
     grad_scale = _tl_clip_scale(opt, progress, grads)
     if opt.weight_decay != 0.0:
         _tl_couple_decay(params, grads, decayed_grads, grad_scale, opt.weight_decay)
         grad_scale = 1.0
     if opt.kind != TL_ADAM:
-        memcpy(backup, &params[0], n * sizeof(floating))
-    if opt.kind == TL_SGD:
-        sgd_k(params, update_grads, first_state, opt.lr, opt.momentum, opt.dampening,
-              opt.nesterov, progress.opt_step == 1, grad_scale)
-    elif opt.kind == TL_ADAGRAD:
-        clr = opt.lr / (1.0 + <double>(progress.opt_step - 1) * opt.lr_decay)
-        adagrad_k(params, update_grads, first_state, clr, opt.eps, opt.eps_inside_sqrt,
-                  grad_scale)
-    elif opt.kind == TL_RMSPROP:
-        rmsprop_k(params, update_grads, first_state, opt.lr, opt.alpha, opt.eps,
-                  opt.eps_inside_sqrt, grad_scale)
-    else:
-        # The scalars of nncore.backend._cython.adam_step, in the same order.
-        decoupled = 1.0 - opt.lr * opt.decoupled_decay if opt.decoupled_decay != 0.0 else 1.0
-        w = 1.0 - opt.beta1
-        bc1 = 1.0 - c_pow(opt.beta1, <double>progress.opt_step)
-        bc2 = 1.0 - c_pow(opt.beta2, <double>progress.opt_step)
-        _tl_adam(params, update_grads, first_state, second_state, backup, decoupled, w, 1.0 - w,
-                 w < 0.5, opt.beta2, 1.0 - opt.beta2, bc2, c_pow(bc2, 0.5), opt.eps,
-                 -(opt.lr / bc1), opt.eps_inside_sqrt, grad_scale)
+        lr = opt.lr
+        if opt.kind == TL_ADAGRAD:     # the decayed rate of nncore.optim.Adagrad
+            lr = opt.lr / (1.0 + <double>(progress.opt_step - 1) * opt.lr_decay)
+        return _tl_plain_update(opt, params, update_grads, first_state, backup, lr,
+                                progress.opt_step == 1, grad_scale)
+    # The scalars of nncore.backend._cython.adam_step, in the same order.
+    decoupled = 1.0 - opt.lr * opt.decoupled_decay if opt.decoupled_decay != 0.0 else 1.0
+    w = 1.0 - opt.beta1
+    bc1 = 1.0 - c_pow(opt.beta1, <double>progress.opt_step)
+    bc2 = 1.0 - c_pow(opt.beta2, <double>progress.opt_step)
+    return _tl_adam(params, update_grads, first_state, second_state, backup, decoupled, w,
+                    1.0 - w, w < 0.5, opt.beta2, 1.0 - opt.beta2, bc2, c_pow(bc2, 0.5), opt.eps,
+                    -(opt.lr / bc1), opt.eps_inside_sqrt, grad_scale)
 
 
 cdef void _tl_forward(TLLayer* layers, int n_layers, const floating* param_ptr,
@@ -478,6 +533,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
     cdef double deadline = _monotonic_seconds() + _tl_chunk_seconds
     cdef int64_t batch_correct = 0
     cdef bint has_penalty = l1 != 0.0 or l2 != 0.0
+    cdef bint update_finite
     for step in range(progress.step, stop):
         first_row = step * batch_size
         rows = (n_rows - first_row) if n_rows - first_row < batch_size else batch_size
@@ -509,12 +565,12 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
             return
         progress.have_backup = True
         if opt.weight_decay != 0.0:
-            _tl_update(opt, progress, params, grads, first_state, second_state, decayed_grads,
-                       decayed_grads, &backup[0])
+            update_finite = _tl_update(opt, progress, params, grads, first_state, second_state,
+                                       decayed_grads, decayed_grads, &backup[0])
         else:
-            _tl_update(opt, progress, params, grads, first_state, second_state, decayed_grads,
-                       grads, &backup[0])
-        if not _tl_all_finite(&params[0], params.shape[0]):
+            update_finite = _tl_update(opt, progress, params, grads, first_state, second_state,
+                                       decayed_grads, grads, &backup[0])
+        if not update_finite:
             # The update overflowed (or the gradient was not finite): stop at this
             # step; the backup holds the parameters its finite loss was computed at.
             progress.diverged = True
