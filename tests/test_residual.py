@@ -78,8 +78,12 @@ def test_layout_summary_and_repr():
     lines = []
     net.summary(print_fn=lines.append)
     assert any("Residual(Dense tanh)" in line for line in lines)
-    # the compiled epoch loop runs Dense/Dropout chains: this network trains per step
-    assert net._loop_layers() is None
+    # the compiled epoch loop runs Residual(Dense) as one layer kind
+    assert net._loop_layers() == [("dense", 4, 6, 4, 0), ("residual_dense", 6, 6, 4, 30),
+                                  ("dropout", 6, 0.25), ("residual_dense", 6, 6, 1, 72),
+                                  ("dense", 6, 3, 0, 114)]
+    # around any other layer the block trains per step
+    assert nc.Network([nc.Dense(3, 3), nc.Residual(_Scale())])._loop_layers() is None
 
 
 # --------------------------------------------------------------------------- forward, gradient
@@ -176,6 +180,83 @@ def test_adam_training_equals_torch(backend):
     np.testing.assert_allclose(net.params, theta.detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
+def _loop_net(dtype, reg=None):
+    """Residual blocks first (no input gradient), in the middle after a Dropout, and last
+    (the logits are the block's output)."""
+    return nc.Network([nc.Residual(nc.Dense(4, 4, "tanh")), nc.Dense(4, 6, "relu"),
+                       nc.Dropout(0.3), nc.Residual(nc.Dense(6, 6, "elu")), nc.Dense(6, 3),
+                       nc.Residual(nc.Dense(3, 3))],
+                      loss="cross_entropy", regularizer=reg, dtype=dtype, seed=3)
+
+
+@pytest.mark.parametrize("make_opt", [lambda: nc.optim.Adam(0.01),
+                                      lambda: nc.optim.SGD(0.05, momentum=0.9, clip_norm=1.0,
+                                                           weight_decay=1e-3)],
+                         ids=["adam", "sgd"])
+def test_compiled_loop_equals_per_step_fit(monkeypatch, make_opt):
+    """The compiled epoch loop runs Residual(Dense) with the per-step path's kernel
+    calls: the same bits for parameters, optimizer state and history."""
+    from nncore import training
+    from nncore.backend import _cython
+    old = nc.get_backend()
+    nc.set_backend("cython")
+    calls = []
+    real = _cython.train_epoch
+    monkeypatch.setattr(_cython, "train_epoch", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(37, 4)), rng.integers(0, 3, 37)
+    Xv, yv = rng.normal(size=(9, 4)), rng.integers(0, 3, 9)
+    try:
+        for dtype in DTYPES:
+            for batch in (1, 5):
+                runs = []
+                for loop in (True, False):
+                    monkeypatch.setattr(training, "_EPOCH_LOOP", loop)
+                    net, opt = _loop_net(dtype, nc.ElasticNet(1e-3, 1e-2)), make_opt()
+                    n_calls = len(calls)
+                    h = net.fit(X, y, optimizer=opt, batch_size=batch, epochs=3, seed=5,
+                                validation_data=(Xv, yv), progress=False)
+                    assert (len(calls) > n_calls) == loop      # the loop ran, or not
+                    runs.append((net, opt, {k: v for k, v in h.history.items()
+                                            if k != "time"}))
+                (a, oa, ha), (b, ob, hb) = runs
+                np.testing.assert_array_equal(a.params, b.params)
+                np.testing.assert_array_equal(a.grads, b.grads)
+                assert ha == hb
+                for key in oa.state:
+                    if key != "step":
+                        np.testing.assert_array_equal(oa.state[key], ob.state[key])
+    finally:
+        nc.set_backend(old)
+
+
+def test_epoch_tuples_reference_equals_compiled():
+    """nncore.backend._epoch's Python twin of the loop and the compiled loop agree on a
+    network given as layer tuples with residual layers."""
+    from nncore.backend import _cython, _epoch
+    net = _loop_net("float64", nc.L2(1e-2))
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(23, 4)), rng.integers(0, 3, 23)
+    order = rng.permutation(23)
+    results = []
+    for compiled in (True, False):
+        params, grads = net.params.copy(), np.zeros_like(net.params)
+        opt = nc.optim.Adam(0.01)
+        state, ws = _epoch.new_state(), {}
+        args = (X, y, order, 5, 5, params, grads, net._loop_layers(), "cross_entropy",
+                net._segments, 0.0, 1e-2)
+        if compiled:
+            _cython.train_epoch(*args, opt.fused_update(params), 7, state, ws)
+        else:
+            _epoch.reference_epoch(nc.backend._numpy, *args, opt, 7, state, ws)
+        results.append((params, state["loss_sum"], state["counter"]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-14)
+    assert results[0][1] == pytest.approx(results[1][1], rel=1e-12)
+    assert results[0][2] == results[1][2]
+    with pytest.raises(ValueError, match="n_in == n_out"):
+        _epoch._check_layers([("residual_dense", 4, 5, 0, 0)], 4, 100)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fit_same_on_both_backends(dtype):
     """The per-step path runs the same kernels: both backends train alike."""
@@ -210,6 +291,19 @@ def test_curvature_equals_torch(backend):
     Jt = torch.autograd.functional.jacobian(lambda t: _torch_forward(torch, net, t, X), theta)
     Jt = Jt.numpy().reshape(-1, net.n_params)          # rows sample-major
     np.testing.assert_allclose(net.jacobian(X), Jt, rtol=1e-10, atol=1e-12)
+    # Gauss-Newton: sum_n J_n^T (diag p_n - p_n p_n^T) J_n / N + 2 l2 on the weights
+    theta.requires_grad_(False)
+    P = torch.softmax(_torch_forward(torch, net, theta, X), dim=1).numpy()
+    G = np.zeros((net.n_params, net.n_params))
+    K = net.n_out
+    for n in range(X.shape[0]):
+        Jn = Jt[n * K:(n + 1) * K]
+        G += Jn.T @ (np.diag(P[n]) - np.outer(P[n], P[n])) @ Jn / X.shape[0]
+    mask = np.zeros(net.n_params)
+    for a, b in net._segments:
+        mask[a:b] = 1.0
+    want = G @ v + 2 * net.regularizer.l2 * mask * v
+    np.testing.assert_allclose(net.gnvp(X, y, v), want, rtol=1e-9, atol=1e-11)
 
 
 def test_levenberg_marquardt_trains_a_residual_net(backend):

@@ -55,6 +55,7 @@ cdef extern from "_adam.h":
 cdef enum:
     TL_DENSE = 0
     TL_DROPOUT = 1
+    TL_RESIDUAL = 2    # a Dense layer with a shortcut: out = input + f(input W + b)
 
     TL_MSE = 0
     TL_CE = 1          # softmax cross-entropy, integer labels
@@ -67,7 +68,7 @@ cdef enum:
     TL_ADAM = 3
 
 # Layer kinds of the ``ops`` tuples (nncore.backend._epoch parses layers into them).
-LOOP_LAYER_KINDS = {"dense": TL_DENSE, "dropout": TL_DROPOUT}
+LOOP_LAYER_KINDS = {"dense": TL_DENSE, "dropout": TL_DROPOUT, "residual_dense": TL_RESIDUAL}
 
 # The optimizers this loop runs, by the ``kind`` of their lowering
 # (nncore.optim.Optimizer.fused_update): kind -> (code, the hyper-parameters
@@ -117,7 +118,7 @@ cdef double TL_CLIP_EPS = 1e-6
 
 
 cdef struct TLLayer:
-    int kind                  # TL_DENSE or TL_DROPOUT
+    int kind                  # TL_DENSE, TL_DROPOUT or TL_RESIDUAL
     int n_in
     int n_out
     int act                   # activation code (Dense)
@@ -125,7 +126,7 @@ cdef struct TLLayer:
     Py_ssize_t b_off
     double rate               # dropout rate (Dropout)
     void* out                 # (B, n_out) outputs of this layer
-    void* mask                # (B, n_out) dropout mask (Dropout only)
+    void* mask                # (B, n_out) dropout mask (Dropout); f(S) (Residual)
     void* input_grad          # (B, n_in) gradient of the input; NULL for the first Dense
     void* layer_input         # the input this layer saw in the current step
 
@@ -463,6 +464,15 @@ cdef void _tl_forward(TLLayer* layers, int n_layers, const floating* param_ptr,
             _gemm_rm(False, False, <int>rows, layer.n_out, layer.n_in, 1, layer_input,
                      layer.n_in, param_ptr + layer.w_off, layer.n_out, 0, out, layer.n_out)
             _tl_bias_act(out, param_ptr + layer.b_off, rows, layer.n_out, layer.act)
+        elif layer.kind == TL_RESIDUAL:
+            # f(S) in ``mask`` (its derivative needs it), input + f(S) in ``out``, as
+            # Residual.forward: Dense's forward, then the backend's add.
+            _gemm_rm(False, False, <int>rows, layer.n_out, layer.n_in, 1, layer_input,
+                     layer.n_in, param_ptr + layer.w_off, layer.n_out, 0,
+                     <floating*>layer.mask, layer.n_out)
+            _tl_bias_act(<floating*>layer.mask, param_ptr + layer.b_off, rows, layer.n_out,
+                         layer.act)
+            _add_chunk(layer_input, <floating*>layer.mask, out, 0, rows * layer.n_out)
         else:
             n_mask = rows * layer.n_out
             _dropout_chunk(dropout_seed, progress.counter, layer.rate,
@@ -471,6 +481,28 @@ cdef void _tl_forward(TLLayer* layers, int n_layers, const floating* param_ptr,
             progress.counter += <uint64_t>n_mask
             _multiply_chunk(layer_input, <floating*>layer.mask, out, 0, n_mask)
         layer_input = out
+
+
+cdef void _tl_residual_backward(TLLayer* layer, const floating* param_ptr,
+                                floating* grad_ptr, floating* upstream,
+                                Py_ssize_t rows) noexcept nogil:
+    """Residual.backward: the upstream gradient kept for the shortcut (in ``out``, free
+    once the layer above has run its backward), Dense's backward on ``f(S)``, then
+    input_grad := inner input gradient + kept gradient (the backend's add)."""
+    cdef Py_ssize_t n = rows * layer.n_out
+    if layer.input_grad != NULL:
+        memcpy(layer.out, upstream, n * sizeof(floating))
+    _delta_rows(<floating*>layer.mask, upstream, layer.act, rows, layer.n_out,
+                grad_ptr + layer.b_off)
+    _gemm_rm(True, False, layer.n_in, layer.n_out, <int>rows, 1,
+             <floating*>layer.layer_input, layer.n_in, upstream, layer.n_out, 0,
+             grad_ptr + layer.w_off, layer.n_out)
+    if layer.input_grad == NULL:
+        return
+    _gemm_rm(False, True, <int>rows, layer.n_in, layer.n_out, 1, upstream, layer.n_out,
+             param_ptr + layer.w_off, layer.n_out, 0, <floating*>layer.input_grad, layer.n_in)
+    _add_chunk(<floating*>layer.input_grad, <floating*>layer.out,
+               <floating*>layer.input_grad, 0, n)
 
 
 cdef void _tl_backward(TLLayer* layers, int n_layers, const floating* param_ptr,
@@ -483,7 +515,12 @@ cdef void _tl_backward(TLLayer* layers, int n_layers, const floating* param_ptr,
     cdef int li
     for li in range(n_layers - 1, -1, -1):
         layer = &layers[li]
-        if layer.kind == TL_DENSE:
+        if layer.kind == TL_RESIDUAL:
+            _tl_residual_backward(layer, param_ptr, grad_ptr, upstream, rows)
+            if layer.input_grad == NULL:
+                break
+            upstream = <floating*>layer.input_grad
+        elif layer.kind == TL_DENSE:
             # delta := upstream * f'(Y), db := column sums; dW := inputᵀ delta; dX := delta Wᵀ
             _delta_rows(<floating*>layer.out, upstream, layer.act, rows, layer.n_out,
                         grad_ptr + layer.b_off)

@@ -428,12 +428,9 @@ class Residual(Layer):
 
     Notes
     -----
-    Trained on the per-step path (``loop_specs`` is ``None``): the compiled
-    epoch loop runs chains of Dense and Dropout layers only, and a shortcut
-    there needs buffers that outlive the inner layer's pass (the block's input
-    for the sum, the output gradient for the shortcut) that its layer tuples
-    do not describe. The per-step path calls the same kernels, so results on
-    either backend are those of the NumPy reference.
+    ``Residual(Dense(n, n))`` runs in the compiled epoch loop (the loop kind
+    ``"residual_dense"``, the same kernel calls as the per-step path, so the
+    same bits); around any other layer the block trains on the per-step path.
     """
 
     def __init__(self, layer):
@@ -503,6 +500,13 @@ class Residual(Layer):
         inner = self.layer.backward(be, ws, i, g, training, grads, True)
         be.add(inner, dx, dx)
         return dx
+
+    def loop_specs(self, n_in):
+        # The compiled loop runs a shortcut around one Dense layer.
+        inner = self.layer.loop_specs(n_in)
+        if inner is None or len(inner) != 1 or inner[0][0] != "dense":
+            return None
+        return (("residual_dense",) + tuple(inner[0][1:]),)
 
     def curvature_plan(self):
         plan = self.layer.curvature_plan()

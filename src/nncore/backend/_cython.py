@@ -50,7 +50,8 @@ _KERNELS = (
 _missing = [name for name in _KERNELS if not hasattr(_K, name)]
 if getattr(_K, "N_ACTIVATIONS", None) != len(_activations.REGISTRY):
     _missing.append(f"N_ACTIVATIONS == {len(_activations.REGISTRY)} (the activation registry)")
-if getattr(_K, "LOOP_LAYER_KINDS", None) != {"dense": _E.DENSE, "dropout": _E.DROPOUT}:
+if getattr(_K, "LOOP_LAYER_KINDS", None) != {"dense": _E.DENSE, "dropout": _E.DROPOUT,
+                                              "residual_dense": _E.RESIDUAL}:
     _missing.append("LOOP_LAYER_KINDS matching nncore.backend._epoch's layer kinds")
 if _missing:  # a stale build: fail loudly instead of falling back
     raise ImportError(
@@ -341,10 +342,12 @@ def _epoch_buffers(workspace, ops, labels, K, B, d, params, coupled):
     seen_dense = False
     layer_bufs = []
     for kind, n_in, n_out, _, _, _ in ops:
+        learned = kind in (_E.DENSE, _E.RESIDUAL)
         out = np.empty((B, n_out), dt)
-        mask = np.empty((B, n_out), dt) if kind == _E.DROPOUT else None
-        dx = np.empty((B, n_in), dt) if kind == _E.DENSE and seen_dense else None
-        seen_dense = seen_dense or kind == _E.DENSE
+        # the dropout mask, or a residual layer's f(S)
+        mask = np.empty((B, n_out), dt) if kind in (_E.DROPOUT, _E.RESIDUAL) else None
+        dx = np.empty((B, n_in), dt) if learned and seen_dense else None
+        seen_dense = seen_dense or learned
         layer_bufs.append((out, mask, dx))
     one = np.zeros(1, dt)
     bufs = {

@@ -33,8 +33,9 @@ order : (n,) int64, the epoch's order (a permutation of ``range(n)`` or any
 batch_size : int >= 1.  stop : int, ``state["step"] <= stop <= ceil(n / B)``.
 params, grads : flat buffers of the network dtype.
 layers : sequence of ``("dense", n_in, n_out, act, offset)`` (``W`` at
-    ``params[offset : offset + n_in*n_out]`` in C order, ``b`` right after) and
-    ``("dropout", width, rate)`` with ``0 < rate < 1``.
+    ``params[offset : offset + n_in*n_out]`` in C order, ``b`` right after),
+    ``("residual_dense", n, n, act, offset)`` (the same with a shortcut:
+    ``x + f(x W + b)``) and ``("dropout", width, rate)`` with ``0 < rate < 1``.
 loss : a name in ``nncore.losses.NAMES``.
 segments, l1, l2 : the weights-only penalty of ``regularize``.
 optimizer : :class:`FusedUpdate`; its buffers are updated in place.
@@ -66,6 +67,7 @@ from . import _validate as V
 # TL_DROPOUT: nncore.backend._cython checks its LOOP_LAYER_KINDS at import).
 DENSE = 0
 DROPOUT = 1
+RESIDUAL = 2     # a Dense layer with a shortcut (nc.Residual(nc.Dense(n, n)))
 
 STATE_KEYS = ("step", "opt_step", "counter", "loss_sum", "correct", "count", "loss",
               "grad_norm", "diverged", "have_backup")
@@ -117,6 +119,16 @@ def _check_dense(spec, i, width, P):
     return (DENSE, n_in, n_out, int(spec[3]), offset, 0.0)
 
 
+def _check_residual(spec, i, width, P):
+    if len(spec) != 5:
+        raise ValueError(f"layers[{i}] must be ('residual_dense', n, n, act, offset)")
+    _, n_in, n_out, act, offset, _ = _check_dense(spec, i, width, P)
+    if n_in != n_out:
+        raise ValueError(f"layers[{i}]: a residual layer needs n_in == n_out, got "
+                         f"{n_in} and {n_out}")
+    return (RESIDUAL, n_in, n_out, act, offset, 0.0)
+
+
 def _check_dropout(spec, i, width):
     if len(spec) != 3:
         raise ValueError(f"layers[{i}] must be ('dropout', width, rate)")
@@ -130,7 +142,8 @@ def _check_dropout(spec, i, width):
 
 
 def _check_layers(layers, d, P):
-    """Parsed layers: tuples (kind, n_in, n_out, act, offset, rate), kind DENSE or DROPOUT."""
+    """Parsed layers: tuples (kind, n_in, n_out, act, offset, rate), kind DENSE, DROPOUT or
+    RESIDUAL."""
     if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)):
         raise TypeError("layers must be a list of ('dense', n_in, n_out, act, offset) / "
                         "('dropout', width, rate) tuples")
@@ -144,11 +157,13 @@ def _check_layers(layers, d, P):
         if spec[0] == "dense":
             parsed.append(_check_dense(spec, i, width, P))
             width = parsed[-1][2]
+        elif spec[0] == "residual_dense":
+            parsed.append(_check_residual(spec, i, width, P))
         elif spec[0] == "dropout":
             parsed.append(_check_dropout(spec, i, width))
         else:
             raise ValueError(f"layers[{i}]: unknown layer kind {spec[0]!r}")
-    if not any(op[0] == DENSE for op in parsed):
+    if not any(op[0] in (DENSE, RESIDUAL) for op in parsed):
         raise ValueError("layers needs at least one dense layer")
     return parsed, width
 
@@ -405,16 +420,18 @@ def _layer_buffers(ops, B, K, params, grads, ws):
     layers = []
     seen_dense = False
     for i, (kind, n_in, n_out, act, off, rate) in enumerate(ops):
+        learned = kind in (DENSE, RESIDUAL)
         out = _workspace(ws, f"ref_out{i}", (B, n_out), dt)
-        mask = _workspace(ws, f"ref_mask{i}", (B, n_out), dt) if kind == DROPOUT else None
-        dx = (_workspace(ws, f"ref_dx{i}", (B, n_in), dt) if kind == DENSE and seen_dense
-              else None)
+        # the dropout mask, or a residual layer's f(S)
+        mask = (_workspace(ws, f"ref_mask{i}", (B, n_out), dt) if kind in (DROPOUT, RESIDUAL)
+                else None)
+        dx = _workspace(ws, f"ref_dx{i}", (B, n_in), dt) if learned and seen_dense else None
         views = None
-        if kind == DENSE:
+        if learned:
             nw = n_in * n_out
             views = (params[off:off + nw].reshape(n_in, n_out), params[off + nw:off + nw + n_out],
                      grads[off:off + nw].reshape(n_in, n_out), grads[off + nw:off + nw + n_out])
-        seen_dense = seen_dense or kind == DENSE
+        seen_dense = seen_dense or learned
         layers.append((out, mask, dx, views))
     return layers, _workspace(ws, "ref_gout", (B, K), dt)
 
@@ -433,6 +450,9 @@ def _tuple_network(be, ops, spec, K, B, params, grads, segments, l1, l2, drop_se
             inputs.append(h)
             if kind == DENSE:
                 be.dense_forward(h, views[0], views[1], act, out[:r])
+            elif kind == RESIDUAL:      # as Residual.forward
+                be.dense_forward(h, views[0], views[1], act, mask[:r])
+                be.add(h, mask[:r], out[:r])
             else:
                 be.dropout_mask(seed, state["counter"], rate, mask[:r])
                 state["counter"] += r * n_out
@@ -447,7 +467,16 @@ def _tuple_network(be, ops, spec, K, B, params, grads, segments, l1, l2, drop_se
                 be.multiply(g, mask[:r], g)
                 continue
             dx = dx[:r] if dx is not None else None
-            be.dense_backward(inputs[i], views[0], out[:r], g, ops[i][3], views[2], views[3], dx)
+            if ops[i][0] == RESIDUAL:   # as Residual.backward (out[:r] keeps g)
+                if dx is not None:
+                    np.copyto(out[:r], g)
+                be.dense_backward(inputs[i], views[0], mask[:r], g, ops[i][3], views[2],
+                                  views[3], dx)
+                if dx is not None:
+                    be.add(dx, out[:r], dx)
+            else:
+                be.dense_backward(inputs[i], views[0], out[:r], g, ops[i][3], views[2],
+                                  views[3], dx)
             if dx is None:
                 break
             g = dx
