@@ -263,3 +263,30 @@ def test_bad_input_is_rejected_and_changes_nothing(backend_name):
     finally:
         B.set_backend(old)
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_a_loss_without_output_hessian_is_a_clear_error(monkeypatch):
+    """The loss registry carries the curvature: a loss without an output Hessian
+    (rop_kernel None) is refused by name, and nothing changes."""
+    from nncore import losses
+
+    class NoCurvature(losses.MeanSquaredError):
+        name = "mse_without_curvature"
+        rop_kernel = None
+
+        def sqrt_hessian_rows(self, be, out, J):
+            return losses.Loss.sqrt_hessian_rows(self, be, out, J)
+
+    monkeypatch.setitem(losses.REGISTRY, NoCurvature.name, NoCurvature())
+    net = nc.Network([nc.Dense(2, 3, activation="tanh"), nc.Dense(3, 1)],
+                     loss=NoCurvature.name, dtype="float64", seed=0)
+    X, y = np.ones((4, 2)), np.zeros((4, 1))
+    before = net.params.copy()
+    for call in (lambda: net.hessian(X, y), lambda: net.gnvp(X, y, np.ones(net.n_params)),
+                 lambda: net.fit(X, y, optimizer="lm", epochs=1, progress=False)):
+        with pytest.raises(ValueError, match="mse_without_curvature.*no exact curvature"):
+            call()
+        np.testing.assert_array_equal(net.params, before)
+    # the registry's own losses all carry it
+    assert all(loss.rop_kernel for name, loss in losses.REGISTRY.items()
+               if name != NoCurvature.name)

@@ -17,7 +17,9 @@ Design
 * The generalised Gauss–Newton matrix ``G = sum_n J_n^T H_n J_n`` uses the
   per-sample Hessian ``H_n`` of the loss with respect to the outputs (identity
   for mse, ``diag p - p p^T`` for softmax cross-entropy, ``diag s(1-s)`` for
-  binary cross-entropy). Products ``G v`` need no matrix; the dense ``G`` is
+  binary cross-entropy), applied by the loss's registry entry
+  (:meth:`nncore.losses.Loss.hessian_product`, ``sqrt_hessian_rows``), so a new
+  loss brings its own curvature. Products ``G v`` need no matrix; the dense ``G`` is
   accumulated over row blocks of the Jacobian (``syrk``), never the whole
   ``(N K, n)`` Jacobian.
 * No state is shared between calls (fresh arrays per call), so several threads
@@ -29,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend as _backend
+from . import losses as _losses
 
 __all__ = ["Curvature", "hvp", "hessian", "jacobian", "gnvp"]
 
@@ -36,15 +39,6 @@ __all__ = ["Curvature", "hvp", "hessian", "jacobian", "gnvp"]
 _CHUNK_BUDGET = 1 << 21
 # Directions per Hessian block (one batched product per block of columns).
 _HESSIAN_BLOCK = 64
-
-# loss name -> (gradient kernel for target rows, R-operator kernel); integer
-# labels always use the softmax cross-entropy kernel.
-_LOSS_KERNELS = {
-    "mse": ("loss_mse", "loss_mse_rop"),
-    "cross_entropy": ("loss_softmax_ce_prob", "loss_softmax_ce_rop"),
-    "binary_cross_entropy": ("loss_bce", "loss_bce_rop"),
-}
-
 
 def _layer_plan(curv):
     """``(offset, n_in, n_out, act, skip)`` per dense step, from each layer's
@@ -92,8 +86,8 @@ class Curvature:
         self.weight_mask = np.zeros(self.n)
         for start, stop in net._segments:
             self.weight_mask[start:stop] = 1.0
-        grad_kernel, self._rop = _LOSS_KERNELS[self.loss_name]
-        self._grad = "loss_softmax_ce" if self.T.ndim == 1 else grad_kernel
+        # The loss registry entry knows its gradient and output-Hessian kernels.
+        self.loss = _losses.get(self.loss_name)
 
     # ------------------------------------------------------------------ pieces
 
@@ -195,7 +189,7 @@ class Curvature:
         grad = np.empty_like(out)
         t = self.T[s:e]
         t = np.ascontiguousarray(t, dtype=np.int64 if t.ndim == 1 else np.float64)
-        getattr(be, self._grad)(out, t, grad)
+        self.loss.value_and_grad(be, out, t, grad)
         return grad
 
     def residuals(self, x):
@@ -243,7 +237,7 @@ class Curvature:
             A, Y = self._forward(params, self._rows(s, e))
             RS, RO = self._rforward(params, dirs, A, Y)
             RG = np.empty_like(RO[-1])
-            getattr(be, self._rop)(A[-1], RO[-1], RG)
+            self.loss.hessian_product(be, A[-1], RO[-1], RG)
             D = np.zeros_like(A[-1]) if gauss_newton else self._output_grad(A[-1], s, e)
             part = np.zeros((m, self.n))
             self._rbackward(params, dirs, A, Y, RS, RO, D, RG, part)
@@ -329,8 +323,9 @@ class Curvature:
         RD[0, np.arange(R), np.tile(np.arange(K), e - s)] = 1.0
         for l in range(len(self._plan) - 1, -1, -1):
             off, n_in, n_out, act, skip = self._plan[l]
-            a = np.repeat(A[l], K, axis=0)
-            y = np.repeat(Y[l], K, axis=0)
+            # One row per (sample, output); with one output the rows are the samples.
+            a = A[l] if K == 1 else np.repeat(A[l], K, axis=0)
+            y = Y[l] if K == 1 else np.repeat(Y[l], K, axis=0)
             dx = None if l == 0 else np.empty((R, n_in))
             rdx = None if l == 0 else np.empty((1, R, n_in))
             shortcut = RD.copy() if skip and l > 0 else None   # the kernel overwrites RD
@@ -370,7 +365,7 @@ class Curvature:
             e = min(s + step, self.N)
             outs = []
             J = self.jacobian_block(x, s, e, outs)
-            _SQRT_HESSIAN_ROWS[self.loss_name](be, outs[0], J)
+            self.loss.sqrt_hessian_rows(be, outs[0], J)
             be.syrk(J, G, 1.0, 1.0)
         return G
 
@@ -389,27 +384,6 @@ class Curvature:
         if not np.all(np.isfinite(H)):
             raise ValueError("the Hessian is not finite at these parameters")
         return H
-
-
-def _rows_mse(be, out, J):
-    """mse: H_n = I (in units of N times the mean loss): rows unchanged."""
-
-
-def _rows_softmax(be, out, J):
-    P = np.empty_like(out)
-    be.softmax(out, P)
-    be.ggn_rows_softmax(P, J)
-
-
-def _rows_bce(be, out, J):
-    s = np.empty_like(out)
-    be.sigmoid(out, s)
-    J *= np.sqrt(s * (1.0 - s)).reshape(-1, 1)
-
-
-# loss name -> transform of a Jacobian block J into L^T J with H_n = L L^T.
-_SQRT_HESSIAN_ROWS = {"mse": _rows_mse, "cross_entropy": _rows_softmax,
-                      "binary_cross_entropy": _rows_bce}
 
 
 # --------------------------------------------------------------------------- Network methods

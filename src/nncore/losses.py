@@ -123,6 +123,10 @@ class Loss:
         must be able to produce any real number. None: raw outputs.
     min_outputs : int
         Fewest network outputs the loss makes sense for.
+    rop_kernel : str or None
+        Backend function applying the per-sample Hessian of the loss with
+        respect to the outputs (the R-operator of the output gradient, for
+        exact curvature); None: the loss has no exact curvature.
     """
 
     name = None
@@ -135,6 +139,7 @@ class Loss:
     is_classifier = False
     link = None
     min_outputs = 1
+    rop_kernel = None
 
     # ---- targets
     def check_n_outputs(self, n_out):
@@ -168,6 +173,26 @@ class Loss:
         """The NumPy reference of :meth:`value_and_grad` (no checks)."""
         fn = self.label_reference_fn if self.takes_labels(t) else self.reference_fn
         return fn(out, t, grad)
+
+    # ---- curvature (nncore.curvature)
+    def _no_curvature(self):
+        return ValueError(f"loss={self.name!r} has no exact curvature (no output Hessian); "
+                          "Newton, Levenberg-Marquardt and NewtonCG need one")
+
+    def hessian_product(self, be, out, Rout, Rgrad):
+        """``Rgrad[a] := H Rout[a]`` for ``m`` directions ``(m, N, K)``, ``H`` the
+        block-diagonal Hessian of the mean loss with respect to the outputs
+        ``out`` (it does not depend on the targets)."""
+        if self.rop_kernel is None:
+            raise self._no_curvature()
+        getattr(be, self.rop_kernel)(out, Rout, Rgrad)
+
+    def sqrt_hessian_rows(self, be, out, J):
+        """``J_n := L_nᵀ J_n`` in place for each sample's ``K`` Jacobian rows
+        (sample-major), where ``L_n L_nᵀ`` is the Hessian of the sample's loss
+        term with respect to its outputs (``N`` times the mean loss), so that
+        ``JᵀJ`` becomes the generalised Gauss–Newton matrix."""
+        raise self._no_curvature()
 
     # ---- predictions
     def predict(self, out):
@@ -229,6 +254,10 @@ class MeanSquaredError(Loss):
     name = "mse"
     kernel, code = "loss_mse", 0
     reference_fn = staticmethod(mse_reference)
+    rop_kernel = "loss_mse_rop"
+
+    def sqrt_hessian_rows(self, be, out, J):
+        """The Hessian of ``1/2 (out - t)^2`` is the identity: rows unchanged."""
 
 
 class CrossEntropy(Loss):
@@ -242,6 +271,13 @@ class CrossEntropy(Loss):
     is_classifier = True
     link = "softmax"
     min_outputs = 2
+    rop_kernel = "loss_softmax_ce_rop"
+
+    def sqrt_hessian_rows(self, be, out, J):
+        """``L_nᵀ = diag sqrt(p) - sqrt(p) pᵀ`` for ``H_n = diag p - p pᵀ``."""
+        P = np.empty_like(out)
+        be.softmax(out, P)
+        be.ggn_rows_softmax(P, J)
 
     def check_n_outputs(self, n_out):
         if n_out < 2:
@@ -283,6 +319,13 @@ class BinaryCrossEntropy(Loss):
     reference_fn = staticmethod(bce_reference)
     is_classifier = True
     link = "sigmoid"
+    rop_kernel = "loss_bce_rop"
+
+    def sqrt_hessian_rows(self, be, out, J):
+        """``H_n = diag s(1 - s)``: each row scaled by ``sqrt(s (1 - s))``."""
+        s = np.empty_like(out)
+        be.sigmoid(out, s)
+        J *= np.sqrt(s * (1.0 - s)).reshape(-1, 1)
 
     def check_values(self, arr, name):
         if arr.min() < 0 or arr.max() > 1:
