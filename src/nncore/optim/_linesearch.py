@@ -169,92 +169,117 @@ def wolfe_line_search(fun, x0, f0, g0, d, *, alpha0=1.0, c1=1e-4, c2=0.9,
     dphi0 = _check_common(f0, g0, d, c1, max_evals, alpha0)
     if not (c1 < c2 < 1.0):
         raise ValueError(f"c2 must satisfy c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
-    phi = _Phi(fun, x0, d)
-    f0 = float(f0)
-    curv = lambda dpa: abs(dpa) <= -c2 * dphi0  # noqa: E731
-    # Near a minimum the loss stops resolving the decrease (rounding), so a point
-    # whose loss equals f0 to within flat_tol also passes sufficient decrease if
-    # its slope does: phi'(a) <= (1 - 2 c1) |phi'(0)|, Hager & Zhang's
-    # "approximate Wolfe" test (equivalent to Armijo on a quadratic).
-    flat_tol = 100.0 * _EPS * abs(f0)
+    search = _WolfeSearch(_Phi(fun, x0, d), float(f0), g0, x0, dphi0, c1, c2, max_evals)
+    return search.bracket(min(float(alpha0), alpha_max), alpha_max)
 
-    def armijo(a, fa, dpa):
-        if fa <= f0 + c1 * a * dphi0:
+
+class _WolfeSearch:
+    """State of one strong-Wolfe search: the tests, the best point so far and the
+    two phases (bracketing, then zoom). Points are tuples ``(alpha, f, dphi, x, g)``."""
+
+    def __init__(self, phi, f0, g0, x0, dphi0, c1, c2, max_evals):
+        self.phi, self.f0, self.dphi0 = phi, f0, dphi0
+        self.c1, self.c2, self.max_evals = c1, c2, max_evals
+        # Near a minimum the loss stops resolving the decrease (rounding), so a point
+        # whose loss equals f0 to within flat_tol also passes sufficient decrease if
+        # its slope does: phi'(a) <= (1 - 2 c1) |phi'(0)|, Hager & Zhang's
+        # "approximate Wolfe" test (equivalent to Armijo on a quadratic).
+        self.flat_tol = 100.0 * _EPS * abs(f0)
+        # Best point with sufficient decrease seen so far: fallback on failure.
+        self.best = (0.0, f0, g0, x0)
+        self.origin = (0.0, f0, dphi0, x0, g0)
+
+    def curv(self, dpa):
+        return abs(dpa) <= -self.c2 * self.dphi0
+
+    def armijo(self, a, fa, dpa):
+        if fa <= self.f0 + self.c1 * a * self.dphi0:
             return True
-        return fa <= f0 + flat_tol and dpa <= -(1.0 - 2.0 * c1) * dphi0
+        return fa <= self.f0 + self.flat_tol and dpa <= -(1.0 - 2.0 * self.c1) * self.dphi0
 
-    def worse(fa, fref):
+    def worse(self, fa, fref):
         # Two losses both within rounding of f0 cannot be ordered: let slopes decide.
-        if abs(fa - f0) <= flat_tol and abs(fref - f0) <= flat_tol:
+        if abs(fa - self.f0) <= self.flat_tol and abs(fref - self.f0) <= self.flat_tol:
             return False
         return fa >= fref
 
-    # Best point with sufficient decrease seen so far: fallback on failure.
-    best = [0.0, f0, g0, x0]
+    def evaluate(self, a):
+        """The point at step ``a``, remembered if it is the best so far."""
+        xa, fa, ga, dpa = self.phi(a)
+        if a > 0.0 and fa <= self.f0 + self.c1 * a * self.dphi0 and fa < self.best[1]:
+            self.best = (a, fa, ga, xa)
+        return (a, fa, dpa, xa, ga)
 
-    def note(a, xa, fa, ga):
-        if a > 0.0 and fa <= f0 + c1 * a * dphi0 and fa < best[1]:
-            best[:] = [a, fa, ga, xa]
+    def result(self, point, ok, msg):
+        a, fa, _, xa, ga = point
+        return LineSearchResult(a, fa, ga, xa, self.phi.n, self.phi.n, ok, msg)
 
-    def result(a, xa, fa, ga, ok, msg):
-        return LineSearchResult(a, fa, ga, xa, phi.n, phi.n, ok, msg)
+    def fail(self, msg):
+        a, fa, ga, xa = self.best
+        return LineSearchResult(a, fa, ga, xa, self.phi.n, self.phi.n, False, msg)
 
-    def fail(msg):
-        a, fa, ga, xa = best
-        return result(a, xa, fa, ga, False, msg)
+    def bracket(self, a, alpha_max):
+        """Nocedal & Wright's Algorithm 3.5: grow the step until a bracket is found."""
+        prev, first = self.origin, True
+        while self.phi.n < self.max_evals:
+            cur = self.evaluate(a)
+            _, fa, dpa, _, _ = cur
+            if not self.armijo(a, fa, dpa) or (not first and self.worse(fa, prev[1])):
+                return self.zoom(prev, cur)
+            if self.curv(dpa):
+                return self.result(cur, True, "strong Wolfe conditions hold")
+            if dpa >= 0.0:
+                return self.zoom(cur, prev)
+            if a >= alpha_max:
+                return self.fail("reached alpha_max")
+            prev, a, first = cur, _extrapolate(prev, cur, alpha_max), False
+        return self.fail("evaluation budget exhausted while bracketing")
 
-    def zoom(lo, hi):
-        # lo: (alpha, f, dphi, x, g) satisfying sufficient decrease with the lowest f;
-        # hi: the other bracket end.
-        while phi.n < max_evals:
-            a_lo, f_lo, dp_lo = lo[0], lo[1], lo[2]
-            a_hi, f_hi, dp_hi = hi[0], hi[1], hi[2]
+    def zoom(self, lo, hi):
+        """Algorithm 3.6. ``lo``: the bracket end satisfying sufficient decrease with
+        the lowest loss; ``hi``: the other end."""
+        while self.phi.n < self.max_evals:
+            a_lo, f_lo, a_hi = lo[0], lo[1], hi[0]
             width = a_hi - a_lo
             if abs(width) <= 1e-12 * max(abs(a_lo), abs(a_hi)) or abs(width) < 1e-300:
-                return fail("bracket collapsed")
-            lo_end, hi_end = min(a_lo, a_hi), max(a_lo, a_hi)
-            margin = 0.1 * (hi_end - lo_end)
-            t = _cubicmin(a_lo, f_lo, dp_lo, a_hi, f_hi, dp_hi)
-            if t is None or not (lo_end + margin <= t <= hi_end - margin):
-                t = _quadmin(a_lo, f_lo, dp_lo, a_hi, f_hi)
-                if t is None or not (lo_end + margin <= t <= hi_end - margin):
-                    t = a_lo + 0.5 * width
-            xt, ft, gt, dpt = phi(t)
-            note(t, xt, ft, gt)
-            if not armijo(t, ft, dpt) or worse(ft, f_lo):
-                hi = (t, ft, dpt, xt, gt)
+                return self.fail("bracket collapsed")
+            trial = self.evaluate(_zoom_step(lo, hi))
+            t, ft, dpt, _, _ = trial
+            if not self.armijo(t, ft, dpt) or self.worse(ft, f_lo):
+                hi = trial
             else:
-                if curv(dpt):
-                    return result(t, xt, ft, gt, True, "strong Wolfe conditions hold")
+                if self.curv(dpt):
+                    return self.result(trial, True, "strong Wolfe conditions hold")
                 if dpt * (a_hi - a_lo) >= 0.0:
                     hi = lo
-                lo = (t, ft, dpt, xt, gt)
-        return fail("evaluation budget exhausted in zoom")
+                lo = trial
+        return self.fail("evaluation budget exhausted in zoom")
 
-    prev = (0.0, f0, dphi0, x0, g0)
-    a = min(float(alpha0), alpha_max)
-    first = True
-    while phi.n < max_evals:
-        xa, fa, ga, dpa = phi(a)
-        note(a, xa, fa, ga)
-        cur = (a, fa, dpa, xa, ga)
-        if not armijo(a, fa, dpa) or (not first and worse(fa, prev[1])):
-            return zoom(prev, cur)
-        if curv(dpa):
-            return result(a, xa, fa, ga, True, "strong Wolfe conditions hold")
-        if dpa >= 0.0:
-            return zoom(cur, prev)
-        if a >= alpha_max:
-            return fail("reached alpha_max")
-        # Extrapolate: cubic step clamped to [a + 1.1 D, a + 4 D].
-        step = a - prev[0]
-        lo_t, hi_t = a + 1.1 * step, a + 4.0 * step
-        t = _cubicmin(prev[0], prev[1], prev[2], a, fa, dpa)
-        if t is None or t < lo_t:
-            t = lo_t if t is not None else a + 2.0 * step
-        t = min(t, hi_t, alpha_max)
-        prev, a, first = cur, t, False
-    return fail("evaluation budget exhausted while bracketing")
+
+def _zoom_step(lo, hi):
+    """Cubic interpolation of the bracket, else quadratic, else bisection; kept
+    10 % of the width away from either end."""
+    a_lo, f_lo, dp_lo = lo[0], lo[1], lo[2]
+    a_hi, f_hi, dp_hi = hi[0], hi[1], hi[2]
+    lo_end, hi_end = min(a_lo, a_hi), max(a_lo, a_hi)
+    margin = 0.1 * (hi_end - lo_end)
+    t = _cubicmin(a_lo, f_lo, dp_lo, a_hi, f_hi, dp_hi)
+    if t is None or not (lo_end + margin <= t <= hi_end - margin):
+        t = _quadmin(a_lo, f_lo, dp_lo, a_hi, f_hi)
+        if t is None or not (lo_end + margin <= t <= hi_end - margin):
+            t = a_lo + 0.5 * (a_hi - a_lo)
+    return t
+
+
+def _extrapolate(prev, cur, alpha_max):
+    """Next bracketing step: cubic step clamped to [a + 1.1 D, a + 4 D]."""
+    a, fa, dpa = cur[0], cur[1], cur[2]
+    step = a - prev[0]
+    lo_t, hi_t = a + 1.1 * step, a + 4.0 * step
+    t = _cubicmin(prev[0], prev[1], prev[2], a, fa, dpa)
+    if t is None or t < lo_t:
+        t = lo_t if t is not None else a + 2.0 * step
+    return min(t, hi_t, alpha_max)
 
 
 def armijo_line_search(fun, x0, f0, g0, d, *, alpha0=1.0, c1=1e-4, rho=0.5,
