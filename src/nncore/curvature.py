@@ -149,18 +149,20 @@ class Curvature:
             ra = ry
         return RS, RO
 
-    def _rbackward(self, params, dirs, A, Y, RS, RO, D, RD, out):
+    def _rbackward(self, params, dirs, A, Y, RS, RO, D, RD, out, lowest=0):
         """Accumulate ``R{grad}`` of the chunk into ``out`` (m, n); ``D`` is the
-        output gradient (zeros for Gauss–Newton), ``RD`` its R-derivative."""
+        output gradient (zeros for Gauss–Newton), ``RD`` its R-derivative. Layers
+        below ``lowest`` are not visited (their R-quantities must be zero: the
+        directions lie in layers ``>= lowest``) and their rows are left as they are."""
         be = _backend.current()
         m = RD.shape[0]
-        for l in range(len(self._plan) - 1, -1, -1):
+        for l in range(len(self._plan) - 1, lowest - 1, -1):
             off, n_in, n_out, act, skip = self._plan[l]
             W = np.ascontiguousarray(params[l][0])
             VW = np.ascontiguousarray(dirs[l][0])
             rdw = np.empty((m, n_in, n_out))
             rdb = np.empty((m, n_out))
-            first = l == 0
+            first = l == lowest       # nothing below: no input R-quantity, no DX
             dx = None if first else np.empty((A[l].shape[0], n_in))
             rdx = None if first else np.empty((m, A[l].shape[0], n_in))
             # the kernel overwrites D and RD; a shortcut passes them on as they are
@@ -370,9 +372,46 @@ class Curvature:
         return G
 
     def hessian(self, x, block=_HESSIAN_BLOCK):
-        """The exact ``(n, n)`` Hessian of ``net.loss``: products with blocks of
-        ``block`` unit vectors, then symmetrised (it is symmetric to rounding)."""
+        """The exact ``(n, n)`` Hessian of ``net.loss``, from R-operator passes
+        with blocks of ``block`` unit directions.
+
+        Structured: the directions of a block lie in one layer ``l``, so the
+        R-quantities of the layers below ``l`` are zero (skipped), ``R{S_l}`` is a
+        copy of one input column (no GEMM), and the backward pass stops at ``l``:
+        it yields the rows of layers ``>= l``; the rows of the layers below are the
+        transposes of blocks already computed for those layers' directions
+        (symmetry). The diagonal blocks are symmetrised."""
         x = self._check_x(x)
+        if not self._steps_tile_params():
+            return self._hessian_by_products(x, block)
+        H = np.empty((self.n, self.n))
+        params = self._views(x)
+        for l, (off, n_in, n_out, _, _) in enumerate(self._plan):
+            stop = off + (n_in + 1) * n_out
+            for s in range(off, stop, block):
+                e = min(s + block, stop)
+                H[off:, s:e] = self._layer_columns(params, l, s, e).T
+            diag = H[off:stop, off:stop]
+            diag += diag.T.copy()
+            diag *= 0.5
+            H[off:stop, stop:] = H[stop:, off:stop].T
+        H.flat[:: self.n + 1] += (2.0 * self.l2) * self.weight_mask
+        if not np.all(np.isfinite(H)):
+            raise ValueError("the Hessian is not finite at these parameters")
+        return H
+
+    def _steps_tile_params(self):
+        """The structured Hessian needs the steps' parameters to follow one another
+        in plan order and to cover the whole vector."""
+        end = 0
+        for off, n_in, n_out, _, _ in self._plan:
+            if off != end:
+                return False
+            end = off + (n_in + 1) * n_out
+        return end == self.n
+
+    def _hessian_by_products(self, x, block):
+        """The Hessian as ``n`` Hessian-vector products (blocks of unit vectors)."""
         H = np.empty((self.n, self.n))
         for s in range(0, self.n, block):
             e = min(s + block, self.n)
@@ -384,6 +423,51 @@ class Curvature:
         if not np.all(np.isfinite(H)):
             raise ValueError("the Hessian is not finite at these parameters")
         return H
+
+    def _unit_rs(self, a_in, l, s, e):
+        """``R{S_l}`` for the unit directions of parameters ``s:e`` of layer ``l``:
+        column ``j`` of direction ``W[i, j]`` is input column ``i``; of ``b[j]``, ones."""
+        off, n_in, n_out, _, _ = self._plan[l]
+        local = np.arange(s, e) - off
+        is_w = local < n_in * n_out
+        j = np.where(is_w, local % n_out, local - n_in * n_out)
+        rs = np.zeros((e - s, a_in.shape[0], n_out))
+        rs[np.nonzero(is_w)[0], :, j[is_w]] = a_in[:, local[is_w] // n_out].T
+        rs[np.nonzero(~is_w)[0], :, j[~is_w]] = 1.0
+        return rs
+
+    def _layer_columns(self, params, l, s, e):
+        """Rows ``off_l:`` of the Hessian columns ``s:e`` (parameters of layer ``l``),
+        data part only: ``(e - s, n - off_l)``."""
+        be = _backend.current()
+        m, plan = e - s, self._plan
+        top = len(plan)
+        out = np.zeros((m, self.n))
+        zero_dirs = [(np.zeros((m, n_in, n_out)), np.zeros((m, n_out)))
+                     for _, n_in, n_out, _, _ in plan]
+        for r0, r1 in self._chunks(m):
+            A, Y = self._forward(params, self._rows(r0, r1))
+            # RO[k]: R of step k's output (its activation's, plus its input's
+            # through a shortcut; step l's input does not depend on its parameters)
+            RS, RO = [None] * top, [None] * top
+            RS[l] = self._unit_rs(A[l], l, s, e)
+            d1 = np.empty_like(Y[l])
+            be.activation_backward(Y[l], np.ones_like(Y[l]), plan[l][3], d1)
+            RO[l] = RS[l] * d1
+            for k in range(l + 1, top):
+                RS[k], RO[k] = np.empty((m,) + Y[k].shape), np.empty((m,) + Y[k].shape)
+                be.dense_rforward(A[k], RO[k - 1], np.ascontiguousarray(params[k][0]),
+                                  zero_dirs[k][0], zero_dirs[k][1], plan[k][3], Y[k],
+                                  RS[k], RO[k])
+                if plan[k][4]:
+                    RO[k] += RO[k - 1]
+            RD = np.empty_like(RO[-1])
+            self.loss.hessian_product(be, A[-1], RO[-1], RD)
+            D = self._output_grad(A[-1], r0, r1)
+            part = np.zeros((m, self.n))
+            self._rbackward(params, zero_dirs, A, Y, RS, RO, D, RD, part, lowest=l)
+            out += ((r1 - r0) / self.N) * part
+        return out[:, plan[l][0]:]
 
 
 # --------------------------------------------------------------------------- Network methods
