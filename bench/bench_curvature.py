@@ -24,8 +24,8 @@ Run (timings; the machine may be shared, so rows are medians of interleaved roun
         --benchmark-columns=median,rounds -s
 
 Smoke run (CI): ``pytest bench/ --benchmark-disable -q`` (goals loosened).
-``python bench/bench_curvature.py --newton`` times Newton's exact Hessian against
-the old central-difference one on digits 64-32-10.
+``python bench/bench_curvature.py --newton`` times one Newton iteration on digits
+64-32-10 with the exact Hessian (R-operator) and with the old central differences.
 """
 
 import sys
@@ -128,10 +128,10 @@ def scipy_lm(problem="sine", goal=None, max_nfev=5000):
     return count["fun"], count["jac"], float(np.mean(res.fun ** 2))
 
 
-def _timed(fn, *args):
-    t = time.perf_counter()
+def _timed(fn, *args, clock=time.perf_counter):
+    t = clock()
     out = fn(*args)
-    return time.perf_counter() - t, out
+    return clock() - t, out
 
 
 class _Counting:
@@ -145,7 +145,7 @@ class _Counting:
         return self.fun(v)
 
 
-def lm_iteration_split(net, x, y, warm=3):
+def lm_iteration_split(net, x, y, warm=3, clock=time.process_time):
     """Seconds of one LM iteration (``LevenbergMarquardt.iterate`` after ``warm``
     iterations, so ``mu`` has settled as inside ``fit``) and of its pieces timed
     apart at the same point: the Jacobian (R-operator rows), SYRK (``JᵀJ``), one
@@ -153,7 +153,8 @@ def lm_iteration_split(net, x, y, warm=3):
     floor of the Jacobian's GEMMs). ``trials`` is the number of damped systems
     the iteration solved (each a Cholesky and a loss-and-gradient), ``rest``
     the iteration minus Jacobian, SYRK and ``trials`` x (Cholesky + gradient):
-    Python, checks and copies."""
+    Python, checks and copies. ``clock`` is CPU time by default: on a shared
+    machine wall time mostly measures waiting for a core."""
     be = nc.backend.current()
     curv = Curvature(net, net._check_X(x), net._check_y(y, len(x)))
     w0 = net.params.copy()
@@ -169,14 +170,14 @@ def lm_iteration_split(net, x, y, warm=3):
     for _ in range(warm):
         w, f, g, _ = opt.iterate(fun, w, f, g)
     counted = _Counting(fun)
-    t_iter, _ = _timed(opt.iterate, counted, w, f, g)
-    t_grad, _ = _timed(fun, w)
-    t_jac, J = _timed(curv.jacobian, w)
+    t_iter, _ = _timed(opt.iterate, counted, w, f, g, clock=clock)
+    t_grad, _ = _timed(fun, w, clock=clock)
+    t_jac, J = _timed(curv.jacobian, w, clock=clock)
     G = np.zeros((w.size, w.size))
-    t_syrk, _ = _timed(be.syrk, J, G, 1.0, 0.0)
+    t_syrk, _ = _timed(be.syrk, J, G, 1.0, 0.0, clock=clock)
     G.flat[:: w.size + 1] += opt.mu_
     step = np.empty(w.size)
-    t_chol, ok = _timed(be.cholesky_solve, G, -len(x) * g, step)
+    t_chol, ok = _timed(be.cholesky_solve, G, -len(x) * g, step, clock=clock)
     net.params[:] = w0
     trials = counted.calls
     return {"iteration": t_iter, "jacobian": t_jac, "syrk": t_syrk, "cholesky": t_chol,
@@ -232,7 +233,7 @@ def compare_with_scipy(rounds=7):
               f"(ratio scipy / nncore {theirs / ours:.2f}; {rounds} interleaved rounds)")
 
 
-def print_iteration_splits(rounds=5):
+def print_iteration_splits(rounds=9):
     problems = [("1-%d-1 sine, 400 rows" % h,
                  nc.Network([nc.Dense(1, h, activation="tanh"), nc.Dense(h, 1)], loss="mse",
                             dtype="float64", seed=0),
@@ -246,7 +247,7 @@ def print_iteration_splits(rounds=5):
             splits[name].append(lm_iteration_split(net, x, y))
     for name, net, *_ in problems:
         med = {k: np.median([s[k] for s in splits[name]]) for k in splits[name][0]}
-        print(f"one LM iteration, {name} ({net.n_params} params), median of {rounds}: "
+        print(f"one LM iteration, {name} ({net.n_params} params), CPU ms, median of {rounds}: "
               + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in med.items() if k != "trials")
               + f" ({med['trials']:g} trial step(s))")
 
@@ -261,43 +262,67 @@ def main():
         print_iteration_splits()
 
 
-def newton_hessian_seconds(columns=32):
+def digits_problem():
     """Digits 64-32-10 (tanh, cross-entropy, L2 1e-4, float64, 1,797 samples, 2,410
-    parameters): seconds of Newton's exact Hessian (R-operator, batched), and of
-    its old central-difference Hessian extrapolated from ``columns`` columns
-    (each column is exactly two gradient evaluations, so the cost is linear)."""
+    parameters): the network of examples/optimizers.py."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     X = np.ascontiguousarray(d.data / 16.0)
-    y = d.target.astype(np.int64)
     net = nc.Network([nc.Dense(64, 32, activation="tanh"), nc.Dense(32, 10)],
                      loss="cross_entropy", regularizer=nc.L2(1e-4), dtype="float64", seed=0)
-    t = time.perf_counter()
-    H = net.hessian(X, y)
-    exact = time.perf_counter() - t
+    return net, X, d.target.astype(np.int64)
 
-    def grad_only(w):
+
+def newton_iteration_seconds(hessian):
+    """Seconds of one ``Newton(hessian=...).iterate`` on digits 64-32-10 from the
+    network's initial weights, of the Hessian alone inside it, and the process's
+    CPU seconds for the iteration (on a shared machine wall time mostly waits)."""
+    net, X, y = digits_problem()
+
+    def fun(w):
         net.params[:] = w
         return net.loss_and_gradient(X, y)
 
+    fun.curvature = Curvature(net, net._check_X(X), net._check_y(y, len(X)))
+    opt = nc.optim.Newton(hessian=hessian)
     w = net.params.copy()
-    t = time.perf_counter()
-    for i in range(columns):       # nncore.optim.fd_hessian's loop, for `columns` columns
-        h = 6e-6 * max(1.0, abs(w[i]))
-        wp = w.copy(); wp[i] += h
-        wm = w.copy(); wm[i] -= h
-        _ = (grad_only(wp)[1] - grad_only(wm)[1]) / (2 * h)
-    fd = (time.perf_counter() - t) * w.size / columns
-    net.params[:] = w
-    assert H.shape == (w.size, w.size)
-    return exact, fd
+    f, g = fun(w)
+    spent = {}
+    build = opt.hessian
+
+    def timed_hessian(*args):
+        t = time.perf_counter()
+        H = build(*args)
+        spent["hessian"] = time.perf_counter() - t
+        return H
+
+    opt.hessian = timed_hessian
+    cpu = time.process_time()
+    seconds, (_, f1, _, _) = _timed(opt.iterate, fun, w, f, g)
+    cpu = time.process_time() - cpu
+    assert f1 < f
+    return seconds, spent["hessian"], cpu
+
+
+def print_newton(rounds=2):
+    times = {"exact": [], "fd": []}
+    for r in range(rounds):                               # interleaved, medians
+        for mode in (("exact", "fd") if r % 2 == 0 else ("fd", "exact")):
+            times[mode].append(newton_iteration_seconds(mode))
+    for mode, runs in times.items():
+        print(f"Newton(hessian={mode!r}) on digits 64-32-10 (2,410 params, 1,797 rows): "
+              f"{np.median([r[0] for r in runs]):.1f} s per iteration, of which the Hessian "
+              f"{np.median([r[1] for r in runs]):.1f} s; CPU time "
+              f"{np.median([r[2] for r in runs]):.1f} s (median of {rounds})")
 
 
 if __name__ == "__main__":
     if "--newton" in sys.argv:
-        exact, fd = newton_hessian_seconds()
-        print(f"Newton's Hessian on digits 64-32-10: exact (R-operator) {exact:.1f} s, "
-              f"central differences {fd:.1f} s (extrapolated from 32 columns)")
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            nc.set_num_threads(1)
+            print_newton()
         sys.exit(0)
     sys.exit(main())
