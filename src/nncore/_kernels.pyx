@@ -1368,6 +1368,7 @@ def _triad(floating[::1] a, const floating[::1] b, const floating[::1] c, double
 # The compiled training epoch: same module, so it calls the kernels above; it
 # shares its OpenMP team with BLAS through _blas_pool.pxi.
 include "_blas_pool.pxi"
+include "_epoch_workspace.pxi"
 include "_train_loop.pxi"
 
 

@@ -24,10 +24,13 @@
 #   elements (BLAS_POOL_PAR_MIN) instead of 4M. Same bits either way.
 # * The Adam update is C (_adam.h): multiversioned, with the frozen-lane path
 #   for subnormal moments.
-# * All buffers are preallocated by the wrapper (nncore.backend._cython) and
-#   validated by nncore.backend._epoch.check_train_epoch before the GIL is
-#   released: the loop allocates nothing, raises nothing, and every index it
-#   forms was range-checked.
+# * Every buffer the loop writes besides the parameters, gradients and
+#   optimizer state belongs to an EpochWorkspace (_epoch_workspace.pxi), which
+#   allocates and sizes them from the layout; train_epoch_loop checks the
+#   workspace against the call (layout, shapes, no shared memory) and the
+#   arguments were validated by nncore.backend._epoch.check_train_epoch, all
+#   before the GIL is released: the loop allocates nothing, raises nothing, and
+#   every index it forms was range-checked.
 # * Progress lives in a small C struct that is copied back into the caller's
 #   ``state`` dict before returning, so a Ctrl-C (delivered when the call
 #   returns to Python) never separates parameters from the step count.
@@ -664,15 +667,17 @@ cdef void _tl_write_progress(TLState* progress, dict state) except *:
     state["have_backup"] = progress.have_backup
 
 
-cdef void _tl_read_layers(list ops, TLLayer* layers, floating[::1] params) except *:
-    """``ops``' tuples into the layer structs (``params`` fixes the buffers' dtype;
-    the arrays stay alive in ``ops`` for the whole call)."""
+cdef void _tl_read_layers(list ops, tuple layer_buffers, TLLayer* layers,
+                          floating[::1] params) except *:
+    """``ops``' tuples and the workspace's layer buffers into the layer structs
+    (``params`` fixes the buffers' dtype; the workspace keeps the arrays alive)."""
     cdef floating[:, ::1] view
     cdef TLLayer* layer
     cdef int li
     for li in range(len(ops)):
         layer = &layers[li]
-        kind, n_in, n_out, act, w_off, rate, out, mask, input_grad = ops[li]
+        kind, n_in, n_out, act, w_off, rate = ops[li]
+        out, mask, input_grad = layer_buffers[li]
         layer.kind = kind
         layer.n_in = n_in
         layer.n_out = n_out
@@ -698,19 +703,17 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                      floating[::1] params, floating[::1] grads, list ops, int loss_code,
                      const int64_t[:, ::1] segments, double l1, double l2,
                      int opt_kind, dict hyper, tuple opt_buffers,
-                     floating[::1] decayed_grads, floating[::1] backup,
-                     floating[:, ::1] batch_x, floating[:, ::1] batch_targets,
-                     int64_t[::1] batch_labels, floating[:, ::1] logits,
-                     floating[:, ::1] output_grad, uint64_t dropout_seed, dict state):
+                     EpochWorkspace workspace, uint64_t dropout_seed, dict state):
     """Run batches ``state["step"] .. stop-1`` of an epoch (see _train_loop.pxi),
     or fewer: it returns after the step during which ``_tl_chunk_seconds`` passed.
 
     Called only by nncore.backend._cython.train_epoch after
     nncore.backend._epoch.check_train_epoch. ``ops``: one tuple per active
-    layer ``(kind, n_in, n_out, act, w_off, rate, out, mask, input_grad)``;
-    ``opt_kind`` a code of LOOP_OPTIMIZERS, ``hyper`` the hyper-parameters it
-    names (by name; clip_norm 0 = no clipping), ``opt_buffers`` the
-    optimizer's state arrays. ``state`` is updated in place.
+    layer ``(kind, n_in, n_out, act, w_off, rate)``; ``opt_kind`` a code of
+    LOOP_OPTIMIZERS, ``hyper`` the hyper-parameters it names (by name;
+    clip_norm 0 = no clipping), ``opt_buffers`` the optimizer's state arrays;
+    ``workspace`` an :class:`EpochWorkspace` for this layout (checked here: a
+    wrong one is a ValueError). ``state`` is updated in place.
     """
     global _par_min, _tl_depth, _tl_saved_par_min
     cdef TLLayer* layers
@@ -723,9 +726,23 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     cdef const double[:, ::1] targets64
     cdef const int64_t* labels = NULL
     cdef const void* targets = NULL
-    cdef floating[::1] first_state, second_state
+    cdef floating[::1] first_state, second_state, decayed_grads, backup
+    cdef floating[:, ::1] batch_x, batch_targets, logits, output_grad
+    cdef int64_t[::1] batch_labels
     cdef bint targets_f64 = False
     cdef bint count_correct = bool(state["count"])
+    # (``.base``: the arrays behind the typed views)
+    workspace.check(params.base, [op[:3] for op in ops], batch_size, X.shape[1],
+                    loss_code == TL_CE, hyper["weight_decay"] != 0.0, X=X.base, T=T,
+                    order=order.base, grads=grads.base, segments=segments.base,
+                    **{f"optimizer buffer {i}": b for i, b in enumerate(opt_buffers)})
+    batch_x = workspace.batch_x
+    batch_targets = workspace.batch_targets
+    batch_labels = workspace.batch_labels
+    output_grad = workspace.output_grad
+    decayed_grads = workspace.decayed_grads
+    backup = workspace.backup
+    logits = workspace.layer_buffers[n_layers - 1][0]
     if loss_code == TL_CE:
         label_view = T
         labels = &label_view[0]
@@ -745,7 +762,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     if layers == NULL:
         raise MemoryError()
     try:
-        _tl_read_layers(ops, layers, params)
+        _tl_read_layers(ops, workspace.layer_buffers, layers, params)
         # Between two multi-threaded BLAS calls an OpenMP region makes the two
         # thread pools fight (libgomp's workers spin after the region while
         # OpenBLAS wants every core, and vice versa), which costs far more than

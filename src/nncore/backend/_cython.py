@@ -43,7 +43,7 @@ _KERNELS = (
     "dense_forward", "dense_backward", "softmax", "sigmoid", "loss_mse",
     "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce", "regularize", "dropout_mask",
     "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
-    "symv", "rank2_prepare", "bfgs_apply", "dfp_apply", "train_epoch_loop",
+    "symv", "rank2_prepare", "bfgs_apply", "dfp_apply", "train_epoch_loop", "EpochWorkspace",
     "dense_rforward", "dense_rbackward", "loss_mse_rop", "loss_softmax_ce_rop", "loss_bce_rop",
     "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve",
 )
@@ -332,35 +332,18 @@ def dfp_update(Vm, s, r):
 
 # --------------------------------------------------------------------------- training epoch
 
-def _epoch_buffers(workspace, ops, labels, K, B, d, params, coupled):
-    """The loop's buffers, cached in ``workspace`` while the layout stays the same."""
-    dt = params.dtype
-    key = (dt.str, B, d, K, labels, tuple(op[:5] for op in ops), params.shape[0], coupled)
-    bufs = workspace.get("cython")
-    if bufs is not None and bufs["key"] == key:
-        return bufs
-    seen_dense = False
-    layer_bufs = []
-    for kind, n_in, n_out, _, _, _ in ops:
-        learned = kind in (_E.DENSE, _E.RESIDUAL)
-        out = np.empty((B, n_out), dt)
-        # the dropout mask, or a residual layer's f(S)
-        mask = np.empty((B, n_out), dt) if kind in (_E.DROPOUT, _E.RESIDUAL) else None
-        dx = np.empty((B, n_in), dt) if learned and seen_dense else None
-        seen_dense = seen_dense or learned
-        layer_bufs.append((out, mask, dx))
-    one = np.zeros(1, dt)
-    bufs = {
-        "key": key,
-        "layers": layer_bufs,
-        "x": np.empty((B, d), dt),
-        "t": np.empty((1, 1) if labels else (B, K), dt),
-        "labels": np.empty(B if labels else 1, np.int64),
-        "gout": np.empty((B, K), dt),
-        "scratch": np.empty_like(params) if coupled else one,
-    }
-    workspace["cython"] = bufs
-    return bufs
+def _epoch_workspace(workspace, ops, labels, B, d, params, coupled):
+    """The loop's :class:`~nncore._kernels.EpochWorkspace`, kept in ``workspace`` while
+    the layout stays the same; its backup is ``workspace["backup"]``."""
+    layout = [op[:3] for op in ops]
+    key = _K.EpochWorkspace.key_of(params.dtype, layout, B, d, labels, params.shape[0],
+                                   coupled)
+    loop_ws = workspace.get("cython")
+    if not isinstance(loop_ws, _K.EpochWorkspace) or loop_ws.key != key:
+        loop_ws = workspace["cython"] = _K.EpochWorkspace(params.dtype, layout, B, d, labels,
+                                                          params.shape[0], coupled)
+    workspace["backup"] = loop_ws.backup
+    return loop_ws
 
 
 def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2,
@@ -374,7 +357,7 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     (``_kernels.LOOP_OPTIMIZERS``). Arguments and results are described in
     :mod:`nncore.backend._epoch`.
     """
-    ops, spec, K, update = _E.check_train_epoch(
+    ops, spec, _, update = _E.check_train_epoch(
         X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2, optimizer,
         drop_seed, state, workspace, _K.LOOP_OPTIMIZERS)
     B = int(batch_size)
@@ -382,22 +365,15 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     if stop == state["step"]:
         return
     coupled = update.hyper["weight_decay"] != 0.0
-    bufs = _epoch_buffers(workspace, ops, spec.takes_labels(T), K, B, X.shape[1], params,
-                          coupled)
-    backup = workspace.get("backup")
-    if backup is None or backup.shape != params.shape or backup.dtype != params.dtype:
-        backup = workspace["backup"] = np.empty_like(params)
-    ops_arrays = [op + lb for op, lb in zip(ops, bufs["layers"])]
-    logits = bufs["layers"][-1][0]
+    loop_ws = _epoch_workspace(workspace, ops, spec.takes_labels(T), B, X.shape[1], params,
+                               coupled)
     # Each call returns after about 0.1 s of wall time (_train_loop.pxi), so a
     # Ctrl-C is raised here between two calls, with ``state`` matching the
     # parameters, however slow the steps are on a busy machine.
     while state["step"] < stop and not state["diverged"]:
-        _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops_arrays, spec.loop_code(T),
+        _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops, spec.loop_code(T),
                             segments, float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0],
-                            update.hyper, update.buffers, bufs["scratch"], backup, bufs["x"],
-                            bufs["t"], bufs["labels"], logits, bufs["gout"],
-                            int(drop_seed) % _U64, state)
+                            update.hyper, update.buffers, loop_ws, int(drop_seed) % _U64, state)
 
 
 # --------------------------------------------------------------------------- curvature
