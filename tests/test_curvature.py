@@ -186,9 +186,12 @@ def _kernel_args(dtype, m=3, n=6, n_in=4, n_out=5, act=4, seed=0):
                 Vb=r(m, n_out), Y=Y, RS=r(m, n, n_out), D=r(n, n_out), RD=r(m, n, n_out))
 
 
-@pytest.mark.parametrize("act", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("act", sorted(a.code for a in nc.activations.REGISTRY.values()))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_kernels_match_reference(act, dtype):
+    """Every activation code of the registry: the compiled R-operator equals the
+    reference for the codes the extension says it knows (curvature_activations),
+    and refuses the others with a ValueError instead of treating them as linear."""
     if "cython" not in B.available():
         pytest.skip("compiled backend not built here")
     from nncore.backend import _curvature_numpy as ref
@@ -196,6 +199,12 @@ def test_compiled_kernels_match_reference(act, dtype):
     tol = 50 * np.finfo(dtype).eps
     a = _kernel_args(dtype)
     m, n, n_in, n_out = 3, 6, 4, 5
+    assert C._CURVATURE_ACTS == C._K.curvature_activations()
+    if act not in C._CURVATURE_ACTS:
+        RS, RY = np.empty((m, n, n_out), dtype), np.empty((m, n, n_out), dtype)
+        with pytest.raises(ValueError, match="second derivative"):
+            C.dense_rforward(a["X"], a["RX"], a["W"], a["VW"], a["Vb"], act, a["Y"], RS, RY)
+        return
     outs = {}
     for name, mod in (("ref", ref), ("c", C)):
         RS, RY = np.empty((m, n, n_out), dtype), np.empty((m, n, n_out), dtype)

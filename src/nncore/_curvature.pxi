@@ -28,8 +28,9 @@ cdef inline void _softplus_d12(floating y, floating* d1, floating* d2) noexcept 
         d2[0] = d1[0] * _exp(-y)
 
 
-cdef inline void _act_d12(int act, floating y, floating* d1, floating* d2) noexcept nogil:
-    """f'(S) and f''(S) from y = f(S)."""
+cdef inline bint _act_d12(int act, floating y, floating* d1, floating* d2) noexcept nogil:
+    """f'(S) and f''(S) from y = f(S); False for an activation it does not know
+    (curvature_activations() asks it, so the backend refuses those codes)."""
     cdef floating one = 1, two = 2, zero = 0, slope = 0.01
     if act == RELU:
         d1[0] = one if y > 0 else zero
@@ -51,6 +52,8 @@ cdef inline void _act_d12(int act, floating y, floating* d1, floating* d2) noexc
     else:
         d1[0] = one
         d2[0] = zero
+        return act == LINEAR
+    return True
 
 
 cdef void dense_rforward_k(const floating[:, ::1] X,      # IN  layer input (N, n_in)
@@ -251,6 +254,18 @@ cdef int cholesky_solve_k(floating[:, ::1] L,     # IN/OUT copy of A -> its fact
 
 
 # --------------------------------------------------------------------------- entry points
+
+def curvature_activations():
+    """The activation codes whose f' and f'' ``_act_d12`` computes: the ones the
+    compiled R-operator runs (nncore.backend._cython refuses the others)."""
+    cdef double d1, d2
+    cdef int code
+    known = []
+    for code in range(N_ACT):
+        if _act_d12(code, 0.5, &d1, &d2):
+            known.append(code)
+    return frozenset(known)
+
 
 def dense_rforward(const floating[:, ::1] X, const floating[:, :, ::1] RX, bint has_rx,
                    const floating[:, ::1] W, const floating[:, :, ::1] VW,

@@ -45,7 +45,7 @@ _KERNELS = (
     "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
     "symv", "rank2_prepare", "bfgs_apply", "dfp_apply", "train_epoch_loop", "EpochWorkspace",
     "dense_rforward", "dense_rbackward", "loss_mse_rop", "loss_softmax_ce_rop", "loss_bce_rop",
-    "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve",
+    "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve", "curvature_activations",
 )
 _missing = [name for name in _KERNELS if not hasattr(_K, name)]
 if getattr(_K, "N_ACTIVATIONS", None) != len(_activations.REGISTRY):
@@ -379,14 +379,14 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
 # --------------------------------------------------------------------------- curvature
 # Twins of nncore.backend._curvature_numpy (the specification, with the math).
 
-# Activation codes whose f' and f'' _curvature.pxi's _act_d12 knows; a newer
-# activation must be added there (until then its compiled R-operator refuses it
-# rather than treating it as linear).
-_CURVATURE_ACTS = 7   # through softplus
+# Activation codes whose f' and f'' _curvature.pxi's _act_d12 knows, asked from
+# the extension; a newer activation's compiled R-operator refuses it until it is
+# added there (rather than treating it as linear).
+_CURVATURE_ACTS = _K.curvature_activations()
 
 
 def _check_curvature_act(act):
-    if int(act) >= _CURVATURE_ACTS:
+    if int(act) not in _CURVATURE_ACTS:
         raise ValueError(f"the compiled R-operator has no second derivative for activation "
                          f"code {act} yet (add it to _curvature.pxi's _act_d12); use "
                          "nc.set_backend('numpy') for its curvature")
