@@ -67,8 +67,8 @@ cdef void dense_rforward_k(const floating[:, ::1] X,      # IN  layer input (N, 
                            floating[:, :, ::1] RS,        # OUT R{S} (m, N, n_out)
                            floating[:, :, ::1] RY) noexcept nogil:   # OUT R{Y}
     """RS := RX·W + X·VW + Vb;  RY := f'(S) ⊙ RS"""
-    cdef int m = <int>VW.shape[0], n = <int>X.shape[0], d = <int>X.shape[1]
-    cdef int k = <int>W.shape[1]
+    cdef blas_int m = <blas_int>VW.shape[0], n = <blas_int>X.shape[0]
+    cdef blas_int d = <blas_int>X.shape[1], k = <blas_int>W.shape[1]
     cdef Py_ssize_t a, i, j
     cdef floating d1, d2
     cdef floating one = 1
@@ -101,8 +101,8 @@ cdef void dense_rbackward_k(const floating[:, ::1] X,      # IN  layer input (N,
                             bint has_dx) noexcept nogil:
     """Rδ := RD ⊙ f' + D ⊙ f'' ⊙ RS;  δ := D ⊙ f';  RdW := XᵀRδ + RXᵀδ;  Rdb := Σ Rδ;
     DX := δWᵀ;  RDX := RδWᵀ + δVWᵀ"""
-    cdef int m = <int>VW.shape[0], n = <int>X.shape[0], d = <int>X.shape[1]
-    cdef int k = <int>W.shape[1]
+    cdef blas_int m = <blas_int>VW.shape[0], n = <blas_int>X.shape[0]
+    cdef blas_int d = <blas_int>X.shape[1], k = <blas_int>W.shape[1]
     cdef Py_ssize_t a, i, j
     cdef floating d1, d2, s
     cdef floating one = 1
@@ -223,7 +223,7 @@ cdef void syrk_k(const floating[:, ::1] A,    # IN  (R, n)
                  floating[:, ::1] C,          # IN/OUT (n, n), symmetric
                  floating alpha, floating beta) noexcept nogil:
     """C := α AᵀA + β C (one triangle by BLAS SYRK, then mirrored)"""
-    cdef int n = <int>A.shape[1], r = <int>A.shape[0]
+    cdef blas_int n = <blas_int>A.shape[1], r = <blas_int>A.shape[0]
     cdef char uplo = b'U', trans = b'N'
     cdef Py_ssize_t i, j
     # Row-major A (R x n) is column-major Aᵀ (n x R): C = Aᵀ·A is 'N' with k = R.
@@ -237,10 +237,10 @@ cdef void syrk_k(const floating[:, ::1] A,    # IN  (R, n)
             C[i, j] = C[j, i]
 
 
-cdef int cholesky_solve_k(floating[:, ::1] L,     # IN/OUT copy of A -> its factor
+cdef blas_int cholesky_solve_k(floating[:, ::1] L,     # IN/OUT copy of A -> its factor
                           floating[::1] x) noexcept nogil:   # IN/OUT b -> A⁻¹b
     """x := A⁻¹ x by Cholesky (LAPACK potrf/potrs); returns LAPACK's info"""
-    cdef int n = <int>x.shape[0], one = 1, info = 0
+    cdef blas_int n = <blas_int>x.shape[0], one = 1, info = 0
     cdef char uplo = b'L'
     if floating is float:
         spotrf(&uplo, &n, &L[0, 0], &n, &info)
@@ -320,7 +320,7 @@ def syrk(const floating[:, ::1] A, floating[:, ::1] C, double alpha, double beta
 
 def cholesky_solve(floating[:, ::1] L, floating[::1] x):
     """L: a copy of A (overwritten by the factor); x: b on entry. Returns LAPACK info."""
-    cdef int info
+    cdef blas_int info
     with nogil:
         info = cholesky_solve_k(L, x)
     return info

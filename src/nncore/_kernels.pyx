@@ -72,6 +72,14 @@ CYTHON_VERSION = NNCORE_CYTHON_VERSION.decode("ascii")
 cdef enum:
     MAX_THREADS = 64
 
+# The integer type of every size, leading dimension and increment passed to BLAS
+# and LAPACK (scipy.linalg.cython_blas / cython_lapack take C int); sizes are
+# cast to it only at a BLAS call, after the Python wrappers checked them against
+# BLAS_INT_MAX.
+ctypedef int blas_int
+cdef Py_ssize_t _BLAS_INT_MAX = <Py_ssize_t>((<unsigned long long>1 << (8 * sizeof(blas_int) - 1)) - 1)
+BLAS_INT_MAX = _BLAS_INT_MAX
+
 # Activation codes: the ``code`` of each entry of nncore.activations.REGISTRY
 # (backend._cython checks N_ACTIVATIONS against it at import). The point
 # functions of each activation are in the "activations" section below.
@@ -173,9 +181,9 @@ cdef inline Py_ssize_t _chunk_lo(Py_ssize_t c, int nt, Py_ssize_t n) noexcept no
     return ((n * c) // nt) & ~(<Py_ssize_t>63)
 
 
-cdef inline void _gemm_rm(bint ta, bint tb, int m, int n, int k, floating alpha,
-                          const floating* A, int lda, const floating* B, int ldb,
-                          floating beta, floating* C, int ldc) noexcept nogil:
+cdef inline void _gemm_rm(bint ta, bint tb, blas_int m, blas_int n, blas_int k, floating alpha,
+                          const floating* A, blas_int lda, const floating* B, blas_int ldb,
+                          floating beta, floating* C, blas_int ldc) noexcept nogil:
     """C (m x n, row-major) := alpha op(A) op(B) + beta C, via column-major BLAS."""
     cdef char ca = b'T' if ta else b'N'
     cdef char cb = b'T' if tb else b'N'
@@ -187,11 +195,11 @@ cdef inline void _gemm_rm(bint ta, bint tb, int m, int n, int k, floating alpha,
               &beta, C, &ldc)
 
 
-cdef inline void _gemv_rm(int m, int n, const floating* A, const floating* x,
+cdef inline void _gemv_rm(blas_int m, blas_int n, const floating* A, const floating* x,
                           floating* y) noexcept nogil:
     """y := A x for a row-major (m x n) A (column-major A^T, hence 'T')."""
     cdef char t = b'T'
-    cdef int one = 1
+    cdef blas_int one = 1
     cdef floating alpha = 1
     cdef floating beta = 0
     if floating is float:
@@ -200,9 +208,9 @@ cdef inline void _gemv_rm(int m, int n, const floating* A, const floating* x,
         dgemv(&t, &n, &m, &alpha, <double*>A, &n, <double*>x, &one, &beta, y, &one)
 
 
-cdef inline double _dot(int n, const floating* x, const floating* y) noexcept nogil:
+cdef inline double _dot(blas_int n, const floating* x, const floating* y) noexcept nogil:
     """x^T y through BLAS (as NumPy's np.dot does)."""
-    cdef int one = 1
+    cdef blas_int one = 1
     if floating is float:
         return sdot(&n, <float*>x, &one, <float*>y, &one)
     else:
@@ -460,8 +468,8 @@ cdef double sum_squares_k(const floating[::1] x) noexcept nogil:   # IN
     cdef double part[MAX_THREADS]
     cdef double acc = 0
     if floating is double:
-        if n < 2147483647:
-            return _dot(<int>n, &x[0], &x[0])    # NumPy: np.dot(x64, x64)
+        if n <= _BLAS_INT_MAX:
+            return _dot(<blas_int>n, &x[0], &x[0])    # NumPy: np.dot(x64, x64)
     if nt == 1:
         return _sumsq_chunk(&x[0], 0, n)
     for c in prange(nt, num_threads=nt, schedule='static'):
@@ -479,7 +487,7 @@ cdef void dense_forward_k(const floating[:, ::1] X,   # IN  (N, n_in)
                           int act,                    # IN  activation code
                           floating[:, ::1] out) noexcept nogil:   # OUT (N, n_out)
     """out := f(X·W + b)"""
-    cdef int n = <int>X.shape[0], d = <int>X.shape[1], k = <int>W.shape[1]
+    cdef blas_int n = <blas_int>X.shape[0], d = <blas_int>X.shape[1], k = <blas_int>W.shape[1]
     cdef Py_ssize_t total = <Py_ssize_t>n * k, c
     cdef int nt = _threads_for(total)
     # Bias and activation in one pass after the GEMM: the (N, n_out) block is
@@ -516,7 +524,7 @@ cdef void dense_backward_k(const floating[:, ::1] X,   # IN  layer input (N, n_i
                            floating[:, ::1] dX,        # OUT (N, n_in), unused if not has_dX
                            bint has_dX) noexcept nogil:
     """δ := dY ⊙ f'(S);  dW := Xᵀδ;  db := Σ_n δ;  dX := δ·Wᵀ"""
-    cdef int n = <int>X.shape[0], d = <int>X.shape[1], k = <int>W.shape[1]
+    cdef blas_int n = <blas_int>X.shape[0], d = <blas_int>X.shape[1], k = <blas_int>W.shape[1]
     _delta_rows(&Y[0, 0], &dY[0, 0], act, n, k, &db[0])
     _gemm_rm(True, False, d, k, n, 1, &X[0, 0], d, &dY[0, 0], k, 0, &dW[0, 0], k)
     if has_dX:
@@ -1014,7 +1022,7 @@ cdef void symv_k(const floating[:, ::1] A,   # IN  (n, n), both triangles
                  floating[::1] out) noexcept nogil:   # OUT (n,)
     """out := A·x"""
     # GEMV rather than SYMV: reads both triangles, exactly A @ x as NumPy does.
-    _gemv_rm(<int>A.shape[0], <int>A.shape[1], &A[0, 0], &x[0], &out[0])
+    _gemv_rm(<blas_int>A.shape[0], <blas_int>A.shape[1], &A[0, 0], &x[0], &out[0])
 
 
 cdef void rank2_prepare_k(const floating[:, ::1] V,   # IN  (n, n)
@@ -1023,7 +1031,7 @@ cdef void rank2_prepare_k(const floating[:, ::1] V,   # IN  (n, n)
                           floating[::1] u,            # OUT V·r
                           double* sr, double* ru) noexcept nogil:   # OUT sᵀr, rᵀu
     """u := V·r;  sr := sᵀr;  ru := rᵀu"""
-    cdef int n = <int>V.shape[0]
+    cdef blas_int n = <blas_int>V.shape[0]
     _gemv_rm(n, n, &V[0, 0], &r[0], &u[0])
     sr[0] = _dot(n, &s[0], &r[0])
     ru[0] = _dot(n, &r[0], &u[0])
@@ -1119,8 +1127,8 @@ def _set_parallel_threshold(Py_ssize_t n):
 
 def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
          bint trans_a, bint trans_b, double alpha, double beta):
-    cdef int m = <int>C.shape[0], n = <int>C.shape[1]
-    cdef int k = <int>(A.shape[0] if trans_a else A.shape[1])
+    cdef blas_int m = <blas_int>C.shape[0], n = <blas_int>C.shape[1]
+    cdef blas_int k = <blas_int>(A.shape[0] if trans_a else A.shape[1])
     cdef floating fa = <floating>alpha, fb = <floating>beta
     cdef Py_ssize_t i, j
     if m == 0 or n == 0:
@@ -1132,8 +1140,8 @@ def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
                     C[i, j] = 0 if fb == 0 else C[i, j] * fb
         return
     with nogil:
-        _gemm_rm(trans_a, trans_b, m, n, k, fa, &A[0, 0], <int>A.shape[1], &B[0, 0],
-                 <int>B.shape[1], fb, &C[0, 0], n)
+        _gemm_rm(trans_a, trans_b, m, n, k, fa, &A[0, 0], <blas_int>A.shape[1], &B[0, 0],
+                 <blas_int>B.shape[1], fb, &C[0, 0], n)
 
 
 def sum_squares(const floating[::1] x):

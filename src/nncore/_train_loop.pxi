@@ -122,8 +122,8 @@ cdef double TL_CLIP_EPS = 1e-6
 
 cdef struct TLLayer:
     int kind                  # TL_DENSE, TL_DROPOUT or TL_RESIDUAL
-    int n_in
-    int n_out
+    blas_int n_in
+    blas_int n_out
     int act                   # activation code (Dense)
     Py_ssize_t w_off          # W at params[w_off : w_off + n_in*n_out], b right after
     Py_ssize_t b_off
@@ -464,13 +464,13 @@ cdef void _tl_forward(TLLayer* layers, int n_layers, const floating* param_ptr,
         layer.layer_input = layer_input
         out = <floating*>layer.out
         if layer.kind == TL_DENSE:
-            _gemm_rm(False, False, <int>rows, layer.n_out, layer.n_in, 1, layer_input,
+            _gemm_rm(False, False, <blas_int>rows, layer.n_out, layer.n_in, 1, layer_input,
                      layer.n_in, param_ptr + layer.w_off, layer.n_out, 0, out, layer.n_out)
             _tl_bias_act(out, param_ptr + layer.b_off, rows, layer.n_out, layer.act)
         elif layer.kind == TL_RESIDUAL:
             # f(S) in ``mask`` (its derivative needs it), input + f(S) in ``out``, as
             # Residual.forward: Dense's forward, then the backend's add.
-            _gemm_rm(False, False, <int>rows, layer.n_out, layer.n_in, 1, layer_input,
+            _gemm_rm(False, False, <blas_int>rows, layer.n_out, layer.n_in, 1, layer_input,
                      layer.n_in, param_ptr + layer.w_off, layer.n_out, 0,
                      <floating*>layer.mask, layer.n_out)
             _tl_bias_act(<floating*>layer.mask, param_ptr + layer.b_off, rows, layer.n_out,
@@ -497,12 +497,12 @@ cdef void _tl_residual_backward(TLLayer* layer, const floating* param_ptr,
         memcpy(layer.out, upstream, n * sizeof(floating))
     _delta_rows(<floating*>layer.mask, upstream, layer.act, rows, layer.n_out,
                 grad_ptr + layer.b_off)
-    _gemm_rm(True, False, layer.n_in, layer.n_out, <int>rows, 1,
+    _gemm_rm(True, False, layer.n_in, layer.n_out, <blas_int>rows, 1,
              <floating*>layer.layer_input, layer.n_in, upstream, layer.n_out, 0,
              grad_ptr + layer.w_off, layer.n_out)
     if layer.input_grad == NULL:
         return
-    _gemm_rm(False, True, <int>rows, layer.n_in, layer.n_out, 1, upstream, layer.n_out,
+    _gemm_rm(False, True, <blas_int>rows, layer.n_in, layer.n_out, 1, upstream, layer.n_out,
              param_ptr + layer.w_off, layer.n_out, 0, <floating*>layer.input_grad, layer.n_in)
     _add_chunk(<floating*>layer.input_grad, <floating*>layer.out,
                <floating*>layer.input_grad, 0, n)
@@ -527,12 +527,12 @@ cdef void _tl_backward(TLLayer* layers, int n_layers, const floating* param_ptr,
             # delta := upstream * f'(Y), db := column sums; dW := inputᵀ delta; dX := delta Wᵀ
             _delta_rows(<floating*>layer.out, upstream, layer.act, rows, layer.n_out,
                         grad_ptr + layer.b_off)
-            _gemm_rm(True, False, layer.n_in, layer.n_out, <int>rows, 1,
+            _gemm_rm(True, False, layer.n_in, layer.n_out, <blas_int>rows, 1,
                      <floating*>layer.layer_input, layer.n_in, upstream, layer.n_out, 0,
                      grad_ptr + layer.w_off, layer.n_out)
             if layer.input_grad == NULL:
                 break
-            _gemm_rm(False, True, <int>rows, layer.n_in, layer.n_out, 1, upstream, layer.n_out,
+            _gemm_rm(False, True, <blas_int>rows, layer.n_in, layer.n_out, 1, upstream, layer.n_out,
                      param_ptr + layer.w_off, layer.n_out, 0, <floating*>layer.input_grad,
                      layer.n_in)
             upstream = <floating*>layer.input_grad

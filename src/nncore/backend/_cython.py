@@ -53,12 +53,14 @@ if getattr(_K, "N_ACTIVATIONS", None) != len(_activations.REGISTRY):
 if getattr(_K, "LOOP_LAYER_KINDS", None) != {"dense": _E.DENSE, "dropout": _E.DROPOUT,
                                               "residual_dense": _E.RESIDUAL}:
     _missing.append("LOOP_LAYER_KINDS matching nncore.backend._epoch's layer kinds")
+if getattr(_K, "BLAS_INT_MAX", None) != _E.BLAS_INT_MAX:
+    _missing.append(f"BLAS_INT_MAX == {_E.BLAS_INT_MAX} (nncore.backend._epoch's limit)")
 if _missing:  # a stale build: fail loudly instead of falling back
     raise ImportError(
         f"nncore._kernels ({_K.__file__}) lacks the kernels {_missing}; rebuild nncore "
         "(pip install --no-build-isolation -e .)")
 
-_INT_MAX = 2**31 - 1   # BLAS integers are 32-bit
+_INT_MAX = _K.BLAS_INT_MAX   # the largest size the kernels pass to BLAS (their blas_int)
 _U64 = 1 << 64
 
 

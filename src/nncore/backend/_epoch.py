@@ -71,7 +71,9 @@ RESIDUAL = 2     # a Dense layer with a shortcut (nc.Residual(nc.Dense(n, n)))
 
 STATE_KEYS = ("step", "opt_step", "counter", "loss_sum", "correct", "count", "loss",
               "grad_norm", "diverged", "have_backup")
-_INT_MAX = 2**31 - 1
+# The largest size BLAS takes (the compiled kernels' blas_int; nncore.backend._cython
+# checks it against the extension's BLAS_INT_MAX at import).
+BLAS_INT_MAX = 2**31 - 1
 
 
 class FusedUpdate(NamedTuple):
@@ -112,8 +114,8 @@ def _check_dense(spec, i, width, P):
     offset = integer(spec[4], f"layers[{i}] offset", low=0)
     if n_in != width:
         raise ValueError(f"layers[{i}] has n_in={n_in} but its input has width {width}")
-    if max(n_in, n_out) > _INT_MAX:
-        raise ValueError(f"layers[{i}] is wider than the BLAS limit {_INT_MAX}")
+    if max(n_in, n_out) > BLAS_INT_MAX:
+        raise ValueError(f"layers[{i}] is wider than the BLAS limit {BLAS_INT_MAX}")
     if offset + n_in * n_out + n_out > P:
         raise ValueError(f"layers[{i}] reaches past the end of params ({P})")
     return (DENSE, n_in, n_out, int(spec[3]), offset, 0.0)
@@ -278,8 +280,8 @@ def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     spec = _losses.REGISTRY[loss]
     ops, K = _check_layers(layers, d, params.shape[0])
     B = integer(batch_size, "batch_size", low=1)
-    if B > _INT_MAX:
-        raise ValueError(f"batch_size exceeds the BLAS limit {_INT_MAX}")
+    if B > BLAS_INT_MAX:
+        raise ValueError(f"batch_size exceeds the BLAS limit {BLAS_INT_MAX}")
     _check_state(state)
     if not isinstance(workspace, dict):
         raise TypeError(f"workspace must be a dict, got {type(workspace).__name__}")
