@@ -572,15 +572,30 @@ cdef void sigmoid_k(const floating[::1] x, floating[::1] out) noexcept nogil:
 cdef double loss_mse_k(const floating[:, ::1] out,      # IN  (N, K)
                        const floating[:, ::1] target,   # IN  (N, K)
                        floating[:, ::1] grad,           # OUT (N, K) if has_grad
-                       bint has_grad) noexcept nogil:
-    """J = 1/(2N) Σ (out − target)²;  grad := (out − target)/N"""
-    cdef Py_ssize_t n = out.shape[0], total = out.shape[0] * out.shape[1], i
+                       bint has_grad,
+                       const double* weight) noexcept nogil:   # IN (N,) or NULL
+    """J = 1/(2N) Σ (out − target)²;  grad := (out − target)/N.
+    With row coefficients c = weight: J = ½ Σ_n c_n Σ_k (out − target)²,
+    grad := (out − target)·c_n (c_n rounded to the array type first)."""
+    cdef Py_ssize_t n = out.shape[0], k = out.shape[1], total = out.shape[0] * out.shape[1], i, j
     cdef const floating* o = &out[0, 0]
     cdef const floating* t = &target[0, 0]
     cdef floating* g = &grad[0, 0] if has_grad else NULL
-    cdef floating diff
+    cdef floating diff, fc
     cdef floating fn = <floating>n
-    cdef double acc = 0, d64
+    cdef double acc = 0, d64, row
+    if weight != NULL:
+        for i in range(n):
+            fc = <floating>weight[i]
+            row = 0
+            for j in range(i * k, i * k + k):
+                diff = o[j] - t[j]
+                d64 = diff
+                row = row + d64 * d64
+                if has_grad:
+                    g[j] = diff * fc
+            acc = acc + weight[i] * row
+        return 0.5 * acc
     for i in range(total):
         diff = o[i] - t[i]
         d64 = diff
@@ -593,15 +608,18 @@ cdef double loss_mse_k(const floating[:, ::1] out,      # IN  (N, K)
 cdef double loss_softmax_ce_k(const floating[:, ::1] logits,   # IN  (N, K)
                               const int64_t[::1] labels,       # IN  (N,) in [0, K)
                               floating[:, ::1] grad,           # OUT (N, K) if has_grad
-                              bint has_grad) noexcept nogil:
+                              bint has_grad,
+                              const double* weight) noexcept nogil:   # IN (N,) or NULL
     """J = −1/N Σ_n log softmax(x_n)[y_n] = 1/N Σ_n (log Σ_j e^{z_nj} − z_n,y_n);
-    grad := (softmax − onehot)/N"""
+    grad := (softmax − onehot)/N.  With row coefficients c = weight: the terms
+    times c_n instead of 1/N (grad: times c_n rounded to the array type)."""
     cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
     cdef const floating* x
     cdef floating* g = NULL
-    cdef floating m, s, fn = <floating>n, one = 1
-    cdef double acc = 0
+    cdef floating m, s, fn = <floating>n, one = 1, fc
+    cdef double acc = 0, term
     cdef int64_t lab
+    cdef bint weighted = weight != NULL
     for i in range(n):
         x = &logits[i, 0]
         lab = labels[i]
@@ -615,26 +633,38 @@ cdef double loss_softmax_ce_k(const floating[:, ::1] logits,   # IN  (N, K)
             for j in range(k):
                 g[j] = g[j] / s
             g[lab] = g[lab] - one
-            for j in range(k):
-                g[j] = g[j] / fn
+            if weighted:
+                fc = <floating>weight[i]
+                for j in range(k):
+                    g[j] = g[j] * fc
+            else:
+                for j in range(k):
+                    g[j] = g[j] / fn
         else:
             for j in range(k):
                 s = s + _exp(x[j] - m)
-        acc = acc + (<double>_log(s) - <double>(x[lab] - m))
-    return acc / n
+        term = <double>_log(s) - <double>(x[lab] - m)
+        if weighted:
+            acc = acc + weight[i] * term
+        else:
+            acc = acc + term
+    return acc if weighted else acc / n
 
 
 cdef double loss_softmax_ce_prob_k(const floating[:, ::1] logits,   # IN  (N, K)
                                    const floating[:, ::1] target,   # IN  (N, K) rows sum to 1
                                    floating[:, ::1] grad,           # OUT (N, K) if has_grad
-                                   bint has_grad) noexcept nogil:
-    """J = −1/N Σ_nk t_nk (z_nk − log Σ_j e^{z_nj});  grad := (softmax − t)/N"""
+                                   bint has_grad,
+                                   const double* weight) noexcept nogil:   # IN (N,) or NULL
+    """J = −1/N Σ_nk t_nk (z_nk − log Σ_j e^{z_nj});  grad := (softmax − t)/N.
+    With row coefficients c = weight: row n's terms times c_n instead of 1/N."""
     cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
     cdef const floating* x
     cdef const floating* t
     cdef floating* g = NULL
-    cdef floating m, s, ls, fn = <floating>n
-    cdef double acc = 0
+    cdef floating m, s, ls, fn = <floating>n, fc = 0
+    cdef double acc = 0, row
+    cdef bint weighted = weight != NULL
     for i in range(n):
         x = &logits[i, 0]
         t = &target[i, 0]
@@ -649,25 +679,51 @@ cdef double loss_softmax_ce_prob_k(const floating[:, ::1] logits,   # IN  (N, K)
             for j in range(k):
                 s = s + _exp(x[j] - m)
         ls = _log(s)
-        for j in range(k):
-            acc = acc + <double>(t[j] * ((x[j] - m) - ls))
-        if has_grad:
+        if weighted:
+            row = 0
             for j in range(k):
-                g[j] = ((g[j] / s) - t[j]) / fn
-    return -acc / n
+                row = row + <double>(t[j] * ((x[j] - m) - ls))
+            acc = acc + weight[i] * row
+            fc = <floating>weight[i]
+        else:
+            for j in range(k):
+                acc = acc + <double>(t[j] * ((x[j] - m) - ls))
+        if has_grad:
+            if weighted:
+                for j in range(k):
+                    g[j] = ((g[j] / s) - t[j]) * fc
+            else:
+                for j in range(k):
+                    g[j] = ((g[j] / s) - t[j]) / fn
+    return -acc if weighted else -acc / n
 
 
 cdef double loss_bce_k(const floating[:, ::1] logits,   # IN  (N, K)
                        const floating[:, ::1] target,   # IN  (N, K) in [0, 1]
                        floating[:, ::1] grad,           # OUT (N, K) if has_grad
-                       bint has_grad) noexcept nogil:
-    """J = 1/N Σ [max(x, 0) − x·d + log(1 + e^{−|x|})];  grad := (σ(x) − d)/N"""
-    cdef Py_ssize_t n = logits.shape[0], total = logits.shape[0] * logits.shape[1], i
+                       bint has_grad,
+                       const double* weight) noexcept nogil:   # IN (N,) or NULL
+    """J = 1/N Σ [max(x, 0) − x·d + log(1 + e^{−|x|})];  grad := (σ(x) − d)/N.
+    With row coefficients c = weight: row n's terms times c_n instead of 1/N."""
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1]
+    cdef Py_ssize_t total = logits.shape[0] * logits.shape[1], i, j
     cdef const floating* x = &logits[0, 0]
     cdef const floating* t = &target[0, 0]
     cdef floating* g = &grad[0, 0] if has_grad else NULL
-    cdef floating xi, ax, fn = <floating>n
-    cdef double acc = 0
+    cdef floating xi, ax, fn = <floating>n, fc
+    cdef double acc = 0, row
+    if weight != NULL:
+        for i in range(n):
+            fc = <floating>weight[i]
+            row = 0
+            for j in range(i * k, i * k + k):
+                xi = x[j]
+                ax = xi if xi >= 0 else -xi
+                row = row + <double>(((xi if xi > 0 else 0) - xi * t[j]) + _log1p(_exp(-ax)))
+                if has_grad:
+                    g[j] = (_sigmoid(xi) - t[j]) * fc
+            acc = acc + weight[i] * row
+        return acc
     for i in range(total):
         xi = x[i]
         ax = xi if xi >= 0 else -xi
@@ -1211,38 +1267,42 @@ def softmax(const floating[:, ::1] logits, floating[:, ::1] out):
 
 
 def loss_mse(const floating[:, ::1] out, const floating[:, ::1] target,
-             floating[:, ::1] grad):
+             floating[:, ::1] grad, const double[::1] weight=None):
     cdef bint has_grad = grad is not None
     cdef double J
+    cdef const double* wp = &weight[0] if weight is not None else NULL
     with nogil:
-        J = loss_mse_k(out, target, grad, has_grad)
+        J = loss_mse_k(out, target, grad, has_grad, wp)
     return J
 
 
 def loss_softmax_ce(const floating[:, ::1] logits, const int64_t[::1] labels,
-                    floating[:, ::1] grad):
+                    floating[:, ::1] grad, const double[::1] weight=None):
     cdef bint has_grad = grad is not None
     cdef double J
+    cdef const double* wp = &weight[0] if weight is not None else NULL
     with nogil:
-        J = loss_softmax_ce_k(logits, labels, grad, has_grad)
+        J = loss_softmax_ce_k(logits, labels, grad, has_grad, wp)
     return J
 
 
 def loss_softmax_ce_prob(const floating[:, ::1] logits, const floating[:, ::1] target,
-                         floating[:, ::1] grad):
+                         floating[:, ::1] grad, const double[::1] weight=None):
     cdef bint has_grad = grad is not None
     cdef double J
+    cdef const double* wp = &weight[0] if weight is not None else NULL
     with nogil:
-        J = loss_softmax_ce_prob_k(logits, target, grad, has_grad)
+        J = loss_softmax_ce_prob_k(logits, target, grad, has_grad, wp)
     return J
 
 
 def loss_bce(const floating[:, ::1] logits, const floating[:, ::1] target,
-             floating[:, ::1] grad):
+             floating[:, ::1] grad, const double[::1] weight=None):
     cdef bint has_grad = grad is not None
     cdef double J
+    cdef const double* wp = &weight[0] if weight is not None else NULL
     with nogil:
-        J = loss_bce_k(logits, target, grad, has_grad)
+        J = loss_bce_k(logits, target, grad, has_grad, wp)
     return J
 
 

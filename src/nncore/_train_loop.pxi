@@ -545,13 +545,14 @@ cdef double _tl_loss(int loss_code, floating[:, ::1] logits, floating[:, ::1] ba
                      Py_ssize_t rows) noexcept nogil:
     """The batch-mean data loss of the first ``rows`` rows; its gradient in output_grad."""
     if loss_code == TL_MSE:
-        return loss_mse_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True)
+        return loss_mse_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True, NULL)
     if loss_code == TL_CE:
-        return loss_softmax_ce_k(logits[:rows], batch_labels[:rows], output_grad[:rows], True)
+        return loss_softmax_ce_k(logits[:rows], batch_labels[:rows], output_grad[:rows], True,
+                                 NULL)
     if loss_code == TL_CE_PROB:
         return loss_softmax_ce_prob_k(logits[:rows], batch_targets[:rows], output_grad[:rows],
-                                      True)
-    return loss_bce_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True)
+                                      True, NULL)
+    return loss_bce_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True, NULL)
 
 
 cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void* targets,

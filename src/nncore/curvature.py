@@ -67,9 +67,15 @@ class Curvature:
         Validated inputs (any float dtype; copied to float64).
     T : ndarray
         Validated targets: int64 labels ``(N,)`` or float rows ``(N, K)``.
+    sample_weight : ndarray, shape (N,), optional
+        Checked float64 sample weights: the objective's data loss is then
+        ``sum w_n l_n / sum w_n`` (as ``fit`` trains it), and the sums of
+        Levenberg–Marquardt (``gauss_newton_sum``, ``total_weight``) count
+        row ``n`` ``w_n`` times (its rows of ``J`` and ``e`` scaled by ``sqrt(w_n)``),
+        so integer weights equal repeated rows.
     """
 
-    def __init__(self, net, X, T):
+    def __init__(self, net, X, T, sample_weight=None):
         self.n = int(net.n_params)
         self.n_out = int(net.n_out)
         self.loss_name = net.loss_name
@@ -88,6 +94,12 @@ class Curvature:
             self.weight_mask[start:stop] = 1.0
         # The loss registry entry knows its gradient and output-Hessian kernels.
         self.loss = _losses.get(self.loss_name)
+        self.sample_weight = sample_weight
+        # Row coefficients w / sum(w) of the weighted mean (None: the plain mean), and
+        # the number of samples the weights stand for (Levenberg–Marquardt's N).
+        self._coef = None if sample_weight is None else _losses.row_coefficients(sample_weight)
+        self.total_weight = (float(self.N) if sample_weight is None
+                             else float(np.cumsum(sample_weight)[-1]))
 
     # ------------------------------------------------------------------ pieces
 
@@ -185,25 +197,40 @@ class Curvature:
     def _rows(self, s, e):
         return np.ascontiguousarray(self.X[s:e], dtype=np.float64)
 
-    def _output_grad(self, out, s, e):
-        """Gradient of the chunk's mean data loss with respect to the outputs."""
+    def _output_grad(self, out, s, e, weighted=True):
+        """Gradient of the chunk's mean data loss with respect to the outputs (weighted:
+        of the whole set's weighted loss, restricted to the chunk's rows)."""
         be = _backend.current()
         grad = np.empty_like(out)
         t = self.T[s:e]
         t = np.ascontiguousarray(t, dtype=np.int64 if t.ndim == 1 else np.float64)
-        self.loss.value_and_grad(be, out, t, grad)
+        if self._coef is None or not weighted:
+            self.loss.value_and_grad(be, out, t, grad)
+        else:
+            self.loss.value_and_grad(be, out, t, grad, self._coef[s:e])
         return grad
+
+    def _weigh_rows(self, RG, s, e):
+        """Sample weights on an output-Hessian product of rows ``s:e``, in place: the
+        kernels divide by the chunk's rows; weighted rows count ``c_n`` instead."""
+        if self._coef is not None:
+            RG *= (self._coef[s:e] * (e - s))[None, :, None]
+
+    def _chunk_share(self, s, e):
+        """A chunk's factor in the whole set's product: ``rows / N``, or 1 with sample
+        weights (the row coefficients are the whole set's already)."""
+        return (e - s) / self.N if self._coef is None else 1.0
 
     def residuals(self, x):
         """``N`` times the gradient of the mean data loss with respect to the
         outputs, ``(N, K)``: ``out - d`` for mse, ``p - t`` for the cross-entropies
-        (Levenberg–Marquardt's ``e``)."""
+        (Levenberg–Marquardt's ``e``; the raw residuals, sample weights or not)."""
         x = self._check_x(x)
         params = self._views(x)
         E = np.empty((self.N, self.n_out))
         for s, e in self._chunks(1):
             A, _ = self._forward(params, self._rows(s, e))
-            E[s:e] = self._output_grad(A[-1], s, e) * (e - s)
+            E[s:e] = self._output_grad(A[-1], s, e, weighted=False) * (e - s)
         return E
 
     def _check_x(self, x):
@@ -240,10 +267,11 @@ class Curvature:
             RS, RO = self._rforward(params, dirs, A, Y)
             RG = np.empty_like(RO[-1])
             self.loss.hessian_product(be, A[-1], RO[-1], RG)
+            self._weigh_rows(RG, s, e)
             D = np.zeros_like(A[-1]) if gauss_newton else self._output_grad(A[-1], s, e)
             part = np.zeros((m, self.n))
             self._rbackward(params, dirs, A, Y, RS, RO, D, RG, part)
-            result += ((e - s) / self.N) * part
+            result += self._chunk_share(s, e) * part
         if self.l2 != 0.0:
             result += (2.0 * self.l2) * (V * self.weight_mask)
         return result[0] if single else result
@@ -355,8 +383,9 @@ class Curvature:
         return J
 
     def gauss_newton_sum(self, x):
-        """``sum_n J_n^T H_n J_n`` over all samples (``N`` times the mean-loss
-        Gauss–Newton matrix, penalty excluded), ``H_n`` the Hessian of the
+        """``sum_n w_n J_n^T H_n J_n`` over all samples (``N`` times the mean-loss
+        Gauss–Newton matrix, penalty excluded; ``w_n = 1`` unweighted, else
+        ``total_weight`` times the weighted mean's), ``H_n`` the Hessian of the
         sample's loss term with respect to its outputs; accumulated block by block
         (``syrk``), never holding the whole Jacobian."""
         x = self._check_x(x)
@@ -368,6 +397,9 @@ class Curvature:
             outs = []
             J = self.jacobian_block(x, s, e, outs)
             self.loss.sqrt_hessian_rows(be, outs[0], J)
+            if self.sample_weight is not None:
+                # Row n counts w_n times: its K rows of J scaled by sqrt(w_n).
+                J *= np.repeat(np.sqrt(self.sample_weight[s:e]), self.n_out)[:, None]
             be.syrk(J, G, 1.0, 1.0)
         return G
 
@@ -463,10 +495,11 @@ class Curvature:
                     RO[k] += RO[k - 1]
             RD = np.empty_like(RO[-1])
             self.loss.hessian_product(be, A[-1], RO[-1], RD)
+            self._weigh_rows(RD, r0, r1)
             D = self._output_grad(A[-1], r0, r1)
             part = np.zeros((m, self.n))
             self._rbackward(params, zero_dirs, A, Y, RS, RO, D, RD, part, lowest=l)
-            out += ((r1 - r0) / self.N) * part
+            out += self._chunk_share(r0, r1) * part
         return out[:, plan[l][0]:]
 
 

@@ -19,10 +19,10 @@ import math
 
 import numpy as np
 
-__all__ = ["draw_validation", "evaluate", "metrics", "split_rows"]
+__all__ = ["draw_validation", "evaluate", "metrics", "split_rows", "split_selectors"]
 
 
-def metrics(net, X, T, prefix=""):
+def metrics(net, X, T, prefix="", weight=None):
     """Loss and, for classifiers, accuracy of ``net`` on validated ``(X, T)``.
 
     Parameters
@@ -33,6 +33,11 @@ def metrics(net, X, T, prefix=""):
         ``net._check_y``).
     prefix : str, default ""
         Prepended to the keys (``"val_"`` for ``fit``'s validation logs).
+    weight : ndarray, optional
+        Float64 row coefficients (:func:`nncore.losses.row_coefficients` of
+        checked sample weights): the loss is then the weighted mean
+        ``sum w_n l_n / sum w_n`` and the accuracy the weighted share of correct
+        predictions.
 
     Returns
     -------
@@ -41,17 +46,23 @@ def metrics(net, X, T, prefix=""):
         cross-entropy losses (for ``"binary_cross_entropy"`` the fraction of
         correct outputs over all N·K of them).
     """
-    J, correct, _ = net._loss_grad(X, T, grad=False, count=net.is_classifier)
+    count = net.is_classifier and weight is None
+    J, correct, _ = net._loss_grad(X, T, grad=False, count=count, weight=weight)
     result = {prefix + "loss": float(J + net._penalty(False))}
     if net.is_classifier:
-        result[prefix + "accuracy"] = correct / net._loss.n_judged(X.shape[0], net.n_out)
+        if weight is None:
+            result[prefix + "accuracy"] = correct / net._loss.n_judged(X.shape[0], net.n_out)
+        else:
+            rows = net._loss.row_correct(net._outputs(X), T)
+            result[prefix + "accuracy"] = float(np.dot(weight, rows))
     return result
 
 
-def evaluate(net, X, y):
+def evaluate(net, X, y, sample_weight=None):
     """The loss and metrics of ``net`` on ``(X, y)``, dropout off (see :meth:`Network.evaluate`)."""
     Xa = net._check_X(X)
-    return metrics(net, Xa, net._check_y(y, Xa.shape[0]))
+    T = net._check_y(y, Xa.shape[0])
+    return metrics(net, Xa, T, weight=net._row_coefficients(sample_weight, Xa.shape[0]))
 
 
 def _strata(net, T):
@@ -97,15 +108,22 @@ def split_rows(net, X, T, fraction, shuffle, rng):
     ValueError
         If either part would be empty.
     """
-    n = X.shape[0]
+    train, val = split_selectors(net, T, fraction, shuffle, rng)
+    return X[train], T[train], X[val], T[val]
+
+
+def split_selectors(net, T, fraction, shuffle, rng):
+    """``(train, val)`` row selectors of :func:`split_rows` (slices, or boolean
+    masks when shuffled), to split other per-row arrays (sample weights) alike."""
+    n = T.shape[0]
     n_train = int(math.floor(n * (1.0 - fraction)))
     if n_train < 1 or n_train >= n:
         raise ValueError(f"validation_split={fraction} of {n} samples leaves an "
                          "empty training or validation set")
     if not shuffle:
-        return X[:n_train], T[:n_train], X[n_train:], T[n_train:]
+        return slice(0, n_train), slice(n_train, n)
     is_val = draw_validation(n, n - n_train, _strata(net, T), rng)
-    return X[~is_val], T[~is_val], X[is_val], T[is_val]
+    return ~is_val, is_val
 
 
 def draw_validation(n, n_val, strata, rng):

@@ -32,23 +32,38 @@ from .activations import sigmoid
 
 __all__ = ["Loss", "REGISTRY", "NAMES", "get", "register",
            "mse_reference", "softmax_ce_reference", "softmax_ce_prob_reference",
-           "bce_reference"]
+           "bce_reference", "row_coefficients"]
 
 
 # --------------------------------------------------------------------------- references
 
-def mse_reference(out, target, grad):
-    """J = 1/(2N) sum (out - target)^2;  grad := (out - target) / N (if not None)."""
+def _row_scale(weight, dtype):
+    """Row coefficients as a column in the array dtype (the kernels round c_n so)."""
+    return weight.astype(dtype)[:, None]
+
+
+def mse_reference(out, target, grad, weight=None):
+    """J = 1/(2N) sum (out - target)^2;  grad := (out - target) / N (if not None).
+
+    With row coefficients ``weight`` (float64, (N,)): J = 1/2 sum_n c_n sum_k
+    (out - target)^2 and grad := (out - target) * c_n (the same for every loss
+    below: row n's terms times c_n instead of 1/N)."""
     n = out.shape[0]
     diff = out - target
-    d64 = diff.astype(np.float64, copy=False).ravel()
+    d64 = diff.astype(np.float64, copy=False)
+    if weight is not None:
+        J = 0.5 * float(np.dot(weight, np.einsum("nk,nk->n", d64, d64)))
+        if grad is not None:
+            np.multiply(diff, _row_scale(weight, out.dtype), out=grad)
+        return J
+    d64 = d64.ravel()
     J = 0.5 * float(np.dot(d64, d64)) / n
     if grad is not None:
         np.divide(diff, n, out=grad)
     return J
 
 
-def softmax_ce_reference(logits, labels, grad):
+def softmax_ce_reference(logits, labels, grad, weight=None):
     """J = -1/N sum log softmax(logits)[label];  grad := (softmax - onehot) / N."""
     n = logits.shape[0]
     m = logits.max(axis=1, keepdims=True)
@@ -57,15 +72,19 @@ def softmax_ce_reference(logits, labels, grad):
     s = e.sum(axis=1, keepdims=True)
     rows = np.arange(n)
     # log-sum-exp: -log p_label = log(sum e) - z_label
-    J = float(np.sum(np.log(s[:, 0]).astype(np.float64) - z[rows, labels].astype(np.float64))) / n
+    terms = np.log(s[:, 0]).astype(np.float64) - z[rows, labels].astype(np.float64)
+    J = float(np.sum(terms)) / n if weight is None else float(np.dot(weight, terms))
     if grad is not None:
         np.divide(e, s, out=grad)
         grad[rows, labels] -= 1
-        grad /= n
+        if weight is None:
+            grad /= n
+        else:
+            grad *= _row_scale(weight, grad.dtype)
     return J
 
 
-def softmax_ce_prob_reference(logits, target, grad):
+def softmax_ce_prob_reference(logits, target, grad, weight=None):
     """J = -1/N sum_n sum_k t_nk log softmax(logits)_nk;  grad := (softmax - t) / N."""
     n = logits.shape[0]
     m = logits.max(axis=1, keepdims=True)
@@ -73,26 +92,51 @@ def softmax_ce_prob_reference(logits, target, grad):
     e = np.exp(z)
     s = e.sum(axis=1, keepdims=True)
     logp = z - np.log(s)
-    J = -float(np.sum((target * logp).astype(np.float64))) / n
+    terms = (target * logp).astype(np.float64)
+    if weight is None:
+        J = -float(np.sum(terms)) / n
+    else:
+        J = -float(np.dot(weight, terms.sum(axis=1)))
     if grad is not None:
         np.divide(e, s, out=grad)
         grad -= target
-        grad /= n
+        if weight is None:
+            grad /= n
+        else:
+            grad *= _row_scale(weight, grad.dtype)
     return J
 
 
-def bce_reference(logits, target, grad):
+def bce_reference(logits, target, grad, weight=None):
     """J = 1/N sum [max(x, 0) - x d + log(1 + exp(-|x|))] (stable for large |x|);
     grad := (sigmoid(x) - d) / N."""
     n = logits.shape[0]
     x = logits
-    terms = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
-    J = float(np.sum(terms.astype(np.float64))) / n
+    terms = (np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))).astype(np.float64)
+    if weight is None:
+        J = float(np.sum(terms)) / n
+    else:
+        J = float(np.dot(weight, terms.sum(axis=1)))
     if grad is not None:
         sigmoid(x, grad)
         grad -= target
-        grad /= n
+        if weight is None:
+            grad /= n
+        else:
+            grad *= _row_scale(weight, grad.dtype)
     return J
+
+
+def row_coefficients(weight):
+    """Row coefficients ``c = w / sum(w)`` of sample weights ``w`` (float64, (N,)):
+    the weighted mean's factors, so that ``sum_n c_n l_n`` is the contract's
+    ``sum w_n l_n / sum w_n``. The sum runs in row order (``numpy.cumsum``, as the
+    compiled epoch loop sums a batch), so both loops get the same bits. All
+    weights zero: all coefficients zero (the rows carry no loss)."""
+    total = float(np.cumsum(weight)[-1])
+    if total == 0.0:
+        return np.zeros_like(weight)
+    return weight / total
 
 
 # --------------------------------------------------------------------------- losses
@@ -163,16 +207,20 @@ class Loss:
         """The compiled epoch loop's code for targets ``t``."""
         return self.label_code if self.takes_labels(t) else self.code
 
-    def value_and_grad(self, be, out, t, grad):
+    def value_and_grad(self, be, out, t, grad, weight=None):
         """Mean data loss of outputs ``out`` against ``t`` through backend ``be``;
-        writes the output gradient into ``grad`` unless it is None."""
+        writes the output gradient into ``grad`` unless it is None. ``weight``:
+        float64 row coefficients (see :func:`row_coefficients`) for a weighted
+        sum instead of the mean."""
         fn = self.label_kernel if self.takes_labels(t) else self.kernel
-        return getattr(be, fn)(out, t, grad)
+        if weight is None:
+            return getattr(be, fn)(out, t, grad)
+        return getattr(be, fn)(out, t, grad, weight)
 
-    def reference(self, out, t, grad=None):
+    def reference(self, out, t, grad=None, weight=None):
         """The NumPy reference of :meth:`value_and_grad` (no checks)."""
         fn = self.label_reference_fn if self.takes_labels(t) else self.reference_fn
-        return fn(out, t, grad)
+        return fn(out, t, grad, weight)
 
     # ---- curvature (nncore.curvature)
     def _no_curvature(self):
@@ -243,6 +291,13 @@ class Loss:
     def n_judged(self, n_rows, n_out):
         """How many predictions :meth:`count_correct` judges (the accuracy's denominator)."""
         return n_rows
+
+    def row_correct(self, out, t):
+        """Per row, the fraction of its predictions that are correct (float64, (N,)):
+        the terms of a weighted accuracy ``sum c_n row_correct_n``."""
+        pred = np.argmax(out, axis=1)
+        true = t if t.ndim == 1 else np.argmax(t, axis=1)
+        return (pred == true).astype(np.float64)
 
     def __repr__(self):
         return f"<loss {self.name!r}>"
@@ -361,6 +416,9 @@ class BinaryCrossEntropy(Loss):
 
     def n_judged(self, n_rows, n_out):
         return n_rows * n_out
+
+    def row_correct(self, out, t):
+        return np.mean((out >= 0.0) == (t >= 0.5), axis=1, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- registry

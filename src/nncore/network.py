@@ -42,6 +42,7 @@ from ._checks import (DTYPES, _as_numeric, _resolve_dtype, all_finite, check_fit
                       check_X, integer)
 from ._mlp import mlp_config
 from ._modelfile import write_model
+from ._weights import check_sample_weight, combine
 from ._workspace import WorkspaceCache
 from .errors import InvalidParameterError
 from .layers import DropoutStream, Layer, layer_from_config
@@ -361,8 +362,8 @@ class Network:
             if not need_dx:
                 break
 
-    def _data_loss(self, out, t, grad):
-        return self._loss.value_and_grad(_backend.current(), out, t, grad)
+    def _data_loss(self, out, t, grad, weight=None):
+        return self._loss.value_and_grad(_backend.current(), out, t, grad, weight)
 
     def _count_correct(self, ws, out, t):
         """Correct predictions in a chunk, into the workspace's scratch buffers."""
@@ -370,7 +371,7 @@ class Network:
             out, t, lambda key, shape, dtype: ws.buf(("count", key), shape, dtype))
 
     def _loss_grad(self, X, T, *, training=False, grad=True, seed=0, counter=0,
-                   count=False, acc=None, grads=None):
+                   count=False, acc=None, grads=None, weight=None):
         """Mean data loss over validated (X, T), optionally the gradient into ``grads``.
 
         ``grads`` is the flat gradient buffer to write (default the network's
@@ -378,7 +379,9 @@ class Network:
         ``(data_loss, n_correct, counter)``. Regularisation is *not* included
         (see :meth:`_penalty`). Rows beyond ``_chunk_rows`` are processed in
         chunks; their gradients are combined with weights ``n_chunk / N`` in
-        ``acc`` (a scratch buffer of the params' shape).
+        ``acc`` (a scratch buffer of the params' shape). ``weight``: float64
+        row coefficients over all of X (:func:`nncore.losses.row_coefficients`)
+        for the weighted loss; chunks then simply add up.
         """
         if grads is None:
             grads = self._grads
@@ -386,7 +389,8 @@ class Network:
         N = X.shape[0]
         cr = self._chunk_rows
         if N <= cr:
-            J, correct = self._chunk_loss_grad(X, T, 0, N, training, grad, stream, count, grads)
+            J, correct = self._chunk_loss_grad(X, T, 0, N, training, grad, stream, count, grads,
+                                               weight)
             return J, correct, stream.counter
         J = 0.0
         correct = 0
@@ -397,24 +401,27 @@ class Network:
                 acc.fill(0.0)
         for s in range(0, N, cr):
             e = min(s + cr, N)
-            w = (e - s) / N
-            Jc, c = self._chunk_loss_grad(X, T, s, e, training, grad, stream, count, grads)
+            w = (e - s) / N if weight is None else 1.0
+            Jc, c = self._chunk_loss_grad(X, T, s, e, training, grad, stream, count, grads,
+                                          weight)
             J += w * Jc
             correct += c
             if grad:
-                grads *= w
+                if weight is None:
+                    grads *= w
                 acc += grads
         if grad:
             np.copyto(grads, acc)
         return J, correct, stream.counter
 
-    def _chunk_loss_grad(self, X, T, s, e, training, grad, stream, count, grads):
+    def _chunk_loss_grad(self, X, T, s, e, training, grad, stream, count, grads, weight=None):
         """``(loss, n_correct)`` of rows ``s:e``; with ``grad`` their gradient into ``grads``."""
         ws = self._workspace(e - s)
         x = self._input_chunk(ws, X, s, e)
         t = self._target_chunk(ws, T, s, e)
         out = self._forward_ws(ws, x, training, stream)
-        J = self._data_loss(out, t, ws.gout if grad else None)
+        J = self._data_loss(out, t, ws.gout if grad else None,
+                            None if weight is None else weight[s:e])
         correct = self._count_correct(ws, out, t) if count else 0
         if grad:
             self._backward_ws(ws, training, grads)
@@ -524,7 +531,7 @@ class Network:
         self._loss.probabilities(_backend.current(), out)
         return out
 
-    def loss(self, X, y):
+    def loss(self, X, y, sample_weight=None):
         """Data loss plus regularisation penalty, dropout off.
 
         Parameters
@@ -534,6 +541,9 @@ class Network:
             Targets in the layout of the loss: ``(N, K)`` or ``(N,)`` for
             ``"mse"`` (K = 1) and ``"binary_cross_entropy"``; int labels
             ``(N,)`` or probability rows ``(N, K)`` for ``"cross_entropy"``.
+        sample_weight : array_like, shape (N,), optional
+            Non-negative weights: the data loss is ``sum w_n l_n / sum w_n``
+            instead of the mean (as in :meth:`fit`).
 
         Returns
         -------
@@ -542,20 +552,28 @@ class Network:
         Raises
         ------
         ValueError, TypeError
-            If ``X`` or ``y`` has the wrong shape, is empty, non-finite,
-            non-numeric or (labels) out of range.
+            If ``X``, ``y`` or ``sample_weight`` has the wrong shape, is empty,
+            non-finite, non-numeric or (labels) out of range.
         """
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
-        J, _, _ = self._loss_grad(X, T, grad=False)
+        weight = self._row_coefficients(sample_weight, X.shape[0])
+        J, _, _ = self._loss_grad(X, T, grad=False, weight=weight)
         return float(J + self._penalty(False))
 
-    def loss_and_gradient(self, X, y):
+    def _row_coefficients(self, sample_weight, n):
+        """Checked ``sample_weight`` as row coefficients, or None (unweighted)."""
+        if sample_weight is None:
+            return None
+        w = combine(check_sample_weight(sample_weight, n), None)
+        return None if w is None else _losses.row_coefficients(w)
+
+    def loss_and_gradient(self, X, y, sample_weight=None):
         """The loss and its gradient with respect to the flat parameters, dropout off.
 
         Parameters
         ----------
-        X, y : array_like
+        X, y, sample_weight : array_like
             As in :meth:`loss`.
 
         Returns
@@ -576,8 +594,9 @@ class Network:
         T = self._check_y(y, X.shape[0])
         # The gradient goes into a buffer of this call (threads never share
         # one), then whole into net.grads, unless a fit owns net.grads now.
+        weight = self._row_coefficients(sample_weight, X.shape[0])
         grads = np.zeros_like(self._params)
-        J, _, _ = self._loss_grad(X, T, grad=True, grads=grads)
+        J, _, _ = self._loss_grad(X, T, grad=True, grads=grads, weight=weight)
         J += self._penalty(True, grads)
         if not self._fit_lock.locked():
             with self._grads_lock:
@@ -657,7 +676,8 @@ class Network:
 
     def fit(self, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
             validation_data=None, validation_split=0.0, validation_shuffle=False,
-            callbacks=(), augment=None, progress=None, seed=None, test_data=None):
+            callbacks=(), augment=None, progress=None, seed=None, test_data=None,
+            sample_weight=None, class_weight=None):
         """Train the network on ``(X, y)``.
 
         Parameters
@@ -679,9 +699,11 @@ class Network:
         epochs : int, default 10
         shuffle : bool, default True
             Shuffle the order every epoch (seeded by ``seed``).
-        validation_data : (X_val, y_val), optional
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
             Evaluated after every epoch (``val_loss``, ``val_accuracy``);
-            takes precedence over ``validation_split``.
+            takes precedence over ``validation_split``. With weights (as
+            Keras) ``val_loss`` is the weighted mean loss and
+            ``val_accuracy`` the weighted share of correct predictions.
         validation_split : float in [0, 1)
             Hold out this fraction of the rows: the *last* ones (as Keras,
             without copying), or a random stratified draw with
@@ -700,9 +722,25 @@ class Network:
             Fixes shuffling, the validation draw, dropout masks and
             augmentation. With the same network seed, data and thread count,
             results are bit-identical.
-        test_data : (X_test, y_test), optional
+        test_data : (X_test, y_test) or (X_test, y_test, sample_weight_test), optional
             Evaluated after every epoch (``test_loss``, ``test_accuracy``) for
             the record only, as MATLAB's test split: training never uses it.
+        sample_weight : array_like, shape (N,), optional
+            Non-negative weight per row of ``X`` (finite, not all zero). Each
+            step's data loss is ``sum w_n l_n / sum w_n`` over its batch (full
+            batch: over the set), so integer weights train like repeated rows
+            (exactly so, to rounding, for full-batch methods); a mini-batch whose
+            weights are all zero has no data loss. Levenberg–Marquardt and
+            Bayesian regularisation scale the rows of ``J`` and ``e`` by ``sqrt(w)``.
+            With ``validation_split`` the held-out rows keep their weights for the
+            validation metrics.
+        class_weight : dict or "balanced", optional
+            Multiplies each training row's weight by the weight of its class
+            (its label; the argmax of a probability row; 0/1 for one-output
+            binary cross-entropy): ``{label: weight}`` (classes not named weigh
+            1) or ``"balanced"``, scikit-learn's ``n_samples / (n_classes *
+            count(class))`` over the classes present. Single-label classifiers
+            only; not applied to validation data.
 
         Returns
         -------
@@ -748,16 +786,17 @@ class Network:
                        validation_split=validation_split,
                        validation_shuffle=validation_shuffle, callbacks=callbacks,
                        augment=augment, progress=progress, seed=seed,
-                       test_data=test_data)
+                       test_data=test_data, sample_weight=sample_weight,
+                       class_weight=class_weight)
         finally:
             self._fit_lock.release()
 
-    def evaluate(self, X, y):
+    def evaluate(self, X, y, sample_weight=None):
         """The loss and metrics on ``(X, y)``, dropout off (as ``fit`` logs them).
 
         Parameters
         ----------
-        X, y : array_like
+        X, y, sample_weight : array_like
             As in :meth:`loss`.
 
         Returns
@@ -765,7 +804,9 @@ class Network:
         dict
             ``"loss"``: the value of :meth:`loss` (data loss plus penalty);
             for the cross-entropy losses also ``"accuracy"`` (for
-            ``"binary_cross_entropy"`` over all N·K outputs).
+            ``"binary_cross_entropy"`` over all N·K outputs), with
+            ``sample_weight`` the weighted share ``sum w_n a_n / sum w_n`` of
+            each row's correct predictions ``a_n``.
 
         Raises
         ------
@@ -773,7 +814,7 @@ class Network:
             As :meth:`loss`.
         """
         from .evaluation import evaluate
-        return evaluate(self, X, y)
+        return evaluate(self, X, y, sample_weight)
 
     def save(self, path, metadata=None):
         """Save architecture and parameters to one ``.npz`` file (atomic write).

@@ -42,12 +42,14 @@ import time
 
 import numpy as np
 
+from . import _weights
 from . import backend as _backend
+from . import losses as _losses
 from ._checks import flag, integer, real
 from .backend import _epoch
 from .curvature import Curvature
 from .errors import DivergenceError, InvalidParameterError
-from .evaluation import metrics, split_rows
+from .evaluation import metrics, split_selectors
 
 __all__ = ["fit"]
 
@@ -108,9 +110,48 @@ def _check_callbacks(callbacks):
     return callbacks
 
 
+def _check_eval_data(net, data, name, what):
+    """``(X, T, row coefficients or None)`` of ``validation_data``/``test_data``:
+    a pair ``(X, y)`` or a triple ``(X, y, sample_weight)``."""
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise ValueError(f"{name} must be a pair (X_{what}, y_{what}) or a triple "
+                         f"(X_{what}, y_{what}, sample_weight_{what})")
+    Xd = net._check_X(data[0], f"X_{what}")
+    Td = net._check_y(data[1], Xd.shape[0], f"y_{what}")
+    weight = None
+    if len(data) == 3 and data[2] is not None:
+        w = _weights.combine(_weights.check_sample_weight(data[2], Xd.shape[0],
+                                                          f"sample_weight_{what}"), None)
+        weight = None if w is None else _losses.row_coefficients(w)
+    return Xd, Td, weight
+
+
+def _resolve_data(net, X, y, sample_weight, class_weight, validation_data, validation_split,
+                  validation_shuffle, seed):
+    """Checked training and validation data and their weights (see :func:`fit`)."""
+    Xa = net._check_X(X)
+    T = net._check_y(y, Xa.shape[0])
+    sw = (None if sample_weight is None
+          else _weights.check_sample_weight(sample_weight, Xa.shape[0]))
+    Xv = Tv = cv = None
+    if validation_data is not None:
+        Xv, Tv, cv = _check_eval_data(net, validation_data, "validation_data", "val")
+    elif validation_split > 0.0:
+        # The split's own stream: fit's streams are children 0-2 of SeedSequence(seed).
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+        train, val = split_selectors(net, T, validation_split, bool(validation_shuffle), rng)
+        Xa, T, Xv, Tv = Xa[train], T[train], Xa[val], T[val]
+        if sw is not None:
+            # The held-out rows keep their sample weights (class weights train only).
+            sw, wv = sw[train], _weights.combine(sw[val], None)
+            cv = None if wv is None else _losses.row_coefficients(wv)
+    weight = _weights.combine(sw, _weights.class_row_weights(net, T, class_weight))
+    return Xa, T, weight, Xv, Tv, cv
+
+
 def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
              validation_split, callbacks, augment, progress, seed, validation_shuffle=False,
-             test_data=None):
+             test_data=None, sample_weight=None, class_weight=None):
     """All argument checks; returns the prepared pieces. Changes nothing."""
     from . import optim as _optim
 
@@ -132,25 +173,15 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
 
     callbacks = _check_callbacks(callbacks)
 
-    Xa = net._check_X(X)
-    T = net._check_y(y, Xa.shape[0])
-    Xv = Tv = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
-        Xv = net._check_X(validation_data[0], "X_val")
-        Tv = net._check_y(validation_data[1], Xv.shape[0], "y_val")
-    elif validation_split > 0.0:
-        # The split's own stream: fit's streams are children 0-2 of SeedSequence(seed).
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
-        Xa, T, Xv, Tv = split_rows(net, Xa, T, validation_split, bool(validation_shuffle), rng)
+    Xa, T, weight, Xv, Tv, cv = _resolve_data(net, X, y, sample_weight, class_weight,
+                                              validation_data, validation_split,
+                                              validation_shuffle, seed)
     test = None
     if test_data is not None:
-        if not isinstance(test_data, (tuple, list)) or len(test_data) != 2:
-            raise ValueError("test_data must be a pair (X_test, y_test)")
-        Xt = net._check_X(test_data[0], "X_test")
-        test = (Xt, net._check_y(test_data[1], Xt.shape[0], "y_test"))
-    return opt, batch_size, int(epochs), bool(shuffle), Xa, T, Xv, Tv, callbacks, seed, test
+        test = _check_eval_data(net, test_data, "test_data", "test")
+    weights = {"train": weight, "val": cv}
+    return (opt, batch_size, int(epochs), bool(shuffle), Xa, T, Xv, Tv, callbacks, seed, test,
+            weights)
 
 
 def _show_progress(progress):
@@ -180,7 +211,8 @@ def _postfix(logs):
 
 def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True,
         validation_data=None, validation_split=0.0, validation_shuffle=False, callbacks=(),
-        augment=None, progress=None, seed=None, test_data=None):
+        augment=None, progress=None, seed=None, test_data=None, sample_weight=None,
+        class_weight=None):
     """Train ``net`` on ``(X, y)``: the functional form of :meth:`Network.fit`.
 
     Parameters
@@ -202,9 +234,11 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
     epochs : int, default 10
     shuffle : bool, default True
         Shuffle the order every epoch (seeded by ``seed``).
-    validation_data : (X_val, y_val), optional
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
         Evaluated after every epoch (``val_loss``, ``val_accuracy``);
-        takes precedence over ``validation_split``.
+        takes precedence over ``validation_split``. With weights (as Keras)
+        ``val_loss`` is the weighted mean loss and ``val_accuracy`` the
+        weighted share of correct predictions.
     validation_split : float in [0, 1)
         Hold out this fraction of the rows: the *last* ones (as Keras, without
         copying), or a random stratified draw with ``validation_shuffle``.
@@ -221,10 +255,26 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
     seed : int or None
         Fixes shuffling, dropout masks and augmentation. With the same
         network seed, data and thread count, results are bit-identical.
-    test_data : (X_test, y_test), optional
+    test_data : (X_test, y_test) or (X_test, y_test, sample_weight_test), optional
         Evaluated after every epoch (``test_loss``, ``test_accuracy``) for
         the record only: nothing in training (callbacks included, unless
         they read the logs) depends on it, as MATLAB's test split.
+    sample_weight : array_like, shape (N,), optional
+        Non-negative weight per row of ``X`` (finite, not all zero). Each
+        step's data loss is ``sum w_n l_n / sum w_n`` over its batch (full
+        batch: over the set), so integer weights train like repeated rows
+        (exactly so, to rounding, for full-batch methods); a mini-batch whose
+        weights are all zero has no data loss. Levenberg–Marquardt and
+        Bayesian regularisation scale the rows of ``J`` and ``e`` by ``sqrt(w)``.
+        With ``validation_split`` the held-out rows keep their weights for the
+        validation metrics.
+    class_weight : dict or "balanced", optional
+        Multiplies each training row's weight by the weight of its class
+        (its label; the argmax of a probability row; 0/1 for one-output
+        binary cross-entropy): ``{label: weight}`` (classes not named weigh
+        1) or ``"balanced"``, scikit-learn's ``n_samples / (n_classes *
+        count(class))`` over the classes present. Single-label classifiers
+        only; not applied to validation data.
 
     Returns
     -------
@@ -259,10 +309,10 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
         Re-raised after restoring the last completed step; the history so far
         is in ``net.history_`` (``stop_reason="interrupted"``).
     """
-    (opt, batch_size, epochs, shuffle, Xa, T, Xv, Tv, callbacks, seed, test) = _resolve(
+    (opt, batch_size, epochs, shuffle, Xa, T, Xv, Tv, callbacks, seed, test, weights) = _resolve(
         net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
         validation_split, callbacks, augment, progress, seed, validation_shuffle,
-        test_data)
+        test_data, sample_weight, class_weight)
 
     from .history import History
 
@@ -289,6 +339,8 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
         "aug_rng": np.random.default_rng(s_aug),
         "counter": 0,
         "test": test,
+        "weight": weights["train"],     # the training rows' weights, or None
+        "val_weight": weights["val"],   # row coefficients of the validation rows, or None
     }
     bar = _make_bar(_show_progress(progress), epochs)
     runner = _run_full_batch if getattr(opt, "full_batch", False) else _run_first_order
@@ -331,12 +383,13 @@ def _last_logs(history):
     return {k: v[-1] for k, v in history.history.items() if v}
 
 
-def _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start, test=None):
+def _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start, state):
     if Xv is not None:
-        logs.update(metrics(net, Xv, Tv, prefix="val_"))
+        logs.update(metrics(net, Xv, Tv, prefix="val_", weight=state["val_weight"]))
         logs["val_fail"] = history.validation_failures(logs["val_loss"])
+    test = state["test"]
     if test is not None:
-        logs.update(metrics(net, test[0], test[1], prefix="test_"))
+        logs.update(metrics(net, test[0], test[1], prefix="test_", weight=test[2]))
     logs["time"] = time.perf_counter() - t_start
     history.append(epoch, logs)
     _call(callbacks, "on_epoch_end", epoch, logs)
@@ -437,6 +490,8 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
     be = _backend.current()
     n = X.shape[0]
     fused_update = getattr(opt, "fused_update", None)
+    if state["weight"] is not None:
+        return None     # weighted steps run in the Python step loop
     if not (_EPOCH_LOOP and getattr(be, "FUSED_LOOP", False) and B < n and B <= net._chunk_rows
             and augment is None and not any(_wants_batches(cb) for cb in callbacks)
             and fused_update is not None and fused_update(net.params) is not None):
@@ -480,10 +535,10 @@ def _python_epoch(net, opt, X, T, B, augment, callbacks, state):
     n_steps = -(-X.shape[0] // B)
 
     def run(order, epoch_state, workspace):
-        def loss_and_grad(xb, tb):
+        def loss_and_grad(xb, tb, cb):
             J, correct, epoch_state["counter"] = net._loss_grad(
                 xb, tb, training=True, grad=True, seed=state["drop_seed"],
-                counter=epoch_state["counter"], count=count, acc=chunk_sums)
+                counter=epoch_state["counter"], count=count, acc=chunk_sums, weight=cb)
             return J + net._penalty(True), correct
 
         def on_batch(step, rows, loss):
@@ -492,7 +547,7 @@ def _python_epoch(net, opt, X, T, B, augment, callbacks, state):
         _epoch.step_loop(be, X, T, order, B, 1 if order is None else n_steps, params,
                          loss_and_grad, lambda: opt.step(params, grads), epoch_state, workspace,
                          None if augment is None else (lambda xb: augment(xb, aug_rng)),
-                         on_batch)
+                         on_batch, state["weight"])
 
     return run
 
@@ -535,8 +590,7 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
         # epoch moved the parameters: MATLAB's training-state record, at O(n).
         logs["grad_norm"] = float(np.linalg.norm(net.grads))
         logs["step_norm"] = float(np.linalg.norm(net.params - start))
-        if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start,
-                      state["test"]):
+        if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start, state):
             break
 
 
@@ -544,16 +598,18 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
                     augment, state, history, bar):
     params = net.params
     acc = np.empty_like(params) if X.shape[0] > net._chunk_rows else None
+    weight = state["weight"]
+    coef = None if weight is None else _losses.row_coefficients(weight)
 
     def fun(x):
         np.copyto(params, x)
-        J, _, _ = net._loss_grad(X, T, grad=True, acc=acc)
+        J, _, _ = net._loss_grad(X, T, grad=True, acc=acc, weight=coef)
         J += net._penalty(True)
         return float(J), net.grads.astype(np.float64)
 
     # Exact curvature of the same objective for the second-order optimizers
     # (Newton, Levenberg-Marquardt, NewtonCG, ...); built lazily, copies nothing.
-    fun.curvature = Curvature(net, X, T)
+    fun.curvature = Curvature(net, X, T, sample_weight=weight)
 
     if hasattr(opt, "reset"):
         opt.reset()
@@ -600,8 +656,7 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
         # Optimizer-specific per-iteration values (LM's mu, BR's gamma...) go
         # to the history under their own names.
         logs.update(info.get("log", {}))
-        stop = _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start,
-                          state["test"])
+        stop = _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start, state)
         if info.get("stop"):
             history.stop_reason = history.stop_reason or str(info["stop"])
             break

@@ -349,8 +349,27 @@ def _augmented(augment, xb, whole_set):
     return xb
 
 
+def _batch_coefficients(be, weight, rows, ws):
+    """Row coefficients ``w / sum(w)`` of the batch ``rows`` (None: unweighted), in the
+    workspace; the sum runs in row order, as the compiled loop sums it."""
+    if weight is None:
+        return None
+    if rows is None:
+        return _losses.row_coefficients(weight)
+    r = rows.shape[0]
+    wb = _workspace(ws, "batch_w", (ws["batch_rows"],), np.float64)[:r]
+    total = _workspace(ws, "batch_wsum", (ws["batch_rows"],), np.float64)[:r]
+    be.gather(weight, rows, wb)
+    np.cumsum(wb, out=total)
+    if total[-1] == 0.0:
+        wb.fill(0.0)        # a batch of zero weights carries no loss
+    else:
+        wb /= total[-1]
+    return wb
+
+
 def step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad, update, state,
-              workspace, augment=None, on_batch=None):
+              workspace, augment=None, on_batch=None, weight=None):
     """Run steps ``state["step"] .. stop-1`` of an epoch in Python (the reference step).
 
     Parameters
@@ -362,9 +381,11 @@ def step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad, update, 
         sees the whole set ``X, T`` as it is (one step per epoch).
     batch_size, stop : int
     params : the flat parameter buffer (``update`` changes it in place).
-    loss_and_grad : callable (xb, tb) -> (loss, correct)
+    loss_and_grad : callable (xb, tb, cb) -> (loss, correct)
         Forward, loss, backward and penalty of one batch: the step's loss
         (batch-mean data loss plus penalty) and its correct-prediction count.
+        ``cb``: None, or the batch's float64 row coefficients ``w / sum(w)``
+        (the weighted mean replaces the mean).
     update : callable () -> None
         The optimizer step from the gradient ``loss_and_grad`` left.
     state, workspace : dicts as for ``train_epoch`` (``opt_step`` and
@@ -373,6 +394,10 @@ def step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad, update, 
         Applied to each gathered batch.
     on_batch : callable (step, rows, loss) -> None, optional
         Called after each completed step.
+    weight : (n,) float64, optional
+        Sample weights of the rows of ``X`` (each step's data loss is then
+        ``sum w l / sum w`` over its batch; a batch whose weights are all zero
+        has data loss 0 and no data gradient).
 
     On a loss or an update that is not finite, ``state["diverged"]`` is set,
     ``state["step"]`` is that step and ``workspace["backup"]`` holds the last
@@ -384,13 +409,14 @@ def step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad, update, 
     backup = _workspace(workspace, "backup", params.shape, params.dtype)
     finite = _workspace(workspace, "finite", params.shape, np.bool_)
     for j in range(state["step"], stop):
+        rows = None if order is None else order[j * B:(j + 1) * B]
         if order is None:
             xb, tb = X, T
         else:
-            xb, tb = _gather_batch(be, X, T, order[j * B:(j + 1) * B], params.dtype, workspace)
+            xb, tb = _gather_batch(be, X, T, rows, params.dtype, workspace)
         if augment is not None:
             xb = _augmented(augment, xb, order is None)
-        loss, correct = loss_and_grad(xb, tb)
+        loss, correct = loss_and_grad(xb, tb, _batch_coefficients(be, weight, rows, workspace))
         state["loss"] = loss
         if not math.isfinite(loss):
             break
@@ -445,7 +471,7 @@ def _tuple_network(be, ops, spec, K, B, params, grads, segments, l1, l2, drop_se
     seed = int(drop_seed)
     has_penalty = l1 != 0.0 or l2 != 0.0
 
-    def loss_and_grad(xb, tb):
+    def loss_and_grad(xb, tb, cb=None):
         r = xb.shape[0]
         h, inputs = xb, []
         for (kind, n_in, n_out, act, off, rate), (out, mask, _, views) in zip(ops, buffers):
@@ -461,7 +487,7 @@ def _tuple_network(be, ops, spec, K, B, params, grads, segments, l1, l2, drop_se
                 be.multiply(h, mask[:r], out[:r])
             h = out[:r]
         g = gout[:r]
-        J = spec.value_and_grad(be, h, tb, g)
+        J = spec.value_and_grad(be, h, tb, g, cb)
         correct = spec.count_correct(h, tb) if state["count"] else 0
         for i in range(len(ops) - 1, -1, -1):
             out, mask, dx, views = buffers[i]

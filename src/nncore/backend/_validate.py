@@ -174,7 +174,20 @@ def check_dense_backward(X, W, Y, dY, act, dW, db, dX):
     check_disjoint(dX, "dX", X=X, W=W, Y=Y, dY=dY)
 
 
-def check_loss(out, target, grad):
+def check_row_weight(weight, n, grad, out):
+    """Row coefficients of a weighted loss: None, or a C-contiguous float64 (n,) array
+    that shares no memory with the gradient it scales."""
+    if weight is None:
+        return
+    _arr(weight, "weight")
+    if weight.dtype != np.float64 or weight.ndim != 1 or not weight.flags.c_contiguous:
+        raise TypeError("weight must be a C-contiguous 1-D float64 array")
+    if weight.shape[0] != n:
+        raise ValueError(f"weight has {weight.shape[0]} entries for {n} rows")
+    check_disjoint(grad, "grad", weight=weight)
+
+
+def check_loss(out, target, grad, weight=None):
     check_float(out, "out", 2)
     check_float(target, "target", 2)
     if grad is not None:
@@ -184,9 +197,10 @@ def check_loss(out, target, grad):
         raise ValueError(f"target/grad must have shape {out.shape}")
     check_nonempty(out, "out")
     check_disjoint(grad, "grad", out=out, target=target)
+    check_row_weight(weight, out.shape[0], grad, out)
 
 
-def check_loss_labels(logits, labels, grad):
+def check_loss_labels(logits, labels, grad, weight=None):
     check_float(logits, "logits", 2)
     _arr(labels, "labels")
     if labels.dtype != np.int64 or labels.ndim != 1 or not labels.flags.c_contiguous:
@@ -202,6 +216,7 @@ def check_loss_labels(logits, labels, grad):
     if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise ValueError(f"labels must lie in [0, {logits.shape[1]})")
     check_disjoint(grad, "grad", logits=logits, labels=labels)
+    check_row_weight(weight, logits.shape[0], grad, logits)
 
 
 def check_regularize(params, grads, segments, l1, l2):

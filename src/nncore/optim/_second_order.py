@@ -155,7 +155,7 @@ class LevenbergMarquardt(_MarquardtBase):
     def _step(self, fun, x, f, g):
         curv = curvature_of(fun, "LevenbergMarquardt")
         G = _gauss_newton_system(curv, x, "LevenbergMarquardt", self.max_params)
-        N = curv.N
+        N = curv.total_weight        # samples (sample weights: their sum)
         G.flat[:: G.shape[0] + 1] += (2.0 * N * curv.l2) * curv.weight_mask
         rhs = -N * g                      # -(Jᵀe + N grad penalty)
         mu = self.mu_
@@ -218,7 +218,7 @@ class BayesianRegularization(_MarquardtBase):
                              "the network with regularizer=None")
 
     def _start(self, curv, x, sse):
-        n, n_err = x.size, curv.N * curv.n_out
+        n, n_err = x.size, curv.total_weight * curv.n_out
         self.gamma_ = float(n)
         self.beta_ = (n_err - n) / (2.0 * sse) if sse > 0 else 1.0
         if self.beta_ <= 0.0:
@@ -230,7 +230,7 @@ class BayesianRegularization(_MarquardtBase):
         curv = curvature_of(fun, "BayesianRegularization")
         self._check_problem(curv)
         JJ = _gauss_newton_system(curv, x, "BayesianRegularization", self.max_params)
-        N = curv.N
+        N = curv.total_weight        # samples (sample weights: their sum)
         sse = 2.0 * N * f                 # E_D = sum e^2 = 2 N mse
         if self.alpha_ is None:
             self._start(curv, x, sse)
@@ -261,7 +261,7 @@ class BayesianRegularization(_MarquardtBase):
         A.flat[:: A.shape[0] + 1] += self.alpha_
         c = cho_factor(A, lower=True, check_finite=False)
         trace_inv = float(np.trace(cho_solve(c, np.eye(A.shape[0]), check_finite=False)))
-        n, n_err = x1.size, curv.N * curv.n_out
+        n, n_err = x1.size, curv.total_weight * curv.n_out
         self.gamma_ = n - self.alpha_ * trace_inv
         ssx = float(np.dot(x1, x1))
         self.alpha_ = self.gamma_ / (2.0 * ssx) if ssx > 0 else 1.0
