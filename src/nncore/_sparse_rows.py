@@ -43,24 +43,37 @@ def map_rows(fn, X, dtype, rows_per_chunk=None):
                            for s in range(0, n, step)])
 
 
-def _mean_loss(net, X, Y):
-    """Loss over all rows of sparse ``X`` (row-weighted mean of chunk losses)."""
+def _mean_loss(net, X, Y, sample_weight=None):
+    """Loss over all rows of sparse ``X`` (row-weighted mean of chunk losses; with
+    ``sample_weight`` the chunks' weighted losses weighted by their weight sums)."""
     n = X.shape[0]
     step = chunk_rows(X.shape[1], 1)
-    total = 0.0
+    total = norm = 0.0
     for s in range(0, n, step):
         rows = np.arange(s, min(n, s + step))
-        total += float(net.loss(_dense(X, rows, net.dtype), Y[rows])) * len(rows)
-    return total / n
+        if sample_weight is None:
+            share = len(rows)
+            loss = net.loss(_dense(X, rows, net.dtype), Y[rows])
+        else:
+            share = float(np.sum(sample_weight[rows]))
+            if share == 0.0:
+                continue
+            loss = net.loss(_dense(X, rows, net.dtype), Y[rows], sample_weight[rows])
+        total += float(loss) * share
+        norm += share
+    return total / norm
 
 
 def fit_epochs(net, X, Y, *, optimizer, batch_size, epochs, shuffle, next_seed,
-               validation_data=None, stop_rule=None):
+               validation_data=None, stop_rule=None, sample_weight=None):
     """Train on sparse ``X`` for up to ``epochs`` epochs; returns a :class:`History`.
 
     ``stop_rule`` (an object with ``update(value, params) -> bool``) sees the
     epoch's validation loss when ``validation_data`` is given, else its
     training loss, as the dense path's stopping callback does.
+    ``sample_weight`` (float64, (n,)): each chunk trains with its rows'
+    weights; chunks are whole mini-batches, so every step's weighted loss is
+    the dense fit's.
     """
     if batch_size in (None, "full") or getattr(optimizer, "full_batch", False):
         raise ValueError("sparse X trains with mini-batches of a first-order optimizer: "
@@ -77,7 +90,8 @@ def fit_epochs(net, X, Y, *, optimizer, batch_size, epochs, shuffle, next_seed,
             rows = order[s:s + step]
             h = net.fit(_dense(X, rows, net.dtype), Y[rows], optimizer=optimizer,
                         batch_size=batch_size, epochs=1, shuffle=False, progress=False,
-                        seed=next_seed())
+                        seed=next_seed(),
+                        sample_weight=None if sample_weight is None else sample_weight[rows])
             # fit's epoch loss is the mean over mini-batches: weight chunks by batches
             loss_sum += h.history["loss"][-1] * -(-len(rows) // batch_size)
         logs = {"loss": loss_sum / -(-n // batch_size)}

@@ -45,7 +45,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, column_or_1d
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "nncore.sklearn needs scikit-learn, which is not installed. "
@@ -291,8 +291,9 @@ class _BaseMLP(BaseEstimator):
         self._rule = _NoImprovement(float(self.tol), self.n_iter_no_change,
                                     keep_best=bool(self.early_stopping))
 
-    def _split(self, X, Y):
-        """Hold out ``validation_fraction`` (stratified for single-label classifiers).
+    def _split(self, X, Y, sample_weight=None):
+        """Hold out ``validation_fraction`` (stratified for single-label classifiers);
+        the held-out rows keep their sample weights (for a weighted validation loss).
 
         As scikit-learn, a class too small to stratify is an error (from
         ``train_test_split``), never a silent unstratified split.
@@ -305,7 +306,10 @@ class _BaseMLP(BaseEstimator):
         idx_tr, idx_val = train_test_split(
             np.arange(n), test_size=n_val, random_state=self._next_seed(),
             stratify=self._stratify_labels(Y))
-        return X[idx_tr], Y[idx_tr], X[idx_val], Y[idx_val]
+        if sample_weight is None:
+            return X[idx_tr], Y[idx_tr], (X[idx_val], Y[idx_val]), None
+        return (X[idx_tr], Y[idx_tr], (X[idx_val], Y[idx_val], sample_weight[idx_val]),
+                sample_weight[idx_tr])
 
     def _stratify_labels(self, Y):
         return None
@@ -335,25 +339,33 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ += len(hist.epoch)
         self.loss_ = float(self.loss_curve_[-1]) if self.loss_curve_ else np.nan
 
-    def _run_fit(self, X, Y):
+    def _sample_weight(self, sample_weight, X):
+        """scikit-learn's checks (a scalar means equal weights), as float64, or None."""
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                    ensure_non_negative=True)
+
+    def _run_fit(self, X, Y, sample_weight=None):
         opt = self._optimizer
         validation_data = None
         if self.early_stopping:
-            X, Y, Xv, Yv = self._split(X, Y)
-            validation_data = (Xv, Yv)
+            X, Y, validation_data, sample_weight = self._split(X, Y, sample_weight)
         callbacks = self._stopping_callbacks(opt)
         if is_sparse(X):
             hist = fit_epochs(self.network_, X, Y, optimizer=opt,
                               batch_size=self._fit_batch_size(opt), epochs=int(self.epochs),
                               shuffle=bool(self.shuffle), next_seed=self._next_seed,
                               validation_data=validation_data,
-                              stop_rule=self._rule if callbacks else None)
+                              stop_rule=self._rule if callbacks else None,
+                              sample_weight=sample_weight)
         else:
             hist = self.network_.fit(
                 X, Y, optimizer=opt, batch_size=self._fit_batch_size(opt),
                 epochs=int(self.epochs), shuffle=bool(self.shuffle),
                 validation_data=validation_data, callbacks=callbacks,
-                progress=bool(self.verbose), seed=self._next_seed())
+                progress=bool(self.verbose), seed=self._next_seed(),
+                sample_weight=sample_weight)
         self._record(hist, validation_data is not None)
         full_batch_stop = getattr(hist, "stop_reason", None) is not None
         if len(hist.epoch) >= self.epochs and not self._rule.stopped and not full_batch_stop:
@@ -361,7 +373,7 @@ class _BaseMLP(BaseEstimator):
                 f"{type(self).__name__}: reached epochs={self.epochs} before the "
                 "training loss converged; increase epochs or tol", ConvergenceWarning)
 
-    def _partial(self, X, Y):
+    def _partial(self, X, Y, sample_weight=None):
         """One epoch on (X, Y) keeping network, optimizer and stopping state."""
         if self._rule.stopped and self.early_stopping:
             warnings.warn(f"{type(self).__name__}.partial_fit: early stopping already "
@@ -372,18 +384,18 @@ class _BaseMLP(BaseEstimator):
         opt = self._optimizer
         validation_data = None
         if self.early_stopping and X.shape[0] >= 2:
-            X, Y, Xv, Yv = self._split(X, Y)
-            validation_data = (Xv, Yv)
+            X, Y, validation_data, sample_weight = self._split(X, Y, sample_weight)
         if is_sparse(X):
             hist = fit_epochs(self.network_, X, Y, optimizer=opt,
                               batch_size=self._fit_batch_size(opt), epochs=1,
                               shuffle=bool(self.shuffle), next_seed=self._next_seed,
-                              validation_data=validation_data)
+                              validation_data=validation_data, sample_weight=sample_weight)
         else:
             hist = self.network_.fit(
                 X, Y, optimizer=opt, batch_size=self._fit_batch_size(opt), epochs=1,
                 shuffle=bool(self.shuffle), validation_data=validation_data,
-                progress=bool(self.verbose), seed=self._next_seed())
+                progress=bool(self.verbose), seed=self._next_seed(),
+                sample_weight=sample_weight)
         self._record(hist, validation_data is not None)
         if validation_data is not None:
             if self._rule.update(self.validation_loss_curve_[-1], self.network_.params):
@@ -522,7 +534,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self._multilabel = multilabel
         self._init_state(n_features, len(classes), hls, acts)
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train on ``(X, y)`` from scratch (or from the last fit with ``warm_start``).
 
         Parameters
@@ -531,6 +543,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels (any sortable type), or a multilabel indicator matrix
             of 0/1 (one sigmoid output and binary cross-entropy per label).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight per sample: each mini-batch's loss is
+            ``sum w_n l_n / sum w_n`` (full-batch optimizers: over the whole
+            set, so integer weights equal repeated rows); with
+            ``early_stopping`` the validation loss is weighted too.
 
         Returns
         -------
@@ -540,6 +557,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         warm = self.warm_start and hasattr(self, "network_")
         X, y = _validate_data(self, X, y, reset=not warm, multi_output=True,
                               dtype=[np.float64, np.float32], accept_sparse="csr")
+        sample_weight = self._sample_weight(sample_weight, X)
         y, classes, multilabel = self._targets(y)
         if warm:
             if multilabel != self._multilabel or not np.array_equal(classes, self.classes_):
@@ -548,10 +566,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         else:
             self._set_classes(classes, multilabel, X.shape[1], hls, acts)
         X = self._as_input(X)
-        self._run_fit(X, self._encode(y))
+        self._run_fit(X, self._encode(y), sample_weight)
         return self
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train for one epoch on ``(X, y)``, keeping all state between calls.
 
         Parameters
@@ -561,6 +579,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         classes : array-like of shape (n_classes,), optional
             All classes that will ever appear; required on the first call
             (for multilabel targets, the label indices ``0 .. n_labels - 1``).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight per sample: each mini-batch's loss is
+            ``sum w_n l_n / sum w_n`` (full-batch optimizers: over the whole
+            set, so integer weights equal repeated rows); with
+            ``early_stopping`` the validation loss is weighted too.
 
         Returns
         -------
@@ -573,6 +596,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError("classes must be passed on the first call to partial_fit")
         X, y = _validate_data(self, X, y, reset=first, multi_output=True,
                               dtype=[np.float64, np.float32], accept_sparse="csr")
+        sample_weight = self._sample_weight(sample_weight, X)
         y, y_classes, multilabel = self._targets(y)
         if first:
             classes = y_classes if multilabel else np.unique(np.asarray(classes))
@@ -584,7 +608,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ValueError("y switches between labels and a multilabel indicator matrix")
         Y = self._encode(y)
         X = self._as_input(X)
-        self._partial(X, Y)
+        self._partial(X, Y, sample_weight)
         return self
 
     def predict_proba(self, X):
@@ -667,13 +691,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _loss = "mse"
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train on ``(X, y)`` from scratch (or from the last fit with ``warm_start``).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight per sample: each mini-batch's loss is
+            ``sum w_n l_n / sum w_n`` (full-batch optimizers: over the whole
+            set, so integer weights equal repeated rows); with
+            ``early_stopping`` the validation loss is weighted too.
 
         Returns
         -------
@@ -683,11 +712,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         warm = self.warm_start and hasattr(self, "network_")
         X, y = _validate_data(self, X, y, reset=not warm, multi_output=True, y_numeric=True,
                               dtype=[np.float64, np.float32], accept_sparse="csr")
+        sample_weight = self._sample_weight(sample_weight, X)
         Y = self._targets(y, first=not warm)
         if not warm:
             self._init_state(X.shape[1], Y.shape[1], hls, acts)
         X = self._as_input(X)
-        self._run_fit(X, Y)
+        self._run_fit(X, Y, sample_weight)
         return self
 
     def _targets(self, y, first):
@@ -703,13 +733,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                              f"fitted with {self.n_outputs_}")
         return Y
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Train for one epoch on ``(X, y)``, keeping all state between calls.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight per sample: each mini-batch's loss is
+            ``sum w_n l_n / sum w_n`` (full-batch optimizers: over the whole
+            set, so integer weights equal repeated rows); with
+            ``early_stopping`` the validation loss is weighted too.
 
         Returns
         -------
@@ -720,11 +755,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             hls, acts = self._check_params()
         X, y = _validate_data(self, X, y, reset=first, multi_output=True, y_numeric=True,
                               dtype=[np.float64, np.float32], accept_sparse="csr")
+        sample_weight = self._sample_weight(sample_weight, X)
         Y = self._targets(y, first=first)
         if first:
             self._init_state(X.shape[1], Y.shape[1], hls, acts)
         X = self._as_input(X)
-        self._partial(X, Y)
+        self._partial(X, Y, sample_weight)
         return self
 
     def predict(self, X):
