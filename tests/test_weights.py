@@ -406,3 +406,123 @@ def test_class_weight_needs_a_classifier():
     with pytest.raises(ValueError, match="class_weight"):
         net.fit(np.zeros((4, 3)), np.zeros((4, 2)), epochs=1, class_weight="balanced",
                 progress=False)
+
+
+# --------------------------------------------------------------------------- the compiled loop
+
+def _compiled():
+    if "cython" not in B.available():
+        pytest.skip("compiled backend not built")
+    return B._load("cython")
+
+
+def _loop_problem(loss, dtype, n=13, seed=0):
+    from nncore.backend import _epoch as E  # noqa: F401 - the loop's argument layout
+    rng = np.random.default_rng(seed)
+    d, h, k = 3, 5, 3
+    layers = [("dense", d, h, 2, 0), ("dropout", h, 0.3), ("dense", h, k, 0, d * h + h)]
+    P = d * h + h + h * k + k
+    segs = np.array([[0, d * h], [d * h + h, d * h + h + h * k]], np.int64)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    T = np.ascontiguousarray(_targets(loss, rng, n, k, dtype))
+    name = "cross_entropy" if loss == "cross_entropy_prob" else loss
+    params = (rng.normal(size=P) * 0.5).astype(dtype)
+    w = rng.random(n) * 2
+    w[:4] = 0.0                       # batches with zero weights, one all zero
+    return X, T, layers, name, segs, params, w
+
+
+def _epoch_run(fn, be, prob, opt, B, order, weight, epochs=2):
+    from nncore.backend import _epoch as E
+    X, T, layers, name, segs, params0, _ = prob
+    params, grads = params0.copy(), np.zeros_like(params0)
+    opt.init(params)
+    ws = {}
+    states = []
+    for _ in range(epochs):
+        st = E.new_state(opt_step=opt.iterations, counter=3, count=True)
+        stop = -(-X.shape[0] // B)
+        spec = opt if be is not None else opt.fused_update(params)
+        args = (X, T, order, B, stop, params, grads, layers, name, segs, 1e-3, 1e-2, spec, 11,
+                st, ws)
+        if be is None:
+            fn(*args, weight)
+            opt.init(params).step = st["opt_step"]      # as fit keeps the count
+        else:
+            fn(be, *args, weight)
+        states.append(dict(st))
+    return params, grads, states, ws["backup"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("B", [1, 4])
+def test_compiled_loop_with_weights_equals_the_step_loop_bitwise(loss, dtype, B):
+    from nncore.backend import _epoch as E
+    C = _compiled()
+    prob = _loop_problem(loss, dtype)
+    order = np.random.default_rng(1).permutation(prob[0].shape[0]).astype(np.int64)
+    for make in (lambda: nc.optim.Adam(0.01, clip_norm=0.5),
+                 lambda: nc.optim.SGD(0.05, momentum=0.9, weight_decay=0.01)):
+        got = _epoch_run(C.train_epoch, None, prob, make(), B, order, prob[6], epochs=1)
+        ref = _epoch_run(E.reference_epoch, C, prob, make(), B, order, prob[6], epochs=1)
+        for a, b in zip(got[:2], ref[:2]):
+            np.testing.assert_array_equal(a, b)
+        assert got[2] == ref[2]
+        np.testing.assert_array_equal(got[3], ref[3])
+        # and the weights change the result
+        plain = _epoch_run(C.train_epoch, None, prob, make(), B, order, None, epochs=1)
+        assert not np.array_equal(plain[0], got[0])
+
+
+def test_compiled_loop_whole_set_batch_integer_weights_equal_repeated_rows():
+    C = _compiled()
+    X, T, layers, name, segs, params0, _ = prob = _loop_problem("cross_entropy", "float64")
+    layers = [layers[0], layers[2]]            # no dropout: the same function of the rows
+    w = np.random.default_rng(2).integers(0, 4, X.shape[0]).astype(np.float64)
+    w[0] = 1.0
+    n, nr = X.shape[0], int(w.sum())
+    Xr, Tr = np.repeat(X, w.astype(int), axis=0), np.repeat(T, w.astype(int), axis=0)
+    a = _epoch_run(C.train_epoch, None, (X, T, layers, name, segs, params0, w),
+                   nc.optim.Adam(0.05), n, np.arange(n, dtype=np.int64), w, epochs=3)
+    b = _epoch_run(C.train_epoch, None, (Xr, Tr, layers, name, segs, params0, None),
+                   nc.optim.Adam(0.05), nr, np.arange(nr, dtype=np.int64), None, epochs=3)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-12, atol=1e-14)
+    for sa, sb in zip(a[2], b[2]):
+        assert sa["loss"] == pytest.approx(sb["loss"], rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_compiled_loop_with_weights_equals_per_step_fit(monkeypatch, dtype):
+    import nncore.training as training
+    _compiled()
+    nc.set_backend("cython")
+    rng = np.random.default_rng(20)
+    X = rng.normal(size=(40, 3)).astype(dtype)
+    y = rng.integers(0, 3, 40)
+    w = rng.random(40)
+    runs = []
+    for loop in (True, False):
+        monkeypatch.setattr(training, "_EPOCH_LOOP", loop)
+        net = _net("cross_entropy", dtype=dtype, reg=nc.L2(1e-3))
+        h = net.fit(X, y, optimizer=nc.optim.Adam(0.01), batch_size=7, epochs=3, seed=5,
+                    sample_weight=w, class_weight="balanced", progress=False)
+        runs.append((net.params.copy(), h.history["loss"]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+
+
+def test_train_epoch_rejects_bad_weight_arrays():
+    from nncore.backend import _epoch as E
+    C = _compiled()
+    X, T, layers, name, segs, params, w = _loop_problem("mse", "float64")
+    opt = nc.optim.SGD(0.1)
+    opt.init(params)
+    order = np.arange(X.shape[0], dtype=np.int64)
+    for bad, exc in ((w.astype(np.float32), TypeError), (w[:-1], ValueError),
+                     (np.stack([w, w], 1)[:, 0], TypeError)):
+        st = E.new_state()
+        with pytest.raises(exc):
+            C.train_epoch(X, T, order, 4, 1, params, np.zeros_like(params), layers, name, segs,
+                          0.0, 0.0, opt.fused_update(params), 0, st, {}, bad)
+        assert st["step"] == 0

@@ -540,19 +540,34 @@ cdef void _tl_backward(TLLayer* layers, int n_layers, const floating* param_ptr,
             _multiply_chunk(upstream, <floating*>layer.mask, upstream, 0, rows * layer.n_out)
 
 
+cdef void _tl_batch_coefficients(const double* sample_weight, const int64_t* rows_idx,
+                                 Py_ssize_t rows, double* row_coef) noexcept nogil:
+    """row_coef := w / Σ w over the batch's rows (all 0 when Σ w = 0), the sum in row
+    order: nncore.backend._epoch's _batch_coefficients (numpy.cumsum), bit for bit."""
+    cdef Py_ssize_t i
+    cdef double total = 0
+    for i in range(rows):
+        row_coef[i] = sample_weight[rows_idx[i]]
+        total = total + row_coef[i]
+    for i in range(rows):
+        row_coef[i] = row_coef[i] / total if total != 0.0 else 0.0
+
+
 cdef double _tl_loss(int loss_code, floating[:, ::1] logits, floating[:, ::1] batch_targets,
                      int64_t[::1] batch_labels, floating[:, ::1] output_grad,
-                     Py_ssize_t rows) noexcept nogil:
-    """The batch-mean data loss of the first ``rows`` rows; its gradient in output_grad."""
+                     Py_ssize_t rows, const double* row_coef) noexcept nogil:
+    """The batch-mean data loss of the first ``rows`` rows; its gradient in output_grad.
+    With ``row_coef`` (not NULL) the weighted mean Σ c_n l_n instead."""
     if loss_code == TL_MSE:
-        return loss_mse_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True, NULL)
+        return loss_mse_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True,
+                          row_coef)
     if loss_code == TL_CE:
         return loss_softmax_ce_k(logits[:rows], batch_labels[:rows], output_grad[:rows], True,
-                                 NULL)
+                                 row_coef)
     if loss_code == TL_CE_PROB:
         return loss_softmax_ce_prob_k(logits[:rows], batch_targets[:rows], output_grad[:rows],
-                                      True, NULL)
-    return loss_bce_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True, NULL)
+                                      True, row_coef)
+    return loss_bce_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True, row_coef)
 
 
 cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void* targets,
@@ -563,7 +578,8 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
                   floating[::1] decayed_grads, floating[::1] backup, floating[:, ::1] batch_x,
                   floating[:, ::1] batch_targets, int64_t[::1] batch_labels,
                   floating[:, ::1] logits, floating[:, ::1] output_grad, uint64_t dropout_seed,
-                  bint count_correct, TLState* progress) noexcept nogil:
+                  bint count_correct, const double* sample_weight, double* row_coef,
+                  TLState* progress) noexcept nogil:
     """Steps ``progress.step .. stop-1``, or fewer: it returns after the step during
     which ``_tl_chunk_seconds`` passed, or at a step whose loss or update is not finite."""
     cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
@@ -588,8 +604,11 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
             _tl_gather_targets(targets, targets_f64, n_outputs, rows_idx, rows,
                                &batch_targets[0, 0])
         # ---- forward, loss and its output gradient, backward, penalty
+        if sample_weight != NULL:
+            _tl_batch_coefficients(sample_weight, rows_idx, rows, row_coef)
         _tl_forward(layers, n_layers, &params[0], &batch_x[0, 0], rows, dropout_seed, progress)
-        data_loss = _tl_loss(loss_code, logits, batch_targets, batch_labels, output_grad, rows)
+        data_loss = _tl_loss(loss_code, logits, batch_targets, batch_labels, output_grad, rows,
+                             row_coef if sample_weight != NULL else NULL)
         if count_correct:
             batch_correct = _tl_count(loss_code, &logits[0, 0], &batch_targets[0, 0],
                                       &batch_labels[0], rows, n_outputs)
@@ -704,9 +723,12 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                      floating[::1] params, floating[::1] grads, list ops, int loss_code,
                      const int64_t[:, ::1] segments, double l1, double l2,
                      int opt_kind, dict hyper, tuple opt_buffers,
-                     EpochWorkspace workspace, uint64_t dropout_seed, dict state):
+                     EpochWorkspace workspace, uint64_t dropout_seed, dict state,
+                     const double[::1] sample_weight=None, double[::1] row_coef=None):
     """Run batches ``state["step"] .. stop-1`` of an epoch (see _train_loop.pxi),
     or fewer: it returns after the step during which ``_tl_chunk_seconds`` passed.
+    With ``sample_weight`` (float64, one per row of X; ``row_coef`` a float64
+    buffer of batch_size) each step's data loss is Σ w l / Σ w over its batch.
 
     Called only by nncore.backend._cython.train_epoch after
     nncore.backend._epoch.check_train_epoch. ``ops``: one tuple per active
@@ -732,6 +754,8 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     cdef int64_t[::1] batch_labels
     cdef bint targets_f64 = False
     cdef bint count_correct = bool(state["count"])
+    cdef const double* weight_ptr = NULL
+    cdef double* coef_ptr = NULL
     # (``.base``: the arrays behind the typed views)
     workspace.check(params.base, [op[:3] for op in ops], batch_size, X.shape[1],
                     loss_code == TL_CE, hyper["weight_decay"] != 0.0, X=X.base, T=T,
@@ -744,6 +768,14 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     decayed_grads = workspace.decayed_grads
     backup = workspace.backup
     logits = workspace.layer_buffers[n_layers - 1][0]
+    if sample_weight is not None:
+        # O(1) checks: one weight per row, a coefficient slot per batch row
+        if sample_weight.shape[0] != X.shape[0] or row_coef is None \
+                or row_coef.shape[0] < batch_size:
+            raise ValueError("sample_weight needs one weight per row of X and row_coef "
+                             "batch_size entries")
+        weight_ptr = &sample_weight[0]
+        coef_ptr = &row_coef[0]
     if loss_code == TL_CE:
         label_view = T
         labels = &label_view[0]
@@ -781,7 +813,8 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             _tl_run(X, labels, targets, targets_f64, order, batch_size, stop, params, grads,
                     layers, n_layers, loss_code, segments, l1, l2, &opt, first_state,
                     second_state, decayed_grads, backup, batch_x, batch_targets, batch_labels,
-                    logits, output_grad, dropout_seed, count_correct, &progress)
+                    logits, output_grad, dropout_seed, count_correct, weight_ptr, coef_ptr,
+                    &progress)
     finally:
         if entered:
             _tl_depth -= 1

@@ -32,6 +32,11 @@ Design
   ``DivergenceError`` is raised. Ctrl-C during an update undoes it.
 * Full-batch optimizers see a float64 function ``fun(x) -> (f, g)`` over the
   whole training set (``iterate`` interface); an epoch is one iteration.
+* Sample and class weights (:mod:`nncore._weights`) become one float64 weight
+  per training row, or None when unweighted or all equal (the unweighted code
+  path, bit for bit). Both epoch loops normalise each batch's weights to row
+  coefficients ``w / sum w`` (summed in row order, so the loops agree bit for
+  bit); full-batch objectives and their curvature use the whole set's.
 """
 
 from __future__ import annotations
@@ -490,8 +495,6 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
     be = _backend.current()
     n = X.shape[0]
     fused_update = getattr(opt, "fused_update", None)
-    if state["weight"] is not None:
-        return None     # weighted steps run in the Python step loop
     if not (_EPOCH_LOOP and getattr(be, "FUSED_LOOP", False) and B < n and B <= net._chunk_rows
             and augment is None and not any(_wants_batches(cb) for cb in callbacks)
             and fused_update is not None and fused_update(net.params) is not None):
@@ -514,7 +517,7 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
                 stop = min(epoch_state["step"] + chunk, n_steps)
                 be.train_epoch(X, T, order, B, stop, params, grads, layers, net.loss_name,
                                net._segments, l1, l2, update, state["drop_seed"], epoch_state,
-                               workspace)
+                               workspace, state["weight"])
         finally:
             # Ctrl-C lands between chunks: the state matches the parameters.
             opt_state.step = epoch_state["opt_step"]

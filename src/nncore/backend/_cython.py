@@ -370,7 +370,7 @@ def _epoch_workspace(workspace, ops, labels, B, d, params, coupled):
 
 
 def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2,
-                optimizer, drop_seed, state, workspace):
+                optimizer, drop_seed, state, workspace, weight=None):
     """Run the mini-batches ``state["step"] .. stop-1`` of an epoch (in place).
 
     The compiled loop (``_train_loop.pxi``): the step of
@@ -382,7 +382,7 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     """
     ops, spec, _, update = _E.check_train_epoch(
         X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2, optimizer,
-        drop_seed, state, workspace, _K.LOOP_OPTIMIZERS)
+        drop_seed, state, workspace, _K.LOOP_OPTIMIZERS, weight)
     B = int(batch_size)
     stop = int(stop)
     if stop == state["step"]:
@@ -390,13 +390,20 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     coupled = update.hyper["weight_decay"] != 0.0
     loop_ws = _epoch_workspace(workspace, ops, spec.takes_labels(T), B, X.shape[1], params,
                                coupled)
+    row_coef = None
+    if weight is not None:
+        # the batch's row coefficients w / sum w (the loop fills it each step)
+        row_coef = workspace.get("row_coef")
+        if row_coef is None or row_coef.shape[0] < B:
+            row_coef = workspace["row_coef"] = np.empty(B)
     # Each call returns after about 0.1 s of wall time (_train_loop.pxi), so a
     # Ctrl-C is raised here between two calls, with ``state`` matching the
     # parameters, however slow the steps are on a busy machine.
     while state["step"] < stop and not state["diverged"]:
         _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops, spec.loop_code(T),
                             segments, float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0],
-                            update.hyper, update.buffers, loop_ws, int(drop_seed) % _U64, state)
+                            update.hyper, update.buffers, loop_ws, int(drop_seed) % _U64, state,
+                            weight, row_coef)
 
 
 # --------------------------------------------------------------------------- curvature

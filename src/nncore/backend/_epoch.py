@@ -44,6 +44,10 @@ state : dict, see :data:`STATE_KEYS`; read at the start and updated in place.
 workspace : dict kept by the caller between calls (buffers are created on
     first use); ``workspace["backup"]`` holds the parameters from before the
     last update taken.
+weight : None, or (n,) float64 sample weights (checked by ``fit``): each
+    step's data loss is then ``sum w l / sum w`` over its batch (the batch's
+    row coefficients ``w / sum w``, summed in row order, are the same bits in
+    both loops; all-zero weights give coefficients 0).
 
 The result is in ``state``: ``step`` (next batch; on divergence the batch
 whose loss or update was not finite), ``opt_step``, ``counter``, ``loss_sum``
@@ -256,8 +260,22 @@ def _check_order(order, n, rows_used):
         raise ValueError(f"order must hold row indices in [0, {n})")
 
 
+def check_sample_weight(weight, n, *outputs):
+    """None, or float64 C-contiguous ``(n,)`` sample weights that no output overlaps
+    (values are the caller's: ``fit`` checked them)."""
+    if weight is None:
+        return
+    V._arr(weight, "weight")
+    if weight.dtype != np.float64 or weight.ndim != 1 or not weight.flags.c_contiguous:
+        raise TypeError("weight must be a C-contiguous 1-D float64 array")
+    if weight.shape[0] != n:
+        raise ValueError(f"weight has {weight.shape[0]} entries for {n} rows")
+    for i, out in enumerate(outputs):
+        V.check_disjoint(out, f"output {i}", weight=weight)
+
+
 def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments, l1, l2,
-                drop_seed, state, workspace):
+                drop_seed, state, workspace, weight=None):
     """Validate the arguments of ``train_epoch`` other than the optimizer.
 
     Returns ``(ops, loss_spec, K)``: parsed layers, the loss's registry entry
@@ -295,21 +313,24 @@ def check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     _check_order(order, n, slice(state["step"] * B, stop * B))
     V.check_regularize(params, grads, segments, l1, l2)
     integer(drop_seed, "drop_seed", low=0)
+    check_sample_weight(weight, n, params, grads)
     return ops, spec, K
 
 
 def check_train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segments,
-                      l1, l2, optimizer, drop_seed, state, workspace, loop_optimizers):
+                      l1, l2, optimizer, drop_seed, state, workspace, loop_optimizers,
+                      weight=None):
     """Validate all arguments of the compiled ``train_epoch``.
 
     Returns ``(ops, loss_spec, K, update)`` (see :func:`check_epoch` and
     :func:`check_fused_update`); raises and changes nothing.
     """
     ops, spec, K = check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss,
-                               segments, l1, l2, drop_seed, state, workspace)
+                               segments, l1, l2, drop_seed, state, workspace, weight)
     update = check_fused_update(optimizer, params, loop_optimizers)
     for i, b in enumerate(update.buffers):
         V.check_disjoint(b, f"optimizer buffer {i}", grads=grads, X=X, T=T, order=order)
+        check_sample_weight(weight, X.shape[0], b)
     return ops, spec, K, update
 
 
@@ -515,7 +536,7 @@ def _tuple_network(be, ops, spec, K, B, params, grads, segments, l1, l2, drop_se
 
 
 def reference_epoch(be, X, T, order, batch_size, stop, params, grads, layers, loss, segments,
-                    l1, l2, optimizer, drop_seed, state, workspace):
+                    l1, l2, optimizer, drop_seed, state, workspace, weight=None):
     """``train_epoch`` through :func:`step_loop` over the functions of backend ``be``.
 
     The arguments of ``train_epoch``, except that ``optimizer`` is an
@@ -525,12 +546,12 @@ def reference_epoch(be, X, T, order, batch_size, stop, params, grads, layers, lo
     ``state["grad_norm"]`` are read back from it.
     """
     ops, spec, K = check_epoch(X, T, order, batch_size, stop, params, grads, layers, loss,
-                               segments, l1, l2, drop_seed, state, workspace)
+                               segments, l1, l2, drop_seed, state, workspace, weight)
     loss_and_grad = _tuple_network(be, ops, spec, K, int(batch_size), params, grads, segments,
                                    l1, l2, drop_seed, state, workspace)
     try:
         step_loop(be, X, T, order, batch_size, stop, params, loss_and_grad,
-                  lambda: optimizer.step(params, grads), state, workspace)
+                  lambda: optimizer.step(params, grads), state, workspace, weight=weight)
     finally:
         state["opt_step"] = optimizer.iterations
         state["grad_norm"] = optimizer.grad_norm
