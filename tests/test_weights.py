@@ -526,3 +526,14 @@ def test_train_epoch_rejects_bad_weight_arrays():
             C.train_epoch(X, T, order, 4, 1, params, np.zeros_like(params), layers, name, segs,
                           0.0, 0.0, opt.fused_update(params), 0, st, {}, bad)
         assert st["step"] == 0
+
+
+def test_all_zero_weights_of_the_validation_split_are_named():
+    rng = np.random.default_rng(21)
+    X, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    w = np.r_[np.ones(6), 0.0, 0.0]
+    net = _net("mse", k=2)
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="validation_split rows"):
+        net.fit(X, y, epochs=1, validation_split=0.25, sample_weight=w, progress=False)
+    np.testing.assert_array_equal(net.params, before)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ._checks import _as_numeric
 
-__all__ = ["check_sample_weight", "class_row_weights", "combine", "fit_weights"]
+__all__ = ["check_sample_weight", "class_row_weights", "combine"]
 
 
 def check_sample_weight(sample_weight, n, name="sample_weight"):
@@ -97,21 +97,15 @@ def class_row_weights(net, T, class_weight):
     return _from_dict(class_weight, classes, net._loss.n_classes(net.n_out))
 
 
-def combine(sample_w, class_w):
+def combine(sample_w, class_w, what="the training rows"):
     """The rows' weights (None when unweighted or all equal: the plain mean)."""
     if sample_w is None and class_w is None:
         return None
     w = class_w if sample_w is None else (sample_w if class_w is None else sample_w * class_w)
     if not np.any(w > 0):
-        raise ValueError("sample_weight times class_weight is zero everywhere: no row "
-                         "would count")
+        raise ValueError(f"the weights of {what} (sample_weight times class_weight) are zero "
+                         "everywhere: no row would count")
     if np.all(w == w[0]):
         return None
     return np.ascontiguousarray(w, dtype=np.float64)
 
-
-def fit_weights(net, T, sample_weight, class_weight):
-    """``(rows' weights or None, the checked sample weights or None)`` for ``fit``."""
-    sw = None if sample_weight is None else check_sample_weight(sample_weight, T.shape[0])
-    cw = class_row_weights(net, T, class_weight)
-    return combine(sw, cw), sw

@@ -148,7 +148,7 @@ def _resolve_data(net, X, y, sample_weight, class_weight, validation_data, valid
         Xa, T, Xv, Tv = Xa[train], T[train], Xa[val], T[val]
         if sw is not None:
             # The held-out rows keep their sample weights (class weights train only).
-            sw, wv = sw[train], _weights.combine(sw[val], None)
+            sw, wv = sw[train], _weights.combine(sw[val], None, "the validation_split rows")
             cv = None if wv is None else _losses.row_coefficients(wv)
     weight = _weights.combine(sw, _weights.class_row_weights(net, T, class_weight))
     return Xa, T, weight, Xv, Tv, cv
