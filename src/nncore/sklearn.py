@@ -58,6 +58,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
     _sk_validate_data = None
 
 from . import activations, optim
+from ._checks import check_fits_dtype
 from .callbacks import Callback, EarlyStopping
 from ._sparse_rows import fit_epochs, is_sparse, map_rows
 from .network import Network
@@ -68,10 +69,35 @@ _ACTIVATIONS = activations.NAMES
 _DTYPES = ("float32", "float64")
 
 
+# What scikit-learn's validate_data sets with reset=True (put back when our checks fail).
+_RESET_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
+
 def _validate_data(est, X, y="no_validation", reset=True, **kwargs):
+    """scikit-learn's validate_data, then the range check of Network.fit.
+
+    Float64 data beyond the range of a float32 model become inf when cast to
+    it, so X (and numeric targets) are checked before the cast, with the
+    same ValueError as ``Network.fit``; the estimator is then left as it was.
+    """
+    saved = {k: est.__dict__[k] for k in _RESET_ATTRIBUTES if k in est.__dict__}
     if _sk_validate_data is not None:
-        return _sk_validate_data(est, X, y, reset=reset, **kwargs)
-    return est._validate_data(X, y, reset=reset, **kwargs)  # pragma: no cover
+        out = _sk_validate_data(est, X, y, reset=reset, **kwargs)
+    else:  # pragma: no cover
+        out = est._validate_data(X, y, reset=reset, **kwargs)
+    checked = [("X", out if isinstance(y, str) and y == "no_validation" else out[0])]
+    if kwargs.get("y_numeric"):
+        checked.append(("y", np.asarray(out[1])))
+    dtype = est.network_.dtype if not reset and hasattr(est, "network_") else str(est.dtype)
+    try:
+        for name, a in checked:
+            check_fits_dtype(a.data if is_sparse(a) else a, dtype, name)
+    except ValueError:
+        for k in _RESET_ATTRIBUTES:
+            est.__dict__.pop(k, None)
+        est.__dict__.update(saved)
+        raise
+    return out
 
 
 def _is_int(v):
