@@ -198,3 +198,40 @@ def test_multiprocessing_fork_pool_after_two_thread_fit():
             print("RESULTS", sorted(pool.map(task, range(3))))
     """)
     assert out["RESULTS"] == "[0, 1, 2]"
+
+
+def test_forked_child_warns_once_when_it_caps_the_thread_count():
+    """The child's loops stay on one thread; asking for more says so, once."""
+    if not pytest.importorskip("nncore._kernels").OPENMP:
+        pytest.skip("without OpenMP the loops are single-threaded everywhere")
+    out = _run("""
+        import warnings
+        def record(n):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                nc.set_num_threads(n)
+            return [str(w.message) for w in caught if w.category is RuntimeWarning]
+        print("PARENT_WARNED", len(record(2)))
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                one, first, again = record(1), record(2), record(3)
+                print("CHILD_ONE", len(one), flush=True)
+                print("CHILD_FIRST", len(first), flush=True)
+                print("CHILD_AGAIN", len(again), flush=True)
+                print("CHILD_NAMES_FORK", all(w in first[0] for w in ("forked", "1 thread",
+                                                                     "spawn")), flush=True)
+                print("CHILD_THREADS", nc.get_num_threads(), flush=True)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print("CHILD_STATUS", os.waitstatus_to_exitcode(status))
+    """)
+    assert out["PARENT_WARNED"] == "0"
+    assert out["CHILD_STATUS"] == "0"
+    assert out["CHILD_ONE"] == "0"                 # nothing capped: no warning
+    assert out["CHILD_FIRST"] == "1" and out["CHILD_NAMES_FORK"] == "True"
+    assert out["CHILD_AGAIN"] == "0"               # once per process
+    assert out["CHILD_THREADS"] == "1"

@@ -32,7 +32,9 @@ def set_num_threads(n):
         Threads (>= 1) for the OpenMP loops over large flat buffers (optimizer
         updates, dropout masks, elementwise activations) and the cap for every
         BLAS thread pool loaded in the process (via threadpoolctl). Use 1 for
-        reproducible single-threaded timings.
+        reproducible single-threaded timings. In a process forked from one
+        that loaded nncore, the compiled loops stay on one thread (GNU OpenMP
+        cannot start threads there): asking for more warns once.
     """
     global _blas_limiter
     from ._checks import integer
@@ -40,8 +42,28 @@ def set_num_threads(n):
     k = _kernels()
     if k is not None:
         k.set_num_threads(n)
+        if n > 1 and k.forked_child():
+            _warn_forked_cap(n)
     from threadpoolctl import threadpool_limits
     _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+
+
+_forked_warned_in = None      # the process id that warned about the fork cap
+
+
+def _warn_forked_cap(n):
+    """Say once per process that a forked child's compiled loops stay on one thread."""
+    global _forked_warned_in
+    if _forked_warned_in == os.getpid():
+        return
+    _forked_warned_in = os.getpid()
+    import warnings
+    warnings.warn(
+        f"set_num_threads({n}): this process was forked (os.fork, multiprocessing's "
+        "'fork' start method) from one that loaded nncore, and GNU OpenMP cannot start "
+        "threads in such a child, so nncore's compiled loops stay on 1 thread here (BLAS "
+        f"gets up to {n}). For more, start workers with multiprocessing's 'spawn' or "
+        "'forkserver' method. (Warned once per process.)", RuntimeWarning, stacklevel=3)
 
 
 def set_shared_blas_pool(on):
