@@ -4,6 +4,7 @@ The numeric core is compiled Cython (``nncore._kernels``) with a pure-NumPy
 twin (``nc.set_backend("numpy")``) that serves as its specification.
 """
 
+from . import _omp_wait  # noqa: F401  (first: bounds OpenMP's spinning before it loads)
 from .backend import get_backend, set_backend
 from ._config import get_num_threads, set_num_threads, set_shared_blas_pool, show_config
 from . import plot  # noqa: F401  (nc.plot.compare; matplotlib is imported lazily)

@@ -13,6 +13,12 @@ import os
 import sys
 
 _blas_limiter = None
+# set_num_threads(n) -> n; None: the default, where training picks its threads
+# by measured speed (_thread_plan) between the default width and one.
+_explicit_threads = None
+_default_width = None
+_blas_pools = None          # threadpoolctl's BLAS pools, found once
+_serial_limiter = None
 
 
 def _kernels():
@@ -36,10 +42,12 @@ def set_num_threads(n):
         that loaded nncore, the compiled loops stay on one thread (GNU OpenMP
         cannot start threads there): asking for more warns once.
     """
-    global _blas_limiter
+    global _blas_limiter, _explicit_threads
     from ._checks import integer
     n = integer(n, "number of threads", low=1)
     k = _kernels()
+    _configured_width()      # remember the default before the first change
+    _explicit_threads = n
     if k is not None:
         k.set_num_threads(n)
         if n > 1 and k.forked_child():
@@ -64,6 +72,47 @@ def _warn_forked_cap(n):
         "threads in such a child, so nncore's compiled loops stay on 1 thread here (BLAS "
         f"gets up to {n}). For more, start workers with multiprocessing's 'spawn' or "
         "'forkserver' method. (Warned once per process.)", RuntimeWarning, stacklevel=3)
+
+
+def _configured_width():
+    """Threads of the compiled loops outside the thread plan's serial sections."""
+    global _default_width
+    if _explicit_threads is not None:
+        return _explicit_threads
+    if _default_width is None:
+        k = _kernels()
+        _default_width = k.get_num_threads() if k is not None and k.OPENMP else 1
+    return _default_width
+
+
+def _adaptive_threads():
+    """True while training may choose between the default width (> 1) and one thread."""
+    k = _kernels()
+    forked = k is not None and k.forked_child()
+    return _explicit_threads is None and _configured_width() > 1 and not forked
+
+
+def _serial_threads(on):
+    """Enter (``on``) or leave one-thread mode: the compiled loops and every BLAS
+    pool at 1 thread, then back (the thread plan's serial section, which counts
+    its users; only it calls this)."""
+    global _blas_pools, _serial_limiter
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+    k = _kernels()
+    if on:
+        if _blas_pools is None:
+            _blas_pools = ThreadpoolController().select(user_api="blas")
+        if k is not None:
+            k.set_num_threads(1)
+        _serial_limiter = _blas_pools.limit(limits=1)
+        return
+    if k is not None:
+        k.set_num_threads(_configured_width())
+    if _serial_limiter is not None:
+        _serial_limiter.restore_original_limits()
+        _serial_limiter = None
+    if _explicit_threads is not None:    # set_num_threads ran meanwhile: it wins
+        threadpool_limits(limits=_explicit_threads, user_api="blas")
 
 
 def set_shared_blas_pool(on):
@@ -111,6 +160,23 @@ def _blas_jobs_line(k):
     state = "installed" if k.shared_blas_pool_installed() else "from the first epoch loop"
     return (f"on nncore's OpenMP threads on 2+ threads ({state}; OpenBLAS threads callback; "
             "off: NNCORE_SHARED_BLAS_POOL=0 or set_shared_blas_pool(False))")
+
+
+def _thread_plan_line(k):
+    """show_config's line on how training chooses its threads."""
+    if _explicit_threads is not None:
+        how = f"fixed at {_explicit_threads} (set_num_threads)"
+    elif os.environ.get("NNCORE_THREAD_PLAN", "").strip().lower() == "fixed":
+        how = f"fixed at {_configured_width()} (NNCORE_THREAD_PLAN=fixed)"
+    elif _adaptive_threads():
+        how = (f"adaptive: each ~0.1 s of training runs on {_configured_width()} threads or 1, "
+               "whichever was measured faster")
+    else:
+        how = "1 thread"
+    spin = sys.modules.get(__package__ + "._omp_wait")
+    if spin is not None and spin.applied:
+        how += f"; idle OpenMP threads spin {spin.SPIN_COUNT} rounds, then sleep"
+    return how
 
 
 def get_num_threads():
@@ -169,6 +235,7 @@ def show_config(file=None):
             f"Cython      {k.CYTHON_VERSION} (compiled with)",
             f"OpenMP      {'on' if k.OPENMP else 'off'}, {get_num_threads()} thread(s)",
             "BLAS jobs   " + _blas_jobs_line(k),
+            "thread plan " + _thread_plan_line(k),
             f"debug build {'on (bounds and initialisation checks)' if k.DEBUG_BUILD else 'off'}",
         ]
     lines.append(f"backend     {backend}  (numpy backend: numpy's BLAS; "

@@ -47,6 +47,7 @@ import time
 
 import numpy as np
 
+from . import _thread_plan
 from . import _weights
 from . import backend as _backend
 from . import losses as _losses
@@ -346,6 +347,7 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
         "test": test,
         "weight": weights["train"],     # the training rows' weights, or None
         "val_weight": weights["val"],   # row coefficients of the validation rows, or None
+        "threads": _thread_plan.Ticker(_workload(net, opt, batch_size, augment, callbacks)),
     }
     bar = _make_bar(_show_progress(progress), epochs)
     runner = _run_full_batch if getattr(opt, "full_batch", False) else _run_first_order
@@ -364,9 +366,17 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
             history.stop_reason = "interrupted"
         raise
     finally:
+        state["threads"].close()
         if bar is not None:
             bar.close()
     return history
+
+
+def _workload(net, opt, batch_size, augment, callbacks):
+    """The thread plan's key: runs that share it cost alike per step."""
+    per_step = augment is not None or any(_wants_batches(cb) for cb in callbacks)
+    return (getattr(opt, "full_batch", False), batch_size, per_step, net.n_params,
+            str(net.dtype), getattr(_backend.current(), "NAME", None))
 
 
 def _record_keys(net, opt, validation, test):
@@ -514,10 +524,12 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
         epoch_state["opt_step"] = opt_state.step
         try:
             while epoch_state["step"] < n_steps and not epoch_state["diverged"]:
-                stop = min(epoch_state["step"] + chunk, n_steps)
+                start = epoch_state["step"]
+                stop = min(start + state["threads"].steps(chunk), n_steps)
                 be.train_epoch(X, T, order, B, stop, params, grads, layers, net.loss_name,
                                net._segments, l1, l2, update, state["drop_seed"], epoch_state,
                                workspace, state["weight"])
+                state["threads"].tick(epoch_state["step"] - start)
         finally:
             # Ctrl-C lands between chunks: the state matches the parameters.
             opt_state.step = epoch_state["opt_step"]
@@ -545,6 +557,7 @@ def _python_epoch(net, opt, X, T, B, augment, callbacks, state):
             return J + net._penalty(True), correct
 
         def on_batch(step, rows, loss):
+            state["threads"].tick()
             _call(callbacks, "on_batch_end", step, {"batch": step, "size": rows, "loss": loss})
 
         _epoch.step_loop(be, X, T, order, B, 1 if order is None else n_steps, params,
@@ -641,6 +654,7 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
                 f"parameters inf or NaN) at epoch {epoch}, step 0 (0-based); the network "
                 "keeps the parameters from before that iteration, the last whose loss was "
                 "finite.", epoch=epoch, step=0, loss=f_new)
+        state["threads"].tick(max(1, int(info.get("nfev", 1))))
         np.copyto(params, x_new)
         step_norm = float(np.linalg.norm(x_new - x))
         x, f, g = x_new, f_new, g_new

@@ -1,0 +1,246 @@
+"""The thread plan of training: all threads or one, chosen by measured speed.
+
+Why: two threads only help while both get a core. On a machine whose cores
+are busy with other processes, every parallel section of a step (a threaded
+GEMM, the threaded update) waits until the scheduler runs both threads, so a
+batch-1 step that takes 0.3 ms on one thread took 5-8 ms on two. Whether the
+cores are free can only be seen by trying, and it changes while a fit runs.
+
+Design:
+* Results never depend on the thread count (elementwise splits are exact,
+  reductions keep their serial order, BLAS splits rows/columns, never the
+  inner sum), so the plan may switch at any step boundary.
+* Training reports its progress to a ``Ticker`` (a compiled-loop chunk, a
+  per-step step, a full-batch iteration). Work is cut into units of about
+  ``UNIT_SECONDS`` of wall time; each unit runs either with the configured
+  threads or inside a serial section (nncore's OpenMP loops and every BLAS
+  pool at one thread), and its time per unit of work is recorded in the
+  ``Plan`` of its workload (path, batch rows, parameters, dtype, backend).
+* A plan runs its first unit serially (warm-up, not counted), then one unit
+  each way, and keeps the faster; parallel must win by ``MARGIN`` (a tie goes
+  to one thread, which leaves the other cores to other processes). It tries
+  the other way again after a period that doubles while the choice holds (up
+  to ``MAX_PERIOD``), and at once when the chosen way slows down past the
+  other's last time (load arrived). So a probe the wrong way costs at most one
+  unit per period.
+* Only the default is adaptive: after ``set_num_threads(n)`` nncore uses n
+  as told; with one thread, in a forked child or with
+  ``NNCORE_THREAD_PLAN=fixed`` the ticker does nothing.
+* The serial section is process-wide and counted (two fits in two threads
+  share it): the first to enter sets one thread, the last to leave puts back
+  the configured threads (``_config``). Callers must ``close()`` their
+  ticker (``fit`` does so in ``finally``, Ctrl-C included).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from collections import OrderedDict, deque
+
+from . import _config
+
+UNIT_SECONDS = 0.1
+MARGIN = 0.9          # parallel is chosen only when it takes < 0.9x the serial time
+FIRST_PERIOD = 1.0
+MAX_PERIOD = 30.0
+_MAX_PLANS = 64
+_SHORTEST_UNIT = 0.02    # a fit's last, unfinished unit counts from this long on
+_UNTIMED_STEPS = 4      # steps per call while a way has no time yet (a probe stays short)
+_ENV = "NNCORE_THREAD_PLAN"
+
+_plans = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def adaptive():
+    """Whether training chooses its threads by measured speed now."""
+    if os.environ.get(_ENV, "").strip().lower() == "fixed":
+        return False
+    return _config._adaptive_threads()
+
+
+class Plan:
+    """What one workload learned: time per unit of work each way, and its choice."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.times = {True: deque(maxlen=3), False: deque(maxlen=3)}   # serial? -> s/work
+        self.warm = False
+        self.serial = True
+        self.decided = False
+        self.period = FIRST_PERIOD
+        self.next_probe = 0.0
+        self.busy_until = 0.0
+
+    def expected(self, serial):
+        """Seconds per unit of work measured that way (median of the last three), or None."""
+        with self.lock:
+            times = self.times[serial]
+            return statistics.median(times) if times else None
+
+    def next_serial(self):
+        """Whether the next unit runs on one thread."""
+        with self.lock:
+            if not self.warm or not self.times[True]:
+                return True
+            now = time.monotonic()
+            due = not self.times[False] or now >= self.next_probe
+            if not self.serial:
+                return due                       # parallel chosen: probe one thread
+            if not due or now < self.busy_until:
+                return True
+            if not _cores_free(_config._configured_width()):
+                # Other processes hold the cores: a parallel unit would only wait
+                # for them. Look again after a while.
+                self.busy_until = now + self.period
+                return True
+            return False
+
+    def record(self, serial, seconds, work):
+        """A unit ran ``serial`` or not, doing ``work`` in ``seconds``."""
+        with self.lock:
+            if not self.warm:
+                self.warm = True          # first unit: imports, allocations, page faults
+                return
+            self.times[serial].append(seconds / work)
+            if not (self.times[True] and self.times[False]):
+                return
+            # The chosen way: its last few units; the other: its latest probe.
+            now_s = {way: statistics.median(t) if way == self.serial else t[-1]
+                     for way, t in self.times.items()}
+            faster_serial = not now_s[False] < MARGIN * now_s[True]
+            now = time.monotonic()
+            if serial != self.serial or not self.decided:     # a probe, or the first pair
+                held = self.decided and faster_serial == self.serial
+                self.decided = True
+                self.period = min(2 * self.period, MAX_PERIOD) if held else FIRST_PERIOD
+                self.serial = faster_serial
+                # a slow probe costs at most ~5 % of the time until the next one
+                self.next_probe = now + max(self.period, 20 * seconds)
+            elif faster_serial != self.serial:
+                self.next_probe = now          # the chosen way slowed down: try the other
+
+
+def _running_here():
+    """Threads of this process that are running or runnable now."""
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:            # the thread ended meanwhile
+            continue
+        count += stat[stat.rindex(")") + 2] == "R"
+    return max(count, 1)
+
+
+def _cores_free(width):
+    """Whether ``width`` threads would find cores that no other process runs on
+    now (Linux: /proc/loadavg's runnable count minus this process's own);
+    True where that cannot be read, so the measurement alone decides."""
+    try:
+        with open("/proc/loadavg") as f:
+            runnable = int(f.read().split()[3].split("/")[0])
+        others = runnable - _running_here()
+        cores = len(os.sched_getaffinity(0))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return True
+    return others + width <= cores
+
+
+def plan_for(key):
+    """The process's plan for workload ``key`` (the last ``_MAX_PLANS`` kept)."""
+    with _plans_lock:
+        plan = _plans.pop(key, None) or Plan()
+        _plans[key] = plan
+        while len(_plans) > _MAX_PLANS:
+            _plans.popitem(last=False)
+        return plan
+
+
+class _Serial:
+    """The process-wide serial section, counted across threads."""
+
+    lock = threading.Lock()
+    depth = 0
+
+    @classmethod
+    def enter(cls):
+        with cls.lock:
+            cls.depth += 1
+            if cls.depth == 1:
+                _config._serial_threads(True)
+
+    @classmethod
+    def leave(cls):
+        with cls.lock:
+            cls.depth -= 1
+            if cls.depth == 0:
+                _config._serial_threads(False)
+
+
+class Ticker:
+    """Cuts one fit's work into timed units and runs each as its plan says.
+
+    Parameters
+    ----------
+    key : hashable or None
+        The workload (``None``, or a fixed thread plan: every call does nothing).
+    """
+
+    def __init__(self, key):
+        self.plan = plan_for(key) if key is not None and adaptive() else None
+        self.serial = False
+        self.work = 0
+        self.start = 0.0
+        if self.plan is not None:
+            self._begin()
+
+    def _begin(self):
+        self.serial = self.plan.next_serial()
+        if self.serial:
+            _Serial.enter()
+        self.work = 0
+        self.start = time.perf_counter()
+
+    def _end(self):
+        if self.serial:
+            _Serial.leave()
+            self.serial = False
+
+    def steps(self, most):
+        """How many steps (at most ``most``) the next call may run so that the
+        unit ends about on time; few while the current way is not yet timed."""
+        if self.plan is None:
+            return most
+        per = self.work and (time.perf_counter() - self.start) / self.work
+        per = per or self.plan.expected(self.serial)
+        if not per:
+            return min(most, _UNTIMED_STEPS)
+        left = UNIT_SECONDS - (time.perf_counter() - self.start)
+        return max(1, min(most, int(left / per) + 1))
+
+    def tick(self, work=1):
+        """``work`` steps (or evaluations) done; switches threads between units."""
+        if self.plan is None:
+            return
+        self.work += work
+        elapsed = time.perf_counter() - self.start
+        if elapsed >= UNIT_SECONDS:
+            self.plan.record(self.serial, elapsed, self.work)
+            self._end()
+            self._begin()
+
+    def close(self):
+        """Leave the serial section (idempotent). The last unit counts if it ran long
+        enough to time (short fits, e.g. partial_fit's, learn across calls)."""
+        if self.plan is None:
+            return
+        elapsed = time.perf_counter() - self.start
+        if self.work and elapsed >= _SHORTEST_UNIT:
+            self.plan.record(self.serial, elapsed, self.work)
+        self._end()
+        self.plan = None
