@@ -244,3 +244,6 @@ class Ticker:
             self.plan.record(self.serial, elapsed, self.work)
         self._end()
         self.plan = None
+
+
+NO_PLAN = Ticker(None)     # for callers without a fit's ticker: does nothing

@@ -518,6 +518,8 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
     n_steps = -(-n // B)
     chunk = _chunk_steps(B, net.n_params)
 
+    threads = state.get("threads", _thread_plan.NO_PLAN)
+
     def run(order, epoch_state, workspace):
         update = fused_update(params)     # this epoch's rate, the live state buffers
         opt_state = opt.init(params)
@@ -525,11 +527,11 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
         try:
             while epoch_state["step"] < n_steps and not epoch_state["diverged"]:
                 start = epoch_state["step"]
-                stop = min(start + state["threads"].steps(chunk), n_steps)
+                stop = min(start + threads.steps(chunk), n_steps)
                 be.train_epoch(X, T, order, B, stop, params, grads, layers, net.loss_name,
                                net._segments, l1, l2, update, state["drop_seed"], epoch_state,
                                workspace, state["weight"])
-                state["threads"].tick(epoch_state["step"] - start)
+                threads.tick(epoch_state["step"] - start)
         finally:
             # Ctrl-C lands between chunks: the state matches the parameters.
             opt_state.step = epoch_state["opt_step"]
@@ -557,7 +559,7 @@ def _python_epoch(net, opt, X, T, B, augment, callbacks, state):
             return J + net._penalty(True), correct
 
         def on_batch(step, rows, loss):
-            state["threads"].tick()
+            state.get("threads", _thread_plan.NO_PLAN).tick()
             _call(callbacks, "on_batch_end", step, {"batch": step, "size": rows, "loss": loss})
 
         _epoch.step_loop(be, X, T, order, B, 1 if order is None else n_steps, params,
@@ -654,7 +656,7 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
                 f"parameters inf or NaN) at epoch {epoch}, step 0 (0-based); the network "
                 "keeps the parameters from before that iteration, the last whose loss was "
                 "finite.", epoch=epoch, step=0, loss=f_new)
-        state["threads"].tick(max(1, int(info.get("nfev", 1))))
+        state.get("threads", _thread_plan.NO_PLAN).tick(max(1, int(info.get("nfev", 1))))
         np.copyto(params, x_new)
         step_norm = float(np.linalg.norm(x_new - x))
         x, f, g = x_new, f_new, g_new
