@@ -5,12 +5,14 @@ Script (the figures in README's "Threads on a busy machine"):
     python bench/bench_contention.py [--rounds 3] [--fixed]
 
 runs the batch-1, batch-32 and full-batch workloads (64-256-256-10 float32,
-Adam) in fresh processes, alternating the default threads and
-``set_num_threads(1)``, first on the machine as it is and then with one busy
-process per core started beside them, and prints the median time per step of
-each, their ratio, and how long a SIGINT took to land in a default-threads fit
-under that load. ``--fixed`` adds the default threads without the thread plan
-(``NNCORE_THREAD_PLAN=fixed``, what nncore did before it).
+Adam), each round in a fresh process that alternates the default threads and
+``set_num_threads(1)`` fit by fit (after three warm-up fits each), first on
+the machine as it is and then with one busy process per core started beside
+it, and prints the median time per step of each, their ratio, and how long a
+SIGINT took to land in a default-threads fit under that load. ``--fixed``
+adds the default threads without the thread plan (``NNCORE_THREAD_PLAN=fixed``,
+in a process of its own; what nncore did before the plan). ``--spin``
+measures the CPU an idle OpenMP thread burns after a parallel region.
 
 pytest-benchmark (smoke in CI: ``pytest bench/bench_contention.py --benchmark-disable``)
 times the same workloads in-process, default vs one thread, without a load.
@@ -54,24 +56,30 @@ def _fit_seconds_per_step(net, X, y, batch, epochs, opt):
 
 # --------------------------------------------------------------------------- pytest
 
-@pytest.fixture
-def threads_as(request):
-    """'default': the default (adaptive) threads, whatever the bench conftest pinned;
-    'one': set_num_threads(1). Restored afterwards."""
+def _use(setting):
+    """'default': the default threads (the thread plan), as in a fresh process, even
+    after set_num_threads; 'one': set_num_threads(1)."""
     from threadpoolctl import threadpool_limits
 
     import nncore as nc
     from nncore import _config
-    saved = _config._explicit_threads
-    if request.param == "one":
+    if setting == "one":
         nc.set_num_threads(1)
-    else:
-        _config._explicit_threads = None
-        width = _config._configured_width()
-        k = _config._kernels()
-        if k is not None:
-            k.set_num_threads(width)
-        threadpool_limits(limits=width, user_api="blas")
+        return
+    _config._explicit_threads = None
+    width = _config._configured_width()
+    k = _config._kernels()
+    if k is not None:
+        k.set_num_threads(width)
+    threadpool_limits(limits=width, user_api="blas")
+
+
+@pytest.fixture
+def threads_as(request):
+    """The setting for one benchmark (see _use); the conftest's pin restored afterwards."""
+    from nncore import _config
+    saved = _config._explicit_threads
+    _use(request.param)
     yield request.param
     _config._explicit_threads = saved
 
@@ -92,19 +100,25 @@ def test_contention(benchmark, workload, threads_as, smoke_run):
 
 # --------------------------------------------------------------------------- script
 
-def _child_times(setting, reps):
-    """Median seconds per step of each workload in this process."""
+def _child_times(settings, reps):
+    """{setting: {workload: median seconds per step}} in this process, the settings
+    alternating fit by fit (ABBA...) so that they see the same machine."""
     import nncore as nc
-    if setting == "one":
-        nc.set_num_threads(1)
-    out = {}
+    out = {s: {} for s in settings}
     for name, (rows, batch, epochs) in WORKLOADS.items():
         net, X, y = _problem(rows)
         opt = nc.optim.Adam(1e-4)
-        for _ in range(3):                 # warm-up; the thread plan learns here
-            _fit_seconds_per_step(net, X, y, batch, epochs, opt)
-        out[name] = statistics.median(
-            _fit_seconds_per_step(net, X, y, batch, epochs, opt) for _ in range(reps))
+        times = {s: [] for s in settings}
+        for s in settings:
+            _use(s)
+            for _ in range(3):             # warm-up; the thread plan learns here
+                _fit_seconds_per_step(net, X, y, batch, epochs, opt)
+        for r in range(reps):
+            for s in (settings if r % 2 == 0 else settings[::-1]):
+                _use(s)
+                times[s].append(_fit_seconds_per_step(net, X, y, batch, epochs, opt))
+        for s in settings:
+            out[s][name] = statistics.median(times[s])
     return out
 
 
@@ -177,11 +191,13 @@ def _measure(settings, rounds, reps, loaded):
     sigint = []
     try:
         for r in range(rounds):
-            order = settings if r % 2 == 0 else settings[::-1]
-            for setting in order:
-                env = {"NNCORE_THREAD_PLAN": "fixed"} if setting == "fixed" else None
-                got = _run_child(["--child", setting, "--reps", str(reps)], env)
-                for w, t in got.items():
+            order = ["default", "one"] if r % 2 == 0 else ["one", "default"]
+            got = _run_child(["--child", ",".join(order), "--reps", str(reps)])
+            if "fixed" in settings:      # the plan off: a process of its own
+                got["fixed"] = _run_child(["--child", "default", "--reps", str(reps)],
+                                          {"NNCORE_THREAD_PLAN": "fixed"})["default"]
+            for setting, per_workload in got.items():
+                for w, t in per_workload.items():
                     times[setting][w].append(t)
             if loaded:
                 sigint.append(_run_child(["--child-sigint"])["seconds"])
@@ -210,12 +226,12 @@ def main(argv=None):
     parser.add_argument("--spin", action="store_true",
                         help="only measure the CPU an idle OpenMP thread burns after a "
                              "region, with nncore's bounded spinning and libgomp's default")
-    parser.add_argument("--child", choices=["default", "one", "fixed"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-sigint", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-spin", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(_child_times(args.child, args.reps)))
+        print(json.dumps(_child_times(args.child.split(","), args.reps)))
         return
     if args.child_sigint:
         print(json.dumps({"seconds": _child_sigint()}))
