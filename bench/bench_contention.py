@@ -56,6 +56,9 @@ def _fit_seconds_per_step(net, X, y, batch, epochs, opt):
 
 # --------------------------------------------------------------------------- pytest
 
+_DEFAULT_WIDTH = []
+
+
 def _use(setting):
     """'default': the default threads (the thread plan), as in a fresh process, even
     after set_num_threads; 'one': set_num_threads(1)."""
@@ -63,8 +66,12 @@ def _use(setting):
 
     import nncore as nc
     from nncore import _config
+    _DEFAULT_WIDTH.append(nc.get_num_threads())       # the first call sees the default
     if setting == "one":
         nc.set_num_threads(1)
+        return
+    if not hasattr(_config, "_configured_width"):      # an nncore before the thread plan
+        nc.set_num_threads(_DEFAULT_WIDTH[0])
         return
     _config._explicit_threads = None
     width = _config._configured_width()
