@@ -32,6 +32,7 @@ def default_threads(monkeypatch):
     monkeypatch.setattr(_config, "_default_width", width)
     monkeypatch.delenv("NNCORE_THREAD_PLAN", raising=False)
     k.set_num_threads(width)
+    threadpoolctl.threadpool_limits(limits=width, user_api="blas")   # earlier tests may pin 1
     monkeypatch.setattr(_thread_plan, "_plans", type(_thread_plan._plans)())
     yield width
     assert _thread_plan._Serial.depth == 0
