@@ -127,3 +127,33 @@ def test_workspace_rejects_a_layout_the_loop_cannot_run(layout, msg):
         K.EpochWorkspace(np.float64, layout, 4, 3, False, 10, False)
     with pytest.raises(ValueError, match="float32 or float64"):
         K.EpochWorkspace(np.int64, [(0, 3, 2)], 4, 3, False, 10, False)
+
+
+@pytest.mark.parametrize("mistake", ["order", "offset", "act", "stop", "labels", "grads",
+                                     "segments", "optimizer buffer"])
+def test_loop_refuses_what_it_would_index_out_of_bounds(mistake):
+    """The loop's own checks (beyond the workspace), as the backend's validation
+    would have refused the same call."""
+    call = _call()
+    ws = _workspace(call)
+    n_params = call["params"].shape[0]
+    if mistake == "order":
+        call["order"] = call["order"].copy()
+        call["order"][3] = call["X"].shape[0]
+    elif mistake == "offset":
+        call["ops"] = call["ops"][:2] + [(E.DENSE, 5, 2, 0, n_params - 5, 0.0)]
+    elif mistake == "act":
+        call["ops"] = [(E.DENSE, 3, 5, 99, 0, 0.0)] + call["ops"][1:]
+    elif mistake == "stop":
+        call["stop"] += 1
+    elif mistake == "labels":
+        call["loss_code"] = 1       # cross-entropy with labels, two outputs
+        call["T"] = np.array([0, 1, 2, 0, 1, 0, 1, 0, 1, 0], np.int64)
+    elif mistake == "grads":
+        call["grads"] = call["grads"][:-1].copy()
+    elif mistake == "segments":
+        call["segments"] = np.array([[0, n_params + 1]], np.int64)
+    else:
+        call["hyper"] = dict(call["hyper"], momentum=0.9)
+        call["opt_buffers"] = (np.zeros(n_params - 1),)
+    _assert_refused(call, ws, "train_epoch_loop")

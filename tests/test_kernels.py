@@ -662,10 +662,13 @@ def test_rank2_secant_condition(which):
 def test_debug_build_catches_out_of_bounds(monkeypatch):
     """Bypassing validation, an out-of-range index is caught inside the kernel
     (reported through sys.unraisablehook, as kernels cannot raise) instead of
-    reading past the array."""
+    reading past the array. (The entry point K.gather itself refuses the index
+    first; _gather_unchecked, debug build only, skips that check.)"""
     import sys
     seen = []
     monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
     y, out = np.arange(5.0), np.empty(1)
-    K.gather(y, np.array([10**6], dtype=np.int64), out)   # the raw kernel, unvalidated
+    with pytest.raises(ValueError):
+        K.gather(y, np.array([10**6], dtype=np.int64), out)
+    K._gather_unchecked(y, np.array([10**6], dtype=np.int64), out)   # the raw kernel
     assert IndexError in seen

@@ -267,10 +267,45 @@ def curvature_activations():
     return frozenset(known)
 
 
+cdef int _require_directions(const floating[:, :, ::1] R, Py_ssize_t m, Py_ssize_t n,
+                             Py_ssize_t width, str what) except -1:
+    """R is an (m, n, width) array of directions."""
+    if R is None or R.shape[0] != m or R.shape[1] != n or R.shape[2] != width:
+        raise ValueError(f"nncore._kernels: {what} must have shape {(m, n, width)}")
+    return 0
+
+
+cdef int _require_dense_r(const floating[:, ::1] X, const floating[:, ::1] W,
+                          const floating[:, :, ::1] VW, const floating[:, ::1] Y, int act,
+                          str kernel) except -1:
+    """The sizes a dense R-kernel relies on: X (N, n_in), W (n_in, n_out), VW (m, n_in,
+    n_out), Y (N, n_out), none empty, within blas_int (m·N too); an activation whose
+    f'' _act_d12 knows."""
+    cdef floating d1, d2
+    cdef Py_ssize_t N = X.shape[0], n_in = X.shape[1], n_out = W.shape[1], m = VW.shape[0]
+    if not (N > 0 and n_in > 0 and n_out > 0 and m > 0 and W.shape[0] == n_in
+            and VW.shape[1] == n_in and VW.shape[2] == n_out and Y.shape[0] == N
+            and Y.shape[1] == n_out):
+        raise ValueError(f"nncore._kernels: {kernel}: X (N, n_in), W (n_in, n_out), "
+                         "VW (m, n_in, n_out), Y (N, n_out), none empty")
+    _require_blas(max(m * N, n_in, n_out), kernel)
+    _require_act(act, kernel)
+    if not _act_d12(act, <floating>0.5, &d1, &d2):
+        raise ValueError(f"nncore._kernels: {kernel}: no second derivative for activation {act}")
+    return 0
+
+
 def dense_rforward(const floating[:, ::1] X, const floating[:, :, ::1] RX, bint has_rx,
                    const floating[:, ::1] W, const floating[:, :, ::1] VW,
                    const floating[:, ::1] Vb, int act, const floating[:, ::1] Y,
                    floating[:, :, ::1] RS, floating[:, :, ::1] RY):
+    cdef Py_ssize_t N = X.shape[0], n_in = X.shape[1], n_out = W.shape[1], m = VW.shape[0]
+    _require_dense_r(X, W, VW, Y, act, "dense_rforward")
+    if has_rx:
+        _require_directions(RX, m, N, n_in, "dense_rforward: RX")
+    _require(Vb.shape[0] == m and Vb.shape[1] == n_out, "dense_rforward: Vb must be (m, n_out)")
+    _require_directions(RS, m, N, n_out, "dense_rforward: RS")
+    _require_directions(RY, m, N, n_out, "dense_rforward: RY")
     with nogil:
         dense_rforward_k(X, RX, has_rx, W, VW, Vb, act, Y, RS, RY)
 
@@ -281,39 +316,77 @@ def dense_rbackward(const floating[:, ::1] X, const floating[:, :, ::1] RX, bint
                     floating[:, ::1] D, floating[:, :, ::1] RD, int act,
                     floating[:, :, ::1] RdW, floating[:, ::1] Rdb, floating[:, ::1] DX,
                     floating[:, :, ::1] RDX, bint has_dx):
+    cdef Py_ssize_t N = X.shape[0], n_in = X.shape[1], n_out = W.shape[1], m = VW.shape[0]
+    _require_dense_r(X, W, VW, Y, act, "dense_rbackward")
+    if has_rx:
+        _require_directions(RX, m, N, n_in, "dense_rbackward: RX")
+    _require_directions(RS, m, N, n_out, "dense_rbackward: RS")
+    _require_directions(RD, m, N, n_out, "dense_rbackward: RD")
+    _require_directions(RdW, m, n_in, n_out, "dense_rbackward: RdW")
+    _require(D.shape[0] == N and D.shape[1] == n_out and Rdb.shape[0] == m
+             and Rdb.shape[1] == n_out, "dense_rbackward: D (N, n_out), Rdb (m, n_out)")
+    if has_dx:
+        _require(DX is not None and DX.shape[0] == N and DX.shape[1] == n_in,
+                 "dense_rbackward: DX must be (N, n_in)")
+        _require_directions(RDX, m, N, n_in, "dense_rbackward: RDX")
     with nogil:
         dense_rbackward_k(X, RX, has_rx, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX, has_dx)
 
 
 def loss_mse_rop(const floating[:, :, ::1] Rout, floating[:, :, ::1] Rgrad):
+    _require_directions(Rgrad, Rout.shape[0], Rout.shape[1], Rout.shape[2],
+                        "loss_mse_rop: Rgrad (Rout's shape)")
     with nogil:
         loss_mse_rop_k(Rout, Rgrad)
 
 
+cdef int _require_logits_rop(const floating[:, ::1] logits, const floating[:, :, ::1] Rlogits,
+                             floating[:, :, ::1] Rgrad, str kernel) except -1:
+    """logits (N, K) non-empty, Rlogits and Rgrad (m, N, K)."""
+    if logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"nncore._kernels: {kernel}: empty logits")
+    _require_directions(Rlogits, Rlogits.shape[0], logits.shape[0], logits.shape[1],
+                        "Rlogits (m, N, K)")
+    _require_directions(Rgrad, Rlogits.shape[0], logits.shape[0], logits.shape[1],
+                        "Rgrad (Rlogits' shape)")
+    return 0
+
+
 def loss_softmax_ce_rop(const floating[:, ::1] logits, const floating[:, :, ::1] Rlogits,
                         floating[:, :, ::1] Rgrad, floating[::1] scratch):
+    _require_logits_rop(logits, Rlogits, Rgrad, "loss_softmax_ce_rop")
+    _require(scratch.shape[0] >= logits.shape[1], "loss_softmax_ce_rop: scratch needs K elements")
     with nogil:
         loss_softmax_ce_rop_k(logits, Rlogits, Rgrad, scratch)
 
 
 def loss_bce_rop(const floating[:, ::1] logits, const floating[:, :, ::1] Rlogits,
                  floating[:, :, ::1] Rgrad):
+    _require_logits_rop(logits, Rlogits, Rgrad, "loss_bce_rop")
     with nogil:
         loss_bce_rop_k(logits, Rlogits, Rgrad)
 
 
 def jacobian_rows(const floating[:, ::1] A, const floating[:, ::1] D, floating[:, ::1] out,
                   Py_ssize_t offset):
+    _require(D.shape[0] == A.shape[0] and out.shape[0] == A.shape[0] and offset >= 0
+             and offset + A.shape[1] * D.shape[1] + D.shape[1] <= out.shape[1],
+             "jacobian_rows: A, D, out with one row count; the block must fit out's columns")
     with nogil:
         jacobian_rows_k(A, D, out, offset)
 
 
 def ggn_rows_softmax(const floating[:, ::1] P, floating[:, ::1] J, floating[::1] scratch):
+    _require(J.shape[0] == P.shape[0] * P.shape[1] and scratch.shape[0] >= J.shape[1],
+             "ggn_rows_softmax: J needs N*K rows, scratch J's width")
     with nogil:
         ggn_rows_softmax_k(P, J, scratch)
 
 
 def syrk(const floating[:, ::1] A, floating[:, ::1] C, double alpha, double beta):
+    _require(A.shape[0] > 0 and A.shape[1] > 0 and C.shape[0] == A.shape[1]
+             and C.shape[1] == A.shape[1], "syrk: A (R, n) non-empty, C (n, n)")
+    _require_blas(max(A.shape[0], A.shape[1]), "syrk")
     with nogil:
         syrk_k(A, C, <floating>alpha, <floating>beta)
 
@@ -321,6 +394,9 @@ def syrk(const floating[:, ::1] A, floating[:, ::1] C, double alpha, double beta
 def cholesky_solve(floating[:, ::1] L, floating[::1] x):
     """L: a copy of A (overwritten by the factor); x: b on entry. Returns LAPACK info."""
     cdef blas_int info
+    _require(x.shape[0] > 0 and L.shape[0] == x.shape[0] and L.shape[1] == x.shape[0],
+             "cholesky_solve: L (n, n), x (n,), n > 0")
+    _require_blas(x.shape[0], "cholesky_solve")
     with nogil:
         info = cholesky_solve_k(L, x)
     return info

@@ -1152,9 +1152,56 @@ cdef void dfp_apply_k(floating[:, ::1] V,       # IN/OUT inverse Hessian (n, n)
 
 
 # =========================================================================== entry points
-# Called only by nncore.backend._cython after validation. Flat kernels take 1-D
-# views (the wrapper passes a.reshape(-1)); every entry point returns early on
-# empty input so no kernel takes the address of an element that does not exist.
+# Called by nncore.backend._cython after its full validation, but safe on their
+# own: each checks, in O(1) (O(rows) for index arrays), the shapes and indices
+# its kernel relies on and raises ValueError instead of reading or writing out
+# of bounds (dtype and layout are checked by the typed memoryviews). Flat
+# kernels take 1-D views (the wrapper passes a.reshape(-1)); every entry point
+# returns early on empty input so no kernel takes the address of an element
+# that does not exist.
+
+cdef int _require(bint ok, str what) except -1:
+    """Raise ValueError(what) unless ok."""
+    if not ok:
+        raise ValueError(f"nncore._kernels: {what}")
+    return 0
+
+
+cdef int _require_rows_in(const int64_t[::1] idx, Py_ssize_t n, str what) except -1:
+    """Every idx[i] in [0, n) (one pass; the message is formatted only on failure)."""
+    cdef Py_ssize_t i
+    cdef bint ok = True
+    with nogil:
+        for i in range(idx.shape[0]):
+            if idx[i] < 0 or idx[i] >= n:
+                ok = False
+                break
+    if not ok:
+        raise ValueError(f"nncore._kernels: {what} must lie in [0, {n})")
+    return 0
+
+
+cdef int _require_weight(const double[::1] weight, Py_ssize_t n, str kernel) except -1:
+    """No weights, or one per row."""
+    if weight is not None and weight.shape[0] != n:
+        raise ValueError(f"nncore._kernels: {kernel}: weight must have {n} elements")
+    return 0
+
+
+cdef int _require_act(int act, str kernel) except -1:
+    """A known activation code (the point-function switches skip unknown ones)."""
+    if act < 0 or act >= N_ACT:
+        raise ValueError(f"nncore._kernels: {kernel}: unknown activation code {act}")
+    return 0
+
+
+cdef int _require_blas(Py_ssize_t size, str kernel) except -1:
+    """A size that fits blas_int (it is cast at the BLAS call)."""
+    if size > _BLAS_INT_MAX:
+        raise ValueError(f"nncore._kernels: {kernel}: a size exceeds the BLAS limit "
+                         f"{_BLAS_INT_MAX}")
+    return 0
+
 
 def set_num_threads(int n):
     """Thread count of the OpenMP loops (clipped to [1, 64]; 1 in a forked child)."""
@@ -1183,10 +1230,16 @@ def _set_parallel_threshold(Py_ssize_t n):
 
 def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
          bint trans_a, bint trans_b, double alpha, double beta):
-    cdef blas_int m = <blas_int>C.shape[0], n = <blas_int>C.shape[1]
-    cdef blas_int k = <blas_int>(A.shape[0] if trans_a else A.shape[1])
+    cdef Py_ssize_t inner = A.shape[0] if trans_a else A.shape[1]
     cdef floating fa = <floating>alpha, fb = <floating>beta
     cdef Py_ssize_t i, j
+    cdef blas_int m, n, k
+    _require((A.shape[1] if trans_a else A.shape[0]) == C.shape[0]
+             and (B.shape[0] if trans_b else B.shape[1]) == C.shape[1]
+             and (B.shape[1] if trans_b else B.shape[0]) == inner,
+             "gemm: op(A) op(B) != C's shape")
+    _require_blas(max(A.shape[0], A.shape[1], B.shape[0], B.shape[1]), "gemm")
+    m, n, k = <blas_int>C.shape[0], <blas_int>C.shape[1], <blas_int>inner
     if m == 0 or n == 0:
         return
     if k == 0:    # op(A) op(B) is zero; BLAS would reject the zero leading dimension
@@ -1210,6 +1263,7 @@ def sum_squares(const floating[::1] x):
 
 
 def multiply(const floating[::1] a, const floating[::1] b, floating[::1] out):
+    _require(b.shape[0] == a.shape[0] == out.shape[0], "multiply: lengths differ")
     if a.shape[0] == 0:
         return
     with nogil:
@@ -1217,6 +1271,7 @@ def multiply(const floating[::1] a, const floating[::1] b, floating[::1] out):
 
 
 def add(const floating[::1] a, const floating[::1] b, floating[::1] out):
+    _require(b.shape[0] == a.shape[0] == out.shape[0], "add: lengths differ")
     if a.shape[0] == 0:
         return
     with nogil:
@@ -1224,6 +1279,8 @@ def add(const floating[::1] a, const floating[::1] b, floating[::1] out):
 
 
 def activation_forward(const floating[::1] S, int act, floating[::1] out):
+    _require(out.shape[0] == S.shape[0], "activation_forward: lengths differ")
+    _require_act(act, "activation_forward")
     if S.shape[0] == 0:
         return
     with nogil:
@@ -1232,6 +1289,8 @@ def activation_forward(const floating[::1] S, int act, floating[::1] out):
 
 def activation_backward(const floating[::1] Y, const floating[::1] dY, int act,
                         floating[::1] out):
+    _require(dY.shape[0] == Y.shape[0] == out.shape[0], "activation_backward: lengths differ")
+    _require_act(act, "activation_backward")
     if Y.shape[0] == 0:
         return
     with nogil:
@@ -1239,6 +1298,7 @@ def activation_backward(const floating[::1] Y, const floating[::1] dY, int act,
 
 
 def sigmoid(const floating[::1] x, floating[::1] out):
+    _require(out.shape[0] == x.shape[0], "sigmoid: lengths differ")
     if x.shape[0] == 0:
         return
     with nogil:
@@ -1247,6 +1307,14 @@ def sigmoid(const floating[::1] x, floating[::1] out):
 
 def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W,
                   const floating[::1] b, int act, floating[:, ::1] out):
+    _require(W.shape[0] == X.shape[1] and b.shape[0] == W.shape[1]
+             and out.shape[0] == X.shape[0] and out.shape[1] == W.shape[1],
+             "dense_forward: X (N, n_in), W (n_in, n_out), b (n_out,), out (N, n_out)")
+    _require(W.shape[0] > 0 and W.shape[1] > 0, "dense_forward: empty W")
+    _require_act(act, "dense_forward")
+    _require_blas(max(X.shape[0], W.shape[0], W.shape[1]), "dense_forward")
+    if X.shape[0] == 0:
+        return
     with nogil:
         dense_forward_k(X, W, b, act, out)
 
@@ -1255,22 +1323,47 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
                    const floating[:, ::1] Y, floating[:, ::1] dY, int act,
                    floating[:, ::1] dW, floating[::1] db, floating[:, ::1] dX):
     cdef bint has_dX = dX is not None
+    cdef Py_ssize_t N = X.shape[0], n_in = W.shape[0], n_out = W.shape[1]
+    _require(X.shape[1] == n_in and Y.shape[0] == N and Y.shape[1] == n_out
+             and dY.shape[0] == N and dY.shape[1] == n_out and dW.shape[0] == n_in
+             and dW.shape[1] == n_out and db.shape[0] == n_out
+             and (not has_dX or (dX.shape[0] == N and dX.shape[1] == n_in)),
+             "dense_backward: X, dX (N, n_in); W, dW (n_in, n_out); Y, dY (N, n_out); db (n_out,)")
+    _require(n_in > 0 and n_out > 0 and N > 0, "dense_backward: empty input or W")
+    _require_act(act, "dense_backward")
+    _require_blas(max(N, n_in, n_out), "dense_backward")
     with nogil:
         dense_backward_k(X, W, Y, dY, act, dW, db, dX, has_dX)
 
 
 def softmax(const floating[:, ::1] logits, floating[:, ::1] out):
+    _require(out.shape[0] == logits.shape[0] and out.shape[1] == logits.shape[1]
+             and logits.shape[1] > 0, "softmax: out must have logits' shape, K > 0")
     if logits.shape[0] == 0:
         return
     with nogil:
         softmax_k(logits, out)
 
 
+cdef int _check_loss_shapes(const floating[:, ::1] out, const floating[:, ::1] target,
+                            floating[:, ::1] grad, bint has_grad, str name) except -1:
+    """out, target and grad (if any) of one (N, K) shape with N, K > 0."""
+    return _require(target.shape[0] == out.shape[0] and target.shape[1] == out.shape[1]
+                    and out.shape[0] > 0 and out.shape[1] > 0
+                    and (not has_grad or (grad.shape[0] == out.shape[0]
+                                          and grad.shape[1] == out.shape[1])),
+                    f"{name}: out, target and grad must share one (N, K) shape, N, K > 0")
+
+
 def loss_mse(const floating[:, ::1] out, const floating[:, ::1] target,
              floating[:, ::1] grad, const double[::1] weight=None):
     cdef bint has_grad = grad is not None
     cdef double J
-    cdef const double* wp = &weight[0] if weight is not None else NULL
+    cdef const double* wp = NULL
+    _check_loss_shapes(out, target, grad, has_grad, "loss_mse")
+    _require_weight(weight, out.shape[0], "loss_mse")
+    if weight is not None:
+        wp = &weight[0]
     with nogil:
         J = loss_mse_k(out, target, grad, has_grad, wp)
     return J
@@ -1280,7 +1373,15 @@ def loss_softmax_ce(const floating[:, ::1] logits, const int64_t[::1] labels,
                     floating[:, ::1] grad, const double[::1] weight=None):
     cdef bint has_grad = grad is not None
     cdef double J
-    cdef const double* wp = &weight[0] if weight is not None else NULL
+    cdef const double* wp = NULL
+    _require(labels.shape[0] == logits.shape[0] and logits.shape[0] > 0 and logits.shape[1] > 0
+             and (not has_grad or (grad.shape[0] == logits.shape[0]
+                                   and grad.shape[1] == logits.shape[1])),
+             "loss_softmax_ce: logits and grad (N, K), labels (N,), N, K > 0")
+    _require_rows_in(labels, logits.shape[1], "loss_softmax_ce: labels")
+    _require_weight(weight, logits.shape[0], "loss_softmax_ce")
+    if weight is not None:
+        wp = &weight[0]
     with nogil:
         J = loss_softmax_ce_k(logits, labels, grad, has_grad, wp)
     return J
@@ -1290,7 +1391,11 @@ def loss_softmax_ce_prob(const floating[:, ::1] logits, const floating[:, ::1] t
                          floating[:, ::1] grad, const double[::1] weight=None):
     cdef bint has_grad = grad is not None
     cdef double J
-    cdef const double* wp = &weight[0] if weight is not None else NULL
+    cdef const double* wp = NULL
+    _check_loss_shapes(logits, target, grad, has_grad, "loss_softmax_ce_prob")
+    _require_weight(weight, logits.shape[0], "loss_softmax_ce_prob")
+    if weight is not None:
+        wp = &weight[0]
     with nogil:
         J = loss_softmax_ce_prob_k(logits, target, grad, has_grad, wp)
     return J
@@ -1300,7 +1405,11 @@ def loss_bce(const floating[:, ::1] logits, const floating[:, ::1] target,
              floating[:, ::1] grad, const double[::1] weight=None):
     cdef bint has_grad = grad is not None
     cdef double J
-    cdef const double* wp = &weight[0] if weight is not None else NULL
+    cdef const double* wp = NULL
+    _check_loss_shapes(logits, target, grad, has_grad, "loss_bce")
+    _require_weight(weight, logits.shape[0], "loss_bce")
+    if weight is not None:
+        wp = &weight[0]
     with nogil:
         J = loss_bce_k(logits, target, grad, has_grad, wp)
     return J
@@ -1310,6 +1419,14 @@ def regularize(const floating[::1] params, floating[::1] grads,
                const int64_t[:, ::1] segments, double l1, double l2):
     cdef bint has_grad = grads is not None
     cdef double pen
+    cdef Py_ssize_t s, n = params.shape[0]
+    cdef bint ok = segments.shape[1] == 2 and (not has_grad or grads.shape[0] == n)
+    if ok:
+        for s in range(segments.shape[0]):
+            if segments[s, 1] > segments[s, 0] and (segments[s, 0] < 0 or segments[s, 1] > n):
+                ok = False
+                break
+    _require(ok, "regularize: grads must match params and segments be (k, 2) ranges in params")
     with nogil:
         pen = regularize_k(params, grads, segments, l1, l2, has_grad)
     return pen
@@ -1324,6 +1441,9 @@ def dropout_mask(uint64_t seed, uint64_t counter, double rate, floating[::1] mas
 
 def gather_rows(const floating_in[:, ::1] X, const int64_t[::1] idx,
                 floating[:, ::1] out):
+    _require(out.shape[0] == idx.shape[0] and out.shape[1] == X.shape[1],
+             "gather_rows: out must be (len(idx), X's columns)")
+    _require_rows_in(idx, X.shape[0], "gather_rows: idx")
     if idx.shape[0] == 0 or X.shape[1] == 0:
         return
     with nogil:
@@ -1331,6 +1451,18 @@ def gather_rows(const floating_in[:, ::1] X, const int64_t[::1] idx,
 
 
 def gather(const gather_in[::1] y, const int64_t[::1] idx, gather_out[::1] out):
+    _require(out.shape[0] == idx.shape[0], "gather: out must have idx's length")
+    _require_rows_in(idx, y.shape[0], "gather: idx")
+    with nogil:
+        gather_k(y, idx, out)
+
+
+def _gather_unchecked(const gather_in[::1] y, const int64_t[::1] idx, gather_out[::1] out):
+    """gather_k without the entry point's checks, in the debug build only (elsewhere a
+    RuntimeError): tests/test_kernels.py shows with it that the debug build's bounds
+    checks catch an out-of-range index inside a kernel."""
+    if not NNCORE_DEBUG_BUILD:
+        raise RuntimeError("_gather_unchecked exists only in the debug build (NNCORE_DEBUG=1)")
     with nogil:
         gather_k(y, idx, out)
 
@@ -1338,6 +1470,8 @@ def gather(const gather_in[::1] y, const int64_t[::1] idx, gather_out[::1] out):
 def sgd_step(floating[::1] params, const floating[::1] grads, floating[::1] buf,
              double lr, double momentum, double dampening, bint nesterov, bint first,
              double gscale):
+    _require(grads.shape[0] == params.shape[0] == buf.shape[0],
+             "sgd_step: params, grads and buf must have one length (buf unused at momentum 0)")
     if params.shape[0] == 0:
         return
     with nogil:
@@ -1346,6 +1480,8 @@ def sgd_step(floating[::1] params, const floating[::1] grads, floating[::1] buf,
 
 def adagrad_step(floating[::1] params, const floating[::1] grads, floating[::1] state_sum,
                  double clr, double eps, bint eps_inside_sqrt, double gscale):
+    _require(grads.shape[0] == params.shape[0] == state_sum.shape[0],
+             "adagrad_step: params, grads and state_sum must have one length")
     if params.shape[0] == 0:
         return
     with nogil:
@@ -1354,6 +1490,8 @@ def adagrad_step(floating[::1] params, const floating[::1] grads, floating[::1] 
 
 def rmsprop_step(floating[::1] params, const floating[::1] grads, floating[::1] square_avg,
                  double lr, double alpha, double eps, bint eps_inside_sqrt, double gscale):
+    _require(grads.shape[0] == params.shape[0] == square_avg.shape[0],
+             "rmsprop_step: params, grads and square_avg must have one length")
     if params.shape[0] == 0:
         return
     with nogil:
@@ -1364,6 +1502,8 @@ def rprop_step(floating[::1] params, const floating[::1] grads, floating[::1] pr
                floating[::1] step_size, floating[::1] delta_w, double eta_minus,
                double eta_plus, double step_min, double step_max, bint zero_on_change,
                bint backtrack, bint revert):
+    _require(grads.shape[0] == params.shape[0] == prev.shape[0] == step_size.shape[0],
+             "rprop_step: params, grads, prev and step_size must have one length")
     if params.shape[0] == 0:
         return
     if backtrack and delta_w.shape[0] != params.shape[0]:
@@ -1374,6 +1514,9 @@ def rprop_step(floating[::1] params, const floating[::1] grads, floating[::1] pr
 
 
 def symv(const floating[:, ::1] A, const floating[::1] x, floating[::1] out):
+    _require(A.shape[0] == A.shape[1] == x.shape[0] == out.shape[0],
+             "symv: A (n, n), x and out (n,)")
+    _require_blas(A.shape[0], "symv")
     if x.shape[0] == 0:
         return
     with nogil:
@@ -1384,6 +1527,9 @@ def rank2_prepare(const floating[:, ::1] V, const floating[::1] s, const floatin
                   floating[::1] u):
     """Return (sᵀr, rᵀu) and fill u := V·r."""
     cdef double sr = 0, ru = 0
+    _require(V.shape[0] == V.shape[1] == s.shape[0] == r.shape[0] == u.shape[0],
+             "rank2_prepare: V (n, n), s, r and u (n,)")
+    _require_blas(V.shape[0], "rank2_prepare")
     if s.shape[0] == 0:
         return 0.0, 0.0
     with nogil:
@@ -1393,6 +1539,8 @@ def rank2_prepare(const floating[:, ::1] V, const floating[::1] s, const floatin
 
 def bfgs_apply(floating[:, ::1] V, const floating[::1] s, const floating[::1] u,
                double rho, double c):
+    _require(V.shape[0] == V.shape[1] == s.shape[0] == u.shape[0],
+             "bfgs_apply: V (n, n), s and u (n,)")
     if s.shape[0] == 0:
         return
     with nogil:
@@ -1401,6 +1549,8 @@ def bfgs_apply(floating[:, ::1] V, const floating[::1] s, const floating[::1] u,
 
 def dfp_apply(floating[:, ::1] V, const floating[::1] s, const floating[::1] u,
               double sr, double ru):
+    _require(V.shape[0] == V.shape[1] == s.shape[0] == u.shape[0],
+             "dfp_apply: V (n, n), s and u (n,)")
     if s.shape[0] == 0:
         return
     with nogil:

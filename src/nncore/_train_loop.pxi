@@ -718,6 +718,53 @@ cdef void _tl_read_layers(list ops, tuple layer_buffers, TLLayer* layers,
             layer.input_grad = <void*>&view[0, 0]
 
 
+cdef int _tl_require_layers(list ops, Py_ssize_t n_params) except -1:
+    """Every learned layer's W and b inside params, a known activation; dropout rates in
+    [0, 1)."""
+    for kind, n_in, n_out, act, w_off, rate in ops:
+        if kind == TL_DENSE or kind == TL_RESIDUAL:
+            _require_act(act, "train_epoch_loop")
+            if w_off < 0 or w_off + n_in * n_out + n_out > n_params:
+                raise ValueError(f"nncore._kernels: train_epoch_loop: layer at offset {w_off} "
+                                 f"reaches past params ({n_params})")
+        elif not 0.0 <= rate < 1.0:
+            raise ValueError(f"nncore._kernels: train_epoch_loop: dropout rate {rate}")
+    return 0
+
+
+cdef int _tl_require_call(const floating_in[:, ::1] X, object T, const int64_t[::1] order,
+                          Py_ssize_t batch_size, Py_ssize_t stop, floating[::1] params,
+                          floating[::1] grads, list ops, int loss_code,
+                          const int64_t[:, ::1] segments, int opt_kind, tuple opt_buffers,
+                          dict state) except -1:
+    """What the loop indexes with, beyond the workspace: lengths, the rows of the
+    epoch's order it will use, labels, layer offsets and penalty segments (O(1)
+    per layer, one pass over the order's rows and the labels)."""
+    cdef Py_ssize_t n = X.shape[0], n_params = params.shape[0], step = state["step"]
+    cdef Py_ssize_t n_outputs = ops[len(ops) - 1][2] if ops else 0
+    _require(n > 0 and n_params > 0 and grads.shape[0] == n_params,
+             "train_epoch_loop: X and params non-empty, grads of params' length")
+    for buffer in opt_buffers:
+        _require(len(buffer) == n_params, "train_epoch_loop: optimizer buffers of params' length")
+    _require(0 <= loss_code <= TL_BCE and 0 <= opt_kind <= TL_ADAM,
+             "train_epoch_loop: unknown loss or optimizer code")
+    _require(batch_size >= 1 and order.shape[0] == n and 0 <= step <= stop
+             and stop <= (n + batch_size - 1) // batch_size,
+             "train_epoch_loop: order (n,), 0 <= state['step'] <= stop <= ceil(n / batch_size)")
+    _require_rows_in(order[min(step * batch_size, n):min(stop * batch_size, n)], n,
+                     "train_epoch_loop: order")
+    if loss_code == TL_CE:
+        _require(T.shape == (n,), "train_epoch_loop: labels must have X's rows")
+        _require_rows_in(T, n_outputs, "train_epoch_loop: labels")
+    else:
+        _require(T.shape == (n, n_outputs), "train_epoch_loop: targets must be (n, outputs)")
+    _tl_require_layers(ops, n_params)
+    _require(segments.shape[1] == 2 and (segments.shape[0] == 0 or (
+        _np.min(segments.base) >= 0 and _np.max(segments.base) <= n_params)),
+        "train_epoch_loop: segments must be (k, 2) ranges in params")
+    return 0
+
+
 def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] order,
                      Py_ssize_t batch_size, Py_ssize_t stop,
                      floating[::1] params, floating[::1] grads, list ops, int loss_code,
@@ -756,6 +803,8 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     cdef bint count_correct = bool(state["count"])
     cdef const double* weight_ptr = NULL
     cdef double* coef_ptr = NULL
+    _tl_require_call(X, T, order, batch_size, stop, params, grads, ops, loss_code, segments,
+                     opt_kind, opt_buffers, state)
     # (``.base``: the arrays behind the typed views)
     workspace.check(params.base, [op[:3] for op in ops], batch_size, X.shape[1],
                     loss_code == TL_CE, hyper["weight_decay"] != 0.0, X=X.base, T=T,
@@ -833,6 +882,8 @@ def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] exp
     """Adam/AdamW step through the multiversioned C loop: AVX-512/AVX2 where the
     CPU has them, so the update is not bound by SSE2's sqrt/div throughput
     (bench/bench_kernels.py measures it)."""
+    _require(grads.shape[0] == params.shape[0] == exp_avg.shape[0] == exp_avg_sq.shape[0],
+             "adam_step: params, grads, exp_avg and exp_avg_sq must have one length")
     if params.shape[0] == 0:
         return
     with nogil:
