@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from . import _dask
+
 __all__ = ["draw_validation", "evaluate", "metrics", "split_rows", "split_selectors"]
 
 
@@ -46,6 +48,8 @@ def metrics(net, X, T, prefix="", weight=None):
         cross-entropy losses (for ``"binary_cross_entropy"`` the fraction of
         correct outputs over all N·K of them).
     """
+    if T is None:       # a nncore._dask.ChunkedSet: summed over its chunks
+        return _dask.metrics(net, X, prefix)
     count = net.is_classifier and weight is None
     J, correct, _ = net._loss_grad(X, T, grad=False, count=count, weight=weight)
     result = {prefix + "loss": float(J + net._penalty(False))}
@@ -60,6 +64,9 @@ def metrics(net, X, T, prefix="", weight=None):
 
 def evaluate(net, X, y, sample_weight=None):
     """The loss and metrics of ``net`` on ``(X, y)``, dropout off (see :meth:`Network.evaluate`)."""
+    if _dask.is_chunked(X) or _dask.is_chunked(y):
+        _dask.no_weights(sample_weight)
+        return _dask.metrics(net, _dask.ChunkedSet(net, X, y))
     Xa = net._check_X(X)
     T = net._check_y(y, Xa.shape[0])
     return metrics(net, Xa, T, weight=net._row_coefficients(sample_weight, Xa.shape[0]))

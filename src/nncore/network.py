@@ -35,6 +35,7 @@ import threading
 
 import numpy as np
 
+from . import _dask
 from . import backend as _backend
 from . import losses as _losses
 from .activations import get as _activation
@@ -481,6 +482,8 @@ class Network:
         ndarray, shape (N, n_out)
             Raw outputs for ``"mse"``, logits for the cross-entropy losses.
         """
+        if _dask.is_chunked(X) and not training:    # lazy, chunk by chunk
+            return _dask.predict(self, X, "forward")
         X = self._check_X(X)
         return self._outputs(X, training=bool(training))
 
@@ -503,6 +506,8 @@ class Network:
         ValueError, TypeError
             If ``X`` has the wrong shape, is empty, non-finite or non-numeric.
         """
+        if _dask.is_chunked(X):
+            return _dask.predict(self, X, "predict")
         return self._loss.predict(self.forward(X))
 
     def predict_proba(self, X):
@@ -527,6 +532,8 @@ class Network:
         if not self._loss.is_classifier:
             raise ValueError(f"predict_proba needs a cross-entropy loss; this network uses "
                              f"{self.loss_name!r}")
+        if _dask.is_chunked(X):
+            return _dask.predict(self, X, "predict_proba")
         out = self.forward(X)
         self._loss.probabilities(_backend.current(), out)
         return out
@@ -555,6 +562,8 @@ class Network:
             If ``X``, ``y`` or ``sample_weight`` has the wrong shape, is empty,
             non-finite, non-numeric or (labels) out of range.
         """
+        if _dask.is_chunked(X) or _dask.is_chunked(y):
+            return _dask.loss(self, X, y)
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
         weight = self._row_coefficients(sample_weight, X.shape[0])
@@ -590,6 +599,8 @@ class Network:
         ValueError, TypeError
             As :meth:`loss`.
         """
+        if _dask.is_chunked(X) or _dask.is_chunked(y):
+            return _dask.loss_and_gradient(self, X, y)
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
         # The gradient goes into a buffer of this call (threads never share

@@ -47,8 +47,7 @@ import time
 
 import numpy as np
 
-from . import _thread_plan
-from . import _weights
+from . import _dask, _dask_fit, _thread_plan, _weights
 from . import backend as _backend
 from . import losses as _losses
 from ._checks import flag, integer, real
@@ -122,6 +121,9 @@ def _check_eval_data(net, data, name, what):
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise ValueError(f"{name} must be a pair (X_{what}, y_{what}) or a triple "
                          f"(X_{what}, y_{what}, sample_weight_{what})")
+    if _dask.is_chunked(data[0]) or _dask.is_chunked(data[1]):
+        _dask.no_weights(data[2] if len(data) == 3 else None)
+        return _dask.ChunkedSet(net, data[0], data[1], f"X_{what}", f"y_{what}"), None, None
     Xd = net._check_X(data[0], f"X_{what}")
     Td = net._check_y(data[1], Xd.shape[0], f"y_{what}")
     weight = None
@@ -132,9 +134,29 @@ def _check_eval_data(net, data, name, what):
     return Xd, Td, weight
 
 
+def _resolve_chunked(net, X, y, sample_weight, class_weight, validation_data,
+                     validation_split, validation_shuffle):
+    """:func:`_resolve_data` for Dask arrays: ``nncore._dask.ChunkedSet`` in place of
+    ``(X, T)`` (T None), no weights yet."""
+    _dask.no_weights(sample_weight, class_weight)
+    Xa = _dask.ChunkedSet(net, X, y)
+    Xv = Tv = None
+    if validation_data is not None:
+        Xv, Tv, _ = _check_eval_data(net, validation_data, "validation_data", "val")
+    elif validation_split > 0.0:
+        if validation_shuffle:
+            raise ValueError("validation_shuffle=True needs in-memory data; with Dask arrays "
+                             "the last rows are held out (or pass validation_data)")
+        Xa, Xv = _dask_fit.split_last(Xa, validation_split)
+    return Xa, None, None, Xv, Tv, None
+
+
 def _resolve_data(net, X, y, sample_weight, class_weight, validation_data, validation_split,
                   validation_shuffle, seed):
     """Checked training and validation data and their weights (see :func:`fit`)."""
+    if _dask.is_chunked(X) or _dask.is_chunked(y):
+        return _resolve_chunked(net, X, y, sample_weight, class_weight, validation_data,
+                                validation_split, validation_shuffle)
     Xa = net._check_X(X)
     T = net._check_y(y, Xa.shape[0])
     sw = (None if sample_weight is None
@@ -541,9 +563,10 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
     return run
 
 
-def _python_epoch(net, opt, X, T, B, augment, callbacks, state):
+def _python_epoch(net, opt, X, T, B, augment, callbacks, state, first_step=0):
     """A function running one epoch through the Python step loop (any optimizer's
-    ``step``, augmentation and ``on_batch_end`` callbacks)."""
+    ``step``, augmentation and ``on_batch_end`` callbacks); ``first_step`` numbers
+    the batches of a part of an epoch (a streamed window) for the callbacks."""
     be = _backend.current()
     params, grads = net.params, net.grads
     chunk_sums = np.empty_like(params) if B > net._chunk_rows else None
@@ -560,6 +583,7 @@ def _python_epoch(net, opt, X, T, B, augment, callbacks, state):
 
         def on_batch(step, rows, loss):
             state.get("threads", _thread_plan.NO_PLAN).tick()
+            step += first_step
             _call(callbacks, "on_batch_end", step, {"batch": step, "size": rows, "loss": loss})
 
         _epoch.step_loop(be, X, T, order, B, 1 if order is None else n_steps, params,
@@ -575,9 +599,17 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
     n = X.shape[0]
     whole_set = batch_size == "full" or batch_size >= n
     B = n if whole_set else batch_size
-    run_epoch = (_fused_epoch(net, opt, X, T, B, augment, callbacks, state)
-                 or _python_epoch(net, opt, X, T, B, augment, callbacks, state))
-    order = None if whole_set else np.arange(n, dtype=np.int64)
+
+    def runner(X, T, first_step=0):
+        return (_fused_epoch(net, opt, X, T, B, augment, callbacks, state)
+                or _python_epoch(net, opt, X, T, B, augment, callbacks, state, first_step))
+
+    if T is None:       # Dask arrays: mini-batches streamed from the chunks
+        run_epoch = _dask_fit.streamed_epoch(net, X, B, shuffle, state["shuffle_rng"], runner)
+        order = None
+    else:
+        run_epoch = runner(X, T)
+        order = None if whole_set else np.arange(n, dtype=np.int64)
     n_steps = 1 if whole_set else -(-n // B)
     judged = net._loss.n_judged(n, net.n_out)     # predictions the accuracy counts
     workspace = {}          # the loops' buffers and the backup, kept across epochs
@@ -612,11 +644,11 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
             break
 
 
-def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbacks,
-                    augment, state, history, bar):
+def _objective(net, X, T, weight):
+    """The in-memory full-batch objective ``fun(x) -> (f, g)``, float64, with
+    ``fun.curvature`` and ``fun.accuracy(x)``."""
     params = net.params
     acc = np.empty_like(params) if X.shape[0] > net._chunk_rows else None
-    weight = state["weight"]
     coef = None if weight is None else _losses.row_coefficients(weight)
 
     def fun(x):
@@ -628,7 +660,16 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
     # Exact curvature of the same objective for the second-order optimizers
     # (Newton, Levenberg-Marquardt, NewtonCG, ...); built lazily, copies nothing.
     fun.curvature = Curvature(net, X, T, sample_weight=weight)
+    fun.accuracy = lambda x: net._accuracy(X, T)    # the network is at x
+    return fun
 
+
+def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbacks,
+                    augment, state, history, bar):
+    params = net.params
+    # Dask arrays: loss, gradient and curvature summed over the chunks on the workers.
+    fun = (_objective(net, X, T, state["weight"]) if T is not None
+           else _dask_fit.Objective(net, X))
     if hasattr(opt, "reset"):
         opt.reset()
     t_start = time.perf_counter()
@@ -665,7 +706,7 @@ def _run_full_batch(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, callbac
         _call(callbacks, "on_batch_end", 0, {"batch": 0, "size": X.shape[0], "loss": f})
         logs = {"loss": float(f)}
         if net.is_classifier:
-            logs["accuracy"] = net._accuracy(X, T)
+            logs["accuracy"] = fun.accuracy(x)
         logs["lr"] = float(info.get("lr", math.nan))
         logs.update(info.get("log", {}))   # the optimizer's diagnostics (LM's mu, ...)
         logs["nfev"] = nfev

@@ -1,0 +1,264 @@
+"""Dask arrays in fit / predict / loss (issue 17): equality with the in-memory
+path (the independent truth: the same network on the NumPy arrays), on a
+``LocalCluster`` of worker processes and on Dask's default scheduler.
+
+The cluster starts once for the module (2 workers, 1 thread each, a memory
+limit below the size of the large data set of ``test_data_larger_than_a_worker``).
+"""
+
+import os
+import signal
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import nncore as nc
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+from nncore import _dask, _dask_fit  # noqa: E402 - after the skips
+
+WORKER_MEMORY = 160 * 2**20     # bytes per worker
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  memory_limit=WORKER_MEMORY, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+def _regression(n=600, d=4, k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = np.tanh(X @ rng.normal(size=(d, k))) + 0.05 * rng.normal(size=(n, k))
+    return X, y
+
+
+def _net(d=4, k=2, loss="mse", reg=None, dropout=0.0, dtype="float64"):
+    layers = [nc.Dense(d, 6, activation="tanh")]
+    if dropout:
+        layers.append(nc.Dropout(dropout))
+    layers.append(nc.Dense(6, k))
+    return nc.Network(layers, loss=loss, regularizer=reg, dtype=dtype, seed=3)
+
+
+def _chunked(client, X, y, rows=97):
+    Xd = da.from_array(X, chunks=(rows, X.shape[1]))
+    yd = da.from_array(y, chunks=(rows,) + y.shape[1:])
+    if client is not None:
+        Xd, yd = client.persist([Xd, yd])
+    return Xd, yd
+
+
+# --------------------------------------------------------------------------- full batch
+
+def _fit_both(X, y, Xd, yd, opt, epochs, rtol=1e-10, **kw):
+    ref, net = _net(**kw), _net(**kw)
+    h_ref = ref.fit(X, y, optimizer=opt, epochs=epochs, progress=False)
+    h = net.fit(Xd, yd, optimizer=opt, epochs=epochs, progress=False)
+    np.testing.assert_allclose(net.params, ref.params, rtol=rtol, atol=100 * rtol * 1e-2)
+    np.testing.assert_allclose(h.history["loss"], h_ref.history["loss"], rtol=rtol)
+    assert h.history["nfev"] == h_ref.history["nfev"]
+
+
+@pytest.mark.parametrize("opt", ["bfgs", "lm", "newton-cg"])
+def test_full_batch_on_the_cluster_equals_in_memory(client, opt):
+    X, y = _regression()
+    Xd, yd = _chunked(client, X, y, rows=200)
+    if opt == "newton-cg":      # CG's stopping rule amplifies rounding: few iterations
+        _fit_both(X, y, Xd, yd, nc.optim.NewtonCG(max_cg=10), 2, reg=nc.L2(1e-3))
+    else:
+        _fit_both(X, y, Xd, yd, opt, 4, reg=nc.L2(1e-3))
+
+
+@pytest.mark.parametrize("opt", ["bfgs", "dfp", "lbfgs", "cg", "newton", "lm", "br", "scg"])
+def test_full_batch_on_the_default_scheduler_equals_in_memory(opt):
+    X, y = _regression(n=300)
+    Xd, yd = _chunked(None, X, y, rows=64)
+    # SCG's curvature is a difference of gradients over a step of ~5e-5 relative:
+    # rounding (the sums' order) is amplified ~1e4 there.
+    rtol = 1e-7 if opt == "scg" else 1e-10
+    with dask.config.set(scheduler="threads"):
+        _fit_both(X, y, Xd, yd, opt, 5, rtol, reg=None if opt == "br" else nc.L2(1e-3))
+
+
+def test_classifier_full_batch_accuracy_and_validation(client):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 4))
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(np.int64) + (X[:, 2] > 1)
+    Xd, yd = _chunked(client, X, y, rows=128)
+    ref, net = _net(k=3, loss="cross_entropy"), _net(k=3, loss="cross_entropy")
+    kw = dict(optimizer="bfgs", epochs=5, progress=False)
+    h_ref = ref.fit(X[:400], y[:400], validation_data=(X[400:], y[400:]), **kw)
+    h = net.fit(Xd[:400], yd[:400], validation_data=(Xd[400:], yd[400:]), **kw)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(h.history[key], h_ref.history[key], rtol=1e-10)
+    labels = net.predict(Xd)
+    assert isinstance(labels, da.Array) and labels.chunks[0] == Xd.chunks[0]
+    np.testing.assert_array_equal(labels.compute(), ref.predict(X))
+    np.testing.assert_allclose(net.predict_proba(Xd).compute(), ref.predict_proba(X),
+                               rtol=1e-10)
+
+
+def test_loss_gradient_and_curvature_on_both_schedulers(client):
+    X, y = _regression(n=300)
+    net = _net(reg=nc.ElasticNet(1e-3, 1e-2))
+    J, g = net.loss_and_gradient(X, y)
+    curv = nc.curvature.Curvature(net, net._check_X(X), net._check_y(y, 300))
+    x = net.params.astype(np.float64)
+    V = np.random.default_rng(0).normal(size=(3, net.n_params))
+    for c in (client, None):
+        Xd, yd = _chunked(c, X, y, rows=64)
+        with dask.config.set(scheduler="dask.distributed" if c else "threads"):
+            assert net.loss(Xd, yd) == pytest.approx(J, rel=1e-12)
+            Jd, gd = net.loss_and_gradient(Xd, yd)
+            np.testing.assert_allclose(gd, g, rtol=1e-10, atol=1e-14)
+            chunked = _dask_fit.Objective(net, _dask.ChunkedSet(net, Xd, yd)).curvature
+            np.testing.assert_allclose(chunked.hvp(x, V), curv.hvp(x, V), rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(chunked.gnvp(x, V[0]), curv.gnvp(x, V[0]), rtol=1e-9,
+                                       atol=1e-12)
+            np.testing.assert_allclose(chunked.hessian(x), curv.hessian(x), rtol=1e-9,
+                                       atol=1e-12)
+            np.testing.assert_allclose(chunked.gauss_newton_sum(x), curv.gauss_newton_sum(x),
+                                       rtol=1e-9, atol=1e-10)
+    assert net.evaluate(Xd, yd)["loss"] == pytest.approx(J, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- streaming
+
+class _Record(nc.callbacks.Callback):
+    """A per-batch callback (forces the Python step loop) recording the losses."""
+
+    def __init__(self):
+        self.losses = []
+
+    def on_batch_end(self, batch, logs):
+        self.losses.append(logs["loss"])
+
+
+@pytest.mark.parametrize("per_step", [False, True])
+def test_streamed_minibatches_without_shuffle_are_bit_identical(client, per_step):
+    X, y = _regression(n=700)
+    Xd, yd = _chunked(client, X, y, rows=90)      # chunk edges cut batches of 32
+    ref, net = _net(dropout=0.2), _net(dropout=0.2)
+    cbs = ([_Record()], [_Record()]) if per_step else ((), ())
+    kw = dict(batch_size=32, epochs=3, shuffle=False, seed=5, progress=False)
+    h_ref = ref.fit(X, y, optimizer=nc.optim.Adam(1e-2), callbacks=cbs[0], **kw)
+    h = net.fit(Xd, yd, optimizer=nc.optim.Adam(1e-2), callbacks=cbs[1], **kw)
+    np.testing.assert_array_equal(net.params, ref.params)
+    assert h.history["loss"] == h_ref.history["loss"]
+    if per_step:
+        assert cbs[1][0].losses == cbs[0][0].losses
+
+
+def test_streamed_whole_set_step_and_float32(client):
+    X, y = _regression(n=200)
+    Xd, yd = _chunked(client, X, y, rows=64)
+    ref, net = _net(dtype="float32"), _net(dtype="float32")
+    kw = dict(optimizer="sgd", batch_size=500, epochs=2, seed=0, progress=False)
+    ref.fit(X, y, **kw)
+    net.fit(Xd, yd, **kw)
+    np.testing.assert_array_equal(net.params, ref.params)
+
+
+def test_shuffled_windows_visit_every_row_once_with_bounded_buffers():
+    n, B = 1000, 32
+    X = np.arange(n, dtype=np.float64).reshape(-1, 1)
+    Xd, yd = da.from_array(X, chunks=(70, 1)), da.from_array(X[:, 0], chunks=70)
+    net = nc.Network([nc.Dense(1, 1)], dtype="float64")
+    with dask.config.set(scheduler="threads"):
+        data = _dask.ChunkedSet(net, Xd, yd)
+        rng = np.random.default_rng(0)
+        seen = [w for w in _dask_fit.windows(net, data, B, True, rng)]
+    rows = np.concatenate([w[0][:, 0] for w in seen])
+    np.testing.assert_array_equal(np.sort(rows), np.arange(n))       # every row once
+    np.testing.assert_array_equal(np.concatenate([w[1][:, 0] for w in seen]), rows)
+    assert all(len(w[0]) % B == 0 for w in seen[:-1])                # whole batches
+    limit = _dask_fit.STREAM_CHUNKS * 70 + B
+    assert max(len(w[0]) for w in seen) <= limit
+    assert not np.array_equal(rows, np.arange(n))                    # shuffled...
+    assert np.abs(np.diff(rows[:B])).max() > 70                      # ...across chunks
+
+
+def test_shuffled_stream_trains(client):
+    X, y = _regression(n=600)
+    Xd, yd = _chunked(client, X, y)
+    net = _net()
+    before = net.loss(X, y)
+    h = net.fit(Xd, yd, optimizer=nc.optim.Adam(1e-2), batch_size=16, epochs=4, seed=1,
+                progress=False, validation_data=(Xd[:100], yd[:100]))
+    assert net.loss(X, y) < 0.5 * before
+    assert h.history["val_loss"][-1] == pytest.approx(net.loss(X[:100], y[:100]), rel=1e-12)
+
+
+def test_memmap_trains_without_loading(tmp_path):
+    n, d = 200_000, 20                                   # 32 MB of float64 on disk
+    rng = np.random.default_rng(0)
+    path = tmp_path / "X.npy"
+    X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(n, d))
+    for s in range(0, n, 20_000):
+        X[s:s + 20_000] = rng.normal(size=(20_000, d))
+    X.flush()
+    del X
+    y = rng.normal(size=n)
+    X = np.load(path, mmap_mode="r")
+    net = nc.Network([nc.Dense(d, 4, "relu"), nc.Dense(4, 1)], seed=0)
+    net.fit(X[:64], y[:64], epochs=1, progress=False)            # warm caches
+    # Full batch: the whole-set passes run in row chunks of net._chunk_rows (its
+    # workspace budget, ~32 MB by default); a smaller budget shows nothing else grows.
+    net._chunk_rows = 8192
+    for kw in (dict(batch_size=256, epochs=1, seed=0), dict(optimizer="lbfgs", epochs=2)):
+        tracemalloc.start()
+        net.fit(X, y, progress=False, **kw)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 6e6, f"fit({kw}) allocated {peak / 1e6:.1f} MB for a 32 MB memmap"
+
+
+# --------------------------------------------------------------------------- bad chunks
+
+def test_nan_in_one_chunk_names_it_and_changes_nothing(client):
+    X, y = _regression(n=400)
+    X[250, 1] = np.nan
+    Xd, yd = _chunked(client, X, y, rows=100)
+    net = _net()
+    before = net.params.copy()
+    for call in (lambda: net.fit(Xd, yd, epochs=1, progress=False),
+                 lambda: net.fit(Xd, yd, optimizer="bfgs", epochs=1, progress=False),
+                 lambda: net.loss(Xd, yd)):
+        with pytest.raises(ValueError, match=r"chunk 2 \(rows 200:300\).*NaN or infinite"):
+            call()
+    np.testing.assert_array_equal(net.params, before)
+    with pytest.raises(ValueError, match=r"chunk 2 \(rows 200:300\) of X"):
+        net.predict(Xd).compute()
+
+
+def test_mismatched_chunking_and_shapes_are_clear_errors():
+    X, y = _regression(n=300)
+    net = _net()
+    Xd = da.from_array(X, chunks=(100, 4))
+    yd = da.from_array(y, chunks=(100, 2)).rechunk({0: (100, 50, 150)})
+    with pytest.raises(ValueError, match=r"chunked differently.*chunk 1 \(from row 100\)"):
+        net.fit(Xd, yd, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="features"):
+        net.fit(Xd[:, :3], y, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="rows but X has"):
+        net.loss(Xd, y[:10])
+    with pytest.raises(ValueError, match="validation_shuffle"):
+        net.fit(Xd, y, validation_split=0.2, validation_shuffle=True, progress=False)
+    with pytest.raises(TypeError, match="numeric"):
+        net.fit(da.from_array(X.astype(str)), y, progress=False)
+    labels = np.array([0, 1, 2, 5] * 75)
+    clf = _net(k=3, loss="cross_entropy")
+    with pytest.raises(ValueError, match=r"chunk \d+ \(rows .*label"):
+        clf.fit(da.from_array(X, chunks=(100, 4)), labels, epochs=1, progress=False)
+    # an in-memory y is chunked like X; validation_split holds out the last rows
+    with dask.config.set(scheduler="threads"):
+        h = net.fit(Xd, y, validation_split=0.25, epochs=1, progress=False)
+    assert h.history["val_loss"][0] == pytest.approx(net.loss(X[225:], y[225:]), rel=1e-12)
