@@ -262,3 +262,76 @@ def test_mismatched_chunking_and_shapes_are_clear_errors():
     with dask.config.set(scheduler="threads"):
         h = net.fit(Xd, y, validation_split=0.25, epochs=1, progress=False)
     assert h.history["val_loss"][0] == pytest.approx(net.loss(X[225:], y[225:]), rel=1e-12)
+
+
+# --------------------------------------------------------------------------- failures, scale
+
+def test_data_larger_than_a_worker(client):
+    """X of 176 MB (computed chunk by chunk on the workers, never persisted) on workers
+    limited to 160 MiB each: the loss and gradient equal the mean over the chunks
+    computed here one at a time, and no worker was restarted."""
+    n, d, rows = 1_100_000, 20, 25_000
+    X = da.sin(da.arange(n * d, chunks=rows * d, dtype=np.float64).reshape(n, d) * 1.37e-3)
+    y = da.tanh(X[:, :2].sum(axis=1))
+    assert X.nbytes > WORKER_MEMORY
+    net = nc.Network([nc.Dense(d, 3, "tanh"), nc.Dense(3, 1)], dtype="float64", seed=0)
+    workers = set(client.scheduler_info()["workers"])
+    J, g = net.loss_and_gradient(X, y)
+    assert set(client.scheduler_info()["workers"]) == workers
+    J_ref, g_ref = 0.0, np.zeros(net.n_params)
+    with dask.config.set(scheduler="threads"):
+        for i in range(X.numblocks[0]):
+            xb = X.blocks[i].compute()
+            Jc, gc = net.loss_and_gradient(xb, np.tanh(xb[:, :2].sum(axis=1)))
+            J_ref += Jc * rows / n
+            g_ref += gc * (rows / n)
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-15)
+
+
+def test_a_worker_killed_mid_fit_is_recovered(client):
+    X, y = _regression(n=400)
+    Xd, yd = _chunked(client, X, y, rows=100)
+    victim = sorted(client.run(os.getpid).items())[0]
+
+    class Kill(nc.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 1:
+                os.kill(victim[1], signal.SIGKILL)
+
+    ref, net = _net(), _net()
+    ref.fit(X, y, optimizer="bfgs", epochs=4, progress=False)
+    net.fit(Xd, yd, optimizer="bfgs", epochs=4, progress=False, callbacks=[Kill()])
+    np.testing.assert_allclose(net.params, ref.params, rtol=1e-10, atol=1e-12)
+    assert victim[0] not in client.scheduler_info()["workers"]
+    client.wait_for_workers(2, timeout=60)       # the nanny restarts it for later tests
+
+
+def _fails_after(block, flag):
+    if os.path.exists(flag):
+        raise OSError("the storage behind this chunk went away")
+    return block
+
+
+class _Break(nc.callbacks.Callback):
+    """Makes the data unreadable after epoch 1 and remembers the parameters then."""
+
+    def __init__(self, flag):
+        self.flag = flag
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == 1:
+            self.params = self.model.params.copy()
+            open(self.flag, "w").close()
+
+
+@pytest.mark.parametrize("opt", ["bfgs", "sgd"])
+def test_a_failing_cluster_raises_clearly_and_keeps_the_last_iterate(tmp_path, opt):
+    X, y = _regression(n=300)
+    flag = str(tmp_path / f"broken-{opt}")
+    Xd = da.from_array(X, chunks=(100, 4)).map_blocks(_fails_after, flag, dtype=X.dtype)
+    net, cb = _net(), _Break(flag)
+    with dask.config.set(scheduler="threads"):
+        with pytest.raises(RuntimeError, match="Dask computation failed.*storage.*went away"):
+            net.fit(Xd, y, optimizer=opt, epochs=4, progress=False, callbacks=[cb])
+    np.testing.assert_array_equal(net.params, cb.params)

@@ -307,9 +307,15 @@ class Broadcast:
 
     def __init__(self, value):
         client = current_client()
+        self.ref = None
         if client is not None:
-            self.ref = client.scatter(value, broadcast=True, hash=False)
-        else:
+            try:
+                self.ref = client.scatter(value, broadcast=True, hash=False)
+            except (OSError, TimeoutError):
+                # A worker just died (the scheduler has not noticed yet): send the
+                # value with the graph instead, Dask routes it to where tasks run.
+                self.ref = None
+        if self.ref is None:
             self.ref = _dask().delayed(value, pure=False)
         self.nbytes = int(value.nbytes) * _workers(client)
 
