@@ -21,8 +21,8 @@ Design
   backup carried across windows. Without shuffling the batches are exactly
   the in-memory epoch's (consecutive rows), so the result is bit-identical;
   with shuffling the chunk order is permuted each epoch and the rows within
-  each window. Memory: about ``STREAM_CHUNKS + PREFETCH`` chunks plus fewer
-  than ``batch_size`` carried rows.
+  each window. Memory: a window of ``STREAM_CHUNKS`` chunks (plus fewer than
+  ``batch_size`` carried rows) and ``PREFETCH`` chunks loading.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _chunks(net, data, order):
     try:
         for i in todo:
             pending.append(pool.submit(_load, net, data, int(i)))
-            if len(pending) > PREFETCH:
+            if len(pending) >= PREFETCH:
                 break
         while pending:
             chunk = pending.popleft().result()
@@ -137,6 +137,7 @@ def windows(net, data, B, shuffle, rng):
         fresh += 1
         if fresh >= STREAM_CHUNKS and rows >= B:
             X, T = _join(pieces, shuffle, rng)
+            pieces = chunk = None        # only the window holds the rows while it trains
             k = rows // B * B
             yield X[:k], T[:k]
             pieces = [(X[k:].copy(), T[k:].copy())] if k < rows else []
