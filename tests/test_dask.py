@@ -139,7 +139,7 @@ class _Record(nc.callbacks.Callback):
         self.losses = []
 
     def on_batch_end(self, batch, logs):
-        self.losses.append(logs["loss"])
+        self.losses.append((batch, logs["batch"], logs["size"], logs["loss"]))
 
 
 @pytest.mark.parametrize("per_step", [False, True])

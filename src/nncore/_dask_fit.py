@@ -148,8 +148,9 @@ def windows(net, data, B, shuffle, rng):
 
 def streamed_epoch(net, data, B, shuffle, rng, make_run):
     """``run(order, epoch_state, workspace)`` for ``fit``'s first-order loop: one epoch
-    over windows of ``data``, each run by ``make_run(X_w, T_w)`` (a runner of
-    ``nncore.training``); ``order`` is ignored (the windows carry the order)."""
+    over windows of ``data``, each run by ``make_run(X_w, T_w, first_step)`` (a runner
+    of ``nncore.training``; ``first_step`` is the epoch's index of the window's first
+    batch); ``order`` is ignored (the windows carry the order)."""
     whole_set = B >= data.shape[0]
 
     def run(order, epoch_state, workspace):
@@ -161,7 +162,8 @@ def streamed_epoch(net, data, B, shuffle, rng, make_run):
         try:
             for X, T in windows(net, data, B, shuffle, rng):
                 epoch_state["step"] = 0
-                make_run(X, T)(np.arange(X.shape[0], dtype=np.int64), epoch_state, workspace)
+                make_run(X, T, done)(np.arange(X.shape[0], dtype=np.int64), epoch_state,
+                                     workspace)
                 done += epoch_state["step"]
                 if epoch_state["diverged"]:
                     break
