@@ -252,6 +252,10 @@ def test_mismatched_chunking_and_shapes_are_clear_errors():
         net.loss(Xd, y[:10])
     with pytest.raises(ValueError, match="validation_shuffle"):
         net.fit(Xd, y, validation_split=0.2, validation_shuffle=True, progress=False)
+    with pytest.raises(ValueError, match="sample_weight.*Dask"):
+        net.fit(Xd, y, sample_weight=np.ones(300), progress=False)
+    with pytest.raises(ValueError, match="sample_weight.*Dask"):
+        net.loss(Xd, y, sample_weight=np.ones(300))
     with pytest.raises(TypeError, match="numeric"):
         net.fit(da.from_array(X.astype(str)), y, progress=False)
     labels = np.array([0, 1, 2, 5] * 75)

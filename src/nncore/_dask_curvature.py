@@ -5,8 +5,8 @@ regularisation) when ``fit`` gets Dask arrays.
 Design
 ------
 * The same interface as :class:`nncore.curvature.Curvature` where the
-  optimizers read it (``n``, ``N``, ``n_out``, ``loss_name``, ``l1``, ``l2``,
-  ``weight_mask``, ``hvp``, ``gnvp``, ``hessian``, ``gauss_newton_sum``).
+  optimizers read it (``n``, ``N``, ``total_weight``, ``n_out``, ``loss_name``,
+  ``l1``, ``l2``, ``weight_mask``, ``hvp``, ``gnvp``, ``hessian``, ``gauss_newton_sum``).
 * Each chunk builds a :class:`~nncore.curvature.Curvature` of its own rows on
   the worker (from a network without regulariser, so the part is the data
   term only) and sends back one ``(m, n)`` product or one ``(n, n)`` matrix:
@@ -60,6 +60,7 @@ class ChunkedCurvature:
         self.n_out = int(net.n_out)
         self.loss_name = net.loss_name
         self.N = int(data.shape[0])
+        self.total_weight = float(self.N)       # unweighted: LM's sample count
         reg = net.regularizer
         self.l1 = 0.0 if reg is None else float(reg.l1)
         self.l2 = 0.0 if reg is None else float(reg.l2)

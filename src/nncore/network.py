@@ -563,6 +563,7 @@ class Network:
             non-finite, non-numeric or (labels) out of range.
         """
         if _dask.is_chunked(X) or _dask.is_chunked(y):
+            _dask.no_weights(sample_weight)
             return _dask.loss(self, X, y)
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
@@ -600,6 +601,7 @@ class Network:
             As :meth:`loss`.
         """
         if _dask.is_chunked(X) or _dask.is_chunked(y):
+            _dask.no_weights(sample_weight)
             return _dask.loss_and_gradient(self, X, y)
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
