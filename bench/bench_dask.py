@@ -47,7 +47,7 @@ def _outgoing(client):
 def test_full_batch_iteration(benchmark, workers, smoke_run):
     X, y, net = _problem(smoke_run)
     x = net.params.astype(np.float64)
-    ref = _objective(net, net._check_X(X), net._check_y(y, X.shape[0]))
+    ref = _objective(net, net._check_X(X), net._check_y(y, X.shape[0]), None)
     benchmark.group = f"dask: loss + gradient, N={X.shape[0]}, n={net.n_params}"
     benchmark.extra_info["loadavg_1min"] = round(os.getloadavg()[0], 2)
     if not workers:
