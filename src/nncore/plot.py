@@ -293,6 +293,68 @@ def compare(histories, x="epoch", metric="loss", path=None, *, ax=None,
     return _finish(fig, path, plt, dpi)
 
 
+def _boundary_inputs(net, X, y, resolution):
+    """Checked ``(X, labels, resolution)`` for :func:`decision_boundary`."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"decision_boundary needs X of shape (n, 2), got {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError("decision_boundary needs at least one point")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
+    if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
+        raise ValueError("X must be finite numbers")
+    if not hasattr(net, "predict"):
+        raise TypeError(f"{type(net).__name__} has no predict method")
+    if int(resolution) < 2:
+        raise ValueError("resolution must be at least 2")
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = y.argmax(axis=1)
+    return X, y.reshape(-1), int(resolution)
+
+
+def _boundary_grid(net, lo, hi, resolution):
+    """The plotting grid ``(gx, gy, points)`` in the network's dtype."""
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
+                         np.linspace(lo[1], hi[1], resolution))
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    dtype = getattr(net, "dtype", None)
+    if dtype is not None:
+        grid = grid.astype(np.dtype(dtype))
+    return gx, gy, grid
+
+
+def _draw_regions(net, ax, fig, gx, gy, grid, n_classes):
+    """Shade P(class 1) for a binary classifier with probabilities, else the
+    predicted regions (or a regressor's output)."""
+    proba = None
+    if hasattr(net, "predict_proba") and n_classes <= 2:
+        try:
+            proba = np.asarray(net.predict_proba(grid))
+        except (ValueError, TypeError, AttributeError):
+            proba = None
+    if proba is not None and proba.ndim == 2 and proba.shape[1] in (1, 2):
+        p = proba[:, -1].reshape(gx.shape)
+        cs = ax.contourf(gx, gy, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
+        ax.contour(gx, gy, p, levels=[0.5], colors="k", linewidths=1.2)
+        fig.colorbar(cs, ax=ax, label="P(class 1)")
+        return
+    pred = np.asarray(net.predict(grid))
+    if pred.ndim == 2:
+        pred = pred[:, 0] if pred.shape[1] == 1 else pred.argmax(axis=1)
+    pred = pred.reshape(-1)
+    labels, idx = np.unique(pred, return_inverse=True)
+    if np.issubdtype(pred.dtype, np.floating) and len(labels) > 20:
+        # A regressor: shade its output instead of class regions.
+        ax.contourf(gx, gy, pred.reshape(gx.shape), levels=20, cmap="viridis", alpha=0.6)
+    else:
+        k = max(len(labels), 2)
+        ax.contourf(gx, gy, idx.reshape(gx.shape).astype(float),
+                    levels=np.arange(k + 1) - 0.5,
+                    cmap="tab10" if k <= 10 else "viridis", alpha=0.35)
+
+
 def decision_boundary(net, X, y, path=None, *, ax=None, resolution=200,
                       margin=0.5, title=None, figsize=(5.0, 4.5), dpi=100):
     """Draw the decision regions of a 2-D classifier over its data.
@@ -322,68 +384,17 @@ def decision_boundary(net, X, y, path=None, *, ax=None, resolution=200,
     -------
     matplotlib.figure.Figure
     """
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if X.ndim != 2 or X.shape[1] != 2:
-        raise ValueError(f"decision_boundary needs X of shape (n, 2), got {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError("decision_boundary needs at least one point")
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
-    if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
-        raise ValueError("X must be finite numbers")
-    if not hasattr(net, "predict"):
-        raise TypeError(f"{type(net).__name__} has no predict method")
-    if int(resolution) < 2:
-        raise ValueError("resolution must be at least 2")
-    resolution = int(resolution)
-    if y.ndim == 2 and y.shape[1] > 1:
-        y = y.argmax(axis=1)
-    y = y.reshape(-1)
-
+    X, y, resolution = _boundary_inputs(net, X, y, resolution)
     lo, hi = X.min(axis=0) - margin, X.max(axis=0) + margin
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
-                         np.linspace(lo[1], hi[1], resolution))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    dtype = getattr(net, "dtype", None)
-    if dtype is not None and not isinstance(dtype, str):
-        grid = grid.astype(dtype)
-    elif isinstance(dtype, str):
-        grid = grid.astype(np.dtype(dtype))
-
+    gx, gy, grid = _boundary_grid(net, lo, hi, resolution)
     plt = _pyplot()
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
         own = True
     else:
         fig, own = ax.figure, False
-
     classes = np.unique(y)
-    proba = None
-    if hasattr(net, "predict_proba") and len(classes) <= 2:
-        try:
-            proba = np.asarray(net.predict_proba(grid))
-        except (ValueError, TypeError, AttributeError):
-            proba = None
-    if proba is not None and proba.ndim == 2 and proba.shape[1] in (1, 2):
-        p = proba[:, -1].reshape(gx.shape)
-        cs = ax.contourf(gx, gy, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
-        ax.contour(gx, gy, p, levels=[0.5], colors="k", linewidths=1.2)
-        fig.colorbar(cs, ax=ax, label="P(class 1)")
-    else:
-        pred = np.asarray(net.predict(grid))
-        if pred.ndim == 2:
-            pred = pred[:, 0] if pred.shape[1] == 1 else pred.argmax(axis=1)
-        pred = pred.reshape(-1)
-        labels, idx = np.unique(pred, return_inverse=True)
-        if np.issubdtype(pred.dtype, np.floating) and len(labels) > 20:
-            # A regressor: shade its output instead of class regions.
-            ax.contourf(gx, gy, pred.reshape(gx.shape), levels=20, cmap="viridis", alpha=0.6)
-        else:
-            k = max(len(labels), 2)
-            ax.contourf(gx, gy, idx.reshape(gx.shape).astype(float),
-                        levels=np.arange(k + 1) - 0.5,
-                        cmap="tab10" if k <= 10 else "viridis", alpha=0.35)
+    _draw_regions(net, ax, fig, gx, gy, grid, len(classes))
     if np.issubdtype(y.dtype, np.number):
         colors = y.astype(float)
     else:
