@@ -124,8 +124,10 @@ def run(problem, factory, seed):
                 shuffle=False, callbacks=[goal], progress=False)
     except (DivergenceError, np.linalg.LinAlgError):
         return None, time.perf_counter() - t0
-    except ValueError:      # the method does not take this problem (BR: mse only)
-        return NOT_APPLICABLE, 0.0
+    except ValueError:
+        if net.history_ is not None and net.history_.epoch:
+            raise           # a failure after training started is a bug, not a mismatch
+        return NOT_APPLICABLE, 0.0   # rejected up front (BR takes only mse)
     return goal.reached, time.perf_counter() - t0
 
 

@@ -614,6 +614,7 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
     judged = net._loss.n_judged(n, net.n_out)     # predictions the accuracy counts
     workspace = {}          # the loops' buffers and the backup, kept across epochs
     have_backup = False
+    start = np.empty_like(net.params)   # the parameters at each epoch's start
     t_start = time.perf_counter()
     for epoch in range(epochs):
         _call(callbacks, "on_epoch_begin", epoch, {})
@@ -624,7 +625,7 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
             state["shuffle_rng"].shuffle(order)
         epoch_state = _epoch.new_state(counter=state["counter"], count=net.is_classifier)
         epoch_state["have_backup"] = have_backup
-        start = net.params.copy()           # for the epoch's step length
+        np.copyto(start, net.params)        # for the epoch's step length
         try:
             run_epoch(order, epoch_state, workspace)
         finally:
@@ -639,7 +640,7 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
         # The last batch's gradient (grads hold it, unclipped) and how far the
         # epoch moved the parameters: MATLAB's training-state record, at O(n).
         logs["grad_norm"] = float(np.linalg.norm(net.grads))
-        logs["step_norm"] = float(np.linalg.norm(net.params - start))
+        logs["step_norm"] = float(np.linalg.norm(np.subtract(net.params, start, out=start)))
         if _epoch_end(net, Xv, Tv, logs, epoch, history, callbacks, bar, t_start, state):
             break
 
