@@ -341,21 +341,28 @@ def test_a_failing_cluster_raises_clearly_and_keeps_the_last_iterate(tmp_path, o
     np.testing.assert_array_equal(net.params, cb.params)
 
 
-def test_streamed_fit_holds_a_few_chunks():
-    """32 MB of X computed chunk by chunk (0.8 MB each): one streamed epoch allocates
-    a window of STREAM_CHUNKS chunks, PREFETCH loaded ones and what the graph needs to
-    compute a chunk (about 4 chunk-sized arrays here: arange, product, sin, cos), not
-    the data set."""
-    n, d, rows = 400_000, 10, 10_000
+def _streamed_peak(n, d=10, rows=10_000):
+    """Peak traced allocation of one streamed epoch over n rows computed chunk by chunk."""
     X = da.sin(da.arange(n * d, chunks=rows * d, dtype=np.float64).reshape(n, d) * 1e-3)
     y = da.cos(X[:, 0])
     net = nc.Network([nc.Dense(d, 4, "tanh"), nc.Dense(4, 1)], seed=0)
-    chunk = rows * d * 8
     with dask.config.set(scheduler="synchronous"):
         net.fit(X[:2 * rows], y[:2 * rows], batch_size=256, epochs=1, progress=False)
         tracemalloc.start()
         net.fit(X, y, batch_size=256, epochs=1, progress=False, seed=0)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    limit = (_dask_fit.STREAM_CHUNKS + 2 * _dask_fit.PREFETCH + 4 + 4) * chunk
-    assert peak < limit < X.nbytes / 2, f"{peak / 1e6:.1f} MB for {X.nbytes / 1e6:.0f} MB of X"
+    return peak, X.nbytes, rows * d * 8
+
+
+def test_streamed_fit_holds_a_few_chunks():
+    """A streamed epoch holds a window of STREAM_CHUNKS chunks, PREFETCH loading ones and
+    what the graph needs to compute a chunk (arange, product, sin, cos): the peak does
+    not grow with the data set (16 MB vs 32 MB of X, 0.8 MB chunks) and stays a small
+    fraction of it. The bound on the chunk count is loose on purpose: Dask's own
+    bookkeeping differs between versions, the scaling is the claim."""
+    small, _, chunk = _streamed_peak(200_000)
+    peak, nbytes, _ = _streamed_peak(400_000)
+    assert peak < small + 2 * chunk, f"{peak / 1e6:.1f} MB vs {small / 1e6:.1f} MB at half the rows"
+    limit = (_dask_fit.STREAM_CHUNKS + 2 * _dask_fit.PREFETCH + 12) * chunk
+    assert peak < limit < nbytes / 2, f"{peak / 1e6:.1f} MB for {nbytes / 1e6:.0f} MB of X"
