@@ -19,18 +19,24 @@ Design
   ``_train_loop.pxi``); a loss that takes integer labels has a second code
   for them (``label_code``).
 * This module imports only NumPy and :mod:`nncore.activations`; backend
-  functions are passed in (``be``), so the backends may import it.
+  functions are passed in (``be``), so the backends may import it. They do:
+  :func:`backend_kernels` is the table (kernel name -> reference, target form)
+  from which both backends write their checked ``loss_*`` entry points and
+  ``nncore.backend.BACKEND_API`` lists them, so a new kernel is named here only.
 
 Adding a loss: see CONTRIBUTING.md.
 """
 
 from __future__ import annotations
 
+import inspect
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from .activations import sigmoid
 
-__all__ = ["Loss", "REGISTRY", "NAMES", "get", "register",
+__all__ = ["Loss", "REGISTRY", "NAMES", "get", "register", "LossKernel", "backend_kernels",
            "mse_reference", "softmax_ce_reference", "softmax_ce_prob_reference",
            "bce_reference", "row_coefficients"]
 
@@ -448,3 +454,59 @@ def get(name):
     if not isinstance(name, str) or name not in REGISTRY:
         raise ValueError(f"unknown loss {name!r}; expected one of {list(REGISTRY)}")
     return REGISTRY[name]
+
+
+# --------------------------------------------------------------------------- backend table
+
+_WEIGHT_DOC = """``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
+J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
+normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
+set's sum for a chunk of it, so chunks add up)."""
+
+_LABELS_DOC = "``labels`` is an int64 array (N,) with values in [0, K)."
+
+
+class LossKernel(NamedTuple):
+    """One backend loss function: ``be.<name>(out, target, grad, weight=None) -> J``."""
+
+    name: str
+    """The backend function (``"loss_mse"``), also the compiled kernel's name."""
+    reference: Callable
+    """Its NumPy specification, ``(out, target, grad, weight) -> J`` (no checks)."""
+    takes_labels: bool
+    """Targets are int64 labels ``(N,)`` rather than float rows ``(N, K)``."""
+
+    @property
+    def doc(self):
+        """The backend function's docstring: the reference's summary, the target
+        form and the ``weight`` convention."""
+        summary = inspect.cleandoc(self.reference.__doc__ or self.name).split("\n\n")[0]
+        parts = [summary, _LABELS_DOC] if self.takes_labels else [summary]
+        return "\n\n".join(parts + [_WEIGHT_DOC])
+
+
+def backend_kernels():
+    """The loss functions every backend defines, one :class:`LossKernel` per kernel
+    name the registry's losses use (label kernels first, in registry order).
+
+    Both backends build their ``loss_*`` functions from this table (the NumPy one
+    validates and calls ``reference``, the compiled one validates and calls the
+    kernel of the same name) and ``nncore.backend.BACKEND_API`` lists the names,
+    so adding a kernel touches no backend file. Losses may share a kernel; a name
+    given two different references or none is a ``ValueError``.
+    """
+    rows = {}
+    for loss in REGISTRY.values():
+        for name, reference, labels in ((loss.label_kernel, loss.label_reference_fn, True),
+                                        (loss.kernel, loss.reference_fn, False)):
+            if name is None:
+                continue
+            known = rows.get(name)
+            if known is not None and reference in (None, known.reference) \
+                    and labels == known.takes_labels:
+                continue                    # a second loss reusing the kernel
+            if known is not None or reference is None:
+                raise ValueError(f"loss {loss.name!r}: kernel {name!r} needs one reference "
+                                 "and one target form across the registry")
+            rows[name] = LossKernel(name, reference, labels)
+    return tuple(rows.values())

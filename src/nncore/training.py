@@ -522,13 +522,14 @@ def _fused_epoch(net, opt, X, T, B, augment, callbacks, state):
     """A function running one epoch in the backend's compiled loop, or None when this
     fit needs Python per step: a backend without the loop, one batch per epoch,
     augmentation, a per-batch callback, batches beyond the network's workspace
-    chunk, an optimizer without a lowering (``fused_update`` None) or a layer
-    the loop cannot run."""
+    chunk, a loss without a loop code, an optimizer without a lowering
+    (``fused_update`` None) or a layer the loop cannot run."""
     be = _backend.current()
     n = X.shape[0]
     fused_update = getattr(opt, "fused_update", None)
     if not (_EPOCH_LOOP and getattr(be, "FUSED_LOOP", False) and B < n and B <= net._chunk_rows
             and augment is None and not any(_wants_batches(cb) for cb in callbacks)
+            and net._loss.loop_code(T) is not None
             and fused_update is not None and fused_update(net.params) is not None):
         return None
     layers = _loop_layers(net)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from .. import losses as _losses
 from . import _numpy
 
 BACKEND_API = (
@@ -18,7 +19,9 @@ BACKEND_API = (
     "activation_forward", "activation_backward",
     "dense_forward", "dense_backward",
     "softmax", "sigmoid",
-    "loss_mse", "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce",
+    # loss_mse, loss_softmax_ce, ...: the loss registry's kernels (both backends
+    # build these functions from the same table)
+    *(row.name for row in _losses.backend_kernels()),
     "regularize", "dropout_mask", "gather_rows", "gather",
     "sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "rprop_step",
     "symv", "bfgs_update", "dfp_update",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations as _activations
+from .. import losses as _losses
 from . import _epoch as _E
 from . import _numpy
 from . import _validate as V
@@ -38,10 +39,9 @@ NAME = "cython"
 # training through the Python step loop only).
 FUSED_LOOP = True
 
-_KERNELS = (
+_KERNELS = tuple(row.name for row in _losses.backend_kernels()) + (
     "gemm", "sum_squares", "multiply", "add", "activation_forward", "activation_backward",
-    "dense_forward", "dense_backward", "softmax", "sigmoid", "loss_mse",
-    "loss_softmax_ce", "loss_softmax_ce_prob", "loss_bce", "regularize", "dropout_mask",
+    "dense_forward", "dense_backward", "softmax", "sigmoid", "regularize", "dropout_mask",
     "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
     "symv", "rank2_prepare", "bfgs_apply", "dfp_apply", "train_epoch_loop", "EpochWorkspace",
     "dense_rforward", "dense_rbackward", "loss_mse_rop", "loss_softmax_ce_rop", "loss_bce_rop",
@@ -149,59 +149,24 @@ def sigmoid(x, out):
     _K.sigmoid(x.reshape(-1), out.reshape(-1))
 
 
-def loss_mse(out, target, grad, weight=None):
-    """J = 1/(2N) sum (out - target)^2;  grad := (out - target) / N (if not None).
+def _loss_function(row):
+    """The twin of ``_numpy._loss_function``: the same checks, then the compiled
+    kernel of the same name (float64 accumulation, ``weight`` NULL when None)."""
+    check = V.check_loss_labels if row.takes_labels else V.check_loss
+    kernel = getattr(_K, row.name)
 
-    ``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
-    J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
-    normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
-    set's sum for a chunk of it, so chunks add up).
-    """
-    V.check_loss(out, target, grad, weight)
-    return _K.loss_mse(out, target, grad, weight)
+    def loss_function(out, target, grad, weight=None):
+        check(out, target, grad, weight)
+        return kernel(out, target, grad, weight)
 
-
-def loss_softmax_ce(logits, labels, grad, weight=None):
-    """J = -1/N sum log softmax(logits)[label];  grad := (softmax - onehot) / N.
-
-    ``labels`` is an int64 array (N,) with values in [0, K).
-
-    ``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
-    J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
-    normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
-    set's sum for a chunk of it, so chunks add up).
-    """
-    V.check_loss_labels(logits, labels, grad, weight)
-    return _K.loss_softmax_ce(logits, labels, grad, weight)
+    loss_function.__name__ = loss_function.__qualname__ = row.name
+    loss_function.__doc__ = row.doc
+    return loss_function
 
 
-def loss_softmax_ce_prob(logits, target, grad, weight=None):
-    """J = -1/N sum_n sum_k t_nk log softmax(logits)_nk;  grad := (softmax - t) / N.
-
-    Rows of ``target`` are probability vectors (non-negative, summing to 1).
-
-    ``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
-    J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
-    normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
-    set's sum for a chunk of it, so chunks add up).
-    """
-    V.check_loss(logits, target, grad, weight)
-    return _K.loss_softmax_ce_prob(logits, target, grad, weight)
-
-
-def loss_bce(logits, target, grad, weight=None):
-    """Binary cross-entropy on logits x with targets d in [0, 1]:
-
-    J = 1/N sum [max(x, 0) - x d + log(1 + exp(-|x|))]   (stable for large |x|),
-    grad := (sigmoid(x) - d) / N.
-
-    ``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
-    J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
-    normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
-    set's sum for a chunk of it, so chunks add up).
-    """
-    V.check_loss(logits, target, grad, weight)
-    return _K.loss_bce(logits, target, grad, weight)
+for _row in _losses.backend_kernels():
+    globals()[_row.name] = _loss_function(_row)
+del _row
 
 
 # --------------------------------------------------------------------------- regularisation

@@ -127,59 +127,26 @@ def sigmoid(x, out):
     _activations.sigmoid(x, out)
 
 
-def loss_mse(out, target, grad, weight=None):
-    """J = 1/(2N) sum (out - target)^2;  grad := (out - target) / N (if not None).
+def _loss_function(row):
+    """The backend function of one :func:`nncore.losses.backend_kernels` row: the
+    checks of its target form, then the registry's reference."""
+    check = V.check_loss_labels if row.takes_labels else V.check_loss
+    reference = row.reference
 
-    ``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
-    J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
-    normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
-    set's sum for a chunk of it, so chunks add up).
-    """
-    V.check_loss(out, target, grad, weight)
-    return _losses.mse_reference(out, target, grad, weight)
+    def loss_function(out, target, grad, weight=None):
+        check(out, target, grad, weight)
+        return reference(out, target, grad, weight)
 
-
-def loss_softmax_ce(logits, labels, grad, weight=None):
-    """J = -1/N sum log softmax(logits)[label];  grad := (softmax - onehot) / N.
-
-    ``labels`` is an int64 array (N,) with values in [0, K).
-
-    ``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
-    J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
-    normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
-    set's sum for a chunk of it, so chunks add up).
-    """
-    V.check_loss_labels(logits, labels, grad, weight)
-    return _losses.softmax_ce_reference(logits, labels, grad, weight)
+    loss_function.__name__ = loss_function.__qualname__ = row.name
+    loss_function.__doc__ = row.doc
+    return loss_function
 
 
-def loss_softmax_ce_prob(logits, target, grad, weight=None):
-    """J = -1/N sum_n sum_k t_nk log softmax(logits)_nk;  grad := (softmax - t) / N.
-
-    Rows of ``target`` are probability vectors (non-negative, summing to 1).
-
-    ``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
-    J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
-    normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
-    set's sum for a chunk of it, so chunks add up).
-    """
-    V.check_loss(logits, target, grad, weight)
-    return _losses.softmax_ce_prob_reference(logits, target, grad, weight)
-
-
-def loss_bce(logits, target, grad, weight=None):
-    """Binary cross-entropy on logits x with targets d in [0, 1]:
-
-    J = 1/N sum [max(x, 0) - x d + log(1 + exp(-|x|))]   (stable for large |x|),
-    grad := (sigmoid(x) - d) / N.
-
-    ``weight``: None (the mean over rows), or float64 row coefficients ``c`` (N,):
-    J = sum_n c_n l_n and row n of grad is scaled by c_n instead of 1/N (the caller
-    normalises, e.g. ``c = w / sum(w)`` for sample weights ``w``, or by the whole
-    set's sum for a chunk of it, so chunks add up).
-    """
-    V.check_loss(logits, target, grad, weight)
-    return _losses.bce_reference(logits, target, grad, weight)
+# loss_mse, loss_softmax_ce, ...: one function per kernel the loss registry names
+# (the compiled backend builds its twins from the same table).
+for _row in _losses.backend_kernels():
+    globals()[_row.name] = _loss_function(_row)
+del _row
 
 
 # --------------------------------------------------------------------------- regularisation
