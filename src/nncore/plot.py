@@ -129,59 +129,19 @@ def plot_history(history, ax=None, path=None, *, title=None, log_loss=None,
     """
     plt = _pyplot()
     data, x = _history_dict(history)
-    loss, val_loss = _series(data, "loss"), _series(data, "val_loss")
-    acc, val_acc = _series(data, "accuracy"), _series(data, "val_accuracy")
-    lr = _series(data, "lr")
-    if loss is None and val_loss is None:
+    curves = {key: _series(data, key)
+              for key in ("loss", "val_loss", "accuracy", "val_accuracy", "lr")}
+    if curves["loss"] is None and curves["val_loss"] is None:
         raise ValueError("history has no 'loss' or 'val_loss' values to plot")
 
     panels = ["loss"]
-    if acc is not None or val_acc is not None:
+    if curves["accuracy"] is not None or curves["val_accuracy"] is not None:
         panels.append("accuracy")
-    if lr is not None:
+    if curves["lr"] is not None:
         panels.append("lr")
-
-    if ax is None:
-        if figsize is None:
-            figsize = (4.2 * len(panels), 3.4)
-        fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False)
-        axes = list(axes[0])
-    elif isinstance(ax, (list, tuple, np.ndarray)):
-        axes = list(np.ravel(ax))
-        if not axes:
-            raise ValueError("ax is an empty sequence")
-        panels = panels[:len(axes)]
-        fig = axes[0].figure
-    else:
-        axes, panels, fig = [ax], ["loss"], ax.figure
-
+    fig, axes, panels = _history_axes(plt, ax, panels, figsize)
     for a, panel in zip(axes, panels):
-        if panel == "loss":
-            for arr, label, style in ((loss, "train", "-"), (val_loss, "validation", "--")):
-                if arr is not None:
-                    a.plot(x[:len(arr)], arr, style, label=label)
-            a.set_ylabel("loss")
-            positive = [v for v in (loss, val_loss) if v is not None]
-            finite = np.concatenate([v[np.isfinite(v)] for v in positive])
-            use_log = log_loss
-            if use_log is None:
-                use_log = bool(finite.size and finite.min() > 0
-                               and finite.max() / finite.min() > 100)
-            if use_log:
-                a.set_yscale("log")
-            a.set_title("loss")
-        elif panel == "accuracy":
-            for arr, label, style in ((acc, "train", "-"), (val_acc, "validation", "--")):
-                if arr is not None:
-                    a.plot(x[:len(arr)], arr, style, label=label)
-            a.set_ylabel("accuracy")
-            a.set_title("accuracy")
-        else:
-            a.plot(x[:len(lr)], lr, "-", color="tab:green", label="lr")
-            a.set_ylabel("learning rate")
-            a.set_title("learning rate")
-            if lr.min() > 0 and lr.max() / lr.min() > 100:
-                a.set_yscale("log")
+        _HISTORY_PANELS[panel](a, x, curves, log_loss)
         a.set_xlabel("epoch")
         a.grid(True, alpha=0.3)
         if a.get_legend_handles_labels()[0] and panel != "lr":
@@ -191,6 +151,64 @@ def plot_history(history, ax=None, path=None, *, title=None, log_loss=None,
     if ax is None:
         fig.tight_layout()
     return _finish(fig, path, plt, dpi)
+
+
+def _history_axes(plt, ax, panels, figsize):
+    """``(figure, axes, panels)`` for :func:`plot_history`: a new figure with one
+    Axes per panel, the caller's Axes (as many panels as there are Axes), or one
+    Axes for the loss panel only."""
+    if ax is None:
+        if figsize is None:
+            figsize = (4.2 * len(panels), 3.4)
+        fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False)
+        return fig, list(axes[0]), panels
+    if isinstance(ax, (list, tuple, np.ndarray)):
+        axes = list(np.ravel(ax))
+        if not axes:
+            raise ValueError("ax is an empty sequence")
+        return axes[0].figure, axes, panels[:len(axes)]
+    return ax.figure, [ax], ["loss"]
+
+
+def _train_and_validation(a, x, curves, key):
+    """The training curve (solid) and the validation curve (dashed) of ``key``."""
+    for arr, label, style in ((curves[key], "train", "-"),
+                              (curves["val_" + key], "validation", "--")):
+        if arr is not None:
+            a.plot(x[:len(arr)], arr, style, label=label)
+
+
+def _loss_panel(a, x, curves, log_loss):
+    _train_and_validation(a, x, curves, "loss")
+    a.set_ylabel("loss")
+    positive = [v for v in (curves["loss"], curves["val_loss"]) if v is not None]
+    finite = np.concatenate([v[np.isfinite(v)] for v in positive])
+    use_log = log_loss
+    if use_log is None:
+        # log scale when the loss spans more than two decades and stays positive
+        use_log = bool(finite.size and finite.min() > 0 and finite.max() / finite.min() > 100)
+    if use_log:
+        a.set_yscale("log")
+    a.set_title("loss")
+
+
+def _accuracy_panel(a, x, curves, log_loss):
+    _train_and_validation(a, x, curves, "accuracy")
+    a.set_ylabel("accuracy")
+    a.set_title("accuracy")
+
+
+def _lr_panel(a, x, curves, log_loss):
+    lr = curves["lr"]
+    a.plot(x[:len(lr)], lr, "-", color="tab:green", label="lr")
+    a.set_ylabel("learning rate")
+    a.set_title("learning rate")
+    if lr.min() > 0 and lr.max() / lr.min() > 100:
+        a.set_yscale("log")
+
+
+# plot_history's panels, by name, in the order they are drawn
+_HISTORY_PANELS = {"loss": _loss_panel, "accuracy": _accuracy_panel, "lr": _lr_panel}
 
 
 _X_KINDS = ("epoch", "time", "evaluations")
