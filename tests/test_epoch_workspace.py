@@ -157,3 +157,49 @@ def test_loop_refuses_what_it_would_index_out_of_bounds(mistake):
         call["hyper"] = dict(call["hyper"], momentum=0.9)
         call["opt_buffers"] = (np.zeros(n_params - 1),)
     _assert_refused(call, ws, "train_epoch_loop")
+
+
+def _run_weighted(call, ws, weight):
+    K.train_epoch_loop(call["X"], call["T"], call["order"], call["batch_size"], call["stop"],
+                       call["params"], call["grads"], call["ops"], call["loss_code"],
+                       call["segments"], call["l1"], call["l2"], call["opt_kind"],
+                       call["hyper"], call["opt_buffers"], ws, call["dropout_seed"],
+                       call["state"], weight)
+
+
+def test_workspace_owns_the_row_coefficients_of_a_weighted_batch():
+    """``row_coef`` (a weighted step's w / sum w) is sized by the workspace and
+    checked on every call like the other buffers."""
+    call = _call(np.float32, batch=4)
+    ws = _workspace(call)
+    assert ws.row_coef.shape == (4,) and ws.row_coef.dtype == np.float64
+    weight = np.random.default_rng(1).uniform(0.5, 2.0, call["X"].shape[0])
+    _run_weighted(call, ws, weight)
+    assert call["state"]["step"] == call["stop"]
+    # the last batch's coefficients: its weights over their sum, in row order
+    last = weight[(call["stop"] - 1) * 4:]
+    np.testing.assert_allclose(ws.row_coef[:last.size], last / last.sum(), rtol=1e-15)
+
+
+@pytest.mark.parametrize("mistake", ["reshaped", "aliased", "length"])
+def test_weighted_call_with_a_bad_row_coef_or_weight_is_refused(mistake):
+    call = _call()
+    ws = _workspace(call)
+    weight = np.ones(call["X"].shape[0])
+    if mistake == "reshaped":
+        ws.row_coef.shape = (1, ws.row_coef.size)
+        match = "row_coef is no longer"
+    elif mistake == "aliased":
+        # four rows, so the workspace's own coefficients pass as the weights
+        call["X"], call["T"] = call["X"][:4].copy(), call["T"][:4].copy()
+        call["order"], call["stop"] = np.arange(4), 1
+        weight = ws.row_coef
+        match = "shares memory with sample_weight"
+    else:
+        weight = weight[:-1].copy()
+        match = "one weight per row"
+    params, state = call["params"].copy(), dict(call["state"])
+    with pytest.raises(ValueError, match=match):
+        _run_weighted(call, ws, weight)
+    np.testing.assert_array_equal(call["params"], params)
+    assert call["state"] == state

@@ -7,7 +7,9 @@
 # * The sizes come from the layout alone (dtype, (kind, n_in, n_out) per layer,
 #   batch size, width of X, labels or float targets, number of parameters,
 #   whether the optimizer's coupled decay needs a buffer); the buffers are
-#   allocated here and exposed read-only.
+#   allocated here and exposed read-only. The float64 row coefficients of a
+#   weighted batch (batch_size of them) are always there: a weighted and an
+#   unweighted fit of one layout share a workspace.
 # * ``check`` runs on every call of train_epoch_loop before the GIL is
 #   released: the call's layout must be the workspace's, every buffer must still
 #   have its shape and dtype (an ndarray's shape can be reassigned in place),
@@ -15,6 +17,9 @@
 #   overlap tests, O(number of buffers x arrays): independent of the data size.
 
 import numpy as _np
+
+# The buffers whose dtype is not the network's.
+_BUFFER_DTYPES = {"batch_labels": _np.dtype(_np.int64), "row_coef": _np.dtype(_np.float64)}
 
 
 cdef class EpochWorkspace:
@@ -36,6 +41,9 @@ cdef class EpochWorkspace:
     ----------
     backup : ndarray (n_params,)
         The parameters from before the last update the loop took.
+    row_coef : ndarray (batch_size,), float64
+        A weighted step's row coefficients ``w / sum w`` over its batch (the
+        loop fills it; unused without sample weights).
     key : tuple
         The layout the buffers are sized for (see :meth:`key_of`).
     """
@@ -46,7 +54,7 @@ cdef class EpochWorkspace:
     cdef readonly Py_ssize_t batch_size, n_features, n_outputs, n_params
     cdef readonly bint labels, coupled
     cdef readonly object backup, batch_x, batch_targets, batch_labels, output_grad
-    cdef readonly object decayed_grads
+    cdef readonly object decayed_grads, row_coef
     cdef readonly tuple layer_buffers      # (out, mask or None, input_grad or None) per layer
 
     def __init__(self, dtype, layout, Py_ssize_t batch_size, Py_ssize_t n_features,
@@ -69,6 +77,7 @@ cdef class EpochWorkspace:
         self.output_grad = _np.empty(shapes["output_grad"], self.dtype)
         self.decayed_grads = _np.empty(shapes["decayed_grads"], self.dtype)
         self.backup = _np.empty(shapes["backup"], self.dtype)
+        self.row_coef = _np.empty(shapes["row_coef"], _np.float64)
 
     @staticmethod
     def key_of(dtype, layout, Py_ssize_t batch_size, Py_ssize_t n_features, bint labels,
@@ -116,6 +125,7 @@ cdef class EpochWorkspace:
             "output_grad": (B, K),
             "decayed_grads": (self.n_params if self.coupled else one,),
             "backup": (self.n_params,),
+            "row_coef": (B,),
         }
 
     def _buffers(self):
@@ -124,8 +134,7 @@ cdef class EpochWorkspace:
         dt = self.dtype
         shapes = self._shapes()
         for name in shapes:
-            yield (name, getattr(self, name), shapes[name],
-                   _np.dtype(_np.int64) if name == "batch_labels" else dt)
+            yield name, getattr(self, name), shapes[name], _BUFFER_DTYPES.get(name, dt)
         for i, ((kind, n_in, n_out), arrays) in enumerate(zip(self.layout, self.layer_buffers)):
             yield f"layer {i} out", arrays[0], (B, n_out), dt
             if arrays[1] is not None:

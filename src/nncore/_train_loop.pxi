@@ -771,11 +771,11 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                      const int64_t[:, ::1] segments, double l1, double l2,
                      int opt_kind, dict hyper, tuple opt_buffers,
                      EpochWorkspace workspace, uint64_t dropout_seed, dict state,
-                     const double[::1] sample_weight=None, double[::1] row_coef=None):
+                     const double[::1] sample_weight=None):
     """Run batches ``state["step"] .. stop-1`` of an epoch (see _train_loop.pxi),
     or fewer: it returns after the step during which ``_tl_chunk_seconds`` passed.
-    With ``sample_weight`` (float64, one per row of X; ``row_coef`` a float64
-    buffer of batch_size) each step's data loss is Σ w l / Σ w over its batch.
+    With ``sample_weight`` (float64, one per row of X) each step's data loss is
+    Σ w l / Σ w over its batch (the coefficients in ``workspace.row_coef``).
 
     Called only by nncore.backend._cython.train_epoch after
     nncore.backend._epoch.check_train_epoch. ``ops``: one tuple per active
@@ -799,6 +799,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     cdef floating[::1] first_state, second_state, decayed_grads, backup
     cdef floating[:, ::1] batch_x, batch_targets, logits, output_grad
     cdef int64_t[::1] batch_labels
+    cdef double[::1] row_coef
     cdef bint targets_f64 = False
     cdef bint count_correct = bool(state["count"])
     cdef const double* weight_ptr = NULL
@@ -809,6 +810,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     workspace.check(params.base, [op[:3] for op in ops], batch_size, X.shape[1],
                     loss_code == TL_CE, hyper["weight_decay"] != 0.0, X=X.base, T=T,
                     order=order.base, grads=grads.base, segments=segments.base,
+                    sample_weight=None if sample_weight is None else sample_weight.base,
                     **{f"optimizer buffer {i}": b for i, b in enumerate(opt_buffers)})
     batch_x = workspace.batch_x
     batch_targets = workspace.batch_targets
@@ -816,13 +818,13 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     output_grad = workspace.output_grad
     decayed_grads = workspace.decayed_grads
     backup = workspace.backup
+    row_coef = workspace.row_coef
     logits = workspace.layer_buffers[n_layers - 1][0]
     if sample_weight is not None:
-        # O(1) checks: one weight per row, a coefficient slot per batch row
-        if sample_weight.shape[0] != X.shape[0] or row_coef is None \
-                or row_coef.shape[0] < batch_size:
-            raise ValueError("sample_weight needs one weight per row of X and row_coef "
-                             "batch_size entries")
+        # O(1): one weight per row (the workspace checked row_coef's batch_size slots)
+        if sample_weight.shape[0] != X.shape[0]:
+            raise ValueError("nncore._kernels: train_epoch_loop: sample_weight needs one "
+                             "weight per row of X")
         weight_ptr = &sample_weight[0]
         coef_ptr = &row_coef[0]
     if loss_code == TL_CE:

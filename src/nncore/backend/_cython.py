@@ -355,12 +355,6 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
     coupled = update.hyper["weight_decay"] != 0.0
     loop_ws = _epoch_workspace(workspace, ops, spec.takes_labels(T), B, X.shape[1], params,
                                coupled)
-    row_coef = None
-    if weight is not None:
-        # the batch's row coefficients w / sum w (the loop fills it each step)
-        row_coef = workspace.get("row_coef")
-        if row_coef is None or row_coef.shape[0] < B:
-            row_coef = workspace["row_coef"] = np.empty(B)
     # Each call returns after about 0.1 s of wall time (_train_loop.pxi), so a
     # Ctrl-C is raised here between two calls, with ``state`` matching the
     # parameters, however slow the steps are on a busy machine.
@@ -368,7 +362,7 @@ def train_epoch(X, T, order, batch_size, stop, params, grads, layers, loss, segm
         _K.train_epoch_loop(X, T, order, B, stop, params, grads, ops, spec.loop_code(T),
                             segments, float(l1), float(l2), _K.LOOP_OPTIMIZERS[update.kind][0],
                             update.hyper, update.buffers, loop_ws, int(drop_seed) % _U64, state,
-                            weight, row_coef)
+                            weight)
 
 
 # --------------------------------------------------------------------------- curvature
