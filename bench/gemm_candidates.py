@@ -342,6 +342,56 @@ def report(problems, times, checks, candidates, args):
     return "\n".join(lines), summary
 
 
+# --------------------------------------------------------------------------- whole epochs
+def _fit_once(nc, X, y, batch, dtype):
+    """One epoch of the MNIST workload (as bench/compare.py): (wall s, CPU s, weights)."""
+    import time
+    net = nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
+                      nc.Dense(256, 10)], loss="cross_entropy", dtype=dtype, seed=0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    net.fit(X, y, optimizer=nc.optim.Adam(1e-3), batch_size=batch, epochs=1,
+            progress=False, seed=0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, np.array(net.params, copy=True)
+
+
+def fit_ab(args):
+    """Whole training epochs with each GEMM library of nncore's NNCORE_GEMM switch,
+    interleaved in one process (rotated each round): medians, and whether every
+    repeat gave the same bits. One thread: CPU time is the primary figure."""
+    sys.path.insert(0, os.path.join(HERE, "..", "src"))
+    import nncore as nc
+    from nncore import _kernels
+    libs = [n for n in ("scipy", "mkl") if n in args.candidates or n == "scipy"]
+    rng = np.random.default_rng(0)
+    X, y = rng.random((args.samples, 784), dtype=np.float32), rng.integers(0, 10, args.samples)
+    for threads in args.threads:
+        nc.set_num_threads(threads)
+        for dt in args.dtypes:
+            for b in args.batches:
+                got = {n: [] for n in libs}
+                for rnd in range(args.rounds):
+                    for n in libs[rnd % len(libs):] + libs[:rnd % len(libs)]:
+                        _kernels._set_gemm_library(n)
+                        got[n].append(_fit_once(nc, X.astype(dt), y, b, dt))
+                _kernels._set_gemm_library("scipy")
+                _print_fit_ab(got, threads, dt, b, args)
+
+
+def _print_fit_ab(got, threads, dt, b, args):
+    base = got["scipy"]
+    print(f"\nfit, {dt}, batch {b}, {threads} thread(s), {args.samples} rows, "
+          f"{args.rounds} interleaved rounds:")
+    for n, runs in got.items():
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        same = all(np.array_equal(r[2], runs[0][2]) for r in runs)
+        diff = float(np.max(np.abs(runs[0][2] - base[0][2])))
+        print(f"  {n:6s} wall {wall:.3f} s ({wall / statistics.median(r[0] for r in base):.2f}x)"
+              f"  CPU {cpu:.3f} s ({cpu / statistics.median(r[1] for r in base):.2f}x)"
+              f"  repeats bit-identical: {same}  max |w - w_scipy| {diff:.1e}")
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -357,6 +407,10 @@ def parse_args(argv=None):
                     help="auto: the calling thread's CPU time for one thread (robust on a "
                          "shared machine: time descheduled is not counted), wall for two")
     ap.add_argument("--json", help="also write the epoch sums and raw medians here")
+    ap.add_argument("--fit", action="store_true",
+                    help="instead: whole nncore training epochs (784-256-256-10, Adam), "
+                         "NNCORE_GEMM=scipy against mkl in one process, interleaved")
+    ap.add_argument("--samples", type=int, default=60_000, help="rows per epoch for --fit")
     args = ap.parse_args(argv)
     args.candidates = [c for c in args.candidates.split(",") if c]
     unknown = sorted(set(args.candidates) - set(FACTORIES))
@@ -370,6 +424,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.fit:
+        fit_ab(args)
+        print("\nload:", os.getloadavg())
+        return 0
     harness = build_harness()
     if harness is None:
         print("no C compiler: cannot build the timing harness", file=sys.stderr)

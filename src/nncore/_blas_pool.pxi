@@ -119,12 +119,15 @@ cdef bint _blas_pool_enter(int threads):
     done; returns whether BLAS's jobs run on our team during the loop."""
     global nnc_blas_pool_users
     nnc_blas_pool_users += 1
-    if _blas_pool_enabled and threads > 1 and not nnc_blas_pool_is_installed():
+    # The hook is OpenBLAS's: with the GEMMs on MKL (NNCORE_GEMM, _gemm_select.pxi)
+    # the loop's BLAS work does not run on our team, so neither install nor count it.
+    cdef bint openblas_gemm = _gemm_library == "scipy"
+    if _blas_pool_enabled and threads > 1 and openblas_gemm and not nnc_blas_pool_is_installed():
         # BLAS may ask for as many threads as its own pool has (what
         # threadpoolctl / set_num_threads left it); each of those jobs must get
         # a thread, so OMP_THREAD_LIMIT < 64 keeps BLAS's pool.
         nnc_blas_pool_set(_blas_pool_setter, 1, MAX_THREADS)
-    return nnc_blas_pool_is_installed() and threads > 1
+    return nnc_blas_pool_is_installed() and threads > 1 and openblas_gemm
 
 
 cdef void _blas_pool_leave():

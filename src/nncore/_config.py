@@ -147,6 +147,13 @@ def set_shared_blas_pool(on):
     return bool(k._set_blas_shared_pool(on))
 
 
+def _gemm_line(k):
+    """show_config's line on whose GEMM the compiled kernels call (NNCORE_GEMM)."""
+    if k.gemm_library() == "mkl":
+        return "MKL's (NNCORE_GEMM=mkl; sequential, CNR mode)"
+    return "SciPy's OpenBLAS via cython_blas (NNCORE_GEMM=mkl: MKL's, with the mkl extra)"
+
+
 def _blas_jobs_line(k):
     """show_config's line on where BLAS's parallel jobs run."""
     if not k.shared_blas_pool_enabled():
@@ -235,6 +242,7 @@ def show_config(file=None):
             f"Cython      {k.CYTHON_VERSION} (compiled with)",
             f"OpenMP      {'on' if k.OPENMP else 'off'}, {get_num_threads()} thread(s)",
             "BLAS jobs   " + _blas_jobs_line(k),
+            "GEMM        " + _gemm_line(k),
             "thread plan " + _thread_plan_line(k),
             f"debug build {'on (bounds and initialisation checks)' if k.DEBUG_BUILD else 'off'}",
         ]

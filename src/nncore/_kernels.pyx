@@ -22,7 +22,8 @@ Design:
 * Loop bodies are branch-free where it matters (flags hoisted, see
   ``NNC_ADAM_LOOP`` in _adam.h) so GCC vectorises them; ``-fno-math-errno`` lets ``sqrt``
   vectorise too without changing any value.
-* GEMM/GEMV through ``scipy.linalg.cython_blas`` (no link step, SciPy's BLAS):
+* GEMM/GEMV through ``scipy.linalg.cython_blas`` (no link step, SciPy's BLAS;
+  the GEMMs through MKL's instead with ``NNCORE_GEMM=mkl``, see _gemm_select.pxi):
   a row-major matrix is the column-major transpose, so row-major
   ``C = op(A) op(B)`` is column-major ``C^T = op(B)^T op(A)^T``: swap operands.
 * Threads: OpenMP ``prange`` only over flat buffers of at least ``_par_min``
@@ -181,6 +182,18 @@ cdef inline Py_ssize_t _chunk_lo(Py_ssize_t c, int nt, Py_ssize_t n) noexcept no
     return ((n * c) // nt) & ~(<Py_ssize_t>63)
 
 
+# The GEMM every compiled path calls: Fortran-77 ?gemm_ of the library chosen by
+# the NNCORE_GEMM switch (_gemm_select.pxi): SciPy's OpenBLAS (cython_blas, the
+# default and the fallback) or MKL's. One pair of pointers, so every GEMM of a
+# process (epoch loop, per-step kernels, curvature) uses the same library.
+ctypedef void (*_sgemm_fn)(char*, char*, blas_int*, blas_int*, blas_int*, float*, float*,
+                           blas_int*, float*, blas_int*, float*, float*, blas_int*) noexcept nogil
+ctypedef void (*_dgemm_fn)(char*, char*, blas_int*, blas_int*, blas_int*, double*, double*,
+                           blas_int*, double*, blas_int*, double*, double*, blas_int*) noexcept nogil
+cdef _sgemm_fn _sgemm_call = sgemm
+cdef _dgemm_fn _dgemm_call = dgemm
+
+
 cdef inline void _gemm_rm(bint ta, bint tb, blas_int m, blas_int n, blas_int k, floating alpha,
                           const floating* A, blas_int lda, const floating* B, blas_int ldb,
                           floating beta, floating* C, blas_int ldc) noexcept nogil:
@@ -188,11 +201,11 @@ cdef inline void _gemm_rm(bint ta, bint tb, blas_int m, blas_int n, blas_int k, 
     cdef char ca = b'T' if ta else b'N'
     cdef char cb = b'T' if tb else b'N'
     if floating is float:
-        sgemm(&cb, &ca, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
-              &beta, C, &ldc)
+        _sgemm_call(&cb, &ca, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
+                    &beta, C, &ldc)
     else:
-        dgemm(&cb, &ca, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
-              &beta, C, &ldc)
+        _dgemm_call(&cb, &ca, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
+                    &beta, C, &ldc)
 
 
 cdef inline void _gemv_rm(blas_int m, blas_int n, const floating* A, const floating* x,
@@ -1586,6 +1599,7 @@ def _triad(floating[::1] a, const floating[::1] b, const floating[::1] c, double
 # The compiled training epoch: same module, so it calls the kernels above; it
 # shares its OpenMP team with BLAS through _blas_pool.pxi.
 include "_blas_pool.pxi"
+include "_gemm_select.pxi"
 include "_epoch_workspace.pxi"
 include "_train_loop.pxi"
 
