@@ -138,7 +138,7 @@ TABLE = {
 # check those): one array, or seeds and a rate.
 NO_SHAPE_RELATIONS = {"sum_squares", "dropout_mask"}
 NOT_KERNELS = {"set_num_threads", "get_num_threads", "forked_child", "blas_shared_pool",
-               "shared_blas_pool_enabled", "shared_blas_pool_installed",
+               "shared_blas_pool_enabled", "shared_blas_pool_installed", "gemm_library",
                "curvature_activations", "train_epoch_loop"}    # the loop: test_epoch_workspace
 
 
