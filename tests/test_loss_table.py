@@ -1,7 +1,8 @@
 """The backend loss functions are derived from the loss registry (one home per loss).
 
-``nncore.losses.backend_kernels()`` is the table both backends build their
-``loss_*`` functions from and ``BACKEND_API`` lists; these tests fail if a
+``nncore.losses.backend_kernels()`` (and ``rop_kernels()`` for the R-operators
+of exact curvature) are the tables both backends build their ``loss_*``
+functions from and ``BACKEND_API`` lists; these tests fail if a
 backend, the API list or the table stops following the registry: every kernel
 a registered loss names is in the API with one signature on both backends, the
 NumPy function is the registry's reference after the checks, the compiled one
@@ -46,6 +47,39 @@ def test_every_registry_kernel_is_in_the_api_of_both_backends():
             assert inspect.signature(fn).parameters["weight"].default is None
             assert fn.__name__ == row.name and fn.__module__ == be.__name__
             assert fn.__doc__ == row.doc
+
+
+def test_every_registry_rop_is_in_the_api_of_both_backends():
+    table = L.rop_kernels()
+    names = [row.name for row in table]
+    assert len(names) == len(set(names)) and all(row.form == "rop" for row in table)
+    assert {n for n in B.BACKEND_API if n.startswith("loss_") and n.endswith("_rop")} \
+        == set(names) == {loss.rop_kernel for loss in L.REGISTRY.values() if loss.rop_kernel}
+    for be in _backends():
+        for row in table:
+            fn = getattr(be, row.name)
+            assert list(inspect.signature(fn).parameters) == ["out", "Rout", "Rgrad"]
+            assert fn.__name__ == row.name and fn.__doc__ == row.doc
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backend_rops_compute_the_registry_reference(dtype):
+    for row in L.rop_kernels():
+        rng = np.random.default_rng(zlib.crc32(row.name.encode()))
+        out = rng.standard_normal((5, 3)).astype(dtype)
+        Rout = rng.standard_normal((2, 5, 3)).astype(dtype)
+        want = np.empty_like(Rout)
+        row.reference(out, Rout, want)
+        got = np.full_like(Rout, np.nan)
+        getattr(_numpy, row.name)(out, Rout, got)
+        np.testing.assert_array_equal(got, want)      # the reference itself
+        for be in _backends():
+            got = np.full_like(Rout, np.nan)
+            getattr(be, row.name)(out, Rout, got)
+            tol = 1e-5 if dtype == np.float32 else 1e-13
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+            with pytest.raises(ValueError):          # checked before the kernel runs
+                getattr(be, row.name)(out[:-1], Rout, got)
 
 
 def _call_args(row, rng, dtype):

@@ -333,18 +333,11 @@ def dense_rbackward(const floating[:, ::1] X, const floating[:, :, ::1] RX, bint
         dense_rbackward_k(X, RX, has_rx, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX, has_dx)
 
 
-def loss_mse_rop(const floating[:, :, ::1] Rout, floating[:, :, ::1] Rgrad):
-    _require_directions(Rgrad, Rout.shape[0], Rout.shape[1], Rout.shape[2],
-                        "loss_mse_rop: Rgrad (Rout's shape)")
-    with nogil:
-        loss_mse_rop_k(Rout, Rgrad)
-
-
 cdef int _require_logits_rop(const floating[:, ::1] logits, const floating[:, :, ::1] Rlogits,
                              floating[:, :, ::1] Rgrad, str kernel) except -1:
-    """logits (N, K) non-empty, Rlogits and Rgrad (m, N, K)."""
+    """logits (the outputs, N x K) non-empty, Rlogits and Rgrad (m, N, K)."""
     if logits.shape[0] == 0 or logits.shape[1] == 0:
-        raise ValueError(f"nncore._kernels: {kernel}: empty logits")
+        raise ValueError(f"nncore._kernels: {kernel}: empty outputs")
     _require_directions(Rlogits, Rlogits.shape[0], logits.shape[0], logits.shape[1],
                         "Rlogits (m, N, K)")
     _require_directions(Rgrad, Rlogits.shape[0], logits.shape[0], logits.shape[1],
@@ -352,12 +345,25 @@ cdef int _require_logits_rop(const floating[:, ::1] logits, const floating[:, :,
     return 0
 
 
-def loss_softmax_ce_rop(const floating[:, ::1] logits, const floating[:, :, ::1] Rlogits,
-                        floating[:, :, ::1] Rgrad, floating[::1] scratch):
-    _require_logits_rop(logits, Rlogits, Rgrad, "loss_softmax_ce_rop")
-    _require(scratch.shape[0] >= logits.shape[1], "loss_softmax_ce_rop: scratch needs K elements")
+# The loss R-operators share one signature, (out (N, K), Rout (m, N, K), Rgrad
+# (m, N, K)), so nncore.backend._cython wraps every one the loss registry names
+# (Loss.rop_kernel) with one generic checked function.
+
+def loss_mse_rop(const floating[:, ::1] out, const floating[:, :, ::1] Rout,
+                 floating[:, :, ::1] Rgrad):
+    _require_logits_rop(out, Rout, Rgrad, "loss_mse_rop")
     with nogil:
-        loss_softmax_ce_rop_k(logits, Rlogits, Rgrad, scratch)
+        loss_mse_rop_k(Rout, Rgrad)
+
+
+def loss_softmax_ce_rop(const floating[:, ::1] logits, const floating[:, :, ::1] Rlogits,
+                        floating[:, :, ::1] Rgrad):
+    _require_logits_rop(logits, Rlogits, Rgrad, "loss_softmax_ce_rop")
+    # one row's probabilities, K elements
+    cdef floating[::1] probs = _np.empty(logits.shape[1],
+                                         _np.float64 if floating is double else _np.float32)
+    with nogil:
+        loss_softmax_ce_rop_k(logits, Rlogits, Rgrad, probs)
 
 
 def loss_bce_rop(const floating[:, ::1] logits, const floating[:, :, ::1] Rlogits,

@@ -20,9 +20,10 @@ Design
   for them (``label_code``).
 * This module imports only NumPy and :mod:`nncore.activations`; backend
   functions are passed in (``be``), so the backends may import it. They do:
-  :func:`backend_kernels` is the table (kernel name -> reference, target form)
-  from which both backends write their checked ``loss_*`` entry points and
-  ``nncore.backend.BACKEND_API`` lists them, so a new kernel is named here only.
+  :func:`backend_kernels` and :func:`rop_kernels` are the tables (kernel name
+  -> reference, target form) from which both backends write their checked
+  ``loss_*`` entry points and ``nncore.backend.BACKEND_API`` lists them, so a
+  new kernel is named here only.
 
 Adding a loss: see CONTRIBUTING.md.
 """
@@ -37,8 +38,9 @@ import numpy as np
 from .activations import sigmoid
 
 __all__ = ["Loss", "REGISTRY", "NAMES", "get", "register", "LossKernel", "backend_kernels",
-           "mse_reference", "softmax_ce_reference", "softmax_ce_prob_reference",
-           "bce_reference", "row_coefficients"]
+           "rop_kernels", "mse_reference", "softmax_ce_reference", "softmax_ce_prob_reference",
+           "bce_reference", "mse_rop_reference", "softmax_ce_rop_reference",
+           "bce_rop_reference", "row_coefficients"]
 
 
 # --------------------------------------------------------------------------- references
@@ -133,6 +135,30 @@ def bce_reference(logits, target, grad, weight=None):
     return J
 
 
+def mse_rop_reference(out, Rout, Rgrad):
+    """Rgrad := Rout / N (the Hessian of 1/(2N) sum (out - d)^2 applied)."""
+    np.divide(Rout, out.shape[0], out=Rgrad)
+
+
+def softmax_ce_rop_reference(logits, Rlogits, Rgrad):
+    """Rgrad_n := (diag p_n - p_n p_n^T) Rlogits_n / N, p = softmax(logits)
+    (the Hessian of the mean cross-entropy for target rows summing to 1)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    p = e / e.sum(axis=1, keepdims=True)
+    pv = np.sum(p * Rlogits, axis=2, keepdims=True)
+    np.multiply(p, Rlogits - pv, out=Rgrad)
+    Rgrad /= logits.shape[0]
+
+
+def bce_rop_reference(logits, Rlogits, Rgrad):
+    """Rgrad := s (1 - s) Rlogits / N, s = sigmoid(logits)."""
+    e = np.exp(-np.abs(logits))
+    s = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    np.multiply(s * (1.0 - s), Rlogits, out=Rgrad)
+    Rgrad /= logits.shape[0]
+
+
 def row_coefficients(weight):
     """Row coefficients ``c = w / sum(w)`` of sample weights ``w`` (float64, (N,)):
     the weighted mean's factors, so that ``sum_n c_n l_n`` is the contract's
@@ -177,6 +203,8 @@ class Loss:
         Backend function applying the per-sample Hessian of the loss with
         respect to the outputs (the R-operator of the output gradient, for
         exact curvature); None: the loss has no exact curvature.
+    rop_reference_fn : callable or None
+        Its NumPy specification ``(out, Rout, Rgrad)`` (no checks).
     """
 
     name = None
@@ -190,6 +218,7 @@ class Loss:
     link = None
     min_outputs = 1
     rop_kernel = None
+    rop_reference_fn = None
 
     # ---- targets
     def check_n_outputs(self, n_out):
@@ -316,6 +345,7 @@ class MeanSquaredError(Loss):
     kernel, code = "loss_mse", 0
     reference_fn = staticmethod(mse_reference)
     rop_kernel = "loss_mse_rop"
+    rop_reference_fn = staticmethod(mse_rop_reference)
 
     def sqrt_hessian_rows(self, be, out, J):
         """The Hessian of ``1/2 (out - t)^2`` is the identity: rows unchanged."""
@@ -333,6 +363,7 @@ class CrossEntropy(Loss):
     link = "softmax"
     min_outputs = 2
     rop_kernel = "loss_softmax_ce_rop"
+    rop_reference_fn = staticmethod(softmax_ce_rop_reference)
 
     def sqrt_hessian_rows(self, be, out, J):
         """``L_nᵀ = diag sqrt(p) - sqrt(p) pᵀ`` for ``H_n = diag p - p pᵀ``."""
@@ -381,6 +412,7 @@ class BinaryCrossEntropy(Loss):
     is_classifier = True
     link = "sigmoid"
     rop_kernel = "loss_bce_rop"
+    rop_reference_fn = staticmethod(bce_rop_reference)
 
     def sqrt_hessian_rows(self, be, out, J):
         """``H_n = diag s(1 - s)``: each row scaled by ``sqrt(s (1 - s))``."""
@@ -465,22 +497,35 @@ set's sum for a chunk of it, so chunks add up)."""
 
 _LABELS_DOC = "``labels`` is an int64 array (N,) with values in [0, K)."
 
+_ROP_DOC = """Validated: ``out`` (N, K), ``Rout`` and ``Rgrad`` (m, N, K) of one float dtype;
+``m`` directions at once."""
+
 
 class LossKernel(NamedTuple):
-    """One backend loss function: ``be.<name>(out, target, grad, weight=None) -> J``."""
+    """One backend loss function: ``be.<name>(out, target, grad, weight=None) -> J``
+    (form ``"targets"`` or ``"labels"``), or a loss's R-operator
+    ``be.<name>(out, Rout, Rgrad)`` (form ``"rop"``)."""
 
     name: str
     """The backend function (``"loss_mse"``), also the compiled kernel's name."""
     reference: Callable
-    """Its NumPy specification, ``(out, target, grad, weight) -> J`` (no checks)."""
-    takes_labels: bool
-    """Targets are int64 labels ``(N,)`` rather than float rows ``(N, K)``."""
+    """Its NumPy specification (the same arguments, no checks)."""
+    form: str
+    """``"targets"``: float rows ``(N, K)``; ``"labels"``: int64 labels ``(N,)``;
+    ``"rop"``: the R-operator."""
+
+    @property
+    def takes_labels(self):
+        """Targets are int64 labels ``(N,)`` rather than float rows ``(N, K)``."""
+        return self.form == "labels"
 
     @property
     def doc(self):
-        """The backend function's docstring: the reference's summary, the target
-        form and the ``weight`` convention."""
+        """The backend function's docstring: the reference's summary, then the
+        target form and the ``weight`` convention (or the R-operator's shapes)."""
         summary = inspect.cleandoc(self.reference.__doc__ or self.name).split("\n\n")[0]
+        if self.form == "rop":
+            return "\n\n".join([summary, _ROP_DOC])
         parts = [summary, _LABELS_DOC] if self.takes_labels else [summary]
         return "\n\n".join(parts + [_WEIGHT_DOC])
 
@@ -495,18 +540,33 @@ def backend_kernels():
     so adding a kernel touches no backend file. Losses may share a kernel; a name
     given two different references or none is a ``ValueError``.
     """
+    return _table(lambda loss: ((loss.label_kernel, loss.label_reference_fn, "labels"),
+                                (loss.kernel, loss.reference_fn, "targets")))
+
+
+def rop_kernels():
+    """The loss R-operators every backend defines (``Loss.rop_kernel``, form
+    ``"rop"``), one :class:`LossKernel` per name, built and checked as
+    :func:`backend_kernels`: the NumPy backend validates and calls
+    ``Loss.rop_reference_fn``, the compiled one the kernel of the same name."""
+    return _table(lambda loss: ((loss.rop_kernel, loss.rop_reference_fn, "rop"),))
+
+
+def _table(entries):
+    """``LossKernel`` rows from ``entries(loss) -> ((name, reference, form), ...)``
+    over the registry: the first reference of each name, later losses may reuse
+    it; a name with two references or forms, or none, is a ``ValueError``."""
     rows = {}
     for loss in REGISTRY.values():
-        for name, reference, labels in ((loss.label_kernel, loss.label_reference_fn, True),
-                                        (loss.kernel, loss.reference_fn, False)):
+        for name, reference, form in entries(loss):
             if name is None:
                 continue
             known = rows.get(name)
             if known is not None and reference in (None, known.reference) \
-                    and labels == known.takes_labels:
+                    and form == known.form:
                 continue                    # a second loss reusing the kernel
             if known is not None or reference is None:
                 raise ValueError(f"loss {loss.name!r}: kernel {name!r} needs one reference "
                                  "and one target form across the registry")
-            rows[name] = LossKernel(name, reference, labels)
+            rows[name] = LossKernel(name, reference, form)
     return tuple(rows.values())

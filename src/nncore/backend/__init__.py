@@ -26,8 +26,9 @@ BACKEND_API = (
     "sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "rprop_step",
     "symv", "bfgs_update", "dfp_update",
     # curvature (R-operator, Jacobian rows, Gauss-Newton and LM's dense algebra)
-    "dense_rforward", "dense_rbackward", "loss_mse_rop", "loss_softmax_ce_rop",
-    "loss_bce_rop", "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve",
+    "dense_rforward", "dense_rbackward",
+    *(row.name for row in _losses.rop_kernels()),    # loss_mse_rop, ...: the registry's
+    "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve",
 )
 # Only in the compiled backend (``FUSED_LOOP``): the fused epoch loop.
 COMPILED_ONLY = ("train_epoch",)

@@ -20,8 +20,9 @@ Design
   and come from :mod:`nncore.activations` (its ``second`` slot); relu and
   leaky_relu have ``f'' = 0`` almost everywhere.
 * The losses' R-operators apply the per-sample Hessian of the loss with
-  respect to the outputs (``loss_*_rop``); the generalised Gauss–Newton
-  product replaces ``Rdelta``'s ``D f''`` term by zero.
+  respect to the outputs (``loss_*_rop``, built here from the loss registry's
+  ``rop_reference_fn``); the generalised Gauss–Newton product replaces
+  ``Rdelta``'s ``D f''`` term by zero.
 * These are the specification the compiled twins in ``_cython.py`` match.
 """
 
@@ -30,12 +31,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations as _activations
+from .. import losses as _losses
 from . import _validate_curvature as VC
 
+# (and the loss R-operators, added where they are built below)
 __all__ = [
-    "dense_rforward", "dense_rbackward", "loss_mse_rop", "loss_softmax_ce_rop",
-    "loss_bce_rop", "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve",
-    "activation_derivatives",
+    "dense_rforward", "dense_rbackward", "jacobian_rows", "ggn_rows_softmax", "syrk",
+    "cholesky_solve", "activation_derivatives",
 ]
 
 
@@ -88,31 +90,26 @@ def dense_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX):
         RDX += D @ np.swapaxes(VW, 1, 2)
 
 
-def loss_mse_rop(out, Rout, Rgrad):
-    """Rgrad := Rout / N (the Hessian of 1/(2N) sum (out - d)^2 applied)."""
-    VC.check_loss_rop(out, Rout, Rgrad)
-    np.divide(Rout, out.shape[0], out=Rgrad)
+def _rop_function(row):
+    """The backend R-operator of one :func:`nncore.losses.rop_kernels` row: the
+    checks, then the registry's reference."""
+    reference = row.reference
+
+    def rop_function(out, Rout, Rgrad):
+        VC.check_loss_rop(out, Rout, Rgrad)
+        reference(out, Rout, Rgrad)
+
+    rop_function.__name__ = rop_function.__qualname__ = row.name
+    rop_function.__doc__ = row.doc
+    return rop_function
 
 
-def loss_softmax_ce_rop(logits, Rlogits, Rgrad):
-    """Rgrad_n := (diag p_n - p_n p_n^T) Rlogits_n / N, p = softmax(logits)
-    (the Hessian of the mean cross-entropy for target rows summing to 1)."""
-    VC.check_loss_rop(logits, Rlogits, Rgrad)
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    p = e / e.sum(axis=1, keepdims=True)
-    pv = np.sum(p * Rlogits, axis=2, keepdims=True)
-    np.multiply(p, Rlogits - pv, out=Rgrad)
-    Rgrad /= logits.shape[0]
-
-
-def loss_bce_rop(logits, Rlogits, Rgrad):
-    """Rgrad := s (1 - s) Rlogits / N, s = sigmoid(logits)."""
-    VC.check_loss_rop(logits, Rlogits, Rgrad)
-    e = np.exp(-np.abs(logits))
-    s = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    np.multiply(s * (1.0 - s), Rlogits, out=Rgrad)
-    Rgrad /= logits.shape[0]
+# loss_mse_rop, loss_softmax_ce_rop, ...: one per R-operator the loss registry
+# names (Loss.rop_kernel); the compiled backend builds its twins from the same table.
+LOSS_ROPS = tuple(row.name for row in _losses.rop_kernels())
+for _row in _losses.rop_kernels():
+    globals()[_row.name] = _rop_function(_row)
+del _row
 
 
 def jacobian_rows(A, D, out, offset):

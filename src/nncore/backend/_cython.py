@@ -39,19 +39,19 @@ NAME = "cython"
 # training through the Python step loop only).
 FUSED_LOOP = True
 
-_KERNELS = tuple(row.name for row in _losses.backend_kernels()) + (
+# (and the loss kernels of the loss registry, whose names this file never spells)
+_KERNELS = tuple(row.name for row in _losses.backend_kernels() + _losses.rop_kernels()) + (
     "gemm", "sum_squares", "multiply", "add", "activation_forward", "activation_backward",
     "dense_forward", "dense_backward", "softmax", "sigmoid", "regularize", "dropout_mask",
     "gather_rows", "gather", "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
     "symv", "rank2_prepare", "bfgs_apply", "dfp_apply", "train_epoch_loop", "EpochWorkspace",
-    "dense_rforward", "dense_rbackward", "loss_mse_rop", "loss_softmax_ce_rop", "loss_bce_rop",
-    "jacobian_rows", "ggn_rows_softmax", "syrk", "cholesky_solve", "curvature_activations",
+    "dense_rforward", "dense_rbackward", "jacobian_rows", "ggn_rows_softmax", "syrk",
+    "cholesky_solve", "curvature_activations",
 )
 _missing = [name for name in _KERNELS if not hasattr(_K, name)]
 if getattr(_K, "N_ACTIVATIONS", None) != len(_activations.REGISTRY):
     _missing.append(f"N_ACTIVATIONS == {len(_activations.REGISTRY)} (the activation registry)")
-if getattr(_K, "LOOP_LAYER_KINDS", None) != {"dense": _E.DENSE, "dropout": _E.DROPOUT,
-                                              "residual_dense": _E.RESIDUAL}:
+if getattr(_K, "LOOP_LAYER_KINDS", None) != _E.LOOP_LAYER_KINDS:
     _missing.append("LOOP_LAYER_KINDS matching nncore.backend._epoch's layer kinds")
 if getattr(_K, "BLAS_INT_MAX", None) != _E.BLAS_INT_MAX:
     _missing.append(f"BLAS_INT_MAX == {_E.BLAS_INT_MAX} (nncore.backend._epoch's limit)")
@@ -398,22 +398,23 @@ def dense_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX):
                        DX, RDX, DX is not None)
 
 
-def loss_mse_rop(out, Rout, Rgrad):
-    """Rgrad := Rout / N."""
-    VC.check_loss_rop(out, Rout, Rgrad)
-    _K.loss_mse_rop(Rout, Rgrad)
+def _rop_function(row):
+    """The twin of ``_curvature_numpy._rop_function``: the same checks, then the
+    compiled R-operator of the same name (every one takes ``(out, Rout, Rgrad)``)."""
+    kernel = getattr(_K, row.name)
+
+    def rop_function(out, Rout, Rgrad):
+        VC.check_loss_rop(out, Rout, Rgrad)
+        kernel(out, Rout, Rgrad)
+
+    rop_function.__name__ = rop_function.__qualname__ = row.name
+    rop_function.__doc__ = row.doc
+    return rop_function
 
 
-def loss_softmax_ce_rop(logits, Rlogits, Rgrad):
-    """Rgrad_n := (diag p_n - p_n p_n^T) Rlogits_n / N, p = softmax(logits)."""
-    VC.check_loss_rop(logits, Rlogits, Rgrad)
-    _K.loss_softmax_ce_rop(logits, Rlogits, Rgrad, np.empty(logits.shape[1], logits.dtype))
-
-
-def loss_bce_rop(logits, Rlogits, Rgrad):
-    """Rgrad := s (1 - s) Rlogits / N, s = sigmoid(logits)."""
-    VC.check_loss_rop(logits, Rlogits, Rgrad)
-    _K.loss_bce_rop(logits, Rlogits, Rgrad)
+for _row in _losses.rop_kernels():
+    globals()[_row.name] = _rop_function(_row)
+del _row
 
 
 def jacobian_rows(A, D, out, offset):

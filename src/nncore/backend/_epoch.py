@@ -67,11 +67,13 @@ from .. import losses as _losses
 from .._checks import flag, integer, real
 from . import _validate as V
 
-# Layer kinds of the parsed layer tuples (the compiled loop's TL_DENSE and
-# TL_DROPOUT: nncore.backend._cython checks its LOOP_LAYER_KINDS at import).
+# Layer kinds of the parsed layer tuples, by the name a layer's loop_specs gives
+# (the compiled loop's TL_* codes: nncore.backend._cython checks at import that
+# the extension's LOOP_LAYER_KINDS is this table).
 DENSE = 0
 DROPOUT = 1
 RESIDUAL = 2     # a Dense layer with a shortcut (nc.Residual(nc.Dense(n, n)))
+LOOP_LAYER_KINDS = {"dense": DENSE, "dropout": DROPOUT, "residual_dense": RESIDUAL}
 
 STATE_KEYS = ("step", "opt_step", "counter", "loss_sum", "correct", "count", "loss",
               "grad_norm", "diverged", "have_backup")

@@ -26,10 +26,10 @@ import numpy as np
 
 from .. import activations as _activations
 from .. import losses as _losses
+from . import _curvature_numpy
 from . import _validate as V
 from ._curvature_numpy import (  # noqa: F401 - re-exported backend API
-    cholesky_solve, dense_rbackward, dense_rforward, ggn_rows_softmax, jacobian_rows,
-    loss_bce_rop, loss_mse_rop, loss_softmax_ce_rop, syrk)
+    cholesky_solve, dense_rbackward, dense_rforward, ggn_rows_softmax, jacobian_rows, syrk)
 
 NAME = "numpy"
 FUSED_LOOP = False   # no train_epoch: training runs through the Python step loop
@@ -147,6 +147,10 @@ def _loss_function(row):
 for _row in _losses.backend_kernels():
     globals()[_row.name] = _loss_function(_row)
 del _row
+# and the loss R-operators loss_mse_rop, ... (built in _curvature_numpy)
+for _name in _curvature_numpy.LOSS_ROPS:
+    globals()[_name] = getattr(_curvature_numpy, _name)
+del _name
 
 
 # --------------------------------------------------------------------------- regularisation
