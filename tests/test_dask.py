@@ -357,12 +357,14 @@ def _streamed_peak(n, d=10, rows=10_000):
 
 def test_streamed_fit_holds_a_few_chunks():
     """A streamed epoch holds a window of STREAM_CHUNKS chunks, PREFETCH loading ones and
-    what the graph needs to compute a chunk (arange, product, sin, cos): the peak does
-    not grow with the data set (16 MB vs 32 MB of X, 0.8 MB chunks) and stays a small
-    fraction of it. The bound on the chunk count is loose on purpose: Dask's own
-    bookkeeping differs between versions, the scaling is the claim."""
-    small, _, chunk = _streamed_peak(200_000)
-    peak, nbytes, _ = _streamed_peak(400_000)
-    assert peak < small + 2 * chunk, f"{peak / 1e6:.1f} MB vs {small / 1e6:.1f} MB at half the rows"
-    limit = (_dask_fit.STREAM_CHUNKS + 2 * _dask_fit.PREFETCH + 12) * chunk
-    assert peak < limit < nbytes / 2, f"{peak / 1e6:.1f} MB for {nbytes / 1e6:.0f} MB of X"
+    what the graph needs to compute a chunk (arange, product, sin, cos), not the data
+    set: from 16 MB to 64 MB of X (0.8 MB chunks) the peak grows by less than a tenth
+    of the extra data (a fit that held the data would grow by all of it) and stays
+    under a quarter of X. Loose on purpose: Dask's bookkeeping and the prefetch
+    thread's timing vary between versions and machines (about 11 MB here, up to 2.4 MB
+    more on a loaded machine); the scaling is the claim."""
+    small, small_bytes, _ = _streamed_peak(200_000)
+    peak, nbytes, _ = _streamed_peak(800_000)
+    grown = peak - small
+    assert grown < 0.1 * (nbytes - small_bytes), f"+{grown / 1e6:.1f} MB for 4x the rows"
+    assert peak < nbytes / 4, f"{peak / 1e6:.1f} MB for {nbytes / 1e6:.0f} MB of X"

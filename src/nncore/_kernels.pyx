@@ -194,18 +194,52 @@ cdef _sgemm_fn _sgemm_call = sgemm
 cdef _dgemm_fn _dgemm_call = dgemm
 
 
+# The inner dimension of every GEMM is summed in blocks of at most _GEMM_K_BLOCK, one
+# BLAS call each, accumulating into C. Why: OpenBLAS blocks a longer inner sum by its
+# GEMM_Q (384 for float64 on this AVX-512 machine, >= 256 on the x86-64 targets) and
+# rounds the last two blocks differently on one thread (level3.c) and on several
+# (level3_thread.c), so a 784-wide first layer gave other bits on 2 threads than on 1
+# and the thread plan's switching made results depend on the machine's load. Within
+# one call of K <= GEMM_Q both drivers sum in the same order. The partition depends on
+# K alone (equal blocks rounded up to 16, the kernels' unroll).
+cdef enum:
+    _GEMM_K_BLOCK = 256
+
+
+cdef inline blas_int _k_block(blas_int k) noexcept nogil:
+    """Length of each inner block of a K-long GEMM (the last one may be shorter)."""
+    cdef blas_int blocks = (k + _GEMM_K_BLOCK - 1) // _GEMM_K_BLOCK
+    cdef blas_int kb
+    if blocks <= 1:
+        return k
+    kb = (k + blocks - 1) // blocks
+    return min(((kb + 15) // 16) * 16, <blas_int>_GEMM_K_BLOCK)
+
+
 cdef inline void _gemm_rm(bint ta, bint tb, blas_int m, blas_int n, blas_int k, floating alpha,
                           const floating* A, blas_int lda, const floating* B, blas_int ldb,
                           floating beta, floating* C, blas_int ldc) noexcept nogil:
-    """C (m x n, row-major) := alpha op(A) op(B) + beta C, via column-major BLAS."""
+    """C (m x n, row-major) := alpha op(A) op(B) + beta C, via column-major BLAS,
+    the inner sum in fixed blocks (see _GEMM_K_BLOCK)."""
     cdef char ca = b'T' if ta else b'N'
     cdef char cb = b'T' if tb else b'N'
-    if floating is float:
-        _sgemm_call(&cb, &ca, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
-                    &beta, C, &ldc)
-    else:
-        _dgemm_call(&cb, &ca, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
-                    &beta, C, &ldc)
+    cdef blas_int k0 = 0, kb = _k_block(k), step
+    cdef const floating* a_blk
+    cdef const floating* b_blk
+    while True:
+        step = min(kb, k - k0)
+        a_blk = A + (<Py_ssize_t>k0 * lda if ta else k0)     # op(A)'s columns k0..
+        b_blk = B + (k0 if tb else <Py_ssize_t>k0 * ldb)     # op(B)'s rows k0..
+        if floating is float:
+            _sgemm_call(&cb, &ca, &n, &m, &step, &alpha, <float*>b_blk, &ldb,
+                        <float*>a_blk, &lda, &beta, C, &ldc)
+        else:
+            _dgemm_call(&cb, &ca, &n, &m, &step, &alpha, <double*>b_blk, &ldb,
+                        <double*>a_blk, &lda, &beta, C, &ldc)
+        k0 += step
+        beta = 1
+        if k0 >= k:
+            break
 
 
 cdef inline void _gemv_rm(blas_int m, blas_int n, const floating* A, const floating* x,
@@ -474,21 +508,53 @@ cdef double _sumsq_chunk(const floating* x, Py_ssize_t lo, Py_ssize_t hi) noexce
     return acc
 
 
-cdef double sum_squares_k(const floating[::1] x) noexcept nogil:   # IN
-    """Σ x_i² accumulated in float64"""
-    cdef Py_ssize_t n = x.shape[0], c
-    cdef int nt = _threads_for_sum(n)
-    cdef double part[MAX_THREADS]
+# A reduction over n elements sums fixed blocks of _SUM_BLOCK elements and adds their
+# partial sums in block order; threads take whole blocks. So its bits never depend on
+# the thread count (the thread plan switches threads between steps), and a sum over
+# at most one block is the plain running sum. Float64 blocks go through BLAS's dot in
+# pieces of _DOT_PIECE: OpenBLAS splits a longer dot product among its threads.
+cdef enum:
+    _SUM_BLOCK = 1 << 20
+    _SUM_GROUP = 64           # blocks reduced in parallel at once (partials on the stack)
+    _DOT_PIECE = 8192
+
+
+cdef inline Py_ssize_t _block_end(Py_ssize_t b, Py_ssize_t n) noexcept nogil:
+    """End of reduction block b of an n-element sum."""
+    return min((b + 1) * <Py_ssize_t>_SUM_BLOCK, n)
+
+
+cdef double _sumsq_part(const floating* x, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Σ x_i² over [lo, hi) in float64 (one block)."""
     cdef double acc = 0
+    cdef Py_ssize_t a = lo
     if floating is double:
-        if n <= _BLAS_INT_MAX:
-            return _dot(<blas_int>n, &x[0], &x[0])    # NumPy: np.dot(x64, x64)
-    if nt == 1:
-        return _sumsq_chunk(&x[0], 0, n)
-    for c in prange(nt, num_threads=nt, schedule='static'):
-        part[c] = _sumsq_chunk(&x[0], _chunk_lo(c, nt, n), _chunk_lo(c + 1, nt, n))
-    for c in range(nt):
-        acc += part[c]
+        while a < hi:      # NumPy: np.dot(x64, x64), piece by piece
+            acc += _dot(<blas_int>min(hi - a, <Py_ssize_t>_DOT_PIECE), x + a, x + a)
+            a += _DOT_PIECE
+    else:
+        acc = _sumsq_chunk(x, lo, hi)
+    return acc
+
+
+cdef double sum_squares_k(const floating[::1] x) noexcept nogil:   # IN
+    """Σ x_i² accumulated in float64, in fixed blocks (see _SUM_BLOCK)"""
+    cdef Py_ssize_t n = x.shape[0], b, b0 = 0, b1
+    cdef Py_ssize_t blocks = (n + _SUM_BLOCK - 1) // _SUM_BLOCK
+    cdef int nt = _threads_for_sum(n)
+    cdef double part[_SUM_GROUP]
+    cdef double acc = 0
+    while b0 < blocks:
+        b1 = min(b0 + <Py_ssize_t>_SUM_GROUP, blocks)
+        if nt == 1 or b1 - b0 == 1:
+            for b in range(b0, b1):
+                part[b - b0] = _sumsq_part(&x[0], b * _SUM_BLOCK, _block_end(b, n))
+        else:
+            for b in prange(b0, b1, num_threads=nt, schedule='static'):
+                part[b - b0] = _sumsq_part(&x[0], b * _SUM_BLOCK, _block_end(b, n))
+        for b in range(b0, b1):
+            acc = acc + part[b - b0]
+        b0 = b1
     return acc
 
 
@@ -777,21 +843,43 @@ cdef void _reg_chunk(const floating* w, floating* g, Py_ssize_t lo, Py_ssize_t h
     s2[0] = a2
 
 
+cdef void _reg_blocks(const floating* w, floating* g, Py_ssize_t length, int nt,
+                      floating l1f, floating l2f2, bint do_l1, bint do_l2, bint has_grad,
+                      double* s1, double* s2) noexcept nogil:
+    """Σ|w| and Σ w² over one segment in fixed blocks (see _SUM_BLOCK), gradient added."""
+    cdef Py_ssize_t b, b0 = 0, b1
+    cdef Py_ssize_t blocks = (length + _SUM_BLOCK - 1) // _SUM_BLOCK
+    cdef double p1[_SUM_GROUP]
+    cdef double p2[_SUM_GROUP]
+    s1[0] = 0
+    s2[0] = 0
+    while b0 < blocks:
+        b1 = min(b0 + <Py_ssize_t>_SUM_GROUP, blocks)
+        if nt == 1 or b1 - b0 == 1:
+            for b in range(b0, b1):
+                _reg_chunk(w, g, b * _SUM_BLOCK, _block_end(b, length), l1f, l2f2,
+                           do_l1, do_l2, has_grad, &p1[b - b0], &p2[b - b0])
+        else:
+            for b in prange(b0, b1, num_threads=nt, schedule='static'):
+                _reg_chunk(w, g, b * _SUM_BLOCK, _block_end(b, length), l1f, l2f2,
+                           do_l1, do_l2, has_grad, &p1[b - b0], &p2[b - b0])
+        for b in range(b0, b1):
+            s1[0] = s1[0] + p1[b - b0]
+            s2[0] = s2[0] + p2[b - b0]
+        b0 = b1
+
+
 cdef double regularize_k(const floating[::1] params,    # IN  flat parameters
                          floating[::1] grads,           # IN/OUT += penalty gradient
                          const int64_t[:, ::1] segments,   # IN  [start, stop) of weights
                          double l1, double l2,
                          bint has_grad) noexcept nogil:
     """pen = l1 Σ|w| + l2 Σ w²;  grads += l1 sign(w) + 2 l2 w  (weights only)"""
-    cdef Py_ssize_t s, start, stop, length, c
-    cdef int nt
+    cdef Py_ssize_t s, start, stop, length
     cdef double pen = 0, s1, s2
-    cdef double p1[MAX_THREADS]
-    cdef double p2[MAX_THREADS]
     cdef floating l1f = <floating>l1
     cdef floating l2f2 = <floating>(2.0 * l2)
     cdef bint do_l1 = l1 != 0.0, do_l2 = l2 != 0.0
-    cdef const floating* w
     cdef floating* g = NULL
     for s in range(segments.shape[0]):
         start = segments[s, 0]
@@ -799,20 +887,9 @@ cdef double regularize_k(const floating[::1] params,    # IN  flat parameters
         length = stop - start
         if length <= 0:
             continue
-        w = &params[start]
         g = &grads[start] if has_grad else NULL
-        nt = _threads_for_sum(length)
-        if nt == 1:
-            _reg_chunk(w, g, 0, length, l1f, l2f2, do_l1, do_l2, has_grad, &s1, &s2)
-        else:
-            for c in prange(nt, num_threads=nt, schedule='static'):
-                _reg_chunk(w, g, _chunk_lo(c, nt, length), _chunk_lo(c + 1, nt, length),
-                           l1f, l2f2, do_l1, do_l2, has_grad, &p1[c], &p2[c])
-            s1 = 0
-            s2 = 0
-            for c in range(nt):
-                s1 += p1[c]
-                s2 += p2[c]
+        _reg_blocks(&params[start], g, length, _threads_for_sum(length), l1f, l2f2,
+                    do_l1, do_l2, has_grad, &s1, &s2)
         if do_l1:
             pen = pen + l1 * s1
         if do_l2:
