@@ -217,6 +217,20 @@ def test_fit_reports_work_to_the_plan_of_its_workload(default_threads, monkeypat
     assert plan.warm and (plan.times[True] or plan.times[False])
 
 
+
+def test_the_numpy_backend_runs_without_the_plan(default_threads, monkeypatch):
+    """NumPy's matrix products round long inner sums by the thread count, so the
+    reference backend keeps the threads it is given (no plan, no switching)."""
+    monkeypatch.setattr(_thread_plan, "UNIT_SECONDS", 0.0)
+    X, y = _data()
+    previous = nc.backend.current().NAME
+    nc.backend.set_backend("numpy")
+    try:
+        _net().fit(X, y, batch_size=8, epochs=1, progress=False)
+    finally:
+        nc.backend.set_backend(previous)
+    assert not _thread_plan._plans
+
 # --------------------------------------------------------------------------- spinning
 
 def _fresh(code, env_extra=None, env_drop=("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")):

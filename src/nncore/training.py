@@ -395,7 +395,12 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
 
 
 def _workload(net, opt, batch_size, augment, callbacks):
-    """The thread plan's key: runs that share it cost alike per step."""
+    """The thread plan's key: runs that share it cost alike per step; None (no plan)
+    on the NumPy backend, whose matrix products round long inner sums differently on
+    one thread and on several (the compiled GEMMs sum in fixed blocks), so switching
+    would make its results depend on the machine's load."""
+    if getattr(_backend.current(), "NAME", None) == "numpy":
+        return None
     per_step = augment is not None or any(_wants_batches(cb) for cb in callbacks)
     return (getattr(opt, "full_batch", False), batch_size, per_step, net.n_params,
             str(net.dtype), getattr(_backend.current(), "NAME", None))
