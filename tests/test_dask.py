@@ -130,6 +130,38 @@ def test_loss_gradient_and_curvature_on_both_schedulers(client):
     assert net.evaluate(Xd, yd)["loss"] == pytest.approx(J, rel=1e-12)
 
 
+def _transfers(client):
+    """Every transfer each worker has sent to another worker: (keys, bytes), in order."""
+    return client.run(lambda dask_worker: [(list(t["keys"]), t["total"])
+                                           for t in dask_worker.transfer_outgoing_log])
+
+
+def test_full_batch_tasks_run_where_the_chunks_live(client):
+    """X and y persisted on one worker of two: a full-batch fit runs every chunk's task
+    there (strict placement), so no chunk crosses to the other worker, whatever the
+    scheduler's load balancing would prefer; only the parameters and n-sized partial
+    sums move (each transfer far smaller than one chunk of X)."""
+    d, rows = 20, 500
+    X, y = _regression(n=4000, d=d)
+    home = sorted(client.scheduler_info()["workers"])[0]
+    Xd, yd = client.persist([da.from_array(X, chunks=(rows, d)), da.from_array(y, chunks=(rows, 2))],
+                            workers=[home])
+    distributed.wait([Xd, yd])
+    chunk_keys = {k for a in (Xd, yd) for row in a.__dask_keys__() for k in row}
+    before = {w: len(t) for w, t in _transfers(client).items()}
+    ref, net = _net(d=d), _net(d=d)
+    h_ref = ref.fit(X, y, optimizer="bfgs", epochs=4, progress=False)
+    h = net.fit(Xd, yd, optimizer="bfgs", epochs=4, progress=False)
+    np.testing.assert_allclose(net.params, ref.params, rtol=1e-10, atol=1e-12)
+    assert h.history["nfev"] == h_ref.history["nfev"]
+    moved = [t for w, log in _transfers(client).items() for t in log[before.get(w, 0):]]
+    assert not [keys for keys, _ in moved if chunk_keys & set(keys)]
+    assert all(total < rows * d * 8 / 4 for _, total in moved), moved
+    evaluations = h.history["nfev"][-1] + 1          # the accuracy-free regression fit
+    bound = evaluations * (Xd.numblocks[0] + 4) * (8 * net.n_params + 2048)
+    assert sum(total for _, total in moved) < bound
+
+
 # --------------------------------------------------------------------------- streaming
 
 class _Record(nc.callbacks.Callback):

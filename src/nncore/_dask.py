@@ -20,13 +20,22 @@ Design
   (``get_config()`` without the regulariser: the penalty is added once, on the
   client) and cache it per worker thread; each task copies the parameters into
   its own network, so threads of one worker never share a buffer. The
-  parameters go out once per evaluation (``client.scatter(broadcast=True)``);
+  parameters go out once per evaluation (one key of the graph, fetched once by
+  each worker that runs block tasks);
   each chunk sends back ``(w_c J_c, w_c g_c, correct_c)`` with ``w_c = n_c / N``
   (the weights ``Network._loss_grad`` gives its own row chunks), and the parts
   are summed in a tree of fan-in :data:`FAN_IN` on the workers. So the result
   equals the in-memory loss and gradient up to float64 rounding (the sum's
   order differs). A per-chunk weight is the place sample weights go
   (``w_c = sum of the chunk's weights / total``).
+* Locality: each chunk's task is pinned (strict worker restriction, so Dask's
+  load balancing never moves a chunk to an idle worker) to the workers that
+  hold its chunk of X in memory (``client.who_has``, one round trip per
+  evaluation); chunks not in memory (X computed from its graph) are left to
+  the scheduler. A pinned computation checks every :data:`WATCH_SECONDS` that
+  its workers are alive; if one is lost it is recomputed without placement.
+  The tree's order is the chunks' order, so where tasks ran never changes the
+  result.
 * Prediction is lazy: ``map_blocks`` over X's row chunks, the parameters as one
   shared graph key (a copy taken at the call), a bad chunk raising a
   ``ValueError`` that names it when the result is computed.
@@ -48,6 +57,7 @@ __all__ = ["is_chunked", "current_client", "ChunkedSet", "reduce_loss", "loss",
 
 FAN_IN = 8            # partial sums combined per reduction task
 _CACHE_NETS = 8       # networks kept per worker thread
+WATCH_SECONDS = 2.0   # a computation with pinned tasks checks its workers this often
 _LOCAL = threading.local()
 
 
@@ -265,6 +275,7 @@ class ChunkedSet:
         self.spec = spec
         self.name, self.yname = name, yname
         self.x_blocks = list(X.to_delayed().ravel())
+        self.x_keys = [k for row in X.__dask_keys__() for k in row]
         self.y_blocks = list(y.to_delayed().ravel())
 
     def take_rows(self, start, stop):
@@ -300,38 +311,83 @@ class ChunkedSet:
 
 
 class Broadcast:
-    """A value every block task reads: scattered to all workers once, or a graph literal.
+    """A value every block task reads, as one key of the graph: it reaches each worker
+    that runs a block task once (from the scheduler, or from another worker).
 
-    ``nbytes`` is what sending it costs (its size times the workers it reaches).
+    Not ``client.scatter(broadcast=True)``: a scatter to a worker that has just died
+    blocks until the scheduler notices, and sometimes for good; a graph key is
+    routed by the scheduler to the workers alive. ``nbytes`` is what sending it
+    costs at most (its size times the workers).
     """
 
     def __init__(self, value):
-        client = current_client()
-        self.ref = None
-        if client is not None:
-            try:
-                self.ref = client.scatter(value, broadcast=True, hash=False)
-            except (OSError, TimeoutError):
-                # A worker just died (the scheduler has not noticed yet): send the
-                # value with the graph instead, Dask routes it to where tasks run.
-                self.ref = None
-        if self.ref is None:
-            self.ref = _dask().delayed(value, pure=False)
-        self.nbytes = int(value.nbytes) * _workers(client)
+        self.ref = _dask().delayed(value, pure=False)
+        self.nbytes = int(value.nbytes) * _workers(current_client())
 
 
-def compute(graph):
+# --------------------------------------------------------------------------- locality
+
+def locate(client, data):
+    """The workers holding each chunk of ``data.X`` in memory (a list per chunk, or
+    None: not persisted, or no client): one ``who_has`` round trip."""
+    where = [None] * data.n_chunks
+    if client is None:
+        return where
+    import distributed
+    futures = distributed.futures_of(data.X)
+    if not futures:
+        return where
+    who = client.who_has(futures)
+    for i, key in enumerate(data.x_keys):
+        holders = who.get(key)
+        if holders:
+            where[i] = sorted(holders)
+    return where
+
+
+def _placed(dask, workers):
+    """Tasks created inside run on ``workers`` only (strict: never stolen), or anywhere."""
+    if not workers:
+        return dask.annotate()
+    return dask.annotate(workers=workers, allow_other_workers=False)
+
+
+_LOST = object()
+
+
+def _watched(client, graph, pinned):
+    """``client.compute(graph)``'s result, or ``_LOST`` when a worker that tasks are
+    pinned to has left the cluster or stopped running tasks (paused at its memory
+    limit): with strict restrictions they would wait for it for good."""
+    future = client.compute(graph)
+    while True:
+        try:
+            return future.result(timeout=WATCH_SECONDS)
+        except TimeoutError:
+            if future.done():
+                raise
+            workers = client.scheduler_info()["workers"]
+            if any(workers.get(w, {}).get("status", "running") != "running" or w not in workers
+                   for w in pinned):
+                future.cancel()
+                return _LOST
+
+
+def compute(graph, pinned=frozenset()):
     """Result of a Delayed (or a list of them) on the current client or the default scheduler.
 
+    ``pinned``: the workers some tasks are restricted to (watched, see :func:`_watched`).
     A failure of the cluster itself (a lost worker beyond Dask's retries, a lost
     connection) becomes a ``RuntimeError`` that says what to do; errors of
     nncore's checks keep their type.
     """
     client = current_client()
     try:
-        if client is not None:
-            return client.compute(graph, sync=True)
-        return _dask().compute(graph)[0]
+        if client is None:
+            return _dask().compute(graph)[0]
+        if pinned:
+            return _watched(client, graph, set(pinned))
+        return client.compute(graph, sync=True)
     except (ValueError, TypeError, ArithmeticError, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -340,17 +396,47 @@ def compute(graph):
                            "workers (memory limit, lost workers) and try again") from exc
 
 
+def chunk_sum(data, func, shared, per_chunk):
+    """Tree sum over the chunks of ``func(spec, *shared, x_c, y_c, *per_chunk[c])``.
+
+    Each chunk's task runs on the worker holding the chunk of X (when it is in
+    a worker's memory), so only ``shared`` (broadcast once: parameters, directions;
+    None stays None) goes out and each task's partial result comes back; the parts
+    are summed in a tree of fan-in :data:`FAN_IN` in chunk order (so the result does
+    not depend on where tasks ran). If a worker holding chunks is lost meanwhile,
+    the sum is recomputed without placement (Dask recomputes the lost chunks).
+    Returns ``(total, bytes sent out)``.
+    """
+    dask = _dask()
+    where = locate(current_client(), data)
+
+    def build(where):
+        refs = [None if v is None else Broadcast(v) for v in shared]
+        parts = []
+        for i, (xb, yb) in enumerate(zip(data.x_blocks, data.y_blocks)):
+            with _placed(dask, where[i]):
+                parts.append(dask.delayed(func, pure=False)(
+                    data.spec, *[None if r is None else r.ref for r in refs], xb, yb,
+                    *per_chunk[i]))
+        return tree_sum(parts, dask.delayed), sum(r.nbytes for r in refs if r is not None)
+
+    graph, sent = build(where)
+    pinned = {w for holders in where if holders for w in holders}
+    total = compute(graph, pinned)
+    if total is _LOST:
+        graph, more = build([None] * data.n_chunks)
+        total, sent = compute(graph), sent + more
+    return total, sent
+
+
 def reduce_loss(data, x, grad, count):
     """``(J, g, correct)`` over all chunks at parameters ``x``: the data loss of
     ``Network._loss_grad`` (weights ``n_c / N``), its float64 gradient (or None) and
     the correct predictions; plus the bytes moved out and back (an upper bound)."""
-    dask = _dask()
-    params = Broadcast(np.ascontiguousarray(x))
-    parts = [dask.delayed(_block_loss, pure=False)(data.spec, params.ref, xb, yb, w, grad, count)
-             for xb, yb, w in zip(data.x_blocks, data.y_blocks, data.weights())]
-    J, g, correct = compute(tree_sum(parts, dask.delayed))
+    (J, g, correct), sent = chunk_sum(data, _block_loss, [np.ascontiguousarray(x)],
+                                      [(w, grad, count) for w in data.weights()])
     back = data.n_chunks * (16 + (8 * x.size if grad else 0))
-    return J, g, correct, {"params_out": params.nbytes, "partials_back": back}
+    return J, g, correct, {"params_out": sent, "partials_back": back}
 
 
 # --------------------------------------------------------------------------- Network methods

@@ -70,19 +70,14 @@ class ChunkedCurvature:
         self.traffic = traffic if traffic is not None else {}
 
     def _sum(self, method, x, V=None, mean=True):
-        """Tree sum over the chunks of each chunk's ``method`` at ``x`` (and ``V``)."""
-        dask = _dask._dask()
+        """Tree sum over the chunks of each chunk's ``method`` at ``x`` (and ``V``),
+        each computed on the worker holding its chunk (:func:`nncore._dask.chunk_sum`)."""
         data = self.data
         x = np.ascontiguousarray(x, dtype=np.float64)
-        point = _dask.Broadcast(x)
-        dirs = None if V is None else _dask.Broadcast(V)
         weights = data.weights() if mean else [1.0] * data.n_chunks
-        parts = [dask.delayed(_block_curvature, pure=False)(
-                     data.spec, point.ref, None if dirs is None else dirs.ref, xb, yb, w, method)
-                 for xb, yb, w in zip(data.x_blocks, data.y_blocks, weights)]
-        (total,) = _dask.compute(_dask.tree_sum(parts, dask.delayed))
-        self.traffic["params_out"] = (self.traffic.get("params_out", 0) + point.nbytes
-                                      + (0 if dirs is None else dirs.nbytes))
+        (total,), sent = _dask.chunk_sum(data, _block_curvature, [x, V],
+                                         [(w, method) for w in weights])
+        self.traffic["params_out"] = self.traffic.get("params_out", 0) + sent
         self.traffic["partials_back"] = (self.traffic.get("partials_back", 0)
                                          + data.n_chunks * total.nbytes)
         return total
