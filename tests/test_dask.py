@@ -253,6 +253,91 @@ def test_memmap_trains_without_loading(tmp_path):
         assert peak < 6e6, f"fit({kw}) allocated {peak / 1e6:.1f} MB for a 32 MB memmap"
 
 
+# --------------------------------------------------------------------------- weights
+
+def _labels(X):
+    return (X[:, 0] > 0.3).astype(np.int64) + (X[:, 1] > 1)
+
+
+@pytest.mark.parametrize("opt", ["bfgs", "lm", "newton-cg"])
+def test_weighted_full_batch_equals_in_memory(client, opt):
+    """sample_weight (a Dask array chunked like X) on the cluster: the fit follows the
+    in-memory weighted fit to float64 rounding (loss, gradient, curvature and LM's
+    weighted sums are the weighted ones)."""
+    X, y = _regression(n=500)
+    w = np.random.default_rng(7).uniform(0.0, 3.0, size=500)
+    Xd, yd = _chunked(client, X, y, rows=128)
+    wd = client.persist(da.from_array(w, chunks=128))
+    opt = nc.optim.NewtonCG(max_cg=10) if opt == "newton-cg" else opt
+    ref, net = _net(reg=nc.L2(1e-3)), _net(reg=nc.L2(1e-3))
+    kw = dict(optimizer=opt, epochs=3, progress=False)
+    h_ref = ref.fit(X, y, sample_weight=w, **kw)
+    h = net.fit(Xd, yd, sample_weight=wd, **kw)
+    np.testing.assert_allclose(net.params, ref.params, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(h.history["loss"], h_ref.history["loss"], rtol=1e-10)
+    assert h.history["nfev"] == h_ref.history["nfev"]
+    assert net.loss(Xd, yd, sample_weight=w) == pytest.approx(net.loss(X, y, sample_weight=w),
+                                                              rel=1e-12)
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 1.0, 1: 3.0, 2: 0.5}])
+def test_class_weights_full_batch_and_weighted_validation(class_weight):
+    X, _ = _regression(n=400)
+    labels = _labels(X)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, size=400)
+    Xd, ld, wd = (da.from_array(a, chunks=90) if a.ndim == 1 else da.from_array(a, chunks=(90, 4))
+                  for a in (X, labels, w))
+    ref, net = _net(k=3, loss="cross_entropy"), _net(k=3, loss="cross_entropy")
+    kw = dict(optimizer="bfgs", epochs=3, progress=False, class_weight=class_weight)
+    with dask.config.set(scheduler="threads"):
+        h_ref = ref.fit(X[:300], labels[:300], sample_weight=w[:300],
+                        validation_data=(X[300:], labels[300:], w[300:]), **kw)
+        h = net.fit(Xd[:300], ld[:300], sample_weight=wd[:300],
+                    validation_data=(Xd[300:], ld[300:], wd[300:]), **kw)
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(h.history[key], h_ref.history[key], rtol=1e-10)
+        np.testing.assert_allclose(net.params, ref.params, rtol=1e-9, atol=1e-11)
+        got, want = net.evaluate(Xd, ld, sample_weight=w), ref.evaluate(X, labels, sample_weight=w)
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_weighted_streamed_minibatches_are_bit_identical(client, class_weight):
+    """shuffle=False: the streamed weighted epochs are the in-memory ones bit for bit
+    (each window carries its rows' weights; every batch normalised the same way),
+    the held-out rows of validation_split keeping their sample weights."""
+    X, _ = _regression(n=700)
+    labels = _labels(X)
+    w = np.random.default_rng(3).uniform(0.0, 2.0, size=700)
+    Xd, ld = _chunked(client, X, labels, rows=90)
+    ref, net = _net(k=3, loss="cross_entropy", dropout=0.2), _net(k=3, loss="cross_entropy",
+                                                                   dropout=0.2)
+    kw = dict(batch_size=32, epochs=2, shuffle=False, seed=5, progress=False,
+              class_weight=class_weight, validation_split=0.2)
+    h_ref = ref.fit(X, labels, optimizer=nc.optim.Adam(1e-2), sample_weight=w, **kw)
+    h = net.fit(Xd, ld, optimizer=nc.optim.Adam(1e-2), sample_weight=da.from_array(w, chunks=90),
+                **kw)
+    np.testing.assert_array_equal(net.params, ref.params)
+    assert h.history["loss"] == h_ref.history["loss"]
+    np.testing.assert_allclose(h.history["val_loss"], h_ref.history["val_loss"], rtol=1e-12)
+
+
+def test_equal_weights_take_the_unweighted_path():
+    """All weights equal (here 2.0 everywhere, class weights 1): the plain mean, as
+    ``_weights.combine`` decides in memory; the streamed fit is bit-identical to an
+    unweighted one."""
+    X, y = _regression(n=300)
+    Xd, yd = _chunked(None, X, y, rows=64)
+    ref, net = _net(), _net()
+    kw = dict(batch_size=32, epochs=2, shuffle=False, seed=1, progress=False)
+    with dask.config.set(scheduler="threads"):
+        data = _dask.ChunkedSet(net, Xd, yd, sample_weight=np.full(300, 2.0))
+        assert not data.weighted and data.total_weight == 300.0
+        ref.fit(X, y, **kw)
+        net.fit(Xd, yd, sample_weight=da.full(300, 2.0, chunks=64), **kw)
+    np.testing.assert_array_equal(net.params, ref.params)
+
+
 # --------------------------------------------------------------------------- bad chunks
 
 def test_nan_in_one_chunk_names_it_and_changes_nothing(client):
@@ -271,6 +356,32 @@ def test_nan_in_one_chunk_names_it_and_changes_nothing(client):
         net.predict(Xd).compute()
 
 
+_COMPUTED = []      # chunks of X computed by the graph of test_one_pass...
+
+
+def _counted(block):
+    _COMPUTED.append(block.shape[0])
+    return block
+
+
+def test_one_pass_per_call_and_one_checking_pass_per_fit():
+    """X computed from its graph (never persisted), counting its chunk computations:
+    loss, loss_and_gradient and evaluate read each chunk once (the checks run inside
+    the evaluation); a full-batch fit reads the data once to check it and once per
+    evaluation of the objective (its chunks are not scanned again)."""
+    X, y = _regression(n=300)
+    Xd = da.from_array(X, chunks=(100, 4)).map_blocks(_counted, dtype=X.dtype)
+    net = _net()
+    with dask.config.set(scheduler="threads"):
+        for call in (net.loss, net.loss_and_gradient, net.evaluate):
+            _COMPUTED.clear()
+            call(Xd, y)
+            assert sorted(_COMPUTED) == [100, 100, 100], call.__name__
+        _COMPUTED.clear()
+        h = net.fit(Xd, y, optimizer="bfgs", epochs=3, progress=False)
+    assert len(_COMPUTED) == 3 * (1 + h.history["nfev"][-1])
+
+
 def test_mismatched_chunking_and_shapes_are_clear_errors():
     X, y = _regression(n=300)
     net = _net()
@@ -284,10 +395,18 @@ def test_mismatched_chunking_and_shapes_are_clear_errors():
         net.loss(Xd, y[:10])
     with pytest.raises(ValueError, match="validation_shuffle"):
         net.fit(Xd, y, validation_split=0.2, validation_shuffle=True, progress=False)
-    with pytest.raises(ValueError, match="sample_weight.*Dask"):
-        net.fit(Xd, y, sample_weight=np.ones(300), progress=False)
-    with pytest.raises(ValueError, match="sample_weight.*Dask"):
-        net.loss(Xd, y, sample_weight=np.ones(300))
+    bad = np.ones(300)
+    bad[150] = -1.0
+    before = net.params.copy()
+    with pytest.raises(ValueError, match=r"chunk 1 \(rows 100:200\).*sample_weight must be non-negative"):
+        net.fit(Xd, y, sample_weight=da.from_array(bad, chunks=100), progress=False)
+    with pytest.raises(ValueError, match="sample_weight is zero everywhere"):
+        net.loss(Xd, y, sample_weight=np.zeros(300))
+    with pytest.raises(ValueError, match="sample_weight.*chunked differently"):
+        net.fit(Xd, y, sample_weight=da.ones(300, chunks=150), progress=False)
+    with pytest.raises(ValueError, match="class_weight needs a single-label classifier"):
+        net.fit(Xd, y, class_weight="balanced", progress=False)
+    np.testing.assert_array_equal(net.params, before)
     with pytest.raises(TypeError, match="numeric"):
         net.fit(da.from_array(X.astype(str)), y, progress=False)
     labels = np.array([0, 1, 2, 5] * 75)

@@ -9,9 +9,10 @@ Design
   ``l1``, ``l2``, ``weight_mask``, ``hvp``, ``gnvp``, ``hessian``, ``gauss_newton_sum``).
 * Each chunk builds a :class:`~nncore.curvature.Curvature` of its own rows on
   the worker (from a network without regulariser, so the part is the data
-  term only) and sends back one ``(m, n)`` product or one ``(n, n)`` matrix:
-  products and Hessians weighted by ``n_c / N`` (the mean over the set),
-  ``JᵀJ`` unweighted (a sum over samples, as ``gauss_newton_sum``). The parts
+  term only; with the chunk's row weights) and sends back one ``(m, n)``
+  product or one ``(n, n)`` matrix: products and Hessians weighted by
+  ``n_c / N`` (weighted: the chunk's weight sum over the set's), ``JᵀJ`` as
+  it is (a sum over samples, as ``gauss_newton_sum``). The parts
   are summed in a tree on the workers; the penalty's Hessian (``2 l2`` on the
   weights) is added once, on the client. Equal to the in-memory curvature to
   float64 rounding.
@@ -30,15 +31,18 @@ from .curvature import Curvature
 __all__ = ["ChunkedCurvature"]
 
 
-def _block_curvature(spec, x, V, xb, yb, weight, method):
-    """``weight`` times the chunk's ``Curvature.<method>(x[, V])`` (data term only)."""
+def _block_curvature(spec, x, V, xb, yb, wb, ctx, method, mean):
+    """The chunk's part of ``Curvature.<method>(x[, V])`` over the set (data term
+    only): its own mean-loss curvature times its share of the (weighted) mean, or
+    (``mean`` False: ``gauss_newton_sum``) its plain sum."""
     net = _dask.worker_net(spec)
-    Xa, T = _dask.block_data(net, xb, yb)
-    curvature = Curvature(net, Xa, T)
+    Xa, T, w = _dask.block_arrays(net, xb, yb, wb, ctx)
+    curvature = Curvature(net, Xa, T, sample_weight=w)
     with np.errstate(over="ignore", invalid="ignore"):
         part = getattr(curvature, method)(x) if V is None else getattr(curvature, method)(x, V)
-    if weight != 1.0:
-        part *= weight
+    share = 1.0 if not mean else (ctx.share if w is None else curvature.total_weight / ctx.total)
+    if share != 1.0:
+        part *= share
     return (part,)
 
 
@@ -60,7 +64,7 @@ class ChunkedCurvature:
         self.n_out = int(net.n_out)
         self.loss_name = net.loss_name
         self.N = int(data.shape[0])
-        self.total_weight = float(self.N)       # unweighted: LM's sample count
+        self.total_weight = data.total_weight   # LM's sample count (weights: their sum)
         reg = net.regularizer
         self.l1 = 0.0 if reg is None else float(reg.l1)
         self.l2 = 0.0 if reg is None else float(reg.l2)
@@ -74,9 +78,7 @@ class ChunkedCurvature:
         each computed on the worker holding its chunk (:func:`nncore._dask.chunk_sum`)."""
         data = self.data
         x = np.ascontiguousarray(x, dtype=np.float64)
-        weights = data.weights() if mean else [1.0] * data.n_chunks
-        (total,), sent = _dask.chunk_sum(data, _block_curvature, [x, V],
-                                         [(w, method) for w in weights])
+        (total,), sent = _dask.chunk_sum(data, _block_curvature, [x, V], [method, mean])
         self.traffic["params_out"] = self.traffic.get("params_out", 0) + sent
         self.traffic["partials_back"] = (self.traffic.get("partials_back", 0)
                                          + data.n_chunks * total.nbytes)

@@ -21,7 +21,9 @@ Design
   backup carried across windows. Without shuffling the batches are exactly
   the in-memory epoch's (consecutive rows), so the result is bit-identical;
   with shuffling the chunk order is permuted each epoch and the rows within
-  each window. Memory: a window of ``STREAM_CHUNKS`` chunks (plus fewer than
+  each window. A window carries its rows' weights (sample times class
+  weight, computed as in memory), so the loops normalise each batch's
+  weights exactly as the in-memory fit does. Memory: a window of ``STREAM_CHUNKS`` chunks (plus fewer than
   ``batch_size`` carried rows) and ``PREFETCH`` chunks loading.
 """
 
@@ -60,7 +62,7 @@ class Objective:
         net = self.net
         np.copyto(net.params, x)
         J, g, correct, moved = _dask.reduce_loss(self.data, x, grad=True,
-                                                 count=net.is_classifier)
+                                                 count="count" if net.is_classifier else None)
         self._count(moved)
         self._last = (np.array(x, dtype=np.float64), correct)
         np.copyto(net.grads, g)
@@ -72,27 +74,32 @@ class Objective:
         if self._last is not None and np.array_equal(self._last[0], x):
             correct = self._last[1]
         else:
-            _, _, correct, moved = _dask.reduce_loss(self.data, x, grad=False, count=True)
+            _, _, correct, moved = _dask.reduce_loss(self.data, x, grad=False, count="count")
             self._count(moved)
         return correct / self.net._loss.n_judged(self.data.shape[0], self.net.n_out)
 
 
 def split_last(data, fraction):
-    """``fit(validation_split=)`` on chunked data: the last rows, as two ChunkedSets."""
+    """``fit(validation_split=)`` on chunked data: the last rows, as two unchecked
+    ChunkedSets; both keep their sample weights, the class weights train only (as
+    in memory)."""
     n = data.shape[0]
     n_train = int(np.floor(n * (1.0 - fraction)))
     if n_train < 1 or n_train >= n:
         raise ValueError(f"validation_split={fraction} of {n} samples leaves an "
                          "empty training or validation set")
-    return data.take_rows(0, n_train), data.take_rows(n_train, n)
+    return (data.take_rows(0, n_train, data.class_weight), data.take_rows(n_train, n))
 
 
 # --------------------------------------------------------------------------- streaming
 
 def _load(net, data, i):
-    """Chunk ``i`` converted as the in-memory path converts the whole set."""
-    xb, yb = data.block(i)
-    return _dask.block_data(net, xb, yb)
+    """Chunk ``i`` converted as the in-memory path converts the whole set, with its
+    rows' weights (None: unweighted)."""
+    xb, yb, wb = data.block(i)
+    X, T = _dask.block_data(net, xb, yb, data.checked)
+    w = None if wb is None else np.array(wb, dtype=np.float64, order="C")
+    return X, T, _dask.row_weights(net, T, w, data.table)
 
 
 def _chunks(net, data, order):
@@ -118,17 +125,21 @@ def _chunks(net, data, order):
 
 
 def _join(pieces, shuffle, rng):
-    X = np.concatenate([p[0] for p in pieces]) if len(pieces) > 1 else pieces[0][0]
-    T = np.concatenate([p[1] for p in pieces]) if len(pieces) > 1 else pieces[0][1]
+    """One ``(X, T, W)`` of the pieces (W None when unweighted), rows shuffled together."""
+    joined = [np.concatenate([p[k] for p in pieces]) if len(pieces) > 1 else pieces[0][k]
+              for k in (0, 1)]
+    joined.append(None if pieces[0][2] is None else
+                  np.concatenate([p[2] for p in pieces]) if len(pieces) > 1 else pieces[0][2])
     if shuffle:
-        perm = rng.permutation(X.shape[0])
-        X, T = X[perm], T[perm]
-    return np.ascontiguousarray(X), np.ascontiguousarray(T)
+        perm = rng.permutation(joined[0].shape[0])
+        joined = [None if a is None else a[perm] for a in joined]
+    return tuple(None if a is None else np.ascontiguousarray(a) for a in joined)
 
 
 def windows(net, data, B, shuffle, rng):
-    """Training windows ``(X_w, T_w)`` of an epoch: every row once, each window but
-    the last a multiple of ``B`` rows (see the module's design notes)."""
+    """Training windows ``(X_w, T_w, W_w)`` of an epoch (``W_w`` the rows' weights or
+    None): every row once, each window but the last a multiple of ``B`` rows (see the
+    module's design notes)."""
     order = rng.permutation(data.n_chunks) if shuffle else range(data.n_chunks)
     pieces, rows, fresh = [], 0, 0
     for chunk in _chunks(net, data, order):
@@ -136,11 +147,13 @@ def windows(net, data, B, shuffle, rng):
         rows += chunk[0].shape[0]
         fresh += 1
         if fresh >= STREAM_CHUNKS and rows >= B:
-            X, T = _join(pieces, shuffle, rng)
+            window = _join(pieces, shuffle, rng)
             pieces = chunk = None        # only the window holds the rows while it trains
             k = rows // B * B
-            yield X[:k], T[:k]
-            pieces = [(X[k:].copy(), T[k:].copy())] if k < rows else []
+            yield tuple(None if a is None else a[:k] for a in window)
+            pieces = ([tuple(None if a is None else a[k:].copy() for a in window)]
+                      if k < rows else [])
+            window = None
             rows, fresh = rows - k, 0
     if rows:
         yield _join(pieces, shuffle, rng)
@@ -148,22 +161,23 @@ def windows(net, data, B, shuffle, rng):
 
 def streamed_epoch(net, data, B, shuffle, rng, make_run):
     """``run(order, epoch_state, workspace)`` for ``fit``'s first-order loop: one epoch
-    over windows of ``data``, each run by ``make_run(X_w, T_w, first_step)`` (a runner
-    of ``nncore.training``; ``first_step`` is the epoch's index of the window's first
-    batch); ``order`` is ignored (the windows carry the order)."""
+    over windows of ``data``, each run by ``make_run(X_w, T_w, first_step, W_w)`` (a
+    runner of ``nncore.training``; ``first_step`` is the epoch's index of the window's
+    first batch, ``W_w`` the rows' weights or None); ``order`` is ignored (the windows
+    carry the order)."""
     whole_set = B >= data.shape[0]
 
     def run(order, epoch_state, workspace):
         if whole_set:        # one step on the whole set, as the in-memory fit
-            X, T = _join([_load(net, data, i) for i in range(data.n_chunks)], False, rng)
-            make_run(X, T)(None, epoch_state, workspace)
+            X, T, W = _join([_load(net, data, i) for i in range(data.n_chunks)], False, rng)
+            make_run(X, T, 0, W)(None, epoch_state, workspace)
             return
         done = 0
         try:
-            for X, T in windows(net, data, B, shuffle, rng):
+            for X, T, W in windows(net, data, B, shuffle, rng):
                 epoch_state["step"] = 0
-                make_run(X, T, done)(np.arange(X.shape[0], dtype=np.int64), epoch_state,
-                                     workspace)
+                make_run(X, T, done, W)(np.arange(X.shape[0], dtype=np.int64), epoch_state,
+                                        workspace)
                 done += epoch_state["step"]
                 if epoch_state["diverged"]:
                     break

@@ -65,8 +65,8 @@ def metrics(net, X, T, prefix="", weight=None):
 def evaluate(net, X, y, sample_weight=None):
     """The loss and metrics of ``net`` on ``(X, y)``, dropout off (see :meth:`Network.evaluate`)."""
     if _dask.is_chunked(X) or _dask.is_chunked(y):
-        _dask.no_weights(sample_weight)
-        return _dask.metrics(net, _dask.ChunkedSet(net, X, y))
+        return _dask.metrics(net, _dask.ChunkedSet(net, X, y, sample_weight=sample_weight,
+                                                   check=sample_weight is not None))
     Xa = net._check_X(X)
     T = net._check_y(y, Xa.shape[0])
     return metrics(net, Xa, T, weight=net._row_coefficients(sample_weight, Xa.shape[0]))

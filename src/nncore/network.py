@@ -563,8 +563,7 @@ class Network:
             non-finite, non-numeric or (labels) out of range.
         """
         if _dask.is_chunked(X) or _dask.is_chunked(y):
-            _dask.no_weights(sample_weight)
-            return _dask.loss(self, X, y)
+            return _dask.loss(self, X, y, sample_weight)
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
         weight = self._row_coefficients(sample_weight, X.shape[0])
@@ -601,8 +600,7 @@ class Network:
             As :meth:`loss`.
         """
         if _dask.is_chunked(X) or _dask.is_chunked(y):
-            _dask.no_weights(sample_weight)
-            return _dask.loss_and_gradient(self, X, y)
+            return _dask.loss_and_gradient(self, X, y, sample_weight)
         X = self._check_X(X)
         T = self._check_y(y, X.shape[0])
         # The gradient goes into a buffer of this call (threads never share

@@ -122,8 +122,10 @@ def _check_eval_data(net, data, name, what):
         raise ValueError(f"{name} must be a pair (X_{what}, y_{what}) or a triple "
                          f"(X_{what}, y_{what}, sample_weight_{what})")
     if _dask.is_chunked(data[0]) or _dask.is_chunked(data[1]):
-        _dask.no_weights(data[2] if len(data) == 3 else None)
-        return _dask.ChunkedSet(net, data[0], data[1], f"X_{what}", f"y_{what}"), None, None
+        # Checked by the caller (fit: with the training set, in one pass).
+        return _dask.ChunkedSet(net, data[0], data[1], f"X_{what}", f"y_{what}",
+                                sample_weight=data[2] if len(data) == 3 else None,
+                                wname=f"sample_weight_{what}", check=False), None, None
     Xd = net._check_X(data[0], f"X_{what}")
     Td = net._check_y(data[1], Xd.shape[0], f"y_{what}")
     weight = None
@@ -137,18 +139,20 @@ def _check_eval_data(net, data, name, what):
 def _resolve_chunked(net, X, y, sample_weight, class_weight, validation_data,
                      validation_split, validation_shuffle):
     """:func:`_resolve_data` for Dask arrays: ``nncore._dask.ChunkedSet`` in place of
-    ``(X, T)`` (T None), no weights yet."""
-    _dask.no_weights(sample_weight, class_weight)
-    Xa = _dask.ChunkedSet(net, X, y)
-    Xv = Tv = None
+    ``(X, T)`` (T None) holding its weights; training and validation sets checked in
+    one pass."""
+    Xa = _dask.ChunkedSet(net, X, y, sample_weight=sample_weight, class_weight=class_weight,
+                          check=False)
+    Xv = None
     if validation_data is not None:
-        Xv, Tv, _ = _check_eval_data(net, validation_data, "validation_data", "val")
+        Xv, _, _ = _check_eval_data(net, validation_data, "validation_data", "val")
     elif validation_split > 0.0:
         if validation_shuffle:
             raise ValueError("validation_shuffle=True needs in-memory data; with Dask arrays "
                              "the last rows are held out (or pass validation_data)")
         Xa, Xv = _dask_fit.split_last(Xa, validation_split)
-    return Xa, None, None, Xv, Tv, None
+    _dask.check_sets(net, Xa, *([] if Xv is None else [Xv]))
+    return Xa, None, None, Xv, None, None
 
 
 def _resolve_data(net, X, y, sample_weight, class_weight, validation_data, validation_split,
@@ -207,6 +211,8 @@ def _resolve(net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
     test = None
     if test_data is not None:
         test = _check_eval_data(net, test_data, "test_data", "test")
+        if test[1] is None:         # Dask arrays: checked once, here
+            _dask.check_sets(net, test[0])
     weights = {"train": weight, "val": cv}
     return (opt, batch_size, int(epochs), bool(shuffle), Xa, T, Xv, Tv, callbacks, seed, test,
             weights)
@@ -611,7 +617,12 @@ def _first_order_epochs(net, opt, X, T, Xv, Tv, batch_size, epochs, shuffle, cal
                 or _python_epoch(net, opt, X, T, B, augment, callbacks, state, first_step))
 
     if T is None:       # Dask arrays: mini-batches streamed from the chunks
-        run_epoch = _dask_fit.streamed_epoch(net, X, B, shuffle, state["shuffle_rng"], runner)
+        def window_runner(Xw, Tw, first_step, weight):
+            state["weight"] = weight        # the window's rows' weights, or None
+            return runner(Xw, Tw, first_step)
+
+        run_epoch = _dask_fit.streamed_epoch(net, X, B, shuffle, state["shuffle_rng"],
+                                             window_runner)
         order = None
     else:
         run_epoch = runner(X, T)
