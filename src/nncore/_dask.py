@@ -446,7 +446,7 @@ class ChunkedSet:
         table = _class_table(self.class_weight, count, self.groups)
         present = count > 0
         scale = np.ones(self.groups) if table is None else table
-        low, high = (low * scale)[present], (high * scale)[present]
+        low, high = low[present] * scale[present], high[present] * scale[present]
         if not np.any(high > 0):
             raise ValueError(f"{self.wname} is zero everywhere: no row would count"
                              if table is None else
