@@ -7,7 +7,7 @@ Smoke (CI): pytest bench/bench_dask.py --benchmark-disable
 
 Before timing, the cluster's loss and gradient are checked equal to the
 in-memory ones (rtol 1e-10, float64). ``extra_info`` records the bytes one
-evaluation moves: ``params_out`` (the parameter vector scattered to every
+evaluation moves: ``params_out`` (the parameter vector sent to every
 worker) and ``worker_bytes`` (measured: the growth of the workers'
 ``transfer_outgoing_bytes_total`` over the timed evaluations, per evaluation:
 partial sums travelling to their reducers and the result to the client).
