@@ -170,3 +170,91 @@ def test_an_activation_brings_its_onnx_lowering():
         A.register(fake)
     assert "tanh2" not in A.REGISTRY
     assert all(callable(A.get(name).onnx) for name in A.NAMES)
+
+
+# A layer brings its own ONNX form (Layer.to_onnx); nc.to_onnx only asks.
+from nncore.layers import Layer, register_layer  # noqa: E402
+
+
+@register_layer
+class OnnxScale(Layer):
+    """``y = x * s`` with a learned ``s`` of the input's width (per-step path)."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.width = width
+        self.s = None
+
+    @property
+    def n_params(self):
+        return self.width
+
+    @property
+    def input_width(self):
+        return self.width
+
+    def bind(self, params, grads):
+        self.s = params
+
+    def param_arrays(self):
+        return [("s", self.s)]
+
+    def init_params(self, rng):
+        self.s[...] = rng.uniform(0.5, 2.0, self.width)
+
+    def forward(self, be, ws, i, x, training, stream):
+        return x * self.s
+
+    def get_config(self):
+        return {"type": "OnnxScale", "width": self.width}
+
+    def to_onnx(self, graph, x, stem):
+        return graph.node("Mul", [x, graph.constant(f"{stem}.s", self.s)], f"{stem}.scaled")
+
+
+@register_layer
+class NoOnnx(OnnxScale):
+    """A registered layer that never defines to_onnx (it inherits Layer's)."""
+
+    to_onnx = Layer.to_onnx
+
+    def get_config(self):
+        return {"type": "NoOnnx", "width": self.width}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_new_layer_exports_by_its_own_method(dtype):
+    net = nc.Network([nc.Dense(3, 4, "tanh"), OnnxScale(4), nc.Residual(OnnxScale(4)),
+                      nc.Dense(4, 2)], loss="mse", dtype=dtype, seed=0)
+    X = _data(20, 3, dtype)
+    (out,) = _run(nc.to_onnx(net), X)
+    ref = net.forward(X)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=_tol(dtype, ref))
+    # the reference is independent of the layer's forward: the formula itself
+    s1, s2 = net.layers[1].s, net.layers[2].layer.s
+    h = np.tanh(X @ net.layers[0].W + net.layers[0].b) * s1
+    np.testing.assert_allclose(out, (h + h * s2) @ net.layers[3].W + net.layers[3].b,
+                               rtol=0, atol=_tol(dtype, ref))
+
+
+@pytest.mark.parametrize("where", ["top", "residual"])
+def test_a_layer_without_to_onnx_is_refused_by_name(where, tmp_path):
+    layer = NoOnnx(4)
+    net = nc.Network([nc.Dense(3, 4), layer if where == "top" else nc.Residual(layer),
+                      nc.Dense(4, 1)], seed=0)
+    with pytest.raises(ValueError, match=r"layer1 \(.*NoOnnx.*to_onnx"):
+        nc.to_onnx(net, tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_unregistered_subclass_is_not_exported_as_its_parent(tmp_path):
+    """A Dense subclass that changes forward would inherit Dense's lowering and
+    save as "Dense": refused rather than exported as a different model."""
+    class Doubled(nc.Dense):
+        def forward(self, be, ws, i, x, training, stream):
+            return 2.0 * super().forward(be, ws, i, x, training, stream)
+
+    net = nc.Network([nc.Dense(2, 3), Doubled(3, 1)], seed=0)
+    with pytest.raises(ValueError, match=r"layer1 .*'Dense'.*Doubled"):
+        nc.to_onnx(net, tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []

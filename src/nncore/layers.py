@@ -13,6 +13,9 @@ A layer owns everything about itself, so adding one touches this module (and
   the layer, so one network serves several threads at once;
 * how the compiled epoch loop runs it (``loop_specs``), or ``None`` for
   "per-step path only" (the default: ``fit`` then trains step by step);
+* its ONNX form (``to_onnx``: nodes added through the exporter's graph
+  builder, so this module imports no ``onnx``); the default refuses, naming
+  the layer;
 * its description (``get_config`` / ``from_config``, ``summary_label``).
 
 ``Network`` iterates over layers and calls these; it never asks which class a
@@ -206,6 +209,36 @@ class Layer:
         """
         return None
 
+    def to_onnx(self, graph, x, stem):
+        """Add this layer's inference computation (dropout off) to an ONNX graph.
+
+        :func:`nncore.to_onnx` asks every layer in order; the default refuses.
+
+        Parameters
+        ----------
+        graph : nncore.onnx graph builder
+            ``graph.constant(name, array)`` adds an initializer in the
+            network's dtype, ``graph.node(op, inputs, stem, **attrs)`` adds a
+            node and returns its output's name, ``graph.layer(layer, x, stem)``
+            asks an inner layer; ``graph.dtype`` is the network's dtype.
+        x : str
+            Name of the input tensor, shape ``(N, n_in)``.
+        stem : str
+            Prefix for the names of this layer's tensors (``"layer3"``).
+
+        Returns
+        -------
+        str
+            Name of the output tensor, shape ``(N, n_out)``.
+
+        Raises
+        ------
+        ValueError
+            The default: this layer has no ONNX form.
+        """
+        raise ValueError(f"{stem} ({self!r}): {type(self).__name__} has no ONNX export; a layer "
+                         "exports by its to_onnx method (CONTRIBUTING.md, 'How to add a layer')")
+
     def summary_label(self):
         """Short description for :meth:`Network.summary`."""
         return type(self).__name__
@@ -319,6 +352,14 @@ class Dense(Layer):
     def curvature_plan(self):
         return [(self._offset, self.n_in, self.n_out, self._act, False)]
 
+    def to_onnx(self, graph, x, stem):
+        # Gemm computes X @ W + b with W as (n_in, n_out): nncore's own layout.
+        w = graph.constant(f"{stem}.W", self.W)
+        b = graph.constant(f"{stem}.b", self.b)
+        s = graph.node("Gemm", [x, w, b], f"{stem}.S")
+        lower = _activations.get(self.activation).onnx
+        return lower(graph, s, f"{stem}.{self.activation}")
+
     def summary_label(self):
         return f"Dense {self.activation}"
 
@@ -399,6 +440,9 @@ class Dropout(Layer):
 
     def curvature_plan(self):
         return []          # the identity at inference; curvature has dropout off
+
+    def to_onnx(self, graph, x, stem):
+        return x           # the identity at inference: no node
 
     def summary_label(self):
         return f"Dropout({self.rate:g})"
@@ -514,6 +558,12 @@ class Residual(Layer):
             return None     # only a single dense step gets a shortcut
         offset, n_in, n_out, act, _ = plan[0]
         return [(offset, n_in, n_out, act, True)]
+
+    def to_onnx(self, graph, x, stem):
+        # The inner layer is asked through the builder (checked as a top-level
+        # layer is) and keeps this position's stem, as it keeps its buffers.
+        y = graph.layer(self.layer, x, stem)
+        return graph.node("Add", [x, y], f"{stem}.residual")
 
     def summary_label(self):
         return f"Residual({self.layer.summary_label()})"

@@ -4,11 +4,14 @@ Design
 ------
 * The graph is built with the ``onnx`` package's helper API
   (``make_node``/``make_graph``/``make_model``) at opset 17, one node group per
-  layer. Each layer type has one exporter in :data:`_LAYER_EXPORTERS`, keyed by
-  the layer's ``get_config()["type"]``, and each activation its lowering in
-  its registry row (``nncore.activations``, the ``onnx`` slot); an unknown
-  layer type is a clear ``ValueError`` (nothing is written), never a silently
-  different model.
+  layer. Each layer lowers itself (its ``to_onnx`` method, see
+  :meth:`nncore.layers.Layer.to_onnx`) through the builder :class:`_Graph`,
+  and each activation has its lowering in its registry row
+  (``nncore.activations``, the ``onnx`` slot); this module walks the layers
+  and asks them, never which class a layer is. A layer without a lowering, or
+  one whose ``get_config()`` names another layer type than its class (its
+  saved form would be a different model), is a clear ``ValueError`` naming
+  the layer (nothing is written), never a silently different model.
 * A Dense layer is ``Gemm(X, W, b)`` (``S = X @ W + b`` with ``W`` stored as
   ``(n_in, n_out)``, exactly nncore's layout) followed by its activation node;
   Dropout is the identity at inference and emits no node; ``Residual(layer)``
@@ -28,13 +31,12 @@ import os
 
 import numpy as np
 
-from . import activations as _activations
+from .layers import LAYER_TYPES
 
 __all__ = ["to_onnx", "OPSET"]
 
 OPSET = 17
 _INSTALL_HINT = "nc.to_onnx needs the onnx package: pip install nncore-train[onnx]   (or: pip install onnx)"
-
 
 
 def _import_onnx():
@@ -46,7 +48,8 @@ def _import_onnx():
 
 
 class _Graph:
-    """Nodes and initializers under construction; ``fresh`` names intermediate tensors."""
+    """Nodes and initializers under construction; ``fresh`` names intermediate
+    tensors. The builder a layer's ``to_onnx`` and an activation's lowering get."""
 
     def __init__(self, onnx, dtype):
         self.onnx = onnx
@@ -70,38 +73,15 @@ class _Graph:
         self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-
-def _dense(graph, layer, index, x):
-    w = graph.constant(f"layer{index}.W", layer.W)
-    b = graph.constant(f"layer{index}.b", layer.b)
-    s = graph.node("Gemm", [x, w, b], f"layer{index}.S")
-    lower = _activations.get(layer.activation).onnx
-    return lower(graph, s, f"layer{index}.{layer.activation}")
-
-
-def _identity(graph, layer, index, x):
-    return x          # Dropout: the identity at inference
-
-
-def _residual(graph, layer, index, x):
-    inner = layer.layer
-    y = _LAYER_EXPORTERS[inner.get_config()["type"]](graph, inner, index, x)
-    return graph.node("Add", [x, y], f"layer{index}.residual")
-
-
-# Layer type (``get_config()["type"]``) -> exporter (graph, layer, index, input) -> output.
-_LAYER_EXPORTERS = {"Dense": _dense, "Dropout": _identity, "Residual": _residual}
-
-
-def _check_exportable(net):
-    for i, top in enumerate(net.layers):
-        layer = top
-        while layer is not None:       # a Residual's inner layer too
-            kind = layer.get_config().get("type")
-            if kind not in _LAYER_EXPORTERS:
-                raise ValueError(f"layer {i} ({top!r}): no ONNX export for layer type "
-                                 f"{kind!r}; supported: {sorted(_LAYER_EXPORTERS)}")
-            layer = getattr(layer, "layer", None)
+    def layer(self, layer, x, stem):
+        """Ask ``layer`` for its nodes on input ``x``; return its output tensor's name."""
+        kind = layer.get_config().get("type")
+        if LAYER_TYPES.get(kind) is not type(layer):
+            # save() would describe another model than the one exported
+            raise ValueError(f"{stem} ({layer!r}): no ONNX export for layer type {kind!r}: "
+                             f"its get_config() does not name its registered class "
+                             f"{type(layer).__name__} (@register_layer)")
+        return layer.to_onnx(self, x, stem)
 
 
 def _extra_outputs(graph, net, logits, probabilities, labels):
@@ -191,13 +171,12 @@ def to_onnx(net, path=None, *, probabilities=False, labels=False, opset=OPSET):
         raise ValueError("probabilities/labels need a cross-entropy loss; this network uses 'mse'")
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < 13:
         raise ValueError(f"opset must be an integer >= 13, got {opset!r}")
-    _check_exportable(net)
     onnx = _import_onnx()
     elem = onnx.helper.np_dtype_to_tensor_dtype(net.dtype)
     graph = _Graph(onnx, net.dtype)
     x = "X"
-    for i, layer in enumerate(net.layers):
-        x = _LAYER_EXPORTERS[layer.get_config()["type"]](graph, layer, i, x)
+    for i, layer in enumerate(net.layers):      # a refusal raises before anything is written
+        x = graph.layer(layer, x, f"layer{i}")
     graph.nodes.append(onnx.helper.make_node("Identity", [x], ["outputs"], name="outputs"))
     outputs = [onnx.helper.make_tensor_value_info("outputs", elem, ["N", net.n_out])]
     for name, tensor, kind, shape in _extra_outputs(graph, net, "outputs", probabilities, labels):
