@@ -6,7 +6,11 @@ Build (from the repository root, after ``pip install -e ".[docs]"``)::
 
 The API pages are generated from the numpydoc docstrings of the installed
 package; the examples in the pages run as doctests in the test suite
-(``tests/test_docs.py``).
+(``tests/test_docs.py``). The scripts in ``examples/`` become a sphinx-gallery
+(``docs/auto_examples/``, generated): each runs once per build, in fast mode,
+and its figures and printed output appear under its source. ``-D
+plot_gallery=0`` builds the gallery pages without running the scripts (the
+test suite's warning check does).
 """
 
 import os
@@ -16,6 +20,14 @@ import warnings
 # Module docstrings have a "Design" section (house style); numpydoc only knows
 # the standard sections and says so for each module page.
 warnings.filterwarnings("ignore", message="Unknown section Design", category=UserWarning)
+
+# The examples run inside this process (sphinx-gallery): fast sizes, figures
+# left open for the gallery to render (examples/_common.py reads this).
+os.environ["NNCORE_EXAMPLES_GALLERY"] = "1"
+# Tiny matrices: one BLAS thread is faster, and the build machine's cores are few
+# (set before nncore loads NumPy/SciPy and their BLAS).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 # A checkout without an install (PYTHONPATH unset) still documents its own sources.
 try:
@@ -36,6 +48,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "myst_parser",          # the README's tables are included, not copied
+    "sphinx_gallery.gen_gallery",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
@@ -58,4 +71,20 @@ html_static_path = []
 html_theme_options = {
     "description": "Dense neural networks on the CPU: compiled Cython kernels with a pure-NumPy twin",
     "fixed_sidebar": True,
+}
+
+# The examples gallery, as scikit-learn's. Every script is shown; those matched
+# by NOT_RUN are shown as source only (examples/GALLERY_HEADER.rst says why):
+# their fast mode is a smoke test whose numbers would mislead, and full size
+# takes minutes.
+NOT_RUN = ("classic_benchmarks", "mnist1d_baseline")
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/(?!(%s)\.py$)[a-z]\w*\.py$" % "|".join(NOT_RUN),
+    "ignore_pattern": r"^(__init__|_common)\.py$",   # (file name) the shared set-up is no example
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "min_reported_time": 1,
+    "remove_config_comments": True,
 }

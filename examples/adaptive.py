@@ -1,10 +1,14 @@
-"""Adaptive learning rates: AdaGrad, RMSProp and Adam against plain SGD.
+"""
+Adaptive learning rates: AdaGrad, RMSProp and Adam against plain SGD
+====================================================================
 
 Two half moons, once with one coordinate multiplied by 100 (features on very
 different scales: no single learning rate suits every weight, and plain SGD
 stalls) and once standardised (where SGD does fine as well). The adaptive
 methods divide each weight's step by a running size of its own gradients,
 so the scale of the inputs matters much less to them.
+
+From the command line::
 
     python examples/adaptive.py [--fast] [--out DIR]
 """
@@ -15,7 +19,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 10 if args.fast else 100
 
 X, y = nc.datasets.moons(n=200 if args.fast else 400, noise=0.1, seed=0)

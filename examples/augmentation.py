@@ -1,4 +1,6 @@
-"""Data augmentation: more (plausible) training data for free.
+"""
+Data augmentation: more (plausible) training data for free
+==========================================================
 
 8x8 handwritten digits (scikit-learn's bundled set; a synthetic stroke
 data set when scikit-learn is missing) with only a few training images per
@@ -11,6 +13,8 @@ network sees a slightly different image every epoch:
   themselves shifted the augmented network is far better — augmentation
   encodes what variations the model should ignore.
 
+From the command line::
+
     python examples/augmentation.py [--fast] [--out DIR]
 """
 
@@ -20,7 +24,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 15 if args.fast else 300
 
 

@@ -1,6 +1,8 @@
-"""Backpropagation by hand, checked against nncore and against finite differences.
+"""
+Backpropagation by hand, checked against nncore and against finite differences
+==============================================================================
 
-The lecture's delta rule for a network  x -> tanh -> sigmoid -> softmax:
+The lecture's delta rule for a network  x -> tanh -> sigmoid -> softmax::
 
     δ_L = (softmax(s_L) − d) / N                    (output layer, cross-entropy)
     δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ f'(s_l)              (hidden layers)
@@ -11,6 +13,8 @@ and with ``nc.gradcheck`` (central differences), and plot how the
 finite-difference error depends on ε: truncation error (∝ ε²) for large ε,
 rounding error (∝ 1/ε) for small ε.
 
+From the command line::
+
     python examples/backprop_gradcheck.py [--fast] [--out DIR]
 """
 
@@ -20,7 +24,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 rng = np.random.default_rng(0)
 N = 16 if args.fast else 64
 X = rng.normal(size=(N, 3))

@@ -1,9 +1,13 @@
-"""The three batch modes: full-batch, mini-batch and stochastic gradient descent.
+"""
+The three batch modes: full-batch, mini-batch and stochastic gradient descent
+=============================================================================
 
 Same network, same plain SGD, same number of epochs (passes over the data):
 full-batch takes one exact step per epoch, mini-batches of 32 take N/32
 noisy steps, stochastic (batch size 1) takes N very noisy ones. Plotted
 against epochs and against wall-clock time.
+
+From the command line::
 
     python examples/batch_modes.py [--fast] [--out DIR]
 """
@@ -12,7 +16,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 8 if args.fast else 60
 
 X, y = nc.datasets.moons(n=200 if args.fast else 600, noise=0.15, seed=0)

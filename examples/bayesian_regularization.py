@@ -1,5 +1,9 @@
-"""Bayesian regularisation (MATLAB trainbr) against an overfitting Levenberg–Marquardt
-and a grid of L2 penalties, on a network far too large for its data.
+"""
+Bayesian regularisation (MATLAB trainbr)
+========================================
+
+Against an overfitting Levenberg–Marquardt and a grid of L2 penalties, on a
+network far too large for its data.
 
 30 noisy samples of ``sin 3x`` (noise sd 0.2) and a 1-40-1 tanh network (121
 weights, four per sample). Plain ``LevenbergMarquardt`` drives the training
@@ -10,6 +14,8 @@ have); ``BayesianRegularization`` re-estimates its own penalty every iteration
 parameters it uses, which settles far below 121. The test error is measured
 against the noise-free ``sin 3x`` on 400 points; five noise draws, medians.
 
+From the command line::
+
     python examples/bayesian_regularization.py [--fast] [--out DIR]
 """
 
@@ -19,7 +25,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 30 if args.fast else 300
 DRAWS = 1 if args.fast else 5
 STRENGTHS = [1e-4, 1e-2] if args.fast else [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]

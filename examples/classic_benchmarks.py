@@ -1,4 +1,6 @@
-"""The classic benchmark problems, every training algorithm side by side.
+"""
+The classic benchmark problems, every training algorithm side by side
+=====================================================================
 
 Protocol (stated once, the same for every algorithm):
 
@@ -23,6 +25,10 @@ Protocol (stated once, the same for every algorithm):
 Printed: success rate, median epochs and median seconds to the goal over the
 successful starts. ``--fast``: one start, 40 epochs and no two spirals (a
 smoke test).
+
+From the command line::
+
+    python examples/classic_benchmarks.py [--fast] [--starts N] [--out DIR]
 """
 
 import statistics
@@ -164,7 +170,7 @@ def markdown(table):
 
 
 def main():
-    args, plt = setup(__doc__.splitlines()[0], lambda p: p.add_argument(
+    args, plt = setup(__doc__, lambda p: p.add_argument(
         "--starts", type=int, default=10, metavar="N", help="random starts per problem"))
     starts = 1 if args.fast else args.starts
     table = benchmark(starts, args.fast)

@@ -1,9 +1,13 @@
-"""Dropout: randomly silencing hidden units while training.
+"""
+Dropout: randomly silencing hidden units while training
+=======================================================
 
 A big network on few noisy points of two half moons. Without dropout the
 decision boundary wraps around individual noisy points and the validation
 loss climbs; with inverted dropout (units zeroed with probability ``rate``,
 survivors scaled by ``1/(1 − rate)``, identity at test time) it stays smooth.
+
+From the command line::
 
     python examples/dropout.py [--fast] [--out DIR]
 """
@@ -12,7 +16,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 30 if args.fast else 300
 
 X, y = nc.datasets.moons(n=60, noise=0.3, seed=2)

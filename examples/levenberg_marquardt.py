@@ -1,5 +1,9 @@
-"""Levenberg–Marquardt against first-order and quasi-Newton methods on MATLAB's
-sine fit: loss against iterations, against loss evaluations and against wall time.
+"""
+Levenberg–Marquardt on MATLAB's sine fit
+========================================
+
+Against first-order and quasi-Newton methods: loss against iterations, against
+loss evaluations and against wall time.
 
 The 1-5-1 tanh network of MATLAB's ``trainlm`` examples (40 points of
 ``sin x`` on [-pi, pi], mse, float64), trained from the same initial weights
@@ -7,6 +11,8 @@ by ``LevenbergMarquardt`` (exact Jacobian by the R-operator, ``JᵀJ`` by SYRK,
 Cholesky), ``BFGS``, ``LBFGS``, ``ConjugateGradient``, ``NewtonCG`` and full-batch
 ``Adam``. The dashed line is MATLAB's goal ``mean((out - d)^2) <= 0.002``.
 A second panel shows LM's damping ``mu`` per iteration (``history["mu"]``).
+
+From the command line::
 
     python examples/levenberg_marquardt.py [--fast] [--out DIR]
 """
@@ -17,7 +23,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 40 if args.fast else 400
 
 nc.get_backend()   # load the compiled kernels now, so no curve pays for the import

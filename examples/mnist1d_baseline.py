@@ -1,5 +1,9 @@
-"""MNIST-1D (Greydanus 2020): the paper's MLP baseline, a residual 40-100-100-10
-network, trained as the paper's code trains it; test accuracy against the paper's table.
+"""
+MNIST-1D (Greydanus 2020): the paper's MLP baseline
+===================================================
+
+A residual 40-100-100-10 network, trained as the paper's code trains it; test
+accuracy against the paper's table.
 
 Data: the ``mnist1d`` package's ``make_dataset`` with its default arguments
 (4000 training and 1000 test signals of length 40; generated locally, nothing is
@@ -12,8 +16,14 @@ initialised as PyTorch's ``nn.Linear`` (weights and biases uniform in
 taken in order, 6000 steps = 150 epochs), softmax cross-entropy, float32.
 The paper's README table gives the MLP 68 % test accuracy.
 
+Measured: test accuracy after 6000 steps 63.0 % with seed 42, 63.0–66.0 %
+(median 64.9 %) over seeds 42, 0–4 (``--seeds 42,0,1,2,3,4``); the paper's own
+PyTorch code run on the same data and seeds gave 63.6–67.5 % (median 64.5 %).
+
 Full size runs in about a minute (generating the data takes about half of it),
 plus about 25 s per extra seed; ``--fast`` uses 1000 signals and 300 steps.
+
+From the command line::
 
     pip install "nncore-train[examples]"
     python examples/mnist1d_baseline.py [--fast] [--out DIR] [--seeds 42,0,1,2,3,4]
@@ -37,7 +47,7 @@ def _arguments(parser):
                              "the paper's)")
 
 
-args, plt = setup(__doc__.splitlines()[0], _arguments)
+args, plt = setup(__doc__, _arguments)
 SEEDS = [int(s) for s in args.seeds.split(",")]
 try:
     from mnist1d.data import get_dataset_args, make_dataset

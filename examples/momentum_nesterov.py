@@ -1,4 +1,6 @@
-"""Plain SGD vs momentum vs Nesterov momentum.
+"""
+Plain SGD vs momentum vs Nesterov momentum
+==========================================
 
 Left: trajectories on an ill-conditioned, rotated quadratic (a ravine) —
 plain SGD crawls along the valley floor, heavy-ball momentum builds up
@@ -7,6 +9,8 @@ Right: training a network on two spirals with the same learning rate.
 
 The lecture's classic momentum ``Δw = αΔw − η g; w += Δw`` is
 ``nc.optim.SGD(lr=η, momentum=α)`` (identical at a constant rate).
+
+From the command line::
 
     python examples/momentum_nesterov.py [--fast] [--out DIR]
 """
@@ -17,7 +21,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 15 if args.fast else 200
 
 # ---- a ravine: eigenvalues 1 and 50, rotated by 30 degrees

@@ -1,4 +1,6 @@
-"""The problems of gradient descent, drawn as optimizer trajectories on 2-D losses.
+"""
+The problems of gradient descent, drawn as optimizer trajectories on 2-D losses
+===============================================================================
 
 * a plateau: the gradient is almost zero, plain gradient descent crawls while
   momentum builds up speed and Adam/RMSprop rescale the tiny gradient;
@@ -12,6 +14,8 @@
 
 Every optimizer is nncore's own, used on a 2-vector: ``opt.step(w, grad)``.
 
+From the command line::
+
     python examples/optimization_problems.py [--fast] [--out DIR]
 """
 
@@ -21,7 +25,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 STEPS = 60 if args.fast else 300
 
 

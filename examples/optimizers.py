@@ -1,5 +1,8 @@
-"""Every optimizer of the lecture on one network: loss against iterations,
-against passes over the data and against wall time.
+"""
+Every optimizer of the lecture on one network
+=============================================
+
+Loss against iterations, against passes over the data and against wall time.
 
 The digits data (8x8 images, 10 classes; scikit-learn's copy, or two spirals
 when scikit-learn is missing), a 64-32-10 tanh network with L2(1e-4) in
@@ -16,6 +19,8 @@ middle panel counts gradient evaluations over the whole set (one epoch of
 mini-batches = one pass; Newton's finite-difference Hessian costs 2n passes
 per iteration), and the right panel wall time.
 
+From the command line::
+
     python examples/optimizers.py [--fast] [--out DIR]
 
 Run time: --fast about 10 s. At full size about 4 minutes on 2 cores, most
@@ -30,7 +35,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 FAST = args.fast
 
 try:

@@ -1,9 +1,13 @@
-"""Over-fitting, seen in the training and validation curves — and three cures.
+"""
+Over-fitting, seen in the training and validation curves — and three cures
+==========================================================================
 
 A wide network fits 20 noisy samples of sin(x): the training loss keeps
 falling while the validation loss turns up. An L2 penalty, dropout and early
 stopping (which keeps the weights of the best validation epoch) each close
 the gap.
+
+From the command line::
 
     python examples/overfitting.py [--fast] [--out DIR]
 """
@@ -14,7 +18,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 150 if args.fast else 3000
 
 rng = np.random.default_rng(3)

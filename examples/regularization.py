@@ -1,4 +1,6 @@
-"""L1, L2 and elastic-net penalties: what they do to the weights.
+"""
+L1, L2 and elastic-net penalties: what they do to the weights
+=============================================================
 
 A linear model (one Dense layer) on 30 features of which only 4 matter, with
 few samples. Without a penalty every weight picks up noise; L2 (``λ Σ w²``)
@@ -6,6 +8,8 @@ shrinks all weights smoothly; L1 (``λ Σ |w|``) drives the irrelevant ones to
 (nearly) zero — sparsity; the elastic net mixes both. Trained full-batch with
 plain gradient descent, so L1's subgradient leaves the zero weights
 hovering within ``lr·λ`` of zero.
+
+From the command line::
 
     python examples/regularization.py [--fast] [--out DIR]
 """
@@ -16,7 +20,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 EPOCHS = 300 if args.fast else 3000
 
 rng = np.random.default_rng(0)

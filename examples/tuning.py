@@ -1,9 +1,13 @@
-"""A hyper-parameter sweep: depth, width, activation, learning rate, batch size.
+"""
+A hyper-parameter sweep: depth, width, activation, learning rate, batch size
+============================================================================
 
 ``nc.tune.search`` trains one network per configuration of the grid (in
 parallel on local processes by default, or on a Dask cluster) and ranks them
 by validation loss. The figure shows each hyper-parameter's effect (every
 dot is one trial) and the curves of the best and worst configurations.
+
+From the command line::
 
     python examples/tuning.py [--fast] [--out DIR]
 """
@@ -14,7 +18,7 @@ from _common import save, setup
 
 import nncore as nc
 
-args, plt = setup(__doc__.splitlines()[0])
+args, plt = setup(__doc__)
 
 X, y = nc.datasets.spirals(n=200 if args.fast else 400, noise=0.15, seed=0)
 space = {
