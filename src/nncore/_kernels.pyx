@@ -558,6 +558,9 @@ cdef double sum_squares_k(const floating[::1] x) noexcept nogil:   # IN
     return acc
 
 
+include "_tiny.pxi"
+
+
 # =========================================================================== dense layer
 
 cdef void dense_forward_k(const floating[:, ::1] X,   # IN  (N, n_in)
@@ -571,7 +574,7 @@ cdef void dense_forward_k(const floating[:, ::1] X,   # IN  (N, n_in)
     cdef int nt = _threads_for(total)
     # Bias and activation in one pass after the GEMM: the (N, n_out) block is
     # still in cache, and NumPy (the spec) also adds b after the product.
-    _gemm_rm(False, False, n, k, d, 1, &X[0, 0], d, &W[0, 0], k, 0, &out[0, 0], k)
+    _dense_product(n, d, k, &X[0, 0], &W[0, 0], &out[0, 0])
     if nt == 1 or n < nt:
         _bias_act_rows(&out[0, 0], &b[0], 0, n, k, act)
     else:
@@ -605,9 +608,9 @@ cdef void dense_backward_k(const floating[:, ::1] X,   # IN  layer input (N, n_i
     """δ := dY ⊙ f'(S);  dW := Xᵀδ;  db := Σ_n δ;  dX := δ·Wᵀ"""
     cdef blas_int n = <blas_int>X.shape[0], d = <blas_int>X.shape[1], k = <blas_int>W.shape[1]
     _delta_rows(&Y[0, 0], &dY[0, 0], act, n, k, &db[0])
-    _gemm_rm(True, False, d, k, n, 1, &X[0, 0], d, &dY[0, 0], k, 0, &dW[0, 0], k)
+    _dense_weight_grad(n, d, k, &X[0, 0], &dY[0, 0], &dW[0, 0])
     if has_dX:
-        _gemm_rm(False, True, n, d, k, 1, &dY[0, 0], k, &W[0, 0], k, 0, &dX[0, 0], d)
+        _dense_input_grad(n, d, k, &dY[0, 0], &W[0, 0], &dX[0, 0])
 
 
 # =========================================================================== losses

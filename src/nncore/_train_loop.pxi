@@ -464,15 +464,14 @@ cdef void _tl_forward(TLLayer* layers, int n_layers, const floating* param_ptr,
         layer.layer_input = layer_input
         out = <floating*>layer.out
         if layer.kind == TL_DENSE:
-            _gemm_rm(False, False, <blas_int>rows, layer.n_out, layer.n_in, 1, layer_input,
-                     layer.n_in, param_ptr + layer.w_off, layer.n_out, 0, out, layer.n_out)
+            _dense_product(rows, layer.n_in, layer.n_out, layer_input, param_ptr + layer.w_off,
+                           out)
             _tl_bias_act(out, param_ptr + layer.b_off, rows, layer.n_out, layer.act)
         elif layer.kind == TL_RESIDUAL:
             # f(S) in ``mask`` (its derivative needs it), input + f(S) in ``out``, as
             # Residual.forward: Dense's forward, then the backend's add.
-            _gemm_rm(False, False, <blas_int>rows, layer.n_out, layer.n_in, 1, layer_input,
-                     layer.n_in, param_ptr + layer.w_off, layer.n_out, 0,
-                     <floating*>layer.mask, layer.n_out)
+            _dense_product(rows, layer.n_in, layer.n_out, layer_input, param_ptr + layer.w_off,
+                           <floating*>layer.mask)
             _tl_bias_act(<floating*>layer.mask, param_ptr + layer.b_off, rows, layer.n_out,
                          layer.act)
             _add_chunk(layer_input, <floating*>layer.mask, out, 0, rows * layer.n_out)
@@ -497,13 +496,12 @@ cdef void _tl_residual_backward(TLLayer* layer, const floating* param_ptr,
         memcpy(layer.out, upstream, n * sizeof(floating))
     _delta_rows(<floating*>layer.mask, upstream, layer.act, rows, layer.n_out,
                 grad_ptr + layer.b_off)
-    _gemm_rm(True, False, layer.n_in, layer.n_out, <blas_int>rows, 1,
-             <floating*>layer.layer_input, layer.n_in, upstream, layer.n_out, 0,
-             grad_ptr + layer.w_off, layer.n_out)
+    _dense_weight_grad(rows, layer.n_in, layer.n_out, <floating*>layer.layer_input, upstream,
+                       grad_ptr + layer.w_off)
     if layer.input_grad == NULL:
         return
-    _gemm_rm(False, True, <blas_int>rows, layer.n_in, layer.n_out, 1, upstream, layer.n_out,
-             param_ptr + layer.w_off, layer.n_out, 0, <floating*>layer.input_grad, layer.n_in)
+    _dense_input_grad(rows, layer.n_in, layer.n_out, upstream, param_ptr + layer.w_off,
+                      <floating*>layer.input_grad)
     _add_chunk(<floating*>layer.input_grad, <floating*>layer.out,
                <floating*>layer.input_grad, 0, n)
 
@@ -527,14 +525,12 @@ cdef void _tl_backward(TLLayer* layers, int n_layers, const floating* param_ptr,
             # delta := upstream * f'(Y), db := column sums; dW := inputᵀ delta; dX := delta Wᵀ
             _delta_rows(<floating*>layer.out, upstream, layer.act, rows, layer.n_out,
                         grad_ptr + layer.b_off)
-            _gemm_rm(True, False, layer.n_in, layer.n_out, <blas_int>rows, 1,
-                     <floating*>layer.layer_input, layer.n_in, upstream, layer.n_out, 0,
-                     grad_ptr + layer.w_off, layer.n_out)
+            _dense_weight_grad(rows, layer.n_in, layer.n_out, <floating*>layer.layer_input,
+                               upstream, grad_ptr + layer.w_off)
             if layer.input_grad == NULL:
                 break
-            _gemm_rm(False, True, <blas_int>rows, layer.n_in, layer.n_out, 1, upstream, layer.n_out,
-                     param_ptr + layer.w_off, layer.n_out, 0, <floating*>layer.input_grad,
-                     layer.n_in)
+            _dense_input_grad(rows, layer.n_in, layer.n_out, upstream, param_ptr + layer.w_off,
+                              <floating*>layer.input_grad)
             upstream = <floating*>layer.input_grad
         else:
             _multiply_chunk(upstream, <floating*>layer.mask, upstream, 0, rows * layer.n_out)
