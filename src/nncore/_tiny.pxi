@@ -1,17 +1,18 @@
 # The products of a Dense layer for tiny shapes (included by _kernels.pyx
 # before the dense kernels): plain C loops (_tiny.h) instead of BLAS when a
-# layer is at most NNC_TINY_WIDTH wide on both sides and the batch has at most
-# _tiny_rows rows. The per-step kernels (dense_forward_k, dense_backward_k) and
-# the compiled epoch loop both call the three helpers below, so they pick the
-# same code for the same shapes and stay bit-identical to each other; the
-# summation order is documented in _tiny.h.
+# layer is at most NNC_TINY_WIDTH wide on both sides and the batch is a single
+# row. The per-step kernels (dense_forward_k, dense_backward_k) and the
+# compiled epoch loop both call the three helpers below, so they pick the same
+# code for the same shapes and stay bit-identical to each other; the summation
+# order is documented in _tiny.h.
 #
-# Why these limits: at 32 wide a row of partial sums is two to four vector
-# registers and a layer's weights (<= 4 KB in float32) stay in L1; BLAS's
-# fixed cost per call (argument checks, small-matrix dispatch, packing, a
-# buffer lock) is several times the arithmetic of such a product at a few
-# rows. From about 16 rows on, OpenBLAS's small-matrix kernels catch up
-# (bench/compare.py --only tiny; README's performance section).
+# Why these limits: at 32 wide a row of partial sums is a few vector registers
+# and a layer's weights (<= 4 KB in float32) stay in L1; BLAS's fixed cost per
+# call (argument checks, small-matrix dispatch, packing, a buffer lock) is
+# several times the arithmetic of such a product for one row. From 4 rows on
+# the loops were slower than OpenBLAS's small-matrix kernels on the 2-16-16-1
+# network (bench/tiny_step.py --batch 4 / 16: 0.80 vs 0.745 and 0.70 vs 0.58
+# µs/sample CPU time), so batches of 2+ rows keep BLAS.
 
 cdef extern from "_tiny.h":
     enum:
@@ -31,7 +32,7 @@ cdef extern from "_tiny.h":
 
 TINY_WIDTH = NNC_TINY_WIDTH
 # Most rows a product takes the tiny loops for.
-cdef Py_ssize_t _tiny_rows = 16
+cdef Py_ssize_t _tiny_rows = 1
 # Off only in tests (to compare against the BLAS products); never changes a
 # shape's choice while a loop runs.
 cdef bint _tiny_on = True
