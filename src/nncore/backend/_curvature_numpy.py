@@ -90,25 +90,11 @@ def dense_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX):
         RDX += D @ np.swapaxes(VW, 1, 2)
 
 
-def _rop_function(row):
-    """The backend R-operator of one :func:`nncore.losses.rop_kernels` row: the
-    checks, then the registry's reference."""
-    reference = row.reference
-
-    def rop_function(out, Rout, Rgrad):
-        VC.check_loss_rop(out, Rout, Rgrad)
-        reference(out, Rout, Rgrad)
-
-    rop_function.__name__ = rop_function.__qualname__ = row.name
-    rop_function.__doc__ = row.doc
-    return rop_function
-
-
 # loss_mse_rop, loss_softmax_ce_rop, ...: one per R-operator the loss registry
 # names (Loss.rop_kernel); the compiled backend builds its twins from the same table.
 LOSS_ROPS = tuple(row.name for row in _losses.rop_kernels())
 for _row in _losses.rop_kernels():
-    globals()[_row.name] = _rop_function(_row)
+    globals()[_row.name] = VC.checked_rop(_row, _row.reference, __name__)
 del _row
 
 

@@ -149,23 +149,8 @@ def sigmoid(x, out):
     _K.sigmoid(x.reshape(-1), out.reshape(-1))
 
 
-def _loss_function(row):
-    """The twin of ``_numpy._loss_function``: the same checks, then the compiled
-    kernel of the same name (float64 accumulation, ``weight`` NULL when None)."""
-    check = V.check_loss_labels if row.takes_labels else V.check_loss
-    kernel = getattr(_K, row.name)
-
-    def loss_function(out, target, grad, weight=None):
-        check(out, target, grad, weight)
-        return kernel(out, target, grad, weight)
-
-    loss_function.__name__ = loss_function.__qualname__ = row.name
-    loss_function.__doc__ = row.doc
-    return loss_function
-
-
 for _row in _losses.backend_kernels():
-    globals()[_row.name] = _loss_function(_row)
+    globals()[_row.name] = V.checked_loss(_row, getattr(_K, _row.name), __name__)
 del _row
 
 
@@ -398,22 +383,8 @@ def dense_rbackward(X, RX, W, VW, Y, RS, D, RD, act, RdW, Rdb, DX, RDX):
                        DX, RDX, DX is not None)
 
 
-def _rop_function(row):
-    """The twin of ``_curvature_numpy._rop_function``: the same checks, then the
-    compiled R-operator of the same name (every one takes ``(out, Rout, Rgrad)``)."""
-    kernel = getattr(_K, row.name)
-
-    def rop_function(out, Rout, Rgrad):
-        VC.check_loss_rop(out, Rout, Rgrad)
-        kernel(out, Rout, Rgrad)
-
-    rop_function.__name__ = rop_function.__qualname__ = row.name
-    rop_function.__doc__ = row.doc
-    return rop_function
-
-
 for _row in _losses.rop_kernels():
-    globals()[_row.name] = _rop_function(_row)
+    globals()[_row.name] = VC.checked_rop(_row, getattr(_K, _row.name), __name__)
 del _row
 
 

@@ -127,23 +127,13 @@ def sigmoid(x, out):
     _activations.sigmoid(x, out)
 
 
-def _loss_function(row):
-    """The backend function of one :func:`nncore.losses.backend_kernels` row: the
-    checks of its target form, then the registry's reference."""
-    check = V.check_loss_labels if row.takes_labels else V.check_loss
-    reference = row.reference
-
-    def loss_function(out, target, grad, weight=None):
-        check(out, target, grad, weight)
-        return reference(out, target, grad, weight)
-
-    loss_function.__name__ = loss_function.__qualname__ = row.name
-    loss_function.__doc__ = row.doc
-    return loss_function
-
-
 # loss_mse, loss_softmax_ce, ...: one function per kernel the loss registry names
 # (the compiled backend builds its twins from the same table).
+def _loss_function(row):
+    """The backend function of one loss-table row (checks, then the reference)."""
+    return V.checked_loss(row, row.reference, __name__)
+
+
 for _row in _losses.backend_kernels():
     globals()[_row.name] = _loss_function(_row)
 del _row

@@ -326,3 +326,20 @@ def check_rank2(Vm, s, r):
     if Vm.shape != (n, n) or s.shape != (n,) or r.shape != (n,):
         raise ValueError("rank-2 update needs V (n, n), s (n,), r (n,)")
     check_disjoint(Vm, "V", s=s, r=r)
+
+
+def checked_loss(row, compute, module):
+    """A backend's function for one :func:`nncore.losses.backend_kernels` row: the
+    checks of its target form, then ``compute`` (the registry's reference on the NumPy
+    backend, the compiled kernel of the same name on the compiled one), shown as a
+    function of the backend ``module``."""
+    check = check_loss_labels if row.takes_labels else check_loss
+
+    def loss_function(out, target, grad, weight=None):
+        check(out, target, grad, weight)
+        return compute(out, target, grad, weight)
+
+    loss_function.__name__ = loss_function.__qualname__ = row.name
+    loss_function.__doc__ = row.doc
+    loss_function.__module__ = module
+    return loss_function

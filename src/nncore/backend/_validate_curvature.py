@@ -145,3 +145,18 @@ def check_cholesky_solve(A, b, x):
     _shape(A, "A", (n, n))
     _shape(x, "x", (n,))
     check_disjoint(x, "x", A=A)
+
+
+def checked_rop(row, compute, module):
+    """A backend's function for one :func:`nncore.losses.rop_kernels` row: the checks,
+    then ``compute`` (the reference, or the compiled kernel of the same name), shown
+    as a function of the backend ``module``."""
+
+    def rop_function(out, Rout, Rgrad):
+        check_loss_rop(out, Rout, Rgrad)
+        compute(out, Rout, Rgrad)
+
+    rop_function.__name__ = rop_function.__qualname__ = row.name
+    rop_function.__doc__ = row.doc
+    rop_function.__module__ = module
+    return rop_function
