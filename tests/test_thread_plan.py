@@ -218,6 +218,21 @@ def test_fit_reports_work_to_the_plan_of_its_workload(default_threads, monkeypat
 
 
 
+def test_fits_shorter_than_a_unit_add_up():
+    """Fits of 8 ms (two full-batch steps) each: their parts are carried until they
+    make a unit, so the plan warms up and then times a way instead of never learning."""
+    plan = _thread_plan.Plan()
+    for _ in range(3):
+        plan.record_part(True, 0.008, 2)         # 24 ms: the warm-up unit (not counted)
+    assert plan.warm and not plan.times[True]
+    for _ in range(2):
+        plan.record_part(True, 0.008, 2)
+    assert not plan.times[True]                  # 16 ms carried, short of a unit
+    plan.record_part(True, 0.008, 2)
+    assert list(plan.times[True]) == [pytest.approx(0.024 / 6)]
+    plan.record_part(False, 0.03, 5)             # a long enough part counts at once
+    assert list(plan.times[False]) == [pytest.approx(0.006)]
+
 def test_the_numpy_backend_runs_without_the_plan(default_threads, monkeypatch):
     """NumPy's matrix products round long inner sums by the thread count, so the
     reference backend keeps the threads it is given (no plan, no switching)."""

@@ -47,7 +47,7 @@ MARGIN = 0.9          # parallel is chosen only when it takes < 0.9x the serial 
 FIRST_PERIOD = 1.0
 MAX_PERIOD = 30.0
 _MAX_PLANS = 64
-_SHORTEST_UNIT = 0.02    # a fit's last, unfinished unit counts from this long on
+_SHORTEST_UNIT = 0.02    # fits' last, unfinished units count once they add up to this
 _UNTIMED_STEPS = 4      # steps per call while a way has no time yet (a probe stays short)
 _ENV = "NNCORE_THREAD_PLAN"
 
@@ -74,6 +74,7 @@ class Plan:
         self.period = FIRST_PERIOD
         self.next_probe = 0.0
         self.busy_until = 0.0
+        self.carry = {True: [0.0, 0], False: [0.0, 0]}     # unfinished units: [seconds, work]
 
     def expected(self, serial):
         """Seconds per unit of work measured that way (median of the last three), or None."""
@@ -98,6 +99,20 @@ class Plan:
                 self.busy_until = now + self.period
                 return True
             return False
+
+    def record_part(self, serial, seconds, work):
+        """A fit ended within a unit: its part counts once the parts run that way add
+        up to ``_SHORTEST_UNIT``. Fits shorter than that (a few full-batch steps, a
+        small partial_fit) learn over several calls instead of staying on one thread."""
+        with self.lock:
+            carried = self.carry[serial]
+            carried[0] += seconds
+            carried[1] += work
+            if carried[0] < _SHORTEST_UNIT:
+                return
+            seconds, work = carried
+            self.carry[serial] = [0.0, 0]
+        self.record(serial, seconds, work)
 
     def record(self, serial, seconds, work):
         """A unit ran ``serial`` or not, doing ``work`` in ``seconds``."""
@@ -235,13 +250,13 @@ class Ticker:
             self._begin()
 
     def close(self):
-        """Leave the serial section (idempotent). The last unit counts if it ran long
-        enough to time (short fits, e.g. partial_fit's, learn across calls)."""
+        """Leave the serial section (idempotent). The last unit counts as a part
+        (``Plan.record_part``): short fits, e.g. partial_fit's, learn across calls."""
         if self.plan is None:
             return
         elapsed = time.perf_counter() - self.start
-        if self.work and elapsed >= _SHORTEST_UNIT:
-            self.plan.record(self.serial, elapsed, self.work)
+        if self.work:
+            self.plan.record_part(self.serial, elapsed, self.work)
         self._end()
         self.plan = None
 
