@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dask
-from .curvature import Curvature
+from .curvature import Curvature, penalty_terms
 
 __all__ = ["ChunkedCurvature"]
 
@@ -65,12 +65,7 @@ class ChunkedCurvature:
         self.loss_name = net.loss_name
         self.N = int(data.shape[0])
         self.total_weight = data.total_weight   # LM's sample count (weights: their sum)
-        reg = net.regularizer
-        self.l1 = 0.0 if reg is None else float(reg.l1)
-        self.l2 = 0.0 if reg is None else float(reg.l2)
-        self.weight_mask = np.zeros(self.n)
-        for start, stop in net._segments:
-            self.weight_mask[start:stop] = 1.0
+        self.l1, self.l2, self.weight_mask = penalty_terms(net)
         self.traffic = traffic if traffic is not None else {}
 
     def _sum(self, method, x, V=None, mean=True):

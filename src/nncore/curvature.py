@@ -55,6 +55,16 @@ def _layer_plan(curv):
     return plan
 
 
+
+def penalty_terms(net):
+    """The regulariser's ``l1``, ``l2`` and the 0/1 mask of the parameters it
+    penalises (weights, not biases): what every curvature evaluator adds."""
+    reg = net.regularizer
+    mask = np.zeros(int(net.n_params))
+    for start, stop in net._segments:
+        mask[start:stop] = 1.0
+    return (0.0 if reg is None else float(reg.l1), 0.0 if reg is None else float(reg.l2), mask)
+
 class Curvature:
     """Exact curvature of ``net.loss`` on fixed data ``(X, T)``.
 
@@ -86,12 +96,7 @@ class Curvature:
         self.X = X
         self.T = T
         self.N = X.shape[0]
-        reg = net.regularizer
-        self.l1 = 0.0 if reg is None else float(reg.l1)
-        self.l2 = 0.0 if reg is None else float(reg.l2)
-        self.weight_mask = np.zeros(self.n)
-        for start, stop in net._segments:
-            self.weight_mask[start:stop] = 1.0
+        self.l1, self.l2, self.weight_mask = penalty_terms(net)
         # The loss registry entry knows its gradient and output-Hessian kernels.
         self.loss = _losses.get(self.loss_name)
         self.sample_weight = sample_weight
