@@ -10,6 +10,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -52,3 +53,33 @@ def test_jax_worker_computes_what_nncore_computes(tmp_path):
         opt.step(p, g)
     np.testing.assert_allclose(p_jax, p, rtol=1e-5, atol=1e-7)
     assert np.all(p != p0)
+
+
+def test_mnist_rows_learn_on_the_default_data(capsys):
+    """Every library's MNIST-shaped net learns on the default data: the loss the
+    report prints after each contender's run is below the initial one (on the old
+    uniform/random-label data nothing can be learnt; see compare.py's docstring)."""
+    import re
+    argv = ["--samples", "1024", "--repeats", "1", "--threads", "1", "--skip-slow",
+            "--only", "mnist32"]
+    compare.main(argv)
+    out = capsys.readouterr().out
+    found = re.findall(r"mnist32: (.*?) @1 thread.*after its last run ([0-9.e+-]+) "
+                       r"\(at nncore's initial weights ([0-9.e+-]+)\)", out)
+    libs = {label for label, _, _ in found}
+    assert "nncore compiled" in libs, out
+    if compare.torch is not None:
+        assert "PyTorch, fused Adam" in libs
+    for label, final, initial in found:
+        assert float(final) < 0.8 * float(initial), (label, final, initial)
+
+
+def test_mnist_data_is_deterministic_and_in_range():
+    for kind in compare.MNIST_DATA:
+        X, y = compare.mnist_data(500, kind, seed=3)
+        X2, y2 = compare.mnist_data(500, kind, seed=3)
+        assert X.dtype == np.float32 and X.shape == (500, 784) and y.shape == (500,)
+        assert np.array_equal(X, X2) and np.array_equal(y, y2)
+        assert X.min() >= 0.0 and X.max() <= 1.0 and set(np.unique(y)) <= set(range(10))
+    with pytest.raises(ValueError, match="unknown data kind"):
+        compare.mnist_data(10, "mnist")
