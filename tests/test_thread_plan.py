@@ -219,19 +219,61 @@ def test_fit_reports_work_to_the_plan_of_its_workload(default_threads, monkeypat
 
 
 def test_fits_shorter_than_a_unit_add_up():
-    """Fits of 8 ms (two full-batch steps) each: their parts are carried until they
-    make a unit, so the plan warms up and then times a way instead of never learning."""
+    """Fits of 4 ms (one full-batch step) each: the first part is the warm-up;
+    later parts are carried until they make a (first, short) unit, so the plan
+    times a way instead of never learning."""
     plan = _thread_plan.Plan()
-    for _ in range(3):
-        plan.record_part(True, 0.008, 2)         # 24 ms: the warm-up unit (not counted)
+    plan.add(True, 0.004, 1, final=True)         # the warm-up (not counted)
     assert plan.warm and not plan.times[True]
     for _ in range(2):
-        plan.record_part(True, 0.008, 2)
-    assert not plan.times[True]                  # 16 ms carried, short of a unit
-    plan.record_part(True, 0.008, 2)
-    assert list(plan.times[True]) == [pytest.approx(0.024 / 6)]
-    plan.record_part(False, 0.03, 5)             # a long enough part counts at once
+        plan.add(True, 0.004, 1, final=True)
+    assert not plan.times[True]                  # 8 ms carried, short of a unit
+    plan.add(True, 0.004, 1, final=True)
+    assert list(plan.times[True]) == [pytest.approx(0.004)]
+    plan.add(False, 0.03, 5, final=True)         # a long enough part counts at once
     assert list(plan.times[False]) == [pytest.approx(0.006)]
+    assert not plan.add(True, 0.05, 10)          # a timed way needs a whole unit
+    assert plan.add(True, _thread_plan.UNIT_SECONDS, 10)
+
+
+class _Clock:
+    """time.perf_counter / time.monotonic under the test's control."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def perf_counter(self):
+        return self.now
+
+    monotonic = perf_counter
+
+
+@pytest.mark.parametrize("serial_step, parallel_step, parallel", [(0.0056, 0.0045, True),
+                                                                  (0.0045, 0.0056, False)])
+def test_a_few_short_full_batch_fits_choose_their_threads(monkeypatch, serial_step,
+                                                          parallel_step, parallel):
+    """Issue 12 item 7 on a quiet machine: fits of two ~5 ms full-batch steps (the
+    contention benchmark's) must have found the faster way after the first few
+    fits, not after a whole 0.1 s unit each way plus a 0.1 s warm-up."""
+    clock = _Clock()
+    monkeypatch.setattr(_thread_plan, "time", clock)
+    monkeypatch.setattr(_thread_plan, "_cores_free", lambda width: True)
+    monkeypatch.setattr(_config, "_configured_width", lambda: 2)
+    monkeypatch.setattr(_config, "_serial_threads", lambda serial: None)
+    monkeypatch.setattr(_thread_plan, "adaptive", lambda: True)
+    monkeypatch.setattr(_thread_plan, "_plans", type(_thread_plan._plans)())
+    ways = []
+    for fit in range(4):
+        ticker = _thread_plan.Ticker(("full", fit // 100))
+        for step in range(2):
+            ways.append(ticker.serial)
+            clock.now += serial_step if ticker.serial else parallel_step
+            ticker.tick()
+        ticker.close()
+    plan = _thread_plan.plan_for(("full", 0))
+    assert plan.decided and plan.serial is not parallel
+    assert ways[-2:] == [not parallel] * 2       # the fourth fit runs the faster way
+
 
 def test_the_numpy_backend_runs_without_the_plan(default_threads, monkeypatch):
     """NumPy's matrix products round long inner sums by the thread count, so the

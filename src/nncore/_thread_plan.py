@@ -16,8 +16,10 @@ Design:
   threads or inside a serial section (nncore's OpenMP loops and every BLAS
   pool at one thread), and its time per unit of work is recorded in the
   ``Plan`` of its workload (path, batch rows, parameters, dtype, backend).
-* A plan runs its first unit serially (warm-up, not counted), then one unit
-  each way, and keeps the faster; parallel must win by ``MARGIN`` (a tie goes
+* A plan runs its first call (a step or a chunk of steps) serially as a
+  warm-up, not counted, then a short unit (``_SHORTEST_UNIT``) each way, and
+  keeps the faster, so that even a fit of a few full-batch steps has chosen
+  by its end; parallel must win by ``MARGIN`` (a tie goes
   to one thread, which leaves the other cores to other processes). It tries
   the other way again after a period that doubles while the choice holds (up
   to ``MAX_PERIOD``), and at once when the chosen way slows down past the
@@ -47,7 +49,7 @@ MARGIN = 0.9          # parallel is chosen only when it takes < 0.9x the serial 
 FIRST_PERIOD = 1.0
 MAX_PERIOD = 30.0
 _MAX_PLANS = 64
-_SHORTEST_UNIT = 0.02    # fits' last, unfinished units count once they add up to this
+_SHORTEST_UNIT = 0.01    # a way's first unit (a probe) and carried parts of short fits
 _UNTIMED_STEPS = 4      # steps per call while a way has no time yet (a probe stays short)
 _ENV = "NNCORE_THREAD_PLAN"
 
@@ -100,19 +102,29 @@ class Plan:
                 return True
             return False
 
-    def record_part(self, serial, seconds, work):
-        """A fit ended within a unit: its part counts once the parts run that way add
-        up to ``_SHORTEST_UNIT``. Fits shorter than that (a few full-batch steps, a
-        small partial_fit) learn over several calls instead of staying on one thread."""
+    def need(self, serial):
+        """Seconds a unit run that way must last: a full unit once the way is timed,
+        a short first probe (``_SHORTEST_UNIT``) before, so that a few full-batch
+        steps or one short fit already time it."""
+        return UNIT_SECONDS if self.times[serial] else min(_SHORTEST_UNIT, UNIT_SECONDS)
+
+    def add(self, serial, seconds, work, final=False):
+        """Work run ``serial`` or not since the unit began: records a unit (and
+        returns True) once it and the part carried from earlier fits last
+        ``need(serial)``; the plan's very first call is the warm-up unit. A fit's
+        last, unfinished part (``final``) is carried: fits shorter than a unit
+        learn over several fits instead of staying on one thread."""
         with self.lock:
-            carried = self.carry[serial]
-            carried[0] += seconds
-            carried[1] += work
-            if carried[0] < _SHORTEST_UNIT:
-                return
-            seconds, work = carried
-            self.carry[serial] = [0.0, 0]
+            if self.warm:
+                carried = self.carry[serial]
+                seconds, work = carried[0] + seconds, carried[1] + work
+                if seconds < self.need(serial):
+                    if final:
+                        self.carry[serial] = [seconds, work]
+                    return False
+                self.carry[serial] = [0.0, 0]
         self.record(serial, seconds, work)
+        return True
 
     def record(self, serial, seconds, work):
         """A unit ran ``serial`` or not, doing ``work`` in ``seconds``."""
@@ -211,6 +223,7 @@ class Ticker:
         self.serial = False
         self.work = 0
         self.start = 0.0
+        self.left = 0.0          # seconds this unit still needs (minus carried parts)
         if self.plan is not None:
             self._begin()
 
@@ -219,6 +232,8 @@ class Ticker:
         if self.serial:
             _Serial.enter()
         self.work = 0
+        carried = self.plan.carry[self.serial][0]
+        self.left = self.plan.need(self.serial) - carried if self.plan.warm else 0.0
         self.start = time.perf_counter()
 
     def _end(self):
@@ -235,7 +250,7 @@ class Ticker:
         per = per or self.plan.expected(self.serial)
         if not per:
             return min(most, _UNTIMED_STEPS)
-        left = UNIT_SECONDS - (time.perf_counter() - self.start)
+        left = self.left - (time.perf_counter() - self.start)
         return max(1, min(most, int(left / per) + 1))
 
     def tick(self, work=1):
@@ -244,19 +259,18 @@ class Ticker:
             return
         self.work += work
         elapsed = time.perf_counter() - self.start
-        if elapsed >= UNIT_SECONDS:
-            self.plan.record(self.serial, elapsed, self.work)
+        if elapsed >= self.left and self.plan.add(self.serial, elapsed, self.work):
             self._end()
             self._begin()
 
     def close(self):
-        """Leave the serial section (idempotent). The last unit counts as a part
-        (``Plan.record_part``): short fits, e.g. partial_fit's, learn across calls."""
+        """Leave the serial section (idempotent). The last unit is carried as a part
+        (``Plan.add``): short fits, e.g. partial_fit's, learn across calls."""
         if self.plan is None:
             return
         elapsed = time.perf_counter() - self.start
         if self.work:
-            self.plan.record_part(self.serial, elapsed, self.work)
+            self.plan.add(self.serial, elapsed, self.work, final=True)
         self._end()
         self.plan = None
 
