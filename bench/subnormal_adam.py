@@ -1,6 +1,6 @@
 """Why the batch-32 MNIST row of ``bench/compare.py`` lags: subnormal Adam state.
 
-    python bench/subnormal_adam.py [--rows 10000] [--epochs 6]
+    python bench/subnormal_adam.py [--rows 10000] [--epochs 6] [--flush-denormal]
 
 compare.py's synthetic workload (uniform X, random labels, 784-256-256-10 ReLU,
 float32, Adam, batch 32) kills the network early: most gradients become exactly
@@ -9,7 +9,8 @@ on subnormals is many times slower. Prints, on one thread: the time per epoch of
 one multi-epoch fit, of separate one-epoch fits with a fresh Adam each (state
 never old enough to be subnormal), and of plain SGD (no state); the share of
 exactly-zero gradient entries at the end; and the time to scale 269k normal vs
-subnormal float32 values (the raw penalty).
+subnormal float32 values (the raw penalty). ``--flush-denormal`` runs the fits
+with ``nc.set_flush_denormal(True)`` (FTZ/DAZ in the training loop, as XLA does).
 """
 
 import argparse
@@ -42,8 +43,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="fit with nc.set_flush_denormal(True)")
     args = ap.parse_args()
     nc.set_num_threads(1)
+    if args.flush_denormal and not nc.set_flush_denormal(True):
+        raise SystemExit("flushing subnormals is not supported on this CPU")
     rng = np.random.default_rng(0)
     X = rng.random((args.rows, 784), dtype=np.float32)
     y = rng.integers(0, 10, args.rows)
@@ -54,7 +59,8 @@ def main():
     fresh = [_epoch_times(fresh_net, X, y, nc.optim.Adam(1e-3), 1)[0] for _ in range(args.epochs)]
     sgd = _epoch_times(_net(), X, y, nc.optim.SGD(0.01), args.epochs)
     fmt = lambda ts: " ".join(f"{t:.3f}" for t in ts)
-    print(f"s per epoch, {args.rows} rows, batch 32, 1 thread")
+    print(f"s per epoch, {args.rows} rows, batch 32, 1 thread, subnormals "
+          f"{'flushed' if args.flush_denormal else 'kept (IEEE)'}")
     print(f"  one {args.epochs}-epoch Adam fit:        {fmt(one_fit)}")
     print(f"  one-epoch fits, fresh Adam each: {fmt(fresh)}")
     print(f"  one {args.epochs}-epoch plain SGD fit:   {fmt(sgd)}")

@@ -27,6 +27,8 @@
 
 #include <stddef.h>
 
+#include "_fp_mode.h"
+
 #if defined(_OPENMP) && defined(__linux__)
 #include <dlfcn.h>
 #include <omp.h>
@@ -50,6 +52,9 @@ static void nnc_blas_jobs(int sync, nnc_dojob_t dojob, int numjobs, size_t elsiz
                           void* jobdata, int dojob_data) {
 #if NNC_BLAS_POOL
     int level = omp_get_active_level(), max_levels = omp_get_max_active_levels();
+    /* The caller's FTZ/DAZ bits (nncore.set_flush_denormal, _fp_mode.h) on every
+       job's thread for the job, so the GEMM's bits do not depend on the thread. */
+    unsigned caller_bits = nnc_fp_bits();
     (void)sync;
     __atomic_fetch_add(&nnc_blas_pool_calls, 1, __ATOMIC_RELAXED);
     if (level >= max_levels) omp_set_max_active_levels(level + 1);
@@ -57,8 +62,10 @@ static void nnc_blas_jobs(int sync, nnc_dojob_t dojob, int numjobs, size_t elsiz
     #pragma omp parallel num_threads(numjobs)
     {
         int i;
+        unsigned own_bits = nnc_fp_swap_bits(caller_bits);
         for (i = omp_get_thread_num(); i < numjobs; i += omp_get_num_threads())
             dojob(i, (char*)jobdata + (size_t)i * elsize, dojob_data);
+        nnc_fp_swap_bits(own_bits);
     }
     pthread_mutex_unlock(&nnc_blas_jobs_lock);
     if (level >= max_levels) omp_set_max_active_levels(max_levels);

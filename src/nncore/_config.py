@@ -147,6 +147,66 @@ def set_shared_blas_pool(on):
     return bool(k._set_blas_shared_pool(on))
 
 
+def set_flush_denormal(on):
+    """Flush subnormal floats to zero in the compiled training loops (opt-in).
+
+    Like ``torch.set_flush_denormal``. Arithmetic on subnormal numbers (smaller
+    in magnitude than 1.2e-38 in float32, 2.2e-308 in float64) is many times
+    slower on x86 CPUs (about 50x on the development Xeon). It happens when a
+    ReLU network's units die: their gradients are exactly zero and Adam's first
+    moment decays by ``beta1`` per step into the subnormal range
+    (``bench/subnormal_adam.py`` shows the slowdown). With the switch on, the
+    compiled epoch loop (forward, backward and update of every step of a
+    first-order ``fit`` that runs compiled) and the optimizers' update kernels
+    (``Optimizer.step`` on the compiled backend) treat subnormal inputs as
+    zero and round subnormal results to zero (the CPU's DAZ and FTZ modes), on
+    every thread that runs them, as XLA's CPU code does. The calling thread's
+    and the OpenMP threads' modes are restored when each call returns, so your
+    NumPy and the other kernels (``predict``, losses, curvature) keep IEEE
+    semantics. ``show_config()`` reports the setting.
+
+    Off by default: IEEE arithmetic, bit-identical to ``torch.optim`` and to
+    the NumPy reference backend. With it on, results can differ from those in
+    the last bits wherever a value would have been subnormal (a moment that
+    would decay below the normal range becomes 0, and a parameter then keeps
+    its value instead of moving by a subnormal step); they stay bit-identical
+    run to run and for any thread count. The NumPy backend never flushes.
+
+    Parameters
+    ----------
+    on : bool
+
+    Returns
+    -------
+    bool
+        Whether flushing is supported (x86-64 builds of the compiled kernels).
+        ``False`` means nothing changed (other CPUs, or no compiled kernels),
+        as ``torch.set_flush_denormal`` returns ``False`` there.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``on`` is not a bool (a ``TypeError``).
+    """
+    if not isinstance(on, bool):
+        from .errors import InvalidParameterError
+        raise InvalidParameterError(f"on must be a bool, got {type(on).__name__}")
+    k = _kernels()
+    if k is None:
+        return False
+    return bool(k._set_flush_denormal(on))
+
+
+def _flush_line(k):
+    """show_config's line on the flush-denormal switch."""
+    if not k.flush_denormal_supported():
+        return "not supported on this CPU (no MXCSR): IEEE subnormals"
+    if k.flush_denormal():
+        return ("on: training loops and optimizer steps flush subnormals to zero "
+                "(FTZ/DAZ; set_flush_denormal(False) for IEEE)")
+    return "off: IEEE subnormals (set_flush_denormal(True) flushes them in training)"
+
+
 def _gemm_line(k):
     """show_config's line on whose GEMM the compiled kernels call (NNCORE_GEMM)."""
     if k.gemm_library() == "mkl":
@@ -244,6 +304,7 @@ def show_config(file=None):
             "BLAS jobs   " + _blas_jobs_line(k),
             "GEMM        " + _gemm_line(k),
             "thread plan " + _thread_plan_line(k),
+            "denormals   " + _flush_line(k),
             f"debug build {'on (bounds and initialisation checks)' if k.DEBUG_BUILD else 'off'}",
         ]
     lines.append(f"backend     {backend}  (numpy backend: numpy's BLAS; "

@@ -1567,8 +1567,12 @@ def sgd_step(floating[::1] params, const floating[::1] grads, floating[::1] buf,
              "sgd_step: params, grads and buf must have one length (buf unused at momentum 0)")
     if params.shape[0] == 0:
         return
-    with nogil:
+    cdef unsigned fp_saved[NNC_FP_TEAM_MAX]
+    cdef int nt = _omp_threads(), fp
+    with nogil:   # (flushing subnormals only when nc.set_flush_denormal(True): _fp_mode.h)
+        fp = nnc_fp_enter(nt, fp_saved)
         sgd_k(params, grads, buf, lr, momentum, dampening, nesterov, first, gscale)
+        nnc_fp_leave(fp, fp_saved)
 
 
 def adagrad_step(floating[::1] params, const floating[::1] grads, floating[::1] state_sum,
@@ -1577,8 +1581,12 @@ def adagrad_step(floating[::1] params, const floating[::1] grads, floating[::1] 
              "adagrad_step: params, grads and state_sum must have one length")
     if params.shape[0] == 0:
         return
-    with nogil:
+    cdef unsigned fp_saved[NNC_FP_TEAM_MAX]
+    cdef int nt = _omp_threads(), fp
+    with nogil:   # (flushing subnormals only when nc.set_flush_denormal(True): _fp_mode.h)
+        fp = nnc_fp_enter(nt, fp_saved)
         adagrad_k(params, grads, state_sum, clr, eps, eps_inside_sqrt, gscale)
+        nnc_fp_leave(fp, fp_saved)
 
 
 def rmsprop_step(floating[::1] params, const floating[::1] grads, floating[::1] square_avg,
@@ -1587,8 +1595,12 @@ def rmsprop_step(floating[::1] params, const floating[::1] grads, floating[::1] 
              "rmsprop_step: params, grads and square_avg must have one length")
     if params.shape[0] == 0:
         return
-    with nogil:
+    cdef unsigned fp_saved[NNC_FP_TEAM_MAX]
+    cdef int nt = _omp_threads(), fp
+    with nogil:   # (flushing subnormals only when nc.set_flush_denormal(True): _fp_mode.h)
+        fp = nnc_fp_enter(nt, fp_saved)
         rmsprop_k(params, grads, square_avg, lr, alpha, eps, eps_inside_sqrt, gscale)
+        nnc_fp_leave(fp, fp_saved)
 
 
 def rprop_step(floating[::1] params, const floating[::1] grads, floating[::1] prev,
@@ -1679,6 +1691,7 @@ def _triad(floating[::1] a, const floating[::1] b, const floating[::1] c, double
 # The compiled training epoch: same module, so it calls the kernels above; it
 # shares its OpenMP team with BLAS through _blas_pool.pxi.
 include "_blas_pool.pxi"
+include "_fp_mode.pxi"
 include "_gemm_select.pxi"
 include "_epoch_workspace.pxi"
 include "_train_loop.pxi"

@@ -298,8 +298,8 @@ cdef bint _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floa
     else:
         nnc_adam_freeze(0, w, omw, lerp_small, beta2, eps, eps_inside_sqrt, neg_step, &kmax,
                         &kvmax, &pthr)
-    if not _adam_freeze:
-        kmax = 0
+    if not _adam_freeze or _fp_flushing():
+        kmax = 0      # (flushing: the subnormal lanes become zeros, nothing to freeze)
     if nt == 1:     # no OpenMP region at all for small buffers
         return _tl_adam_chunk(p, g, m, v, backup, 0, n, decay, w, omw, lerp_small, beta2, omb2,
                               bc2, sqrt_bc2, eps, neg_step, eps_inside_sqrt, grad_scale, kmax,
@@ -800,6 +800,8 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     cdef bint count_correct = bool(state["count"])
     cdef const double* weight_ptr = NULL
     cdef double* coef_ptr = NULL
+    cdef unsigned fp_saved[NNC_FP_TEAM_MAX]
+    cdef int fp_threads, fp_entered
     _tl_require_call(X, T, order, batch_size, stop, params, grads, ops, loss_code, segments,
                      opt_kind, opt_buffers, state)
     # (``.base``: the arrays behind the typed views)
@@ -856,12 +858,16 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
         if _tl_depth == 1:
             _tl_saved_par_min = _par_min
             _par_min = BLAS_POOL_PAR_MIN if shared else max(_par_min, TL_PAR_MIN)
+        fp_threads = _omp_threads()
         with nogil:
+            # FTZ/DAZ on every thread of the loop when nc.set_flush_denormal(True)
+            fp_entered = nnc_fp_enter(fp_threads, fp_saved)
             _tl_run(X, labels, targets, targets_f64, order, batch_size, stop, params, grads,
                     layers, n_layers, loss_code, segments, l1, l2, &opt, first_state,
                     second_state, decayed_grads, backup, batch_x, batch_targets, batch_labels,
                     logits, output_grad, dropout_seed, count_correct, weight_ptr, coef_ptr,
                     &progress)
+            nnc_fp_leave(fp_entered, fp_saved)
     finally:
         if entered:
             _tl_depth -= 1
@@ -884,6 +890,10 @@ def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] exp
              "adam_step: params, grads, exp_avg and exp_avg_sq must have one length")
     if params.shape[0] == 0:
         return
-    with nogil:
+    cdef unsigned fp_saved[NNC_FP_TEAM_MAX]
+    cdef int nt = _omp_threads(), fp
+    with nogil:   # (flushing subnormals only when nc.set_flush_denormal(True): _fp_mode.h)
+        fp = nnc_fp_enter(nt, fp_saved)
         _tl_adam(params, grads, exp_avg, exp_avg_sq, NULL, decay, w, omw, lerp_small, beta2,
                  omb2, bc2, sqrt_bc2, eps, neg_step, eps_inside_sqrt, grad_scale)
+        nnc_fp_leave(fp, fp_saved)
