@@ -39,7 +39,7 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport (exp, expf, expm1, expm1f, log, logf, log1p, log1pf, sqrt, sqrtf,
-                        tanh, tanhf)
+                        tanh)
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, sdot, ddot
@@ -146,9 +146,40 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
+cdef extern from "_tanh.h":
+    # float32 tanh without libm, rounded once from double (see _tanh.h)
+    float nnc_tanhf(float x) noexcept nogil
+    void nnc_tanhf_array(const float* s, float* y, Py_ssize_t n) noexcept nogil
+    void nnc_tanhf_bias(float* row, const float* b, Py_ssize_t n) noexcept nogil
+    enum:
+        NNC_ISA_BASE
+        NNC_ISA_AVX2
+        NNC_ISA_AVX512
+    int nnc_isa
+    void nnc_isa_init() noexcept nogil
+    int nnc_isa_set(int level) noexcept nogil
+
+nnc_isa_init()
+
+
+def _set_isa(int level):
+    """Run nncore's own vector loops (_tanh.h, _tiny.h) at ``level`` (0 baseline,
+    1 AVX2, 2 AVX-512F; clamped to what the CPU has); returns the previous level.
+    For tests: every level gives the same bits."""
+    old = nnc_isa
+    nnc_isa_set(level)
+    return old
+
+
+def _isa():
+    """The level nncore's own vector loops run at (see _set_isa)."""
+    return nnc_isa
+
+
 cdef inline floating _tanh(floating x) noexcept nogil:
+    """tanh's point function: _tanh.h's for float32, libm's for float64."""
     if floating is float:
-        return tanhf(x)
+        return nnc_tanhf(x)
     else:
         return tanh(x)
 
@@ -315,7 +346,7 @@ cdef inline floating _sigmoid_grad(floating y, floating dy) noexcept nogil:
     return dy * (y * (one - y))
 
 
-# _tanh (the libm wrapper above) is tanh's point function.
+# _tanh (above: _tanh.h for float32, libm for float64) is tanh's point function.
 
 cdef inline floating _tanh_grad(floating y, floating dy) noexcept nogil:
     cdef floating one = 1
@@ -360,8 +391,11 @@ cdef void _act_chunk(const floating* s, floating* y, Py_ssize_t lo, Py_ssize_t h
         for i in range(lo, hi):
             y[i] = _sigmoid(s[i])
     elif act == TANH:
-        for i in range(lo, hi):
-            y[i] = _tanh(s[i])
+        if floating is float:
+            nnc_tanhf_array(s + lo, y + lo, hi - lo)
+        else:
+            for i in range(lo, hi):
+                y[i] = _tanh(s[i])
     elif act == ELU:
         for i in range(lo, hi):
             y[i] = _elu(s[i])
@@ -419,8 +453,11 @@ cdef void _bias_act_rows(floating* out, const floating* b, Py_ssize_t r0, Py_ssi
             for j in range(k):
                 row[j] = _sigmoid(row[j] + b[j])
         elif act == TANH:
-            for j in range(k):
-                row[j] = _tanh(row[j] + b[j])
+            if floating is float:
+                nnc_tanhf_bias(row, b, k)
+            else:
+                for j in range(k):
+                    row[j] = _tanh(row[j] + b[j])
         elif act == ELU:
             for j in range(k):
                 row[j] = _elu(row[j] + b[j])
