@@ -144,3 +144,93 @@ def test_trajectory_matches_numpy_reference(C, K, monkeypatch, dtype, case):
         monkeypatch.setattr(training, "_EPOCH_LOOP", True)
         np.testing.assert_array_equal(
             _fit("cython", act, loss, make_opt, dtype, batch, threads=2), looped)
+
+
+# ---- the whole-sample step of the epoch loop (batch 1, _tiny.h)
+
+STEP_CASES = [("tanh", "mse"), ("relu", "cross_entropy"), ("leaky_relu", "binary_cross_entropy"),
+              ("linear", "mse")]
+
+
+def _fit_batch1(act, loss, dtype, lr=0.05, epochs=3, sizes=(3, 16, 24)):
+    k = 1 if loss == "mse" else 3
+    X, y = _data(loss, k, dtype)
+    X = np.resize(X, (len(X), sizes[0]))       # sizes[0] features
+    net = nc.Network([nc.Dense(sizes[0], sizes[1], act), nc.Dense(sizes[1], sizes[2], act),
+                      nc.Dense(sizes[2], k)], loss=loss, dtype=dtype, seed=3)
+    net.fit(X, y, optimizer=nc.optim.SGD(lr), batch_size=1, epochs=epochs, progress=False,
+            seed=2)
+    return net
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("act,loss", STEP_CASES)
+def test_whole_sample_step_same_bits_as_per_layer_path(C, K, monkeypatch, dtype, act, loss):
+    """The step is taken (its call count grows), gives the bits of the loop's
+    per-layer path and of the per-step kernels, and follows the NumPy reference."""
+    calls = K._tiny_step_count()
+    fused = _fit_batch1(act, loss, dtype).params.copy()
+    assert K._tiny_step_count() > calls
+    old = K._set_tiny_step(False)
+    try:
+        calls = K._tiny_step_count()
+        np.testing.assert_array_equal(_fit_batch1(act, loss, dtype).params, fused)
+        assert K._tiny_step_count() == calls
+    finally:
+        K._set_tiny_step(old)
+    monkeypatch.setattr(training, "_EPOCH_LOOP", False)
+    np.testing.assert_array_equal(_fit_batch1(act, loss, dtype).params, fused)
+    monkeypatch.setattr(training, "_EPOCH_LOOP", True)
+    old = B.get_backend()
+    B.set_backend("numpy")
+    try:
+        ref = _fit_batch1(act, loss, dtype).params
+    finally:
+        B.set_backend(old)
+    tol = 1e-10 if dtype == "float64" else 2e-4
+    np.testing.assert_allclose(fused, ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("sizes", [(1, 32, 32), (32, 1, 7), (5, 2, 1)])
+def test_whole_sample_step_at_the_width_limits(C, K, sizes):
+    outs = []
+    for on in (True, False):
+        old = K._set_tiny_step(on)
+        try:
+            outs.append(_fit_batch1("tanh", "mse", "float32", sizes=sizes, epochs=1).params)
+        finally:
+            K._set_tiny_step(old)
+    np.testing.assert_array_equal(*outs)
+
+
+@pytest.mark.parametrize("lr", [5.0, 1e30])
+def test_whole_sample_step_divergence_as_per_layer_path(C, K, lr):
+    """A loss that blows up (lr 5) or an update to inf (lr 1e30): the same step, the
+    same restored parameters, gradients and backup either way."""
+    from nncore.backend import _epoch as E
+    rng = np.random.default_rng(1)
+    n = 40
+    X = rng.normal(size=(n, 3)) * 30
+    T = rng.normal(size=(n, 1)) * 30
+    layers = [("dense", 3, 8, 1, 0), ("dense", 8, 1, 0, 32)]      # relu, linear
+    p0 = rng.normal(size=41) * 0.5
+    outs = []
+    for on in (True, False):
+        params, grads = p0.copy(), np.zeros(41)
+        st, ws = E.new_state(), {}
+        old, calls = K._set_tiny_step(on), K._tiny_step_count()
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                C.train_epoch(X, T, np.arange(n), 1, n, params, grads, layers, "mse",
+                              np.zeros((0, 2), np.int64), 0.0, 0.0,
+                              nc.optim.SGD(lr).fused_update(params), 0, st, ws)
+        finally:
+            K._set_tiny_step(old)
+        assert (K._tiny_step_count() > calls) == on
+        outs.append((params, grads, st, ws["backup"].copy()))
+    assert outs[0][2]["diverged"] and outs[0][2]["step"] < n
+    for got, want in zip(outs[0], outs[1]):
+        if isinstance(got, dict):
+            assert got == want
+        else:
+            np.testing.assert_array_equal(got, want)

@@ -22,11 +22,19 @@
    last bits, well inside the float tolerance the NumPy reference is held to.
 
    Sizes: at most NNC_TINY_WIDTH (32) inputs and outputs per layer, so a row of
-   partial sums fits a fixed array on the stack. */
+   partial sums fits a fixed array on the stack.
+
+   Below the three products, the whole-sample step of the epoch loop at batch 1
+   (forward, backward and SGD update of every layer in two calls per sample,
+   same order of operations, so the same bits; see its own comment). */
 #ifndef NNCORE_TINY_H
 #define NNCORE_TINY_H
 
+#include <math.h>
 #include <stddef.h>
+
+#include "_isa.h"
+#include "_tanh.h"
 
 #define NNC_TINY_WIDTH 32
 
@@ -82,5 +90,184 @@ static inline void nnc_tiny_nt_##SUFFIX(Py_ssize_t m, Py_ssize_t d, Py_ssize_t k
 
 NNC_TINY_FNS(f32, float)
 NNC_TINY_FNS(f64, double)
+
+/* ---------------------------------------------------------------------------
+   The whole-sample step (the compiled epoch loop at batch 1, when every layer
+   is a tiny Dense layer with a linear, ReLU, leaky ReLU or tanh activation and
+   the optimizer is plain SGD without clipping, decay or penalty; _tiny.pxi
+   decides). It performs, element for element, the operations of the per-layer
+   path (the products above in their documented order, the activation point
+   functions of _kernels.pyx, _delta_rows, sgd_k with the backup copy and the
+   finiteness check of the epoch loop), so its bits are those of the per-layer
+   path and of the per-step kernels; what it saves is the per-layer calls,
+   buffers and passes: a row lives in a stack array, the update of a layer runs
+   right after its gradient (its W is no longer read: the layer below needs only
+   its own W and this layer's delta), with the backup copy and the check in the
+   same pass.
+
+   The input gradient sums over W's contiguous index; to keep the vectorised
+   index the independent one (see "Summation order"), each layer above the
+   first keeps W transposed in ``wt``, updated in the same step with the same
+   scalar operations as W (so it always holds W's bits), filled from W when a
+   call of the loop starts.
+
+   Compiled for baseline x86-64, AVX2 and AVX-512F (_isa.h picks at run time);
+   every copy gives the same bits. */
+
+/* Activation codes: _kernels.pyx's (it checks them at import). */
+enum { NNC_TINY_LINEAR = 0, NNC_TINY_RELU = 1, NNC_TINY_LEAKY_RELU = 2, NNC_TINY_TANH = 4 };
+
+typedef struct {
+    ptrdiff_t n_in, n_out;
+    ptrdiff_t w_off;      /* W (n_in x n_out, row-major) at params + w_off, b right after */
+    int act;
+    void* out;            /* this layer's output row (n_out) */
+    void* wt;             /* W transposed (n_out x n_in), or NULL (first layer, n_out == 1) */
+} NncTinyLayer;
+
+static inline int nnc_tiny_step_act(int act) {
+    return act == NNC_TINY_LINEAR || act == NNC_TINY_RELU || act == NNC_TINY_LEAKY_RELU ||
+           act == NNC_TINY_TANH;
+}
+
+#define NNC_TINY_STEP_FNS(SUFFIX, T, TANH_FN, ISA, ATTR)                                 \
+/* Forward through every layer: each layer's output row in its ``out``. */           \
+ATTR static int nnc_tiny_forward_##SUFFIX##_##ISA(int n_layers, const NncTinyLayer* L,   \
+                                                const T* params, const T* x) {         \
+    const T* in = x;                                                                     \
+    const T zero = 0, slope = (T)0.01;                                                   \
+    for (int l = 0; l < n_layers; l++) {                                                 \
+        const ptrdiff_t k = L[l].n_in, n = L[l].n_out;                                   \
+        const T* W = params + L[l].w_off;                                                \
+        const T* b = W + k * n;                                                          \
+        T* out = (T*)L[l].out;                                                           \
+        T acc[NNC_TINY_WIDTH];                                                           \
+        for (ptrdiff_t j = 0; j < n; j++) acc[j] = zero;                                 \
+        for (ptrdiff_t p = 0; p < k; p++) {                                              \
+            const T ap = in[p];                                                          \
+            const T* w = W + p * n;                                                      \
+            for (ptrdiff_t j = 0; j < n; j++) acc[j] = acc[j] + ap * w[j];               \
+        }                                                                                \
+        if (L[l].act == NNC_TINY_TANH) {                                                 \
+            for (ptrdiff_t j = 0; j < n; j++) out[j] = TANH_FN(acc[j] + b[j]);           \
+        } else if (L[l].act == NNC_TINY_RELU) {                                          \
+            for (ptrdiff_t j = 0; j < n; j++) {                                          \
+                const T s = acc[j] + b[j];                                               \
+                out[j] = !(s <= zero) ? s : zero;                                        \
+            }                                                                            \
+        } else if (L[l].act == NNC_TINY_LEAKY_RELU) {                                    \
+            for (ptrdiff_t j = 0; j < n; j++) {                                          \
+                const T s = acc[j] + b[j];                                               \
+                out[j] = s > zero ? s : s * slope;                                       \
+            }                                                                            \
+        } else {                                                                         \
+            for (ptrdiff_t j = 0; j < n; j++) out[j] = acc[j] + b[j];                    \
+        }                                                                                \
+        in = out;                                                                        \
+    }                                                                                    \
+    return 0;                                                                            \
+}                                                                                        \
+/* Backward from the loss gradient ``out_grad`` and the SGD update p += neg_lr (g gs)  \
+   of every layer: gradients into ``grads``, the old parameters into ``backup``.      \
+   Returns whether every new parameter is finite. */                                    \
+ATTR static int nnc_tiny_backward_sgd_##SUFFIX##_##ISA(                                 \
+        int n_layers, const NncTinyLayer* L, T* params, T* grads, T* backup,            \
+        const T* x, const T* out_grad, T neg_lr, T gs) {                                 \
+    T up[NNC_TINY_WIDTH], dx[NNC_TINY_WIDTH];                                            \
+    const T zero = 0, one = 1, slope = (T)0.01;                                          \
+    int bad = 0;                                                                         \
+    for (ptrdiff_t j = 0; j < L[n_layers - 1].n_out; j++) up[j] = out_grad[j];          \
+    for (int l = n_layers - 1; l >= 0; l--) {                                            \
+        const ptrdiff_t k = L[l].n_in, n = L[l].n_out, nw = k * n;                       \
+        const T* y = (const T*)L[l].out;                                                 \
+        const T* in = l > 0 ? (const T*)L[l - 1].out : x;                                \
+        T* W = params + L[l].w_off;                                                      \
+        T* gW = grads + L[l].w_off;                                                      \
+        T* bW = backup + L[l].w_off;                                                     \
+        T* wt = (T*)L[l].wt;                                                             \
+        /* delta := upstream * f'(y) (_act_grad_chunk), db := 0 + delta (_delta_rows) */ \
+        if (L[l].act == NNC_TINY_TANH) {                                                 \
+            for (ptrdiff_t j = 0; j < n; j++) up[j] = up[j] * (one - y[j] * y[j]);       \
+        } else if (L[l].act == NNC_TINY_RELU) {                                          \
+            for (ptrdiff_t j = 0; j < n; j++) up[j] = y[j] > zero ? up[j] : zero;        \
+        } else if (L[l].act == NNC_TINY_LEAKY_RELU) {                                    \
+            for (ptrdiff_t j = 0; j < n; j++) up[j] = y[j] > zero ? up[j] : up[j] * slope; \
+        }                                                                                \
+        for (ptrdiff_t j = 0; j < n; j++) gW[nw + j] = zero + up[j];                     \
+        /* dW := 0 + x_i delta_j (nnc_tiny_tn at one row) */                             \
+        for (ptrdiff_t i = 0; i < k; i++) {                                              \
+            const T xi = in[i];                                                          \
+            for (ptrdiff_t j = 0; j < n; j++) gW[i * n + j] = zero + xi * up[j];         \
+        }                                                                                \
+        /* dX := delta W^T (nnc_tiny_nt at one row), from W before its update */         \
+        if (l > 0) {                                                                     \
+            for (ptrdiff_t i = 0; i < k; i++) dx[i] = zero;                              \
+            if (wt != NULL) {                                                            \
+                for (ptrdiff_t j = 0; j < n; j++) {                                      \
+                    const T dj = up[j];                                                  \
+                    const T* col = wt + j * k;                                           \
+                    for (ptrdiff_t i = 0; i < k; i++) dx[i] = dx[i] + dj * col[i];       \
+                }                                                                        \
+            } else {                                                                     \
+                for (ptrdiff_t j = 0; j < n; j++) {                                      \
+                    const T dj = up[j];                                                  \
+                    for (ptrdiff_t i = 0; i < k; i++) dx[i] = dx[i] + dj * W[i * n + j]; \
+                }                                                                        \
+            }                                                                            \
+        }                                                                                \
+        /* the update (sgd_k without momentum), backup copy and check in one pass */    \
+        for (ptrdiff_t t = 0; t < nw + n; t++) {                                         \
+            const T p = W[t] + neg_lr * (gW[t] * gs);                                    \
+            const T zero_or_nan = p - p;                                                 \
+            bW[t] = W[t];                                                                \
+            W[t] = p;                                                                    \
+            bad |= zero_or_nan != zero_or_nan;                                           \
+        }                                                                                \
+        if (wt != NULL) {   /* the same update of W's transposed copy */                 \
+            for (ptrdiff_t j = 0; j < n; j++) {                                          \
+                const T dj = up[j];                                                      \
+                T* col = wt + j * k;                                                     \
+                for (ptrdiff_t i = 0; i < k; i++)                                        \
+                    col[i] = col[i] + neg_lr * ((zero + in[i] * dj) * gs);               \
+            }                                                                            \
+        }                                                                                \
+        for (ptrdiff_t i = 0; i < k; i++) up[i] = dx[i];                                 \
+    }                                                                                    \
+    return !bad;                                                                         \
+}
+
+#define NNC_TINY_STEP_ALL(ISA, ATTR)                                                     \
+    NNC_TINY_STEP_FNS(f32, float, nnc_tanhf, ISA, ATTR)                                  \
+    NNC_TINY_STEP_FNS(f64, double, tanh, ISA, ATTR)
+
+NNC_TINY_STEP_ALL(base, )
+#if NNC_ISA_DISPATCH
+NNC_TINY_STEP_ALL(avx2, NNC_TARGET_AVX2)
+NNC_TINY_STEP_ALL(avx512, NNC_TARGET_AVX512)
+#endif
+
+#if NNC_ISA_DISPATCH
+#define NNC_TINY_DISPATCH(NAME, SUFFIX, ARGS)                                            \
+    if (nnc_isa == NNC_ISA_AVX512) return NAME##_##SUFFIX##_avx512 ARGS;                \
+    if (nnc_isa == NNC_ISA_AVX2) return NAME##_##SUFFIX##_avx2 ARGS;                    \
+    return NAME##_##SUFFIX##_base ARGS;
+#else
+#define NNC_TINY_DISPATCH(NAME, SUFFIX, ARGS) return NAME##_##SUFFIX##_base ARGS;
+#endif
+
+#define NNC_TINY_STEP_ENTRY(SUFFIX, T)                                                   \
+static int nnc_tiny_forward_##SUFFIX(int n_layers, const NncTinyLayer* L,               \
+                                    const T* params, const T* x) {                     \
+    NNC_TINY_DISPATCH(nnc_tiny_forward, SUFFIX, (n_layers, L, params, x))                \
+}                                                                                        \
+static int nnc_tiny_backward_sgd_##SUFFIX(int n_layers, const NncTinyLayer* L,          \
+                                          T* params, T* grads, T* backup, const T* x,   \
+                                          const T* out_grad, T neg_lr, T gs) {          \
+    NNC_TINY_DISPATCH(nnc_tiny_backward_sgd, SUFFIX,                                     \
+                      (n_layers, L, params, grads, backup, x, out_grad, neg_lr, gs))     \
+}
+
+NNC_TINY_STEP_ENTRY(f32, float)
+NNC_TINY_STEP_ENTRY(f64, double)
 
 #endif

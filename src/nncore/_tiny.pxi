@@ -13,6 +13,12 @@
 # the loops were slower than OpenBLAS's small-matrix kernels on the 2-16-16-1
 # network (bench/tiny_step.py --batch 4 / 16: 0.80 vs 0.745 and 0.70 vs 0.58
 # µs/sample CPU time), so batches of 2+ rows keep BLAS.
+#
+# At batch 1 the compiled epoch loop goes further when the whole network is
+# tiny Dense layers under plain SGD: one C call runs the forward pass of every
+# layer and one the backward pass with the update (the whole-sample step,
+# _tiny.h; _train_loop.pxi's _tl_tiny_step_fits says when), with the bits of
+# the per-layer path.
 
 cdef extern from "_tiny.h":
     enum:
@@ -29,6 +35,36 @@ cdef extern from "_tiny.h":
                          const float* W, float* dX) noexcept nogil
     void nnc_tiny_nt_f64(Py_ssize_t m, Py_ssize_t d, Py_ssize_t k, const double* D,
                          const double* W, double* dX) noexcept nogil
+
+    # the whole-sample step (see _tiny.h)
+    enum:
+        NNC_TINY_LINEAR
+        NNC_TINY_RELU
+        NNC_TINY_LEAKY_RELU
+        NNC_TINY_TANH
+    ctypedef struct NncTinyLayer:
+        Py_ssize_t n_in
+        Py_ssize_t n_out
+        Py_ssize_t w_off
+        int act
+        void* out
+        void* wt
+    bint nnc_tiny_step_act(int act) noexcept nogil
+    int nnc_tiny_forward_f32(int n_layers, const NncTinyLayer* L, const float* params,
+                             const float* x) noexcept nogil
+    int nnc_tiny_forward_f64(int n_layers, const NncTinyLayer* L, const double* params,
+                             const double* x) noexcept nogil
+    bint nnc_tiny_backward_sgd_f32(int n_layers, const NncTinyLayer* L, float* params,
+                                   float* grads, float* backup, const float* x,
+                                   const float* out_grad, float neg_lr, float gs) noexcept nogil
+    bint nnc_tiny_backward_sgd_f64(int n_layers, const NncTinyLayer* L, double* params,
+                                   double* grads, double* backup, const double* x,
+                                   const double* out_grad, double neg_lr,
+                                   double gs) noexcept nogil
+
+# _tiny.h's activation codes are this module's.
+assert (NNC_TINY_LINEAR, NNC_TINY_RELU, NNC_TINY_LEAKY_RELU, NNC_TINY_TANH) == (
+    LINEAR, RELU, LEAKY_RELU, TANH)
 
 TINY_WIDTH = NNC_TINY_WIDTH
 # Most rows a product takes the tiny loops for.

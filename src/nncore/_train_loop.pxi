@@ -554,16 +554,100 @@ cdef double _tl_loss(int loss_code, floating[:, ::1] logits, floating[:, ::1] ba
                      Py_ssize_t rows, const double* row_coef) noexcept nogil:
     """The batch-mean data loss of the first ``rows`` rows; its gradient in output_grad.
     With ``row_coef`` (not NULL) the weighted mean Σ c_n l_n instead."""
+    if rows == logits.shape[0]:     # a full batch: no slices (each costs two atomic ops)
+        return _tl_loss_rows(loss_code, logits, batch_targets, batch_labels, output_grad,
+                             row_coef)
+    return _tl_loss_rows(loss_code, logits[:rows], batch_targets[:rows], batch_labels[:rows],
+                         output_grad[:rows], row_coef)
+
+
+cdef inline double _tl_loss_rows(int loss_code, floating[:, ::1] logits,
+                                 floating[:, ::1] batch_targets, int64_t[::1] batch_labels,
+                                 floating[:, ::1] output_grad,
+                                 const double* row_coef) noexcept nogil:
     if loss_code == TL_MSE:
-        return loss_mse_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True,
-                          row_coef)
+        return loss_mse_k(logits, batch_targets, output_grad, True, row_coef)
     if loss_code == TL_CE:
-        return loss_softmax_ce_k(logits[:rows], batch_labels[:rows], output_grad[:rows], True,
-                                 row_coef)
+        return loss_softmax_ce_k(logits, batch_labels, output_grad, True, row_coef)
     if loss_code == TL_CE_PROB:
-        return loss_softmax_ce_prob_k(logits[:rows], batch_targets[:rows], output_grad[:rows],
-                                      True, row_coef)
-    return loss_bce_k(logits[:rows], batch_targets[:rows], output_grad[:rows], True, row_coef)
+        return loss_softmax_ce_prob_k(logits, batch_targets, output_grad, True, row_coef)
+    return loss_bce_k(logits, batch_targets, output_grad, True, row_coef)
+
+
+# ---- the whole-sample step at batch 1 (_tiny.h)
+# A call of the loop at batch size 1 takes it when every layer is a Dense layer
+# the tiny products take (_tiny_fits) with an activation the step knows, the
+# layers hold params end to end, and the optimizer is SGD without momentum,
+# clipping, weight decay or penalty. Its bits are the per-layer path's
+# (tests/test_tiny.py switches it off with _set_tiny_step and compares).
+cdef bint _tiny_step_on = True
+cdef Py_ssize_t _tiny_step_calls = 0     # calls of the loop that took it (for tests)
+
+
+def _tiny_step_count():
+    """How many calls of the epoch loop ran the whole-sample step so far."""
+    return _tiny_step_calls
+
+
+def _set_tiny_step(bint on):
+    """Switch the whole-sample step of the epoch loop; returns the previous setting."""
+    global _tiny_step_on
+    old = _tiny_step_on
+    _tiny_step_on = on
+    return old
+
+
+cdef bint _tl_tiny_step_fits(TLLayer* layers, int n_layers, Py_ssize_t n_params,
+                             Py_ssize_t batch_size, TLOpt* opt, double l1,
+                             double l2) noexcept nogil:
+    cdef Py_ssize_t end = 0
+    cdef int li
+    if (not _tiny_step_on or batch_size != 1 or opt.kind != TL_SGD or opt.momentum != 0.0
+            or opt.clip_norm > 0.0 or opt.weight_decay != 0.0 or l1 != 0.0 or l2 != 0.0):
+        return False
+    for li in range(n_layers):
+        if (layers[li].kind != TL_DENSE or layers[li].w_off != end
+                or not _tiny_fits(1, layers[li].n_in, layers[li].n_out)
+                or not nnc_tiny_step_act(layers[li].act)):
+            return False
+        end = layers[li].b_off + layers[li].n_out
+    return end == n_params
+
+
+cdef void _tl_tiny_layers(TLLayer* layers, int n_layers, const floating* params,
+                          floating* batch_x, floating* wt, NncTinyLayer* tiny) noexcept nogil:
+    """The step's layer table; W transposed into ``wt`` (at W's offset) for every layer
+    above the first with more than one output; each layer's input pointer (the
+    per-layer backward reads it)."""
+    cdef Py_ssize_t i, j, n_in, n_out
+    cdef int li
+    for li in range(n_layers):
+        n_in, n_out = layers[li].n_in, layers[li].n_out
+        layers[li].layer_input = <void*>batch_x if li == 0 else layers[li - 1].out
+        tiny[li].n_in = n_in
+        tiny[li].n_out = n_out
+        tiny[li].w_off = layers[li].w_off
+        tiny[li].act = layers[li].act
+        tiny[li].out = layers[li].out
+        tiny[li].wt = NULL
+        if li > 0 and n_out > 1:
+            for i in range(n_in):
+                for j in range(n_out):
+                    wt[layers[li].w_off + j * n_in + i] = params[layers[li].w_off + i * n_out + j]
+            tiny[li].wt = <void*>(wt + layers[li].w_off)
+
+
+cdef inline bint _tl_tiny_update(NncTinyLayer* tiny, int n_layers, TLOpt* opt,
+                                 floating[::1] params, floating[::1] grads, floating* backup,
+                                 const floating* x, const floating* out_grad) noexcept nogil:
+    """Backward and the SGD update of the whole-sample step, with the scalars
+    _tl_plain_chunk rounds (lr; no clipping: grad_scale 1)."""
+    if floating is float:
+        return nnc_tiny_backward_sgd_f32(n_layers, tiny, &params[0], &grads[0], backup, x,
+                                         out_grad, <float>(-opt.lr), <float>1.0)
+    else:
+        return nnc_tiny_backward_sgd_f64(n_layers, tiny, &params[0], &grads[0], backup, x,
+                                         out_grad, -opt.lr, 1.0)
 
 
 cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void* targets,
@@ -575,9 +659,11 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
                   floating[:, ::1] batch_targets, int64_t[::1] batch_labels,
                   floating[:, ::1] logits, floating[:, ::1] output_grad, uint64_t dropout_seed,
                   bint count_correct, const double* sample_weight, double* row_coef,
-                  TLState* progress) noexcept nogil:
+                  NncTinyLayer* tiny, TLState* progress) noexcept nogil:
     """Steps ``progress.step .. stop-1``, or fewer: it returns after the step during
-    which ``_tl_chunk_seconds`` passed, or at a step whose loss or update is not finite."""
+    which ``_tl_chunk_seconds`` passed, or at a step whose loss or update is not finite.
+    With ``tiny`` (not NULL) each step is the whole-sample step (_tiny.h), and the
+    clock is read every 32nd step (a few microseconds of such steps)."""
     cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
     cdef Py_ssize_t n_outputs = output_grad.shape[1]
     cdef Py_ssize_t step, first_row, rows, i
@@ -587,6 +673,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
     cdef int64_t batch_correct = 0
     cdef bint has_penalty = l1 != 0.0 or l2 != 0.0
     cdef bint update_finite
+    cdef int clock_every = 32 if tiny != NULL and _tl_chunk_seconds > 0 else 1
     for step in range(progress.step, stop):
         first_row = step * batch_size
         rows = (n_rows - first_row) if n_rows - first_row < batch_size else batch_size
@@ -602,25 +689,39 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
         # ---- forward, loss and its output gradient, backward, penalty
         if sample_weight != NULL:
             _tl_batch_coefficients(sample_weight, rows_idx, rows, row_coef)
-        _tl_forward(layers, n_layers, &params[0], &batch_x[0, 0], rows, dropout_seed, progress)
+        if tiny != NULL:
+            if floating is float:
+                nnc_tiny_forward_f32(n_layers, tiny, &params[0], &batch_x[0, 0])
+            else:
+                nnc_tiny_forward_f64(n_layers, tiny, &params[0], &batch_x[0, 0])
+        else:
+            _tl_forward(layers, n_layers, &params[0], &batch_x[0, 0], rows, dropout_seed,
+                        progress)
         data_loss = _tl_loss(loss_code, logits, batch_targets, batch_labels, output_grad, rows,
                              row_coef if sample_weight != NULL else NULL)
         if count_correct:
             batch_correct = _tl_count(loss_code, &logits[0, 0], &batch_targets[0, 0],
                                       &batch_labels[0], rows, n_outputs)
-        _tl_backward(layers, n_layers, &params[0], &grads[0], &output_grad[0, 0], rows)
         penalty = 0.0
-        if has_penalty:
-            penalty = regularize_k(params, grads, segments, l1, l2, True)
+        if tiny == NULL:
+            _tl_backward(layers, n_layers, &params[0], &grads[0], &output_grad[0, 0], rows)
+            if has_penalty:
+                penalty = regularize_k(params, grads, segments, l1, l2, True)
         # ---- divergence check, update
         step_loss = data_loss + penalty
         progress.loss = step_loss
         if not isfinite(step_loss):
+            if tiny != NULL:    # the gradients the per-layer path leaves
+                _tl_backward(layers, n_layers, &params[0], &grads[0], &output_grad[0, 0], rows)
             progress.diverged = True
             progress.step = step
             return
         progress.have_backup = True
-        if opt.weight_decay != 0.0:
+        if tiny != NULL:
+            progress.opt_step += 1
+            update_finite = _tl_tiny_update(tiny, n_layers, opt, params, grads, &backup[0],
+                                            &batch_x[0, 0], &output_grad[0, 0])
+        elif opt.weight_decay != 0.0:
             update_finite = _tl_update(opt, progress, params, grads, first_state, second_state,
                                        decayed_grads, decayed_grads, &backup[0])
         else:
@@ -635,7 +736,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
         progress.loss_sum += step_loss
         progress.correct += batch_correct
         progress.step = step + 1
-        if _monotonic_seconds() >= deadline:
+        if step % clock_every == clock_every - 1 and _monotonic_seconds() >= deadline:
             return
 
 
@@ -781,8 +882,10 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     ``workspace`` an :class:`EpochWorkspace` for this layout (checked here: a
     wrong one is a ValueError). ``state`` is updated in place.
     """
-    global _par_min, _tl_depth, _tl_saved_par_min
+    global _par_min, _tl_depth, _tl_saved_par_min, _tiny_step_calls
     cdef TLLayer* layers
+    cdef NncTinyLayer* tiny = NULL
+    cdef floating* wt = NULL
     cdef bint entered = False, shared
     cdef TLOpt opt
     cdef TLState progress
@@ -845,6 +948,13 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
         raise MemoryError()
     try:
         _tl_read_layers(ops, workspace.layer_buffers, layers, params)
+        if _tl_tiny_step_fits(layers, n_layers, params.shape[0], batch_size, &opt, l1, l2):
+            tiny = <NncTinyLayer*>PyMem_Malloc(n_layers * sizeof(NncTinyLayer))
+            wt = <floating*>PyMem_Malloc(params.shape[0] * sizeof(floating))
+            if tiny == NULL or wt == NULL:
+                raise MemoryError()
+            _tl_tiny_layers(layers, n_layers, &params[0], &batch_x[0, 0], wt, tiny)
+            _tiny_step_calls += 1
         # Between two multi-threaded BLAS calls an OpenMP region makes the two
         # thread pools fight (libgomp's workers spin after the region while
         # OpenBLAS wants every core, and vice versa), which costs far more than
@@ -866,7 +976,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                     layers, n_layers, loss_code, segments, l1, l2, &opt, first_state,
                     second_state, decayed_grads, backup, batch_x, batch_targets, batch_labels,
                     logits, output_grad, dropout_seed, count_correct, weight_ptr, coef_ptr,
-                    &progress)
+                    tiny, &progress)
             nnc_fp_leave(fp_entered, fp_saved)
     finally:
         if entered:
@@ -875,6 +985,8 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                 _par_min = _tl_saved_par_min
             _blas_pool_leave()
         PyMem_Free(layers)
+        PyMem_Free(tiny)
+        PyMem_Free(wt)
     _tl_write_progress(&progress, state)
 
 
