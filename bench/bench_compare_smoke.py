@@ -1,8 +1,9 @@
 """bench/compare.py end to end at toy sizes, so the peer comparison cannot rot.
 
 CI runs bench/ with ``--benchmark-disable``; this file has no timing of its
-own: it runs the script (JAX rows only when jax and optax are installed) and
-checks that every contender produced finite times and the table names them.
+own: it runs the script (JAX rows only when jax and optax are installed, Keras
+rows only when Keras 3 is) and checks that every contender produced finite
+times and the table names them.
 """
 
 import importlib.util
@@ -26,6 +27,8 @@ def test_compare_runs_at_toy_sizes(capsys):
     assert "| 2-16-16-1 tanh, MSE, SGD, batch 1 |" in out and "| Adam update" in out
     if all(importlib.util.find_spec(m) for m in ("jax", "optax")):
         assert "JAX + optax (jit + scan) @1" in out and "compile + first call" in out
+    if compare._keras_available():
+        assert compare.KERAS_LABEL + " @1" in out
     for line in out.splitlines():
         if line.startswith("- ") and "median" in line:
             assert "(stopped)" not in line, line
@@ -70,6 +73,8 @@ def test_mnist_rows_learn_on_the_default_data(capsys):
     assert "nncore compiled" in libs, out
     if compare.torch is not None:
         assert "PyTorch, fused Adam" in libs
+    if compare._keras_available():
+        assert compare.KERAS_LABEL in libs
     for label, final, initial in found:
         assert float(final) < 0.8 * float(initial), (label, final, initial)
 
@@ -83,3 +88,43 @@ def test_mnist_data_is_deterministic_and_in_range():
         assert X.min() >= 0.0 and X.max() <= 1.0 and set(np.unique(y)) <= set(range(10))
     with pytest.raises(ValueError, match="unknown data kind"):
         compare.mnist_data(10, "mnist")
+
+
+@pytest.mark.parametrize("workload", ["tiny", "mnist32"])
+def test_keras_worker_computes_what_nncore_computes(tmp_path, workload):
+    """The Keras contender trains the same network with the same loss and
+    optimizer: with the rows in order (``--shuffle 0``), its warm-up epoch and
+    one timed epoch end where nncore's two epochs end (small nets, so quick)."""
+    if not compare._keras_available():
+        pytest.skip("Keras 3 and JAX are not installed")
+    import nncore as nc
+    rng = np.random.default_rng(1)
+    if workload == "tiny":
+        layers = lambda: [nc.Dense(2, 16, "tanh"), nc.Dense(16, 16, "tanh"), nc.Dense(16, 1)]  # noqa: E731
+        X = rng.uniform(-1, 1, (48, 2)).astype(np.float32)
+        y = (np.sin(3 * X[:, 0]) * X[:, 1]).astype(np.float32)
+        loss, opt, batch, options = "mse", nc.optim.SGD(0.01), 1, {"lr": 0.01}
+        atol = 1e-5
+    else:
+        layers = lambda: [nc.Dense(12, 8, "relu"), nc.Dense(8, 8, "relu"), nc.Dense(8, 3)]  # noqa: E731
+        X = rng.standard_normal((96, 12)).astype(np.float32)
+        y = rng.integers(0, 3, 96).astype(np.int32)
+        loss, opt, batch, options = "cross_entropy", nc.optim.Adam(1e-2), 32, {"lr": 1e-2}
+        # Keras's Adam adds epsilon to sqrt(v) before the bias correction (eps / sqrt(1 -
+        # beta2^t) in torch's terms, 3e-7 at the first step): parameters whose gradients
+        # are ~1e-6 move differently, by far less than one step (lr = 1e-2).
+        atol = 5e-5
+    arrays = dict(compare._initial_weights(layers), X=X, y=y)
+    proc = compare._KerasProcess(workload, 1, arrays, shuffle=0, **options)
+    try:
+        assert math.isfinite(proc.run()) and proc.compile_seconds > 0
+        keras_weights = proc.dump(tmp_path / "w.npz")
+    finally:
+        proc.close()
+    net = nc.Network(layers(), loss=loss, dtype="float32", seed=0)
+    start = [np.array(layer.W) for layer in net.layers]
+    net.fit(X, y, optimizer=opt, batch_size=batch, epochs=2, shuffle=False, progress=False)
+    for i, layer in enumerate(net.layers):
+        np.testing.assert_allclose(keras_weights[f"W{i}"], layer.W, rtol=1e-4, atol=atol)
+        np.testing.assert_allclose(keras_weights[f"b{i}"], layer.b, rtol=1e-4, atol=atol)
+        assert not np.array_equal(keras_weights[f"W{i}"], start[i])

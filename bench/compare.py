@@ -1,4 +1,4 @@
-"""nncore against PyTorch, JAX + optax and scikit-learn on the same workloads.
+"""nncore against PyTorch, JAX + optax, Keras and scikit-learn on the same workloads.
 
 Run (a few minutes on 2 cores)::
 
@@ -40,6 +40,14 @@ step under ``jax.jit`` and the whole epoch under ``jax.lax.scan``, starting
 from nncore's initial weights; its compile time is reported apart and never
 timed.
 
+Keras 3 on JAX (when Keras 3 and JAX are installed; ``--no-keras`` leaves it
+out) runs the ``tiny`` and MNIST-shaped workloads the same way, in a process
+of its own per thread count (``bench/_keras_worker.py``), from the same data
+and initial weights: ``model.fit(..., shuffle=True, verbose=0)`` of a model
+compiled with ``jit_compile=True`` (one jitted step per batch, Keras's own
+loop); tracing, compilation and the first epoch are reported apart, never
+timed.
+
 Every contender runs at 1 and at ``--threads`` threads (nncore via
 ``nc.set_num_threads``, PyTorch via ``torch.set_num_threads``, every BLAS/OpenMP
 pool via threadpoolctl) and is reported at its best. Repeats are interleaved
@@ -79,6 +87,7 @@ try:
 except ImportError:  # pragma: no cover - optional
     sklearn = None
 
+KERAS_LABEL = "Keras 3 on JAX (fit, jit_compile)"
 PAUSE = 0.25   # seconds between runs: lets spinning BLAS/OpenMP workers go to sleep
 SLOW_FACTOR = 3.0
 
@@ -237,10 +246,12 @@ def _torch_mnist(X, y, batch):
     return setup, run
 
 
-# --------------------------------------------------------------------------- JAX + optax
+# --------------------------------------------------------------------------- JAX + optax, Keras
 
-_JAX_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_jax_worker.py")
-_JAX_PROCS = []
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_JAX_WORKER = os.path.join(_HERE, "_jax_worker.py")
+_KERAS_WORKER = os.path.join(_HERE, "_keras_worker.py")
+_WORKER_PROCS = []
 
 
 def _jax_available():
@@ -248,8 +259,23 @@ def _jax_available():
     return all(importlib.util.find_spec(m) is not None for m in ("jax", "optax"))
 
 
-class _JaxProcess:
-    """A ``_jax_worker.py`` process: one workload at one thread count, compiled once."""
+def _keras_available():
+    """Keras 3 (which can run on JAX) and JAX are installed."""
+    import importlib.metadata
+    import importlib.util
+    if importlib.util.find_spec("jax") is None:
+        return False
+    try:
+        return int(importlib.metadata.version("keras").split(".")[0]) >= 3
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+
+
+class _WorkerProcess:
+    """A worker script's process (``_jax_worker.py``, ``_keras_worker.py``): one
+    workload at one thread count, compiled once, driven over stdin/stdout."""
+
+    script = _JAX_WORKER
 
     def __init__(self, workload, threads, arrays, **options):
         import subprocess
@@ -257,16 +283,16 @@ class _JaxProcess:
         fd, self.path = tempfile.mkstemp(suffix=".npz")
         os.close(fd)
         np.savez(self.path, **arrays)
-        cmd = [sys.executable, _JAX_WORKER, "--workload", workload, "--data", self.path,
+        cmd = [sys.executable, self.script, "--workload", workload, "--data", self.path,
                "--threads", str(threads)]
         for k, v in options.items():
             cmd += [f"--{k}", str(v)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
-        _JAX_PROCS.append(self)
+        _WORKER_PROCS.append(self)
         line = self.proc.stdout.readline().split()
         if not line or line[0] != "ready":
-            raise RuntimeError(f"JAX worker for {workload} failed to start")
+            raise RuntimeError(f"{os.path.basename(self.script)} for {workload} failed to start")
         self.compile_seconds = float(line[1])
 
     def run(self):
@@ -279,28 +305,49 @@ class _JaxProcess:
         self.proc.stdin.write(f"dump {path}\n")
         self.proc.stdin.flush()
         if self.proc.stdout.readline().strip() != "ok":
-            raise RuntimeError("JAX worker did not dump its parameters")
+            raise RuntimeError("the worker did not dump its parameters")
         with np.load(path) as f:
             return dict(f)
 
     def close(self):
+        """End the process and remove its data file (once; later calls do nothing)."""
+        if self not in _WORKER_PROCS:
+            return
+        _WORKER_PROCS.remove(self)
         if self.proc.poll() is None:
             self.proc.stdin.close()
             self.proc.wait(timeout=30)
         os.unlink(self.path)
 
 
-def _jax_contender(workload, threads, arrays, units, label, **options):
+class _JaxProcess(_WorkerProcess):
+    """JAX + optax: the train step under ``jax.jit``, the epoch under ``lax.scan``."""
+    script = _JAX_WORKER
+
+
+class _KerasProcess(_WorkerProcess):
+    """Keras 3 on JAX: ``model.fit`` of a model compiled with ``jit_compile=True``."""
+    script = _KERAS_WORKER
+
+
+def _worker_contender(lib, workload, threads, arrays, units, label, **options):
+    """A contender timed inside its own worker process (lib "jax" or "keras");
+    the process starts (and compiles) at its first setup, outside any timing."""
+    kind = _JaxProcess if lib == "jax" else _KerasProcess
     box = {}
 
     def setup():
         if "proc" not in box:
-            box["proc"] = _JaxProcess(workload, threads, arrays, **options)
+            box["proc"] = kind(workload, threads, arrays, **options)
         return box["proc"]
 
-    c = Contender("jax", label, threads, setup, lambda proc: proc.run(), units, self_timed=True)
+    c = Contender(lib, label, threads, setup, lambda proc: proc.run(), units, self_timed=True)
     c.compile_seconds = lambda: box["proc"].compile_seconds if "proc" in box else math.nan
     return c
+
+
+def _jax_contender(workload, threads, arrays, units, label, **options):
+    return _worker_contender("jax", workload, threads, arrays, units, label, **options)
 
 
 def _initial_weights(layers):
@@ -337,6 +384,10 @@ def tiny(args, threads):
         for t in sorted({1, threads}):
             cs.append(_jax_contender("tiny", t, arrays, n * E, "JAX + optax (jit + scan)",
                                      lr=0.01, epochs=E))
+    if args.keras:
+        arrays = dict(_initial_weights(layers), X=X, y=y)
+        for t in sorted({1, threads}):     # one epoch per fit call: Keras steps are slow
+            cs.append(_worker_contender("keras", "tiny", t, arrays, n, KERAS_LABEL, lr=0.01))
     if sklearn is not None:
         def setup():
             return MLPRegressor(hidden_layer_sizes=(16, 16), activation="tanh", solver="sgd", batch_size=1,
@@ -414,7 +465,8 @@ def _torch_weights(state):
     return [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linear]
 
 
-def _jax_weights(proc):
+def _worker_weights(proc):
+    """The weights of a JAX or Keras worker process, dumped after its last run."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         arrays = proc.dump(os.path.join(tmp, "params.npz"))
@@ -447,7 +499,14 @@ def mnist(args, threads, batch):
                                lr=1e-3, batch=batch)
             box = {}
             c.setup, c.run = _keep_last(c.setup, c.run, box)
-            cs.append(_learning_check(c, box, _jax_weights, Xe, ye, initial))
+            cs.append(_learning_check(c, box, _worker_weights, Xe, ye, initial))
+        if args.keras:
+            arrays = dict(start, X=X, y=y.astype(np.int32))
+            c = _worker_contender("keras", f"mnist{batch}", t, arrays, 1, KERAS_LABEL,
+                                  lr=1e-3, batch=batch)
+            box = {}
+            c.setup, c.run = _keep_last(c.setup, c.run, box)
+            cs.append(_learning_check(c, box, _worker_weights, Xe, ye, initial))
     if not args.skip_slow:
         cs.append(Contender("numpy", "nncore NumPy path", args.slow_threads,
                             *_nn_fit(layers, "cross_entropy", X, y, adam, batch, 1, "numpy"), 1,
@@ -573,18 +632,18 @@ def _ratio(a, b):
 
 
 def report(results, threads, args):
-    out = ["## nncore vs PyTorch, JAX and scikit-learn (bench/compare.py)", "",
+    out = ["## nncore vs PyTorch, JAX, Keras and scikit-learn (bench/compare.py)", "",
            f"Command: `python bench/compare.py {' '.join(sys.argv[1:])}`".rstrip(), "",
            _machine(), f"- threads tried: 1 and {threads}; each library at its best "
            f"(shown as `@n`); median of {args.repeats} interleaved repeats",
            f"- MNIST-shaped data: `--data {args.data}` (see the module docstring)", "",
            "| workload | unit | nncore compiled | nncore NumPy path | PyTorch | JAX + optax "
-           "| scikit-learn | nncore / PyTorch (target) | nncore / JAX (target) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| Keras 3 on JAX | scikit-learn | nncore / PyTorch (target) | nncore / JAX (target) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for key, contenders in results:
         title, unit, scale, _, target, jax_target = WORKLOADS[key]
         cells = []
-        for lib in ("nncore", "numpy", "torch", "jax", "sklearn"):
+        for lib in ("nncore", "numpy", "torch", "jax", "keras", "sklearn"):
             b = _best(contenders, lib)
             cells.append("—" if b is None else f"{_fmt(b.median, scale)} @{b.threads}")
         nn = _best(contenders, "nncore")
@@ -597,7 +656,7 @@ def report(results, threads, args):
         for c in contenders:
             note = (f" (one run only: over {SLOW_FACTOR:g}x slower than this library's best "
                     "setting; stopped runs are marked)") if getattr(c, "skipped", False) else ""
-            if c.lib == "jax":
+            if c.lib in ("jax", "keras"):
                 note += f"; compile + first call {c.compile_seconds():.2f} s (not timed)"
             if hasattr(c, "final_loss"):
                 note += (f"; loss on the first {_EVAL_ROWS} rows after its last run "
@@ -627,8 +686,11 @@ def main(argv=None):
                          "'uniform' (random labels) kills the net: see the docstring")
     ap.add_argument("--no-jax", action="store_true",
                     help="leave out JAX + optax (also left out when not installed)")
+    ap.add_argument("--no-keras", action="store_true",
+                    help="leave out Keras 3 on JAX (also left out when not installed)")
     args = ap.parse_args(argv)
     args.jax = not args.no_jax and _jax_available()
+    args.keras = not args.no_keras and _keras_available()
     results = []
     for key in args.only:
         contenders = WORKLOADS[key][3](args, args.threads)
@@ -638,8 +700,8 @@ def main(argv=None):
         results.append((key, contenders))
     nc.set_backend("cython")
     print(report(results, args.threads, args))
-    for proc in _JAX_PROCS:
-        proc.close()
+    while _WORKER_PROCS:
+        _WORKER_PROCS[-1].close()
 
 
 if __name__ == "__main__":
