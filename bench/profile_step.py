@@ -1,30 +1,47 @@
-"""Where a training step's time goes: GEMM, optimizer update, finite check,
-batch gather, elementwise code, Python between chunks.
+"""Where a training step's time goes: GEMM, elementwise (bias, activation and
+its derivative), loss, optimizer update, batch gather, loop overhead.
 
 Run::
 
-    python bench/profile_step.py                     # every workload, 1 thread
-    python bench/profile_step.py --threads 2 --only mnist32
+    python bench/profile_step.py                          # tiny, mnist32, mnist128
+    python bench/profile_step.py --src /path/to/other/checkout/src --src src
+    python bench/profile_step.py --only mnist32 --rate 1000 --repeats 5
 
-Each workload trains in a child process under ``py-spy record --native``
-(sampling at ``--rate`` Hz, native frames included, so OpenBLAS's kernels and
-the compiled loop's C functions show by name); samples inside the epoch loop
-are sorted by their innermost frame into the categories below, and the shares
-are turned into microseconds per step with the child's own timing of the same
-epochs. ``py-spy`` (``pip install py-spy``) needs permission to read the
+Each workload (compare.py's: ``tiny`` is 2-16-16-1 tanh, MSE, SGD 0.01,
+batch 1; ``mnist32`` / ``mnist128`` are 784-256-256-10 relu, cross-entropy,
+Adam 1e-3, batch 32 / 128, compare.py's MNIST-shaped rows of its ``--data``
+kind, at compare.py's sizes; each fit starts from a fresh network) trains on one
+thread in a child process, twice over:
+
+* ``--repeats`` times without a profiler, timing ``Network.fit`` with
+  ``time.process_time`` (CPU time: on a machine shared with other jobs wall
+  time mostly measures waiting for a core); the median CPU time per step is
+  the table's total (the first fit of a process, on two batches, is not timed);
+* once under ``py-spy record --native`` (sampling at ``--rate`` Hz, native
+  frames included, inlined functions resolved from the debug info, so the
+  compiled loop's stages show by name). Samples inside ``fit`` are sorted into
+  the categories below and the shares are applied to the median CPU time.
+
+With several ``--src`` directories (each a checkout's ``src`` with its
+extension built in place) the builds run alternately, workload by workload,
+so a before/after comparison sees the same machine load. ``py-spy``
+(``pip install py-spy``, in the ``bench`` extra) needs permission to read the
 child's memory (root, or ``ptrace_scope`` 0 on Linux).
 
-Categories (the innermost frame; a libc frame counts for its caller):
+Categories, from the stage of the compiled loop (``_tl_run``) a sample is in:
 
-* ``gemm``: OpenBLAS (``*gemm*``, its packing ``*copy*`` and ``beta`` scaling);
-* ``update``: the optimizer kernels (``nnc_adam_*``, ``_tl_adam``,
-  ``_tl_sgd``...), with the parameter backup they write;
-* ``finite check``: the per-step parameter check (``_tl_all_finite``);
-* ``gather``: copying the batch's rows (``_tl_gather``);
-* ``elementwise``: every other compiled frame of nncore (bias, activation
-  and its derivative, loss, dropout, loop bookkeeping);
-* ``python``: Python frames (the loop returns to Python between chunks);
-* ``other``: anything else (libm, the OpenMP runtime, ...).
+* ``gemm``: the dense products (OpenBLAS, or nncore's own loops for tiny layers),
+  forward and backward;
+* ``elementwise``: the rest of the forward and backward passes: bias +
+  activation, the activation's derivative and the bias gradient, dropout;
+* ``loss``: loss value and output gradient (and the correct-prediction count);
+* ``update``: the optimizer step with its parameter backup and finiteness check
+  (fused into one pass);
+* ``gather``: copying the batch's rows (and targets) by the epoch's order;
+* ``loop``: the compiled loop's own bookkeeping (labels, step counters, clock);
+* ``python``: ``fit`` around the loop: the Python between chunks of steps and
+  epochs (permutation, history, callbacks), the loop's entry and exit;
+* ``other``: anything else inside ``fit``.
 """
 
 from __future__ import annotations
@@ -33,111 +50,236 @@ import argparse
 import collections
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+
+import numpy as np
 
 CHILD = r"""
 import sys, time
 import numpy as np
 import nncore as nc
-sizes, act, loss, opt, lr, batch, rows, epochs, threads = sys.argv[1:10]
+data, sizes, act, loss, opt, lr, batch, rows, epochs, fits = sys.argv[1:11]
 sizes = [int(s) for s in sizes.split(",")]
-rows, batch, epochs, threads = int(rows), int(batch), int(epochs), int(threads)
-rng = np.random.default_rng(0)
-X = rng.random((rows, sizes[0]), dtype=np.float32)
-y = (rng.integers(0, sizes[-1], rows) if loss == "cross_entropy"
-     else rng.standard_normal((rows, sizes[-1])).astype(np.float32))
-layers = [nc.Dense(a, b, act) for a, b in zip(sizes[:-2], sizes[1:-1])]
-layers.append(nc.Dense(sizes[-2], sizes[-1]))
-net = nc.Network(layers, loss=loss, dtype="float32", seed=0)
-nc.set_num_threads(threads)
-t0 = time.perf_counter()
-net.fit(X, y, optimizer=nc.optim.get(opt, lr=float(lr)), batch_size=batch, epochs=epochs,
-        progress=False, seed=0)
-print("SECONDS", time.perf_counter() - t0)
+batch, epochs, fits = int(batch), int(epochs), int(fits)
+with np.load(data) as f:           # written by the parent: compare.py's rows
+    X, y = f["X"], f["y"]
+nc.set_num_threads(1)
+
+
+def network():
+    layers = [nc.Dense(a, b, act) for a, b in zip(sizes[:-2], sizes[1:-1])]
+    layers.append(nc.Dense(sizes[-2], sizes[-1]))
+    return nc.Network(layers, loss=loss, dtype="float32", seed=0)
+
+
+fit = dict(optimizer=opt, batch_size=batch, progress=False, seed=0)
+network().fit(X[:2 * batch], y[:2 * batch], epochs=1, **fit)     # warm-up
+seconds = 0.0
+for _ in range(fits):        # as compare.py: each timed fit starts from a fresh network
+    net, optimizer = network(), nc.optim.get(opt, lr=float(lr))
+    t0 = time.process_time()
+    net.fit(X, y, epochs=epochs, **dict(fit, optimizer=optimizer))
+    seconds += time.process_time() - t0
+print("CPU_SECONDS", seconds)
 """
 
-# name: (sizes, activation, loss, optimizer, lr, batch, rows per epoch, epochs)
+# name: (sizes, activation, loss, optimizer, lr, batch, rows per epoch, epochs per fit,
+# fits): compare.py's sizes (2,000 tiny rows, 20 epochs; one epoch of 60,000 rows)
 WORKLOADS = {
-    "tiny1": ("2,16,16,1", "tanh", "mse", "sgd", 0.01, 1, 20000, 5),
-    "mnist1": ("784,256,256,10", "relu", "cross_entropy", "adam", 1e-3, 1, 1500, 2),
-    "mnist32": ("784,256,256,10", "relu", "cross_entropy", "adam", 1e-3, 32, 12000, 2),
-    "mnist128": ("784,256,256,10", "relu", "cross_entropy", "adam", 1e-3, 128, 24000, 2),
+    "tiny": ("2,16,16,1", "tanh", "mse", "sgd", 0.01, 1, 2000, 20, 50),
+    "mnist32": ("784,256,256,10", "relu", "cross_entropy", "adam", 1e-3, 32, 60000, 1, 2),
+    "mnist128": ("784,256,256,10", "relu", "cross_entropy", "adam", 1e-3, 128, 60000, 1, 4),
 }
-CATEGORIES = ("gemm", "update", "finite check", "gather", "elementwise", "python", "other")
+def workload_data(name, kind):
+    """compare.py's rows for the workload (``kind``: its ``--data`` for the MNIST shapes)."""
+    n_rows = WORKLOADS[name][6]
+    if name == "tiny":          # as compare.tiny
+        rng = np.random.default_rng(0)
+        X = rng.uniform(-1, 1, (n_rows, 2)).astype(np.float32)
+        return X, (np.sin(3 * X[:, 0]) * X[:, 1]).astype(np.float32)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import compare
+    return compare.mnist_data(n_rows, kind)
+
+
+# The line of CHILD with the timed fit (py-spy names it as child.py's <module> line).
+TIMED_LINE = CHILD[:CHILD.index("    net.fit(X, y,")].count("\n") + 1
+CATEGORIES = ("gemm", "elementwise", "loss", "update", "gather", "loop", "python", "other")
+
+# The stage of the compiled loop a frame belongs to, by the function's name
+# (the first match from the outermost frame below ``_tl_run`` inwards).
+STAGES = (
+    ("gather", ("_tl_gather",)),
+    ("loss", ("_tl_loss", "_tl_count", "_tl_batch_coefficients", "loss_")),
+    ("update", ("_tl_update", "_tl_adam", "_tl_plain", "nnc_adam", "_sgd_chunk",
+                "_tl_all_finite", "_tl_clip_scale", "_tl_couple_decay")),
+    ("loop", ("_monotonic_seconds", "clock_gettime")),
+    ("pass", ("_tl_forward", "_tl_backward", "_tl_residual", "regularize_k")),
+)
+# Inside the forward and backward passes: the products, by the function's name.
+GEMM_FRAMES = ("_dense_product", "_dense_weight_grad", "_dense_input_grad", "gemm", "openblas",
+               "nnc_tiny_", "_gemm")
+
+
+def _function(frame):
+    """A py-spy frame's function name, without its (file:line) or (library)."""
+    return frame.split(" (", 1)[0]
 
 
 def classify(frames):
-    """The category of one sample's stack (innermost frame last)."""
-    leaf = frames[-1]
-    if "(libc.so" in leaf and len(frames) > 1:
-        leaf = frames[-2]                  # memcpy/memset count for their caller
-    if "openblas" in leaf.lower():
-        return "gemm"
-    if "_tl_all_finite" in leaf:
-        return "finite check"
-    if "_tl_gather" in leaf:
-        return "gather"
-    if any(k in leaf for k in ("nnc_adam", "_tl_adam", "_tl_sgd", "_tl_adagrad", "_tl_rmsprop",
-                               "_tl_update")):
-        return "update"
-    if "_train_loop.pxi" in leaf or "_kernels.pyx" in leaf or "_kernels" in leaf:
-        return "elementwise"
-    if ".py:" in leaf:
-        return "python"
-    return "other"
+    """The category of one sample's stack (outermost frame first) inside ``fit``."""
+    loop = next((i for i, fr in enumerate(frames) if _function(fr).endswith("_tl_run")), None)
+    if loop is None:
+        return "python" if any(".py:" in fr for fr in frames) else "other"
+    below = [_function(fr) for fr in frames[loop + 1:]]
+    if not below:
+        return "loop"
+    for name in below:
+        for stage, keys in STAGES:
+            if any(k in name for k in keys):
+                if stage != "pass":
+                    return stage
+                products = any(any(k in inner for k in GEMM_FRAMES) for inner in below)
+                return "gemm" if products else "elementwise"
+    return "loop" if below[0].startswith("0x") else "other"
 
 
-def profile(name, threads, rate, pyspy):
-    sizes, act, loss, opt, lr, batch, rows, epochs = WORKLOADS[name]
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = os.path.join(tmp, "raw.txt")
-        script = os.path.join(tmp, "child.py")
-        with open(script, "w") as f:
-            f.write(CHILD)
-        cmd = [pyspy, "record", "--native", "--rate", str(rate), "--format", "raw", "-o", raw,
-               "--", sys.executable, script, sizes, act, loss, opt, str(lr), str(batch),
-               str(rows), str(epochs), str(threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        seconds = float(next(line.split()[1] for line in out.stdout.splitlines()
-                             if line.startswith("SECONDS ")))
-        counts = collections.Counter()
-        with open(raw) as f:
-            for line in f:
-                stack, _, n = line.rstrip("\n").rpartition(" ")
-                frames = stack.split(";")
-                if any("train_epoch" in fr or "fit" in fr for fr in frames):
-                    counts[classify(frames)] += int(n)
-    steps = epochs * -(-rows // batch)
-    return seconds / steps, counts
+def _child_script(tmp):
+    script = os.path.join(tmp, "child.py")
+    with open(script, "w") as f:
+        f.write(CHILD)
+    return script
 
 
-def report(rows, threads, rate):
+def _env(src):
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.path.abspath(src)
+    return env
+
+
+def _child(script, data, name):
+    return [sys.executable, script, data, *map(str, WORKLOADS[name])]
+
+
+def cpu_seconds(name, src, script, data):
+    """CPU seconds of the workload's fit, in a child without a profiler."""
+    cmd = _child(script, data, name)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=_env(src))
+    return float(next(line.split()[1] for line in out.stdout.splitlines()
+                      if line.startswith("CPU_SECONDS ")))
+
+
+def sample_counts(name, src, script, data, rate, pyspy, tmp):
+    """Samples inside ``fit`` by category, from one run under py-spy."""
+    raw = os.path.join(tmp, "raw.txt")
+    cmd = [pyspy, "record", "--native", "--rate", str(rate), "--format", "raw", "-o", raw,
+           "--", *_child(script, data, name)]
+    subprocess.run(cmd, capture_output=True, text=True, check=True, env=_env(src))
+    counts, leaves = collections.Counter(), collections.Counter()
+    with open(raw) as f:
+        for line in f:
+            stack, _, n = line.rstrip("\n").rpartition(" ")
+            frames = stack.split(";")
+            # the timed fit only, not the imports, data or warm-up fit
+            if any(fr.startswith("<module> (") and fr.endswith(f":{TIMED_LINE})")
+                   for fr in frames):
+                category = classify(frames)
+                counts[category] += int(n)
+                leaves[category, _function(frames[-1])] += int(n)
+    counts.leaves = leaves
+    return counts
+
+
+def _label(src):
+    if not src:
+        return "installed nncore"
+    try:
+        commit = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "?"
+    return f"{src} ({commit})"
+
+
+def _steps(name):
+    """Training steps in one run's timed fits."""
+    batch, n_rows, epochs, fits = WORKLOADS[name][5:]
+    return fits * epochs * -(-n_rows // batch)
+
+
+def report(rows, args):
     lines = [f"Command: `python bench/profile_step.py {' '.join(sys.argv[1:])}`".rstrip(),
-             f"(py-spy --native at {rate} Hz, {threads} thread(s); µs per step and share "
-             "of the samples inside fit)", "",
-             "| workload | µs/step | " + " | ".join(CATEGORIES) + " |",
-             "|---|---|" + "---|" * len(CATEGORIES)]
-    for name, per_step, counts in rows:
+             f"(1 thread; µs/step = median CPU time of {args.repeats} unprofiled fits; "
+             f"split by py-spy --native samples at {args.rate} Hz inside fit; "
+             f"MNIST-shaped data: {args.data})", "",
+             "| workload | build | µs/step | " + " | ".join(CATEGORIES) + " | samples |",
+             "|---|---|---|" + "---|" * (len(CATEGORIES) + 1)]
+    for name, src, times, counts in rows:
+        per_step = statistics.median(times) / _steps(name) * 1e6
         total = sum(counts.values()) or 1
-        cells = [f"{per_step * 1e6 * counts[c] / total:.1f} ({100 * counts[c] / total:.0f} %)"
+        cells = [f"{per_step * counts[c] / total:.3g} ({100 * counts[c] / total:.0f} %)"
                  for c in CATEGORIES]
-        lines.append(f"| {name} | {per_step * 1e6:.1f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {_label(src)} | {per_step:.3g} | " + " | ".join(cells)
+                     + f" | {total} |")
+    lines += ["", "CPU seconds of each run's timed fits: " + "; ".join(
+        f"{name} {_label(src)}: " + ", ".join(f"{t:.3f}" for t in times)
+        for name, src, times, _ in rows)]
+    if args.detail:
+        lines += _detail(rows, args.detail)
     return "\n".join(lines)
+
+
+def _detail(rows, top):
+    """The innermost functions of each category's samples, most frequent first."""
+    lines = []
+    for name, src, _, counts in rows:
+        total = sum(counts.values()) or 1
+        lines += ["", f"{name}, {_label(src)}: innermost frames by category"]
+        for category in CATEGORIES:
+            leaves = sorted(((n, leaf) for (c, leaf), n in counts.leaves.items()
+                             if c == category), reverse=True)[:top]
+            if leaves:
+                lines.append(f"- {category}: " + ", ".join(
+                    f"{leaf} {100 * n / total:.1f} %" for n, leaf in leaves))
+    return lines
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rate", type=int, default=500, help="samples per second")
+    ap.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
+    ap.add_argument("--repeats", type=int, default=3, help="unprofiled fits per build")
     ap.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
+    ap.add_argument("--data", choices=("prototypes", "uniform"), default="prototypes",
+                    help="compare.py's --data: the MNIST-shaped rows")
+    ap.add_argument("--detail", type=int, default=0, metavar="N",
+                    help="also list each category's N most frequent innermost functions")
+    ap.add_argument("--src", action="append", default=None,
+                    help="a checkout's src directory (repeat to compare builds, run alternately)")
     args = ap.parse_args(argv)
     pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(pyspy):
         sys.exit("bench/profile_step.py needs py-spy: pip install py-spy")
-    rows = [(name, *profile(name, args.threads, args.rate, pyspy)) for name in args.only]
-    print(report(rows, args.threads, args.rate))
+    sources = args.src or [None]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = _child_script(tmp)
+        for name in args.only:
+            data = os.path.join(tmp, f"{name}.npz")
+            X, y = workload_data(name, args.data)
+            np.savez(data, X=X, y=y)
+            times = {src: [] for src in sources}
+            for _ in range(args.repeats):
+                for src in sources:
+                    times[src].append(cpu_seconds(name, src, script, data))
+            for src in sources:
+                rows.append((name, src, times[src],
+                             sample_counts(name, src, script, data, args.rate, pyspy, tmp)))
+            print(f"{name}: done", file=sys.stderr, flush=True)
+    print(report(rows, args))
 
 
 if __name__ == "__main__":
