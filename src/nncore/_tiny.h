@@ -130,6 +130,73 @@ static inline int nnc_tiny_step_act(int act) {
            act == NNC_TINY_TANH;
 }
 
+/* c (n) := a (k) B (k x n): every c[j] summed from 0 in ascending p, each product
+   rounded (the forward product, and the input gradient through W transposed).
+   The AVX-512 copies keep the row (<= NNC_TINY_WIDTH) in registers, masked at
+   its end; the others are plain loops. */
+#define NNC_TINY_ROW_PLAIN(SUFFIX, T, ISA, ATTR)                                         \
+ATTR static inline void nnc_tiny_row_##SUFFIX##_##ISA(const T* a, ptrdiff_t k, const T* B, \
+                                                     ptrdiff_t n, T* c) {               \
+    const T zero = 0;                                                                    \
+    for (ptrdiff_t j = 0; j < n; j++) c[j] = zero;                                       \
+    for (ptrdiff_t p = 0; p < k; p++) {                                                  \
+        const T ap = a[p];                                                               \
+        const T* b = B + p * n;                                                          \
+        for (ptrdiff_t j = 0; j < n; j++) c[j] = c[j] + ap * b[j];                       \
+    }                                                                                    \
+}
+
+NNC_TINY_ROW_PLAIN(f32, float, base, )
+NNC_TINY_ROW_PLAIN(f64, double, base, )
+#if NNC_ISA_DISPATCH
+#include <immintrin.h>
+NNC_TINY_ROW_PLAIN(f32, float, avx2, NNC_TARGET_AVX2)
+NNC_TINY_ROW_PLAIN(f64, double, avx2, NNC_TARGET_AVX2)
+
+/* lanes [0, left) of a vector of `width` (left may be <= 0 or > width) */
+static inline unsigned nnc_tiny_mask(ptrdiff_t left, int width) {
+    return left >= width ? (1u << width) - 1u : (left > 0 ? (1u << left) - 1u : 0u);
+}
+
+NNC_TARGET_AVX512 static inline void nnc_tiny_row_f32_avx512(const float* a, ptrdiff_t k,
+                                                            const float* B, ptrdiff_t n,
+                                                            float* c) {
+    const __mmask16 m0 = (__mmask16)nnc_tiny_mask(n, 16);
+    const __mmask16 m1 = (__mmask16)nnc_tiny_mask(n - 16, 16);
+    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+    for (ptrdiff_t p = 0; p < k; p++) {
+        const __m512 ap = _mm512_set1_ps(a[p]);
+        const float* b = B + p * n;
+        c0 = _mm512_add_ps(c0, _mm512_mul_ps(ap, _mm512_maskz_loadu_ps(m0, b)));
+        c1 = _mm512_add_ps(c1, _mm512_mul_ps(ap, _mm512_maskz_loadu_ps(m1, b + 16)));
+    }
+    _mm512_mask_storeu_ps(c, m0, c0);
+    _mm512_mask_storeu_ps(c + 16, m1, c1);
+}
+
+NNC_TARGET_AVX512 static inline void nnc_tiny_row_f64_avx512(const double* a, ptrdiff_t k,
+                                                            const double* B, ptrdiff_t n,
+                                                            double* c) {
+    const __mmask8 m0 = (__mmask8)nnc_tiny_mask(n, 8), m1 = (__mmask8)nnc_tiny_mask(n - 8, 8);
+    const __mmask8 m2 = (__mmask8)nnc_tiny_mask(n - 16, 8);
+    const __mmask8 m3 = (__mmask8)nnc_tiny_mask(n - 24, 8);
+    __m512d c0 = _mm512_setzero_pd(), c1 = _mm512_setzero_pd();
+    __m512d c2 = _mm512_setzero_pd(), c3 = _mm512_setzero_pd();
+    for (ptrdiff_t p = 0; p < k; p++) {
+        const __m512d ap = _mm512_set1_pd(a[p]);
+        const double* b = B + p * n;
+        c0 = _mm512_add_pd(c0, _mm512_mul_pd(ap, _mm512_maskz_loadu_pd(m0, b)));
+        c1 = _mm512_add_pd(c1, _mm512_mul_pd(ap, _mm512_maskz_loadu_pd(m1, b + 8)));
+        c2 = _mm512_add_pd(c2, _mm512_mul_pd(ap, _mm512_maskz_loadu_pd(m2, b + 16)));
+        c3 = _mm512_add_pd(c3, _mm512_mul_pd(ap, _mm512_maskz_loadu_pd(m3, b + 24)));
+    }
+    _mm512_mask_storeu_pd(c, m0, c0);
+    _mm512_mask_storeu_pd(c + 8, m1, c1);
+    _mm512_mask_storeu_pd(c + 16, m2, c2);
+    _mm512_mask_storeu_pd(c + 24, m3, c3);
+}
+#endif
+
 #define NNC_TINY_STEP_FNS(SUFFIX, T, TANH_FN, ISA, ATTR)                                 \
 /* Forward through every layer: each layer's output row in its ``out``. */           \
 ATTR static int nnc_tiny_forward_##SUFFIX##_##ISA(int n_layers, const NncTinyLayer* L,   \
@@ -142,12 +209,7 @@ ATTR static int nnc_tiny_forward_##SUFFIX##_##ISA(int n_layers, const NncTinyLay
         const T* b = W + k * n;                                                          \
         T* out = (T*)L[l].out;                                                           \
         T acc[NNC_TINY_WIDTH];                                                           \
-        for (ptrdiff_t j = 0; j < n; j++) acc[j] = zero;                                 \
-        for (ptrdiff_t p = 0; p < k; p++) {                                              \
-            const T ap = in[p];                                                          \
-            const T* w = W + p * n;                                                      \
-            for (ptrdiff_t j = 0; j < n; j++) acc[j] = acc[j] + ap * w[j];               \
-        }                                                                                \
+        nnc_tiny_row_##SUFFIX##_##ISA(in, k, W, n, acc);                                 \
         if (L[l].act == NNC_TINY_TANH) {                                                 \
             for (ptrdiff_t j = 0; j < n; j++) out[j] = TANH_FN(acc[j] + b[j]);           \
         } else if (L[l].act == NNC_TINY_RELU) {                                          \
@@ -200,21 +262,8 @@ ATTR static int nnc_tiny_backward_sgd_##SUFFIX##_##ISA(                         
             for (ptrdiff_t j = 0; j < n; j++) gW[i * n + j] = zero + xi * up[j];         \
         }                                                                                \
         /* dX := delta W^T (nnc_tiny_nt at one row), from W before its update */         \
-        if (l > 0) {                                                                     \
-            for (ptrdiff_t i = 0; i < k; i++) dx[i] = zero;                              \
-            if (wt != NULL) {                                                            \
-                for (ptrdiff_t j = 0; j < n; j++) {                                      \
-                    const T dj = up[j];                                                  \
-                    const T* col = wt + j * k;                                           \
-                    for (ptrdiff_t i = 0; i < k; i++) dx[i] = dx[i] + dj * col[i];       \
-                }                                                                        \
-            } else {                                                                     \
-                for (ptrdiff_t j = 0; j < n; j++) {                                      \
-                    const T dj = up[j];                                                  \
-                    for (ptrdiff_t i = 0; i < k; i++) dx[i] = dx[i] + dj * W[i * n + j]; \
-                }                                                                        \
-            }                                                                            \
-        }                                                                                \
+        /* (without wt, n == 1: W (k x 1) is already its own transpose) */              \
+        if (l > 0) nnc_tiny_row_##SUFFIX##_##ISA(up, n, wt != NULL ? wt : W, k, dx);     \
         /* the update (sgd_k without momentum), backup copy and check in one pass */    \
         for (ptrdiff_t t = 0; t < nw + n; t++) {                                         \
             const T p = W[t] + neg_lr * (gW[t] * gs);                                    \
