@@ -71,12 +71,13 @@ def integer(value, name, *, low=None, high=None, allow_none=False):
     InvalidParameterError
         Not an integer, or outside ``[low, high]``.
     """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        extra = " or None" if allow_none else ""
-        raise InvalidParameterError(f"{name} must be an integer{extra}, got {value!r}")
-    value = int(value)
+    if type(value) is not int:      # (a plain int skips the slower ABC checks)
+        if value is None and allow_none:
+            return None
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            extra = " or None" if allow_none else ""
+            raise InvalidParameterError(f"{name} must be an integer{extra}, got {value!r}")
+        value = int(value)
     if _outside(value, low, False, high, False):
         what = {1: "a positive integer (>= 1)", 0: "an integer >= 0"}.get(low) \
             if high is None else None
@@ -104,11 +105,12 @@ def real(value, name, *, low=None, high=None, low_open=False, high_open=False,
     InvalidParameterError
         Not a real number, NaN/inf, or out of range.
     """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise InvalidParameterError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    if type(value) is not float:    # (a plain float skips the slower ABC checks)
+        if value is None and allow_none:
+            return None
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise InvalidParameterError(f"{name} must be a real number, got {value!r}")
+        value = float(value)
     if not math.isfinite(value):
         raise InvalidParameterError(f"{name} must be finite, got {value}")
     if _outside(value, low, low_open, high, high_open):
