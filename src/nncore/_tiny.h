@@ -197,6 +197,18 @@ NNC_TARGET_AVX512 static inline void nnc_tiny_row_f64_avx512(const double* a, pt
 }
 #endif
 
+/* Parameter t of a layer: its gradient G into gW, the old value into bW, the SGD
+   update p + neg_lr (G gs) into W, and whether it is inf/NaN (p - p is 0 only
+   for finite p) ORed into bad. */
+#define NNC_TINY_SGD(T, t, G)                                                              \
+    do {                                                                                  \
+        const T g_ = (G), p_ = W[t] + neg_lr * (g_ * gs), zero_or_nan_ = p_ - p_;         \
+        gW[t] = g_;                                                                       \
+        bW[t] = W[t];                                                                     \
+        W[t] = p_;                                                                        \
+        bad |= zero_or_nan_ != zero_or_nan_;                                              \
+    } while (0)
+
 #define NNC_TINY_STEP_FNS(SUFFIX, T, TANH_FN, ISA, ATTR)                                 \
 /* Forward through every layer: each layer's output row in its ``out``. */           \
 ATTR static int nnc_tiny_forward_##SUFFIX##_##ISA(int n_layers, const NncTinyLayer* L,   \
@@ -247,7 +259,7 @@ ATTR static int nnc_tiny_backward_sgd_##SUFFIX##_##ISA(                         
         T* gW = grads + L[l].w_off;                                                      \
         T* bW = backup + L[l].w_off;                                                     \
         T* wt = (T*)L[l].wt;                                                             \
-        /* delta := upstream * f'(y) (_act_grad_chunk), db := 0 + delta (_delta_rows) */ \
+        /* delta := upstream * f'(y) (_act_grad_chunk) */                               \
         if (L[l].act == NNC_TINY_TANH) {                                                 \
             for (ptrdiff_t j = 0; j < n; j++) up[j] = up[j] * (one - y[j] * y[j]);       \
         } else if (L[l].act == NNC_TINY_RELU) {                                          \
@@ -255,23 +267,22 @@ ATTR static int nnc_tiny_backward_sgd_##SUFFIX##_##ISA(                         
         } else if (L[l].act == NNC_TINY_LEAKY_RELU) {                                    \
             for (ptrdiff_t j = 0; j < n; j++) up[j] = y[j] > zero ? up[j] : up[j] * slope; \
         }                                                                                \
-        for (ptrdiff_t j = 0; j < n; j++) gW[nw + j] = zero + up[j];                     \
-        /* dW := 0 + x_i delta_j (nnc_tiny_tn at one row) */                             \
-        for (ptrdiff_t i = 0; i < k; i++) {                                              \
-            const T xi = in[i];                                                          \
-            for (ptrdiff_t j = 0; j < n; j++) gW[i * n + j] = zero + xi * up[j];         \
-        }                                                                                \
-        /* dX := delta W^T (nnc_tiny_nt at one row), from W before its update */         \
-        /* (without wt, n == 1: W (k x 1) is already its own transpose) */              \
+        /* dX := delta W^T (nnc_tiny_nt at one row), from W before its update            \
+           (without wt, n == 1: W (k x 1) is already its own transpose) */               \
         if (l > 0) nnc_tiny_row_##SUFFIX##_##ISA(up, n, wt != NULL ? wt : W, k, dx);     \
-        /* the update (sgd_k without momentum), backup copy and check in one pass */    \
-        for (ptrdiff_t t = 0; t < nw + n; t++) {                                         \
-            const T p = W[t] + neg_lr * (gW[t] * gs);                                    \
-            const T zero_or_nan = p - p;                                                 \
-            bW[t] = W[t];                                                                \
-            W[t] = p;                                                                    \
-            bad |= zero_or_nan != zero_or_nan;                                           \
+        /* The gradient (dW := 0 + x_i delta_j as nnc_tiny_tn at one row, db := 0 +      \
+           delta as _delta_rows) and the update (sgd_k without momentum) with the        \
+           backup copy and the check, one pass per row of W, then b */                   \
+        if (n == 1) {      /* a column: the pass runs over i */                          \
+            const T d0 = up[0];                                                          \
+            for (ptrdiff_t i = 0; i < k; i++) NNC_TINY_SGD(T, i, zero + in[i] * d0);     \
+        } else {                                                                         \
+            for (ptrdiff_t i = 0; i < k; i++) {                                          \
+                const T xi = in[i];                                                      \
+                for (ptrdiff_t j = 0; j < n; j++) NNC_TINY_SGD(T, i * n + j, zero + xi * up[j]); \
+            }                                                                            \
         }                                                                                \
+        for (ptrdiff_t j = 0; j < n; j++) NNC_TINY_SGD(T, nw + j, zero + up[j]);         \
         if (wt != NULL) {   /* the same update of W's transposed copy */                 \
             for (ptrdiff_t j = 0; j < n; j++) {                                          \
                 const T dj = up[j];                                                      \
