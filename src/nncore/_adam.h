@@ -67,6 +67,14 @@
 
 #define NNC_ADAM_BLOCK 4096
 
+/* GCC's loop distribution (-O3) would split the backup copy out of the fused
+   loop into a memcpy call per block: a second pass over p. Keep it fused. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NNC_ADAM_FUSED __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NNC_ADAM_FUSED
+#endif
+
 /* One pass over [a, e). LERP_SMALL / EPS_INSIDE / SAVE_BACKUP / FREEZE are
    compile-time constants at every use, so each variant is a branch-free loop.
    SAVE_BACKUP (the epoch loop's step) copies p to backup before updating it
@@ -120,7 +128,7 @@
    pthr is NaN when no lane can be frozen. Returns 1 if every parameter it
    wrote is finite (always 1 without a backup, which skips the check). */
 #define NNC_ADAM_FN(NAME, T, U, SQRT, FABS)                                           \
-    NNC_CLONES static int NAME(T* restrict p, const T* restrict g, T* restrict m,    \
+    NNC_CLONES NNC_ADAM_FUSED static int NAME(T* restrict p, const T* restrict g, T* restrict m,    \
             T* restrict v, T* restrict backup, ptrdiff_t lo, ptrdiff_t hi,            \
             T decay, T w, T omw, T beta2, T omb2, T bc2, T sqrt_bc2, T eps,           \
             T neg_step, T grad_scale, int lerp_small, int eps_inside,                 \
