@@ -37,6 +37,10 @@ Categories, from the stage of the compiled loop (``_tl_run``) a sample is in:
 * ``loss``: loss value and output gradient (and the correct-prediction count);
 * ``update``: the optimizer step with its parameter backup and finiteness check
   (fused into one pass);
+* ``fused``: the tiny path's whole-sample backward (``_tiny.h``: products,
+  activation derivative, SGD update, backup and check of each layer in one
+  pass, code sampling cannot split; its forward is split: ``tanh`` counts as
+  elementwise, the rest, products and bias, as gemm);
 * ``gather``: copying the batch's rows (and targets) by the epoch's order;
 * ``loop``: the compiled loop's own bookkeeping (labels, step counters, clock);
 * ``python``: ``fit`` around the loop: the Python between chunks of steps and
@@ -107,21 +111,26 @@ def workload_data(name, kind):
 
 # The line of CHILD with the timed fit (py-spy names it as child.py's <module> line).
 TIMED_LINE = CHILD[:CHILD.index("    net.fit(X, y,")].count("\n") + 1
-CATEGORIES = ("gemm", "elementwise", "loss", "update", "gather", "loop", "python", "other")
+CATEGORIES = ("gemm", "elementwise", "loss", "update", "fused", "gather", "loop", "python",
+              "other")
 
 # The stage of the compiled loop a frame belongs to, by the function's name
 # (the first match from the outermost frame below ``_tl_run`` inwards).
 STAGES = (
+    ("fused", ("nnc_tiny_backward",)),
     ("gather", ("_tl_gather",)),
     ("loss", ("_tl_loss", "_tl_count", "_tl_batch_coefficients", "loss_")),
     ("update", ("_tl_update", "_tl_adam", "_tl_plain", "nnc_adam", "_sgd_chunk",
                 "_tl_all_finite", "_tl_clip_scale", "_tl_couple_decay")),
     ("loop", ("_monotonic_seconds", "clock_gettime")),
-    ("pass", ("_tl_forward", "_tl_backward", "_tl_residual", "regularize_k")),
+    ("pass", ("_tl_forward", "_tl_backward", "_tl_residual", "regularize_k", "nnc_tiny_forward")),
 )
-# Inside the forward and backward passes: the products, by the function's name.
+# Inside the forward and backward passes, the innermost frame that names one of
+# these decides (elementwise first: the tiny path's fused forward calls the tanh).
+ELEMENTWISE_FRAMES = ("tanh", "expm1", "_bias_act", "_delta_rows", "_act_grad", "relu",
+                      "_add_chunk", "_multiply_chunk", "_dropout", "sigmoid")
 GEMM_FRAMES = ("_dense_product", "_dense_weight_grad", "_dense_input_grad", "gemm", "openblas",
-               "nnc_tiny_", "_gemm")
+               "nnc_tiny_")
 
 
 def _function(frame):
@@ -140,11 +149,18 @@ def classify(frames):
     for name in below:
         for stage, keys in STAGES:
             if any(k in name for k in keys):
-                if stage != "pass":
-                    return stage
-                products = any(any(k in inner for k in GEMM_FRAMES) for inner in below)
-                return "gemm" if products else "elementwise"
+                return stage if stage != "pass" else _pass_category(below)
     return "loop" if below[0].startswith("0x") else "other"
+
+
+def _pass_category(below):
+    """A sample in the forward or backward pass: "gemm" or "elementwise"."""
+    for name in reversed(below):
+        if any(k in name for k in ELEMENTWISE_FRAMES):
+            return "elementwise"
+        if any(k in name for k in GEMM_FRAMES):
+            return "gemm"
+    return "elementwise"
 
 
 def _child_script(tmp):
