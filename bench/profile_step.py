@@ -17,10 +17,17 @@ thread in a child process, twice over:
   ``time.process_time`` (CPU time: on a machine shared with other jobs wall
   time mostly measures waiting for a core); the median CPU time per step is
   the table's total (the first fit of a process, on two batches, is not timed);
-* once under ``py-spy record --native`` (sampling at ``--rate`` Hz, native
-  frames included, inlined functions resolved from the debug info, so the
-  compiled loop's stages show by name). Samples inside ``fit`` are sorted into
-  the categories below and the shares are applied to the median CPU time.
+* ``--profiles`` times under ``py-spy record --native`` (sampling at ``--rate``
+  Hz, native frames included, inlined functions resolved from the debug info,
+  so the compiled loop's stages show by name). Samples inside the timed fits
+  are pooled, sorted into the categories below, and the shares are applied to
+  the median CPU time. py-spy samples wall time (a thread waiting for a core
+  counts where it waits), and the machine's load changes over a run, so the
+  shares move by a few points between runs; pooling runs damps that.
+
+The compiled loop returns to Python after every 0.1 s of wall time; the child
+stretches that interval by its own wall/CPU ratio (measured first), so a run
+returns about 10 times per CPU second whether py-spy pauses it or not.
 
 With several ``--src`` directories (each a checkout's ``src`` with its
 extension built in place) the builds run alternately, workload by workload,
@@ -73,6 +80,23 @@ with np.load(data) as f:           # written by the parent: compare.py's rows
 nc.set_num_threads(1)
 
 
+def wall_per_cpu_second():
+    # wall seconds per CPU second of this process now (waiting for a core, or
+    # paused by the profiler)
+    wall, cpu, x = time.perf_counter(), time.process_time(), 0
+    while time.process_time() - cpu < 0.2:
+        x += 1
+    return (time.perf_counter() - wall) / (time.process_time() - cpu)
+
+
+# The loop returns to Python after every 0.1 s of wall time; py-spy pauses the
+# process to sample it, which would multiply those returns. Stretched by this
+# process's wall/CPU ratio, every run returns about 10 times per CPU second (as
+# a quiet machine does), profiled or not.
+from nncore import _kernels
+_kernels._set_chunk_seconds(0.1 * max(1.0, wall_per_cpu_second()))
+
+
 def network():
     layers = [nc.Dense(a, b, act) for a, b in zip(sizes[:-2], sizes[1:-1])]
     layers.append(nc.Dense(sizes[-2], sizes[-1]))
@@ -93,7 +117,7 @@ print("CPU_SECONDS", seconds)
 # name: (sizes, activation, loss, optimizer, lr, batch, rows per epoch, epochs per fit,
 # fits): compare.py's sizes (2,000 tiny rows, 20 epochs; one epoch of 60,000 rows)
 WORKLOADS = {
-    "tiny": ("2,16,16,1", "tanh", "mse", "sgd", 0.01, 1, 2000, 20, 50),
+    "tiny": ("2,16,16,1", "tanh", "mse", "sgd", 0.01, 1, 2000, 20, 100),
     "mnist32": ("784,256,256,10", "relu", "cross_entropy", "adam", 1e-3, 32, 60000, 1, 2),
     "mnist128": ("784,256,256,10", "relu", "cross_entropy", "adam", 1e-3, 128, 60000, 1, 4),
 }
@@ -117,7 +141,7 @@ CATEGORIES = ("gemm", "elementwise", "loss", "update", "fused", "gather", "loop"
 # The stage of the compiled loop a frame belongs to, by the function's name
 # (the first match from the outermost frame below ``_tl_run`` inwards).
 STAGES = (
-    ("fused", ("nnc_tiny_backward",)),
+    ("fused", ("nnc_tiny_backward", "_tl_tiny_update")),
     ("gather", ("_tl_gather",)),
     ("loss", ("_tl_loss", "_tl_count", "_tl_batch_coefficients", "loss_")),
     ("update", ("_tl_update", "_tl_adam", "_tl_plain", "nnc_adam", "_sgd_chunk",
@@ -210,6 +234,19 @@ def sample_counts(name, src, script, data, rate, pyspy, tmp):
     return counts
 
 
+class _Samples(collections.Counter):
+    """Samples by category, pooled over profiled runs, with ``leaves`` by
+    (category, innermost function)."""
+
+    def __init__(self):
+        super().__init__()
+        self.leaves = collections.Counter()
+
+    def add(self, other):
+        self.update(other)
+        self.leaves.update(other.leaves)
+
+
 def _label(src):
     if not src:
         return "installed nncore"
@@ -229,8 +266,9 @@ def _steps(name):
 
 def report(rows, args):
     lines = [f"Command: `python bench/profile_step.py {' '.join(sys.argv[1:])}`".rstrip(),
-             f"(1 thread; µs/step = median CPU time of {args.repeats} unprofiled fits; "
-             f"split by py-spy --native samples at {args.rate} Hz inside fit; "
+             f"(1 thread; µs/step = median CPU time of {args.repeats} unprofiled runs; "
+             f"split by py-spy --native samples at {args.rate} Hz inside fit, pooled over "
+             f"{args.profiles} profiled runs; "
              f"MNIST-shaped data: {args.data})", "",
              "| workload | build | µs/step | " + " | ".join(CATEGORIES) + " | samples |",
              "|---|---|---|" + "---|" * (len(CATEGORIES) + 1)]
@@ -267,7 +305,9 @@ def _detail(rows, top):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
-    ap.add_argument("--repeats", type=int, default=3, help="unprofiled fits per build")
+    ap.add_argument("--repeats", type=int, default=3, help="unprofiled runs per build")
+    ap.add_argument("--profiles", type=int, default=2,
+                    help="profiled runs per build (their samples pooled)")
     ap.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
     ap.add_argument("--data", choices=("prototypes", "uniform"), default="prototypes",
                     help="compare.py's --data: the MNIST-shaped rows")
@@ -288,12 +328,14 @@ def main(argv=None):
             X, y = workload_data(name, args.data)
             np.savez(data, X=X, y=y)
             times = {src: [] for src in sources}
+            counts = {src: _Samples() for src in sources}
             for _ in range(args.repeats):
                 for src in sources:
                     times[src].append(cpu_seconds(name, src, script, data))
-            for src in sources:
-                rows.append((name, src, times[src],
-                             sample_counts(name, src, script, data, args.rate, pyspy, tmp)))
+            for _ in range(args.profiles):
+                for src in sources:
+                    counts[src].add(sample_counts(name, src, script, data, args.rate, pyspy, tmp))
+            rows += [(name, src, times[src], counts[src]) for src in sources]
             print(f"{name}: done", file=sys.stderr, flush=True)
     print(report(rows, args))
 
