@@ -61,3 +61,17 @@ def test_samples_outside_the_loop_are_python():
 def test_the_timed_line_is_the_timed_fit():
     line = profile_step.CHILD.splitlines()[profile_step.TIMED_LINE - 1]
     assert line.strip().startswith("net.fit(X, y,")
+
+
+def test_python_samples_are_attributed_to_the_calls_below_the_driver():
+    frames = FIT[:2] + ["_first_order_epochs (nncore/training.py:647)",
+                        "_fused_epoch.<locals>.run (nncore/training.py:565)",
+                        "train_epoch (nncore/backend/_cython.py:333)",
+                        "check_train_epoch (nncore/backend/_epoch.py:90)",
+                        "check_dtype (nncore/backend/_validate.py:40)"]
+    assert profile_step.python_call(frames) == "train_epoch > check_train_epoch"
+    assert profile_step.python_call(frames + ["FLOAT_isfinite (numpy/_umath.so)"]) \
+        == "train_epoch > check_train_epoch"
+    assert profile_step.python_call(frames[:4]) == "_fused_epoch.<locals>.run"
+    assert profile_step.python_call(FIT[:2] + ["_first_order_epochs (t.py:1)",
+                                               "norm (numpy/linalg.py:2)"]) == "norm"

@@ -51,7 +51,9 @@ Categories, from the stage of the compiled loop (``_tl_run``) a sample is in:
 * ``gather``: copying the batch's rows (and targets) by the epoch's order;
 * ``loop``: the compiled loop's own bookkeeping (labels, step counters, clock);
 * ``python``: ``fit`` around the loop: the Python between chunks of steps and
-  epochs (permutation, history, callbacks), the loop's entry and exit;
+  epochs (permutation, history, callbacks), the loop's entry and exit
+  (``--detail`` also lists the calls below ``fit``'s epoch driver these
+  samples are in);
 * ``other``: anything else inside ``fit``.
 """
 
@@ -177,6 +179,22 @@ def classify(frames):
     return "loop" if below[0].startswith("0x") else "other"
 
 
+# Python frames of fit's drivers, innermost first: a Python sample is attributed
+# to the calls it is in below the first of these found.
+DRIVERS = ("_fused_epoch.<locals>.run", "_first_order_epochs", "Network.fit")
+
+
+def python_call(frames):
+    """Where a Python sample inside ``fit`` is: the (up to) two Python calls below
+    the innermost of fit's drivers on its stack."""
+    names = [_function(fr) for fr in frames if ".py:" in fr]
+    for driver in DRIVERS:
+        if driver in names:
+            below = names[len(names) - names[::-1].index(driver):]
+            return " > ".join(below[:2]) or driver
+    return names[-1] if names else _function(frames[-1])
+
+
 def _pass_category(below):
     """A sample in the forward or backward pass: "gemm" or "elementwise"."""
     for name in reversed(below):
@@ -230,6 +248,8 @@ def sample_counts(name, src, script, data, rate, pyspy, tmp):
                 category = classify(frames)
                 counts[category] += int(n)
                 leaves[category, _function(frames[-1])] += int(n)
+                if category == "python":
+                    leaves["python, by call", python_call(frames)] += int(n)
     counts.leaves = leaves
     return counts
 
@@ -288,12 +308,13 @@ def report(rows, args):
 
 
 def _detail(rows, top):
-    """The innermost functions of each category's samples, most frequent first."""
+    """The innermost functions of each category's samples, most frequent first, and
+    the calls below fit's drivers the Python samples are in."""
     lines = []
     for name, src, _, counts in rows:
         total = sum(counts.values()) or 1
         lines += ["", f"{name}, {_label(src)}: innermost frames by category"]
-        for category in CATEGORIES:
+        for category in CATEGORIES + ("python, by call",):
             leaves = sorted(((n, leaf) for (c, leaf), n in counts.leaves.items()
                              if c == category), reverse=True)[:top]
             if leaves:
