@@ -128,3 +128,13 @@ def test_keras_worker_computes_what_nncore_computes(tmp_path, workload):
         np.testing.assert_allclose(keras_weights[f"W{i}"], layer.W, rtol=1e-4, atol=atol)
         np.testing.assert_allclose(keras_weights[f"b{i}"], layer.b, rtol=1e-4, atol=atol)
         assert not np.array_equal(keras_weights[f"W{i}"], start[i])
+
+
+def test_mnist_cpu_runs_at_toy_sizes(capsys):
+    """bench/mnist_cpu.py (CPU time per epoch, one thread) end to end at toy sizes."""
+    import mnist_cpu
+    mnist_cpu.main(["--rows", "96", "--rounds", "1", "--batch", "32", "--flush-denormal"])
+    out = capsys.readouterr().out
+    assert "--data prototypes, batch 32" in out and "nncore flushing subnormals" in out
+    from nncore import _kernels as K
+    assert K.flush_denormal() is False       # the switch is put back after each epoch
