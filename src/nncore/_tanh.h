@@ -57,14 +57,15 @@ static inline float nnc_tanhf(float x) {
     const uint32_t ten_bits = 0x41200000u;                /* 10.0f */
     double a, y, kd, k, r, r2, r4, r8, q01, q23, q45, q67, q89, q1011, q03, q47, q811, q, p;
     double two_k, e, t;
-    uint32_t xbits, abits, rbits, nan_mask;
+    uint32_t xbits, abits, clamped, rbits, nan_mask;
     uint64_t kbits;
     float af, res;
     /* |x| clamped to 10 and the NaN test on the bits: integer selects, which GCC
        vectorises (a floating compare may trap, so it would keep a branch). */
     memcpy(&xbits, &x, sizeof xbits);
     abits = xbits & 0x7fffffffu;
-    memcpy(&af, &(uint32_t){abits < ten_bits ? abits : ten_bits}, sizeof af);
+    clamped = abits < ten_bits ? abits : ten_bits;
+    memcpy(&af, &clamped, sizeof af);
     a = (double)af;
     y = a + a;
     kd = y * inv_ln2 + shifter;
