@@ -132,6 +132,10 @@ def _child_times(settings, reps):
 def _child_sigint():
     """Seconds from a SIGINT to the KeyboardInterrupt of a default-threads fit."""
     import nncore as nc
+    # A shell starts background jobs with SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: the SIGINT below would be ignored and the fit
+    # would run for ever (this child hung when the script ran under nohup ... &).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     net, X, y = _problem(4096)
     sent = []
 
