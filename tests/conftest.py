@@ -41,3 +41,20 @@ def backend(request):
     """Run a test once per backend; yields the backend module."""
     _backend.set_backend(request.param)
     return _backend.current()
+
+
+# The compiled backend (C) and its extension module (K), skipping when not built;
+# shared by the kernel-level test files.
+@pytest.fixture
+def C():
+    import nncore.backend as B
+    try:
+        return B._load("cython")
+    except ImportError:
+        pytest.skip("compiled backend not built")
+
+
+@pytest.fixture
+def K(C):
+    from nncore import _kernels
+    return _kernels

@@ -17,20 +17,6 @@ import nncore.activations as activations
 import nncore.backend as B
 
 
-@pytest.fixture
-def C():
-    try:
-        return B._load("cython")
-    except ImportError:
-        pytest.skip("compiled backend not built")
-
-
-@pytest.fixture
-def K(C):
-    from nncore import _kernels
-    return _kernels
-
-
 TANH = activations.get("tanh").code
 SPECIAL = [0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 1.1754942e-38, 1.17549435e-38,
            2.0 ** -13, 2.0 ** -12, 0.5, 1.0, 9.0, 9.010913, 9.0109135, 10.0, 3.4028235e38]

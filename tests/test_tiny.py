@@ -17,20 +17,6 @@ import nncore.backend as B
 import nncore.training as training
 
 
-@pytest.fixture
-def C():
-    try:
-        return B._load("cython")
-    except ImportError:
-        pytest.skip("compiled backend not built")
-
-
-@pytest.fixture
-def K(C):
-    from nncore import _kernels
-    return _kernels
-
-
 def _ordered_sum(terms, dtype):
     """Σ terms[..., t] from 0 in ascending t, each add rounded to dtype."""
     acc = np.zeros(terms.shape[:-1], dtype)
