@@ -93,18 +93,44 @@ def test_a_slowdown_of_the_chosen_way_probes_at_once(monkeypatch):
     assert plan.serial is True
 
 
-def test_no_parallel_probe_while_other_processes_hold_the_cores(monkeypatch):
+def _timed_plan(monkeypatch, readings):
+    """A plan after warm-up and a serial unit, with a controlled clock and
+    ``_cores_free`` answering from the list ``readings`` (True = free)."""
+    clock = _Clock()
+    monkeypatch.setattr(_thread_plan, "time", clock)
     monkeypatch.setattr(_config, "_configured_width", lambda: 2)
-    monkeypatch.setattr(_thread_plan, "_cores_free", lambda width: False)
+    monkeypatch.setattr(_thread_plan, "_cores_free", lambda width: readings.pop(0))
     plan = _thread_plan.Plan()
     plan.record(True, 5.0, 10)
     plan.record(True, 1.0, 10)
-    for _ in range(5):
-        assert plan.next_serial() is True
-    assert plan.busy_until > 0
-    monkeypatch.setattr(_thread_plan, "_cores_free", lambda width: True)
-    plan.busy_until = 0.0
-    assert plan.next_serial() is False
+    return plan, clock
+
+
+def test_no_parallel_probe_while_other_processes_hold_the_cores(monkeypatch):
+    readings = [False] * 4 + [True]
+    plan, clock = _timed_plan(monkeypatch, readings)
+    for _ in range(3):                   # busy for 40 ms: serial, not blocked yet
+        assert plan.next_serial() is True and plan.busy_until == 0.0
+        clock.now += 0.02
+    assert plan.next_serial() is True    # busy for 60 ms: blocked for a period
+    assert plan.busy_until > clock.now
+    clock.now += 0.5
+    assert plan.next_serial() is True and len(readings) == 1   # no reading meanwhile
+    clock.now = plan.busy_until
+    assert plan.next_serial() is False   # the cores are free again: probe
+
+
+def test_a_moment_of_load_does_not_stop_probing(monkeypatch):
+    """Issue 12 item 7, quiet machine: one busy reading (a process runnable for a
+    moment) kept the probe away for a whole period, longer than the contention
+    benchmark's fits, so full-batch fits never tried two threads."""
+    readings = [False, True]
+    plan, clock = _timed_plan(monkeypatch, readings)
+    assert plan.next_serial() is True    # busy now: this unit on one thread
+    assert plan.busy_until == 0.0
+    clock.now += 0.01
+    assert plan.next_serial() is False   # free 10 ms later: the probe runs
+    assert not readings
 
 
 def test_cores_free_reads_this_machine():

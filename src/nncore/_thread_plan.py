@@ -25,6 +25,11 @@ Design:
   to ``MAX_PERIOD``), and at once when the chosen way slows down past the
   other's last time (load arrived). So a probe the wrong way costs at most one
   unit per period.
+* No parallel probe while other processes hold the cores (``_cores_free``:
+  /proc/loadavg's runnable count); that reading is an instant, so it stops
+  probing for a period only after it held for ``_BUSY_CONFIRM`` seconds
+  (a process runnable for a moment on a quiet machine had blocked the probe
+  for longer than a benchmark's short fits).
 * Only the default is adaptive: after ``set_num_threads(n)`` nncore uses n
   as told; with one thread, in a forked child or with
   ``NNCORE_THREAD_PLAN=fixed`` the ticker does nothing.
@@ -50,6 +55,7 @@ FIRST_PERIOD = 1.0
 MAX_PERIOD = 30.0
 _MAX_PLANS = 64
 _SHORTEST_UNIT = 0.01    # a way's first unit (a probe) and carried parts of short fits
+_BUSY_CONFIRM = 0.05     # seconds a busy reading must hold before probing stops
 _UNTIMED_STEPS = 4      # steps per call while a way has no time yet (a probe stays short)
 _ENV = "NNCORE_THREAD_PLAN"
 
@@ -76,6 +82,7 @@ class Plan:
         self.period = FIRST_PERIOD
         self.next_probe = 0.0
         self.busy_until = 0.0
+        self.busy_since = None      # first of the busy readings since the last free one
         self.carry = {True: [0.0, 0], False: [0.0, 0]}     # unfinished units: [seconds, work]
 
     def expected(self, serial):
@@ -97,9 +104,16 @@ class Plan:
                 return True
             if not _cores_free(_config._configured_width()):
                 # Other processes hold the cores: a parallel unit would only wait
-                # for them. Look again after a while.
-                self.busy_until = now + self.period
+                # for them. One reading is an instant: a process that is runnable
+                # for a moment on a quiet machine must not stop probing for a
+                # whole period, so only a busy reading that held for
+                # _BUSY_CONFIRM seconds does that (until then units stay serial).
+                if self.busy_since is None:
+                    self.busy_since = now
+                if now - self.busy_since >= _BUSY_CONFIRM:
+                    self.busy_until = now + self.period
                 return True
+            self.busy_since = None
             return False
 
     def need(self, serial):
