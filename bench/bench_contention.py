@@ -8,8 +8,9 @@ runs the batch-1, batch-32 and full-batch workloads (64-256-256-10 float32,
 Adam), each round in a fresh process that alternates the default threads and
 ``set_num_threads(1)`` fit by fit (after three warm-up fits each), first on
 the machine as it is and then with one busy process per core started beside
-it, and prints the median time per step of each, their ratio, and how long a
-SIGINT took to land in a default-threads fit under that load. ``--fixed``
+it, and prints the median time per step of each, their ratio, what the
+default's thread plan chose in each round (and the ms per step it timed each
+way), and how long a SIGINT took to land in a default-threads fit under that load. ``--fixed``
 adds the default threads without the thread plan (``NNCORE_THREAD_PLAN=fixed``,
 in a process of its own; what nncore did before the plan). ``--spin``
 measures the CPU an idle OpenMP thread burns after a parallel region.
@@ -107,11 +108,44 @@ def test_contention(benchmark, workload, threads_as, smoke_run):
 
 # --------------------------------------------------------------------------- script
 
+def _watch_plan():
+    """Count the thread plan's busy-machine readings (``_cores_free``) as they happen:
+    [free, busy]."""
+    from nncore import _thread_plan
+    readings = [0, 0]
+    cores_free = _thread_plan._cores_free
+
+    def counted(width):
+        free = cores_free(width)
+        readings[not free] += 1
+        return free
+
+    _thread_plan._cores_free = counted
+    return readings
+
+
+def _plan_state(readings):
+    """What the default threads' plan of the workload just run chose, and its times."""
+    from nncore import _thread_plan
+    state = {"readings": list(readings), "plans": []}
+    for plan in _thread_plan._plans.values():
+        times = {way: (1e3 * statistics.median(t) if t else None)
+                 for way, t in (("one", plan.times[True]), ("all", plan.times[False]))}
+        state["plans"].append({"decided": plan.decided,
+                               "chose": "one" if plan.serial else "all", "ms": times})
+    _thread_plan._plans.clear()              # the next workload has plans of its own
+    readings[:] = [0, 0]
+    return state
+
+
 def _child_times(settings, reps):
     """{setting: {workload: median seconds per step}} in this process, the settings
-    alternating fit by fit (ABBA...) so that they see the same machine."""
+    alternating fit by fit (ABBA...) so that they see the same machine; and under
+    "plan", what the thread plan chose per workload."""
     import nncore as nc
     out = {s: {} for s in settings}
+    out["plan"] = {}
+    readings = _watch_plan()
     for name, (rows, batch, epochs) in WORKLOADS.items():
         net, X, y = _problem(rows)
         opt = nc.optim.Adam(1e-4)
@@ -126,6 +160,7 @@ def _child_times(settings, reps):
                 times[s].append(_fit_seconds_per_step(net, X, y, batch, epochs, opt))
         for s in settings:
             out[s][name] = statistics.median(times[s])
+        out["plan"][name] = _plan_state(readings)
     return out
 
 
@@ -199,11 +234,12 @@ def _measure(settings, rounds, reps, loaded):
     """{setting: {workload: [s/step per round]}}, settings alternating in order."""
     hogs = _busy_processes(os.cpu_count() or 1) if loaded else []
     times = {s: {w: [] for w in WORKLOADS} for s in settings}
-    sigint = []
+    sigint, plans = [], []
     try:
         for r in range(rounds):
             order = ["default", "one"] if r % 2 == 0 else ["one", "default"]
             got = _run_child(["--child", ",".join(order), "--reps", str(reps)])
+            plans.append(got.pop("plan"))
             if "fixed" in settings:      # the plan off: a process of its own
                 got["fixed"] = _run_child(["--child", "default", "--reps", str(reps)],
                                           {"NNCORE_THREAD_PLAN": "fixed"})["default"]
@@ -215,7 +251,25 @@ def _measure(settings, rounds, reps, loaded):
     finally:
         for p in hogs:
             p.kill()
-    return times, sigint
+    return times, sigint, plans
+
+
+def _report_plans(plans):
+    """Per workload and round: the default's choice at the end of the round (one
+    thread or all), its ms per step timed each way, and the busy-machine readings."""
+    print("thread plan at the end of each round (default threads): chose, "
+          "ms/step one thread / all threads, readings free/busy")
+    for w in WORKLOADS:
+        cells = []
+        for state in plans:
+            for plan in state[w]["plans"]:
+                ms = plan["ms"]
+                shown = "/".join("-" if ms[k] is None else f"{ms[k]:.3f}" for k in ("one", "all"))
+                chose = plan["chose"] if plan["decided"] else "undecided"
+                cells.append(f"{chose} ({shown})")
+            cells[-1:] = [f"{cells[-1]} {state[w]['readings'][0]}/{state[w]['readings'][1]}"
+                          if cells else f"no plan {state[w]['readings']}"]
+        print(f"  {w:<12}" + "; ".join(cells))
 
 
 def _report(label, times, settings):
@@ -260,9 +314,10 @@ def main(argv=None):
     print(f"{os.cpu_count()} cores; load average now {os.getloadavg()[0]:.1f}; "
           f"{args.rounds} rounds x {args.reps} reps, settings alternating")
     for loaded in (False, True):
-        times, sigint = _measure(settings, args.rounds, args.reps, loaded)
+        times, sigint, plans = _measure(settings, args.rounds, args.reps, loaded)
         label = ("with one busy process per core" if loaded else "machine as it is")
         _report(label, times, settings)
+        _report_plans(plans)
         if sigint:
             print(f"SIGINT to KeyboardInterrupt (default threads, batch 32, loaded): "
                   f"median {statistics.median(sigint):.3f} s, max {max(sigint):.3f} s")
