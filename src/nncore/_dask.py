@@ -549,17 +549,18 @@ def _watched(client, graph, pinned):
     pinned to has left the cluster or stopped running tasks (paused at its memory
     limit): with strict restrictions they would wait for it for good."""
     future = client.compute(graph)
-    while True:
-        try:
-            return future.result(timeout=WATCH_SECONDS)
-        except TimeoutError:
-            if future.done():       # finished as the wait timed out: its own outcome
-                return future.result()
-            workers = client.scheduler_info()["workers"]
-            if any(workers.get(w, {}).get("status", "running") != "running" or w not in workers
-                   for w in pinned):
-                future.cancel()
-                return _LOST
+    # Waited for on an Event set by the future's callback, not with
+    # ``future.result(timeout=...)``: distributed's sync() with a timeout can end
+    # in an UnboundLocalError when the timeout races the result (seen under load).
+    finished = threading.Event()
+    future.add_done_callback(lambda _: finished.set())
+    while not finished.wait(WATCH_SECONDS):
+        workers = client.scheduler_info()["workers"]
+        if any(workers.get(w, {}).get("status", "running") != "running" or w not in workers
+               for w in pinned):
+            future.cancel()
+            return _LOST
+    return future.result()
 
 
 def compute(graph, pinned=frozenset()):
