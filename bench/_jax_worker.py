@@ -136,6 +136,14 @@ def main():
     t0 = time.perf_counter()
     call = build(args, data, jax, jnp, optax)
     call()                                  # compiles, then runs once
+    serve(call, lambda: {k: np.asarray(v) for k, v in call.arrays().items()}, t0)
+
+
+def serve(call, arrays, t0):
+    """The stdin/stdout protocol (module docstring) after the warm-up call: ``ready``
+    with the seconds since ``t0``, then one timed ``call()`` per ``run`` and
+    ``np.savez(PATH, **arrays())`` per ``dump PATH``; anything else ends it."""
+    import numpy as np
     print(f"ready {time.perf_counter() - t0:.6f}", flush=True)
     for line in sys.stdin:
         command = line.split()
@@ -144,7 +152,7 @@ def main():
             call()
             print(f"{time.perf_counter() - t0:.9f}", flush=True)
         elif len(command) == 2 and command[0] == "dump":   # for the tests
-            np.savez(command[1], **{k: np.asarray(v) for k, v in call.arrays().items()})
+            np.savez(command[1], **arrays())
             print("ok", flush=True)
         else:
             break

@@ -28,7 +28,7 @@ import os
 import sys
 import time
 
-from _jax_worker import _pin_threads
+from _jax_worker import _pin_threads, serve
 
 
 def _model(keras, data, activation):
@@ -88,22 +88,14 @@ def main():
     def call():
         model.fit(X, y, batch_size=batch, epochs=args.epochs, shuffle=bool(args.shuffle),
                   verbose=0)
+    def weights():
+        arrays = {}
+        for i, layer in enumerate(model.layers):
+            arrays[f"W{i}"], arrays[f"b{i}"] = (np.asarray(w) for w in layer.get_weights())
+        return arrays
+
     call()                                      # traces, compiles, runs the first epochs
-    print(f"ready {time.perf_counter() - t0:.6f}", flush=True)
-    for line in sys.stdin:
-        command = line.split()
-        if command == ["run"]:
-            t0 = time.perf_counter()
-            call()
-            print(f"{time.perf_counter() - t0:.9f}", flush=True)
-        elif len(command) == 2 and command[0] == "dump":   # for the tests
-            weights = {}
-            for i, layer in enumerate(model.layers):
-                weights[f"W{i}"], weights[f"b{i}"] = (np.asarray(w) for w in layer.get_weights())
-            np.savez(command[1], **weights)
-            print("ok", flush=True)
-        else:
-            break
+    serve(call, weights, t0)
 
 
 if __name__ == "__main__":
