@@ -52,7 +52,9 @@ def _decided(serial_s, parallel_s, monkeypatch):
     plan.record(True, 5.0, 10)                   # warm-up: not counted
     assert plan.next_serial() is True
     plan.record(True, serial_s, 10)
-    assert plan.next_serial() is False           # probe the other way
+    assert plan.next_serial() is False           # the other way: its warm-up, then a probe
+    plan.record(False, 5.0, 1)
+    assert plan.next_serial() is False and not plan.times[False]
     plan.record(False, parallel_s, 10)
     return plan
 
@@ -103,6 +105,7 @@ def _timed_plan(monkeypatch, readings):
     plan = _thread_plan.Plan()
     plan.record(True, 5.0, 10)
     plan.record(True, 1.0, 10)
+    plan.record(False, 5.0, 1)                   # the parallel warm-up: not counted
     return plan, clock
 
 
@@ -240,7 +243,7 @@ def test_fit_reports_work_to_the_plan_of_its_workload(default_threads, monkeypat
     _net().fit(X, y, batch_size=8, epochs=2, progress=False)
     (key, plan), = _thread_plan._plans.items()
     assert key == training._workload(_net(), nc.optim.get("adam"), 8, None, ())
-    assert plan.warm and (plan.times[True] or plan.times[False])
+    assert plan.warm[True] and (plan.times[True] or plan.times[False])
 
 
 
@@ -250,12 +253,14 @@ def test_fits_shorter_than_a_unit_add_up():
     times a way instead of never learning."""
     plan = _thread_plan.Plan()
     plan.add(True, 0.004, 1, final=True)         # the warm-up (not counted)
-    assert plan.warm and not plan.times[True]
+    assert plan.warm[True] and not plan.times[True]
     for _ in range(2):
         plan.add(True, 0.004, 1, final=True)
     assert not plan.times[True]                  # 8 ms carried, short of a unit
     plan.add(True, 0.004, 1, final=True)
     assert list(plan.times[True]) == [pytest.approx(0.004)]
+    plan.add(False, 0.004, 1, final=True)        # the parallel way's warm-up
+    assert plan.warm[False] and not plan.times[False]
     plan.add(False, 0.03, 5, final=True)         # a long enough part counts at once
     assert list(plan.times[False]) == [pytest.approx(0.006)]
     assert not plan.add(True, 0.05, 10)          # a timed way needs a whole unit
@@ -280,7 +285,10 @@ def test_a_few_short_full_batch_fits_choose_their_threads(monkeypatch, serial_st
                                                           parallel_step, parallel):
     """Issue 12 item 7 on a quiet machine: fits of two ~5 ms full-batch steps (the
     contention benchmark's) must have found the faster way after the first few
-    fits, not after a whole 0.1 s unit each way plus a 0.1 s warm-up."""
+    fits, not after a whole 0.1 s unit each way plus a 0.1 s warm-up; and the
+    first parallel step of the process, which starts threads and allocates BLAS
+    buffers (here 3 ms more), is that way's warm-up, not part of its probe (a
+    probe counting it made two threads look 10-15 % slower than they run)."""
     clock = _Clock()
     monkeypatch.setattr(_thread_plan, "time", clock)
     monkeypatch.setattr(_thread_plan, "_cores_free", lambda width: True)
@@ -289,16 +297,18 @@ def test_a_few_short_full_batch_fits_choose_their_threads(monkeypatch, serial_st
     monkeypatch.setattr(_thread_plan, "adaptive", lambda: True)
     monkeypatch.setattr(_thread_plan, "_plans", type(_thread_plan._plans)())
     ways = []
-    for fit in range(4):
+    for fit in range(5):
         ticker = _thread_plan.Ticker(("full", fit // 100))
         for step in range(2):
             ways.append(ticker.serial)
+            first_parallel = not ticker.serial and all(ways[:-1])
             clock.now += serial_step if ticker.serial else parallel_step
+            clock.now += 0.003 if first_parallel else 0.0
             ticker.tick()
         ticker.close()
     plan = _thread_plan.plan_for(("full", 0))
     assert plan.decided and plan.serial is not parallel
-    assert ways[-2:] == [not parallel] * 2       # the fourth fit runs the faster way
+    assert ways[-2:] == [not parallel] * 2       # the fifth fit runs the faster way
 
 
 def test_the_numpy_backend_runs_without_the_plan(default_threads, monkeypatch):

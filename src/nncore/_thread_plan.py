@@ -17,7 +17,10 @@ Design:
   pool at one thread), and its time per unit of work is recorded in the
   ``Plan`` of its workload (path, batch rows, parameters, dtype, backend).
 * A plan runs its first call (a step or a chunk of steps) serially as a
-  warm-up, not counted, then a short unit (``_SHORTEST_UNIT``) each way, and
+  warm-up, not counted, and the first step on all threads as that way's
+  warm-up (the first parallel work of a process starts threads and allocates
+  BLAS buffers: a probe that counted it measured two threads 10-15 % slower
+  than they run), then a short unit (``_SHORTEST_UNIT``) each way, and
   keeps the faster, so that even a fit of a few full-batch steps has chosen
   by its end; parallel must win by ``MARGIN`` (a tie goes
   to one thread, which leaves the other cores to other processes). It tries
@@ -56,7 +59,8 @@ MAX_PERIOD = 30.0
 _MAX_PLANS = 64
 _SHORTEST_UNIT = 0.01    # a way's first unit (a probe) and carried parts of short fits
 _BUSY_CONFIRM = 0.05     # seconds a busy reading must hold before probing stops
-_UNTIMED_STEPS = 4      # steps per call while a way has no time yet (a probe stays short)
+_UNTIMED_STEPS = 4      # steps per call while neither way has a time yet
+_PROBE_CALL = 0.25      # a probe's first call: this share of its unit at the other way's speed
 _ENV = "NNCORE_THREAD_PLAN"
 
 _plans = OrderedDict()
@@ -76,7 +80,7 @@ class Plan:
     def __init__(self):
         self.lock = threading.Lock()
         self.times = {True: deque(maxlen=3), False: deque(maxlen=3)}   # serial? -> s/work
-        self.warm = False
+        self.warm = {True: False, False: False}    # serial? -> its warm-up has run
         self.serial = True
         self.decided = False
         self.period = FIRST_PERIOD
@@ -94,7 +98,7 @@ class Plan:
     def next_serial(self):
         """Whether the next unit runs on one thread."""
         with self.lock:
-            if not self.warm or not self.times[True]:
+            if not self.warm[True] or not self.times[True]:
                 return True
             now = time.monotonic()
             due = not self.times[False] or now >= self.next_probe
@@ -125,11 +129,11 @@ class Plan:
     def add(self, serial, seconds, work, final=False):
         """Work run ``serial`` or not since the unit began: records a unit (and
         returns True) once it and the part carried from earlier fits last
-        ``need(serial)``; the plan's very first call is the warm-up unit. A fit's
+        ``need(serial)``; a way's very first call is its warm-up unit. A fit's
         last, unfinished part (``final``) is carried: fits shorter than a unit
         learn over several fits instead of staying on one thread."""
         with self.lock:
-            if self.warm:
+            if self.warm[serial]:
                 carried = self.carry[serial]
                 seconds, work = carried[0] + seconds, carried[1] + work
                 if seconds < self.need(serial):
@@ -143,8 +147,9 @@ class Plan:
     def record(self, serial, seconds, work):
         """A unit ran ``serial`` or not, doing ``work`` in ``seconds``."""
         with self.lock:
-            if not self.warm:
-                self.warm = True          # first unit: imports, allocations, page faults
+            if not self.warm[serial]:
+                # first unit: imports, allocations, page faults, thread start
+                self.warm[serial] = True
                 return
             self.times[serial].append(seconds / work)
             if not (self.times[True] and self.times[False]):
@@ -247,7 +252,8 @@ class Ticker:
             _Serial.enter()
         self.work = 0
         carried = self.plan.carry[self.serial][0]
-        self.left = self.plan.need(self.serial) - carried if self.plan.warm else 0.0
+        self.left = (self.plan.need(self.serial) - carried if self.plan.warm[self.serial]
+                     else 0.0)
         self.start = time.perf_counter()
 
     def _end(self):
@@ -263,7 +269,14 @@ class Ticker:
         per = self.work and (time.perf_counter() - self.start) / self.work
         per = per or self.plan.expected(self.serial)
         if not per:
-            return min(most, _UNTIMED_STEPS)
+            # An untimed way (a probe): its first call is sized by the other way's
+            # time for a fraction of the unit. Each call has a fixed cost, which
+            # would make a probe of many tiny calls look slower than the way is;
+            # a way much slower than the other (load) still ends the call soon.
+            other = self.plan.expected(not self.serial)
+            if not other:
+                return min(most, _UNTIMED_STEPS)
+            return max(1, min(most, int(_PROBE_CALL * self.left / other)))
         left = self.left - (time.perf_counter() - self.start)
         return max(1, min(most, int(left / per) + 1))
 
