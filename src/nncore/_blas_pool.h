@@ -94,6 +94,38 @@ static nnc_set_jobs_t nnc_blas_pool_setter(void* addr) {
 #endif
 }
 
+/* OpenBLAS's own thread count, get and set, from the library holding ``addr``
+   (plain or scipy_-prefixed names); both NULL if either is missing. The
+   2-thread dense step (_dense_tasks.pxi) sets 1 around its task region, where
+   each of the two threads makes single-threaded BLAS calls of its own. */
+typedef void (*nnc_blas_set_threads_t)(int);
+typedef int (*nnc_blas_get_threads_t)(void);
+static nnc_blas_set_threads_t nnc_blas_set_threads = NULL;
+static nnc_blas_get_threads_t nnc_blas_get_threads = NULL;
+
+static void nnc_blas_thread_fns(void* addr) {
+#if NNC_BLAS_POOL
+    Dl_info info;
+    void* lib;
+    void* set;
+    void* get;
+    if (!addr || !dladdr(addr, &info) || !info.dli_fname) return;
+    lib = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return;
+    set = dlsym(lib, "openblas_set_num_threads");
+    if (!set) set = dlsym(lib, "scipy_openblas_set_num_threads");
+    get = dlsym(lib, "openblas_get_num_threads");
+    if (!get) get = dlsym(lib, "scipy_openblas_get_num_threads");
+    dlclose(lib);
+    if (set && get) {
+        nnc_blas_set_threads = (nnc_blas_set_threads_t)set;
+        nnc_blas_get_threads = (nnc_blas_get_threads_t)get;
+    }
+#else
+    (void)addr;
+#endif
+}
+
 /* Whether the hook can be installed: a setter, and every job sure to get its
    own thread (no OMP_DYNAMIC, no OMP_THREAD_LIMIT below ``most``). */
 static int nnc_blas_pool_ok(nnc_set_jobs_t setter, int most) {

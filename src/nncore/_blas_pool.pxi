@@ -35,6 +35,11 @@ cdef extern from "_blas_pool.h":
     int nnc_blas_pool_set(nnc_set_jobs_t setter, int on, int most) noexcept nogil
     int nnc_blas_pool_ok(nnc_set_jobs_t setter, int most) noexcept nogil
     int nnc_blas_pool_register_atfork() noexcept nogil
+    ctypedef void (*nnc_blas_set_threads_t)(int) noexcept nogil
+    ctypedef int (*nnc_blas_get_threads_t)() noexcept nogil
+    nnc_blas_set_threads_t nnc_blas_set_threads
+    nnc_blas_get_threads_t nnc_blas_get_threads
+    void nnc_blas_thread_fns(void* addr) noexcept nogil
 
 # Flat loops inside the epoch loop use OpenMP from this many elements on when
 # BLAS runs its jobs on the same OpenMP team (else from TL_PAR_MIN).
@@ -47,11 +52,14 @@ _ENV_ON = ("", "1", "true", "on", "yes")
 
 cdef nnc_set_jobs_t _blas_pool_setter_from_scipy():
     from scipy.linalg import cython_blas
+    cdef void* sgemm_addr
     try:
         cap = cython_blas.__pyx_capi__["sgemm"]
-        return nnc_blas_pool_setter(PyCapsule_GetPointer(cap, PyCapsule_GetName(cap)))
+        sgemm_addr = PyCapsule_GetPointer(cap, PyCapsule_GetName(cap))
     except Exception:   # an unusual SciPy: keep BLAS's own pool
         return NULL
+    nnc_blas_thread_fns(sgemm_addr)
+    return nnc_blas_pool_setter(sgemm_addr)
 
 
 def _shared_pool_from_env():

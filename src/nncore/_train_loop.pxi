@@ -164,6 +164,26 @@ cdef struct TLState:
     bint have_backup
 
 
+# The scalars of one Adam step (_tl_adam_scalars), as the C loop takes them.
+cdef struct TLAdam:
+    double decay
+    double w
+    double omw
+    bint lerp_small
+    double beta2
+    double omb2
+    double bc2
+    double sqrt_bc2
+    double eps
+    double neg_step
+    bint eps_inside
+    double grad_scale
+    uint64_t kmax
+    uint64_t kvmax
+    double pthr
+
+
+
 cdef inline void _tl_gather(const floating_in* X, Py_ssize_t d, const int64_t* rows_idx,
                             Py_ssize_t rows, floating* out) noexcept nogil:
     """out[i, :] := X[rows_idx[i], :] (exact copy or C conversion, as gather_rows_k)."""
@@ -277,6 +297,21 @@ cdef inline bint _tl_adam_chunk(floating[::1] p, const floating[::1] g, floating
                      kmax, kvmax, pthr)
 
 
+cdef void _tl_adam_freeze(floating* dtype_of, double w, double omw, bint lerp_small,
+                          double beta2, double eps, bint eps_inside_sqrt, double neg_step,
+                          uint64_t* kmax, uint64_t* kvmax, double* pthr) noexcept nogil:
+    """Frozen-lane thresholds (_adam.h) from the scalars as the kernel sees them
+    (rounded to the type ``dtype_of`` points to); kmax 0 when the path is off."""
+    if floating is float:
+        nnc_adam_freeze(1, <float>w, <float>omw, lerp_small, <float>beta2, <float>eps,
+                        eps_inside_sqrt, <float>neg_step, kmax, kvmax, pthr)
+    else:
+        nnc_adam_freeze(0, w, omw, lerp_small, beta2, eps, eps_inside_sqrt, neg_step, kmax,
+                        kvmax, pthr)
+    if not _adam_freeze or _fp_flushing():
+        kmax[0] = 0   # (flushing: the subnormal lanes become zeros, nothing to freeze)
+
+
 cdef bint _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
                    floating* backup, double decay, double w, double omw, bint lerp_small,
                    double beta2, double omb2, double bc2, double sqrt_bc2, double eps,
@@ -291,15 +326,8 @@ cdef bint _tl_adam(floating[::1] p, const floating[::1] g, floating[::1] m, floa
     cdef bint finite = True
     cdef uint64_t kmax, kvmax
     cdef double pthr
-    # Frozen-lane thresholds from the scalars as the kernel sees them.
-    if floating is float:
-        nnc_adam_freeze(1, <float>w, <float>omw, lerp_small, <float>beta2, <float>eps,
-                        eps_inside_sqrt, <float>neg_step, &kmax, &kvmax, &pthr)
-    else:
-        nnc_adam_freeze(0, w, omw, lerp_small, beta2, eps, eps_inside_sqrt, neg_step, &kmax,
-                        &kvmax, &pthr)
-    if not _adam_freeze or _fp_flushing():
-        kmax = 0      # (flushing: the subnormal lanes become zeros, nothing to freeze)
+    _tl_adam_freeze(&p[0], w, omw, lerp_small, beta2, eps, eps_inside_sqrt, neg_step, &kmax,
+                    &kvmax, &pthr)
     if nt == 1:     # no OpenMP region at all for small buffers
         return _tl_adam_chunk(p, g, m, v, backup, 0, n, decay, w, omw, lerp_small, beta2, omb2,
                               bc2, sqrt_bc2, eps, neg_step, eps_inside_sqrt, grad_scale, kmax,
@@ -428,7 +456,8 @@ cdef bint _tl_update(TLOpt* opt, TLState* progress, floating[::1] params, floati
     square average, Adam's exp_avg), ``second_state`` Adam's exp_avg_sq. The
     parameters are first saved to ``backup``, and the update's threads check
     what they wrote: returns whether every new parameter is finite."""
-    cdef double grad_scale, decoupled, w, bc1, bc2, lr
+    cdef double grad_scale, lr
+    cdef TLAdam a
     progress.opt_step += 1
     grad_scale = _tl_clip_scale(opt, progress, grads)
     if opt.weight_decay != 0.0:
@@ -440,14 +469,32 @@ cdef bint _tl_update(TLOpt* opt, TLState* progress, floating[::1] params, floati
             lr = opt.lr / (1.0 + <double>(progress.opt_step - 1) * opt.lr_decay)
         return _tl_plain_update(opt, params, update_grads, first_state, backup, lr,
                                 progress.opt_step == 1, grad_scale)
-    # The scalars of nncore.backend._cython.adam_step, in the same order.
-    decoupled = 1.0 - opt.lr * opt.decoupled_decay if opt.decoupled_decay != 0.0 else 1.0
-    w = 1.0 - opt.beta1
-    bc1 = 1.0 - c_pow(opt.beta1, <double>progress.opt_step)
-    bc2 = 1.0 - c_pow(opt.beta2, <double>progress.opt_step)
-    return _tl_adam(params, update_grads, first_state, second_state, backup, decoupled, w,
-                    1.0 - w, w < 0.5, opt.beta2, 1.0 - opt.beta2, bc2, c_pow(bc2, 0.5), opt.eps,
-                    -(opt.lr / bc1), opt.eps_inside_sqrt, grad_scale)
+    _tl_adam_scalars(opt, progress.opt_step, grad_scale, &a, &params[0])
+    return _tl_adam(params, update_grads, first_state, second_state, backup, a.decay, a.w,
+                    a.omw, a.lerp_small, a.beta2, a.omb2, a.bc2, a.sqrt_bc2, a.eps, a.neg_step,
+                    a.eps_inside, a.grad_scale)
+
+
+cdef void _tl_adam_scalars(TLOpt* opt, int64_t opt_step, double grad_scale, TLAdam* a,
+                           floating* dtype_of) noexcept nogil:
+    """The scalars of nncore.backend._cython.adam_step, in the same order, for update
+    number ``opt_step``; the frozen-lane thresholds for ``dtype_of``'s type."""
+    cdef double bc1
+    a.decay = 1.0 - opt.lr * opt.decoupled_decay if opt.decoupled_decay != 0.0 else 1.0
+    a.w = 1.0 - opt.beta1
+    a.omw = 1.0 - a.w
+    a.lerp_small = a.w < 0.5
+    bc1 = 1.0 - c_pow(opt.beta1, <double>opt_step)
+    a.bc2 = 1.0 - c_pow(opt.beta2, <double>opt_step)
+    a.beta2 = opt.beta2
+    a.omb2 = 1.0 - opt.beta2
+    a.sqrt_bc2 = c_pow(a.bc2, 0.5)
+    a.eps = opt.eps
+    a.neg_step = -(opt.lr / bc1)
+    a.eps_inside = opt.eps_inside_sqrt
+    a.grad_scale = grad_scale
+    _tl_adam_freeze(dtype_of, a.w, a.omw, a.lerp_small, a.beta2, a.eps, a.eps_inside,
+                    a.neg_step, &a.kmax, &a.kvmax, &a.pthr)
 
 
 cdef void _tl_forward(TLLayer* layers, int n_layers, const floating* param_ptr,
@@ -650,6 +697,9 @@ cdef inline bint _tl_tiny_update(NncTinyLayer* tiny, int n_layers, TLOpt* opt,
                                          out_grad, -opt.lr, 1.0)
 
 
+include "_dense_tasks.pxi"
+
+
 cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void* targets,
                   bint targets_f64, const int64_t[::1] order, Py_ssize_t batch_size,
                   Py_ssize_t stop, floating[::1] params, floating[::1] grads, TLLayer* layers,
@@ -659,11 +709,15 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
                   floating[:, ::1] batch_targets, int64_t[::1] batch_labels,
                   floating[:, ::1] logits, floating[:, ::1] output_grad, uint64_t dropout_seed,
                   bint count_correct, const double* sample_weight, double* row_coef,
-                  NncTinyLayer* tiny, TLState* progress) noexcept nogil:
+                  NncTinyLayer* tiny, const Py_ssize_t* task_pieces,
+                  TLState* progress) noexcept nogil:
     """Steps ``progress.step .. stop-1``, or fewer: it returns after the step during
     which ``_tl_chunk_seconds`` passed, or at a step whose loss or update is not finite.
     With ``tiny`` (not NULL) each step is the whole-sample step (_tiny.h), and the
-    clock is read every 32nd step (a few microseconds of such steps)."""
+    clock is read every 32nd step (a few microseconds of such steps). With
+    ``task_pieces`` (not NULL: the first layer's dW piece rows at a full batch and
+    at the epoch's last batch) the backward pass and the update run as the 2-thread
+    task step (_dense_tasks.pxi), after the loss is known finite."""
     cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
     cdef Py_ssize_t n_outputs = output_grad.shape[1]
     cdef Py_ssize_t step, first_row, rows, i
@@ -674,6 +728,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
     cdef bint has_penalty = l1 != 0.0 or l2 != 0.0
     cdef bint update_finite
     cdef int clock_every = 32 if tiny != NULL and _tl_chunk_seconds > 0 else 1
+    cdef bint tasks = task_pieces != NULL
     for step in range(progress.step, stop):
         first_row = step * batch_size
         rows = (n_rows - first_row) if n_rows - first_row < batch_size else batch_size
@@ -703,7 +758,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
             batch_correct = _tl_count(loss_code, &logits[0, 0], &batch_targets[0, 0],
                                       &batch_labels[0], rows, n_outputs)
         penalty = 0.0
-        if tiny == NULL:
+        if tiny == NULL and not tasks:
             _tl_backward(layers, n_layers, &params[0], &grads[0], &output_grad[0, 0], rows)
             if has_penalty:
                 penalty = regularize_k(params, grads, segments, l1, l2, True)
@@ -711,7 +766,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
         step_loss = data_loss + penalty
         progress.loss = step_loss
         if not isfinite(step_loss):
-            if tiny != NULL:    # the gradients the per-layer path leaves
+            if tiny != NULL or tasks:    # the gradients the per-layer path leaves
                 _tl_backward(layers, n_layers, &params[0], &grads[0], &output_grad[0, 0], rows)
             progress.diverged = True
             progress.step = step
@@ -721,6 +776,12 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
             progress.opt_step += 1
             update_finite = _tl_tiny_update(tiny, n_layers, opt, params, grads, &backup[0],
                                             &batch_x[0, 0], &output_grad[0, 0])
+        elif tasks:
+            update_finite = _tl_task_step(layers, n_layers, opt, progress, params, grads,
+                                          first_state, second_state, &backup[0],
+                                          &output_grad[0, 0], rows,
+                                          task_pieces[0] if rows == batch_size
+                                          else task_pieces[1])
         elif opt.weight_decay != 0.0:
             update_finite = _tl_update(opt, progress, params, grads, first_state, second_state,
                                        decayed_grads, decayed_grads, &backup[0])
@@ -887,6 +948,8 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     cdef NncTinyLayer* tiny = NULL
     cdef floating* wt = NULL
     cdef bint entered = False, shared
+    cdef Py_ssize_t task_pieces[2]
+    cdef Py_ssize_t* tasks = NULL
     cdef TLOpt opt
     cdef TLState progress
     cdef int n_layers = len(ops)
@@ -969,6 +1032,14 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
             _tl_saved_par_min = _par_min
             _par_min = BLAS_POOL_PAR_MIN if shared else max(_par_min, TL_PAR_MIN)
         fp_threads = _omp_threads()
+        # (one loop at a time: the task step sets OpenBLAS's process-wide thread count)
+        if tiny == NULL and _tl_depth == 1 and _tl_tasks_fit(
+                layers, n_layers, params.shape[0], &opt, l1, l2, shared, fp_threads):
+            tasks = task_pieces
+            task_pieces[0] = _tl_piece_rows(&layers[0], batch_size, &params[0])
+            task_pieces[1] = _tl_piece_rows(
+                &layers[0], X.shape[0] - (X.shape[0] - 1) // batch_size * batch_size,
+                &params[0])
         with nogil:
             # FTZ/DAZ on every thread of the loop when nc.set_flush_denormal(True)
             fp_entered = nnc_fp_enter(fp_threads, fp_saved)
@@ -976,7 +1047,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
                     layers, n_layers, loss_code, segments, l1, l2, &opt, first_state,
                     second_state, decayed_grads, backup, batch_x, batch_targets, batch_labels,
                     logits, output_grad, dropout_seed, count_correct, weight_ptr, coef_ptr,
-                    tiny, &progress)
+                    tiny, tasks, &progress)
             nnc_fp_leave(fp_entered, fp_saved)
     finally:
         if entered:

@@ -1,0 +1,114 @@
+"""The 2-thread task step of dense Adam networks (_dense_tasks.pxi): backward pass
+and update as two tasks, one thread walking the chain of deltas and input
+gradients while the other computes weight gradients and updates each layer as
+soon as its gradient is complete. Its truth is the one-thread run of the same
+fit (the per-layer path, which the parity suites compare with NumPy and torch):
+every bit of the parameters, the optimizer state and the losses must agree. A
+task that read a gradient before it was finished, updated W_l before dX_l had
+read it, or skipped part of the parameters would break that equality.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import nncore as nc
+
+K = pytest.importorskip("nncore._kernels")
+
+
+@pytest.fixture
+def two_threads():
+    if not (K.OPENMP and K.blas_shared_pool() and K.shared_blas_pool_enabled()
+            and K.gemm_library() == "scipy"):
+        pytest.skip("the task step needs OpenMP and the shared OpenBLAS pool")
+    saved = nc.get_num_threads()
+    yield
+    nc.set_num_threads(saved)
+
+
+def _data(rows, n_in, k, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((rows, n_in)).astype(np.float32), rng.integers(0, k, rows)
+
+
+def _fit(threads, tasks, sizes, acts, dtype, batch, rows, opt, epochs=2):
+    nc.set_num_threads(threads)
+    old = K._set_dense_tasks(tasks)
+    try:
+        X, y = _data(rows, sizes[0], sizes[-1])
+        layers = [nc.Dense(a, b, f) for a, b, f in zip(sizes[:-1], sizes[1:], acts)]
+        net = nc.Network(layers, loss="cross_entropy", dtype=dtype, seed=0)
+        before = K._dense_task_count()
+        net.fit(X, y, optimizer=opt, batch_size=batch, epochs=epochs, progress=False, seed=0)
+        steps = K._dense_task_count() - before
+    finally:
+        K._set_dense_tasks(old)
+    return net.params.copy(), net.history_.history["loss"], steps
+
+
+CASES = [
+    # sizes, activations, dtype, batch, rows (a short last batch where rows % batch)
+    ((784, 96, 64, 10), ("relu", "relu", "linear"), "float32", 32, 200),
+    ((40, 300, 130, 7), ("tanh", "leaky_relu", "linear"), "float32", 17, 120),
+    ((40, 300, 130, 7), ("tanh", "leaky_relu", "linear"), "float64", 17, 120),
+    # (at 128 rows a 300-wide float64 forward GEMM differs between OpenBLAS's one- and
+    # two-thread drivers already, so this one has widths OpenBLAS splits evenly)
+    ((40, 320, 128, 7), ("tanh", "leaky_relu", "linear"), "float64", 128, 300),
+    ((12, 9, 3), ("sigmoid", "linear"), "float64", 8, 50),
+]
+
+
+@pytest.mark.parametrize("sizes,acts,dtype,batch,rows", CASES)
+@pytest.mark.parametrize("make_opt", [lambda: nc.optim.Adam(1e-3),
+                                      lambda: nc.optim.AdamW(3e-3, weight_decay=0.1)])
+def test_task_step_gives_the_one_thread_bits(two_threads, sizes, acts, dtype, batch, rows,
+                                             make_opt):
+    p1, loss1, steps1 = _fit(1, True, sizes, acts, dtype, batch, rows, make_opt())
+    p2, loss2, steps2 = _fit(2, True, sizes, acts, dtype, batch, rows, make_opt())
+    assert steps1 == 0 and steps2 == 2 * math.ceil(rows / batch)   # every step took it
+    np.testing.assert_array_equal(p2, p1)
+    assert loss2 == loss1
+
+
+def test_task_step_matches_the_per_layer_two_thread_path(two_threads):
+    sizes, acts = (784, 256, 256, 10), ("relu", "relu", "linear")
+    p_off, loss_off, off = _fit(2, False, sizes, acts, "float32", 32, 160,
+                                   nc.optim.Adam(1e-3))
+    p_on, loss_on, on = _fit(2, True, sizes, acts, "float32", 32, 160, nc.optim.Adam(1e-3))
+    assert off == 0 and on == 10
+    np.testing.assert_array_equal(p_on, p_off)
+    assert loss_on == loss_off
+
+
+@pytest.mark.parametrize("kw", [dict(clip_norm=1.0), dict(weight_decay=1e-3)])
+def test_steps_needing_the_whole_gradient_keep_the_per_layer_path(two_threads, kw):
+    _, _, steps = _fit(2, True, (10, 8, 3), ("relu", "linear"), "float32", 8, 40,
+                          nc.optim.Adam(1e-3, **kw))
+    assert steps == 0
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_divergence_rolls_back_through_the_task_step(two_threads, dtype):
+    """An Adam step size that overflows the parameters: the fit stops with
+    DivergenceError at the same step, with the same finite parameters, as on one
+    thread (the task step saved them before updating)."""
+    big = 1e38 if dtype == "float32" else 1e307
+    results = []
+    for threads in (1, 2):
+        nc.set_num_threads(threads)
+        X, y = _data(64, 6, 3, seed=2)
+        X = X * 1e3
+        net = nc.Network([nc.Dense(6, 16, "relu"), nc.Dense(16, 3)], loss="cross_entropy",
+                         dtype=dtype, seed=0)
+        before = K._dense_task_count()
+        with pytest.raises(nc.DivergenceError) as info:
+            net.fit(X, y, optimizer=nc.optim.Adam(big), batch_size=8, epochs=3,
+                    progress=False, seed=0)
+        assert (K._dense_task_count() > before) == (threads == 2)
+        assert np.isfinite(net.params).all()
+        results.append((net.params.copy(), info.value.epoch, info.value.step))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1:] == results[1][1:]
