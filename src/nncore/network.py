@@ -756,27 +756,32 @@ class Network:
         Returns
         -------
         History
-            ``history`` lists per epoch: ``"loss"`` (mean of the step losses,
-            each the batch's mean data loss plus the full penalty; for
-            full-batch optimizers the whole-set loss after the iteration),
-            ``"accuracy"`` (classifiers; the running accuracy of the training
-            batches as in Keras, or the whole-set accuracy for full-batch
-            optimizers), ``"val_loss"``/``"val_accuracy"`` with validation
-            data, ``"lr"`` (the epoch's rate; for full-batch optimizers the
-            accepted step length), ``"time"`` (seconds since training started),
-            ``"test_loss"``/``"test_accuracy"`` with ``test_data``,
-            ``"val_fail"`` with validation data, ``"grad_norm"`` (the gradient's
-            L2 norm: at the new point for full-batch optimizers, else the last
-            batch's, before clipping), ``"step_norm"`` (how far the epoch moved
-            the parameters) and, for full-batch optimizers, cumulative
-            ``"nfev"``/``"ngev"`` and the optimizer's own records (``"mu"``, ...).
+            ``history`` lists per epoch: ``"loss"`` (mean of the step losses, each
+            the batch's mean data loss plus the full penalty; for full-batch
+            optimizers the whole-set loss after the iteration), ``"accuracy"``
+            (classifiers; the running accuracy of the training batches as in
+            Keras, or the whole-set accuracy for full-batch optimizers),
+            ``"val_loss"``/``"val_accuracy"`` with validation data, ``"lr"`` (the
+            epoch's rate; for full-batch optimizers the accepted step length),
+            ``"time"`` (seconds since training started), ``"test_loss"``/
+            ``"test_accuracy"`` with ``test_data``, ``"val_fail"`` with validation
+            data (epochs since ``val_loss`` last reached a new minimum, MATLAB's
+            validation checks), ``"grad_norm"`` (L2 norm of the gradient: for
+            full-batch optimizers at the new point; for the others the last
+            batch's gradient, before clipping), ``"step_norm"`` (L2 norm of the
+            parameter change over the epoch) and, for full-batch optimizers,
+            cumulative ``"nfev"``/``"ngev"`` and whatever the optimizer reports in
+            ``info["log"]`` (e.g. ``"mu"``).
 
         Raises
         ------
         ValueError, TypeError
             Bad arguments or data (nothing is changed).
         nncore.DivergenceError
-            The loss became NaN/inf; the network keeps its last finite parameters.
+            A step's loss, or the parameters an update made, became NaN/inf (the
+            error's ``loss`` is then NaN), the last step included. The network
+            keeps the parameters of the last step whose loss was finite (the point
+            that loss was computed at).
         KeyboardInterrupt
             Re-raised after restoring the last completed step; the history so
             far is in ``net.history_`` (``stop_reason="interrupted"``).

@@ -252,96 +252,14 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
     Parameters
     ----------
     net : Network
-    X : array_like, shape (N, n_in)
-    y : array_like
-        Targets in the layout of the network's loss (see :meth:`Network.loss`).
-    optimizer : str or optimizer instance, default "adam"
-        A name (``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
-        ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"cg"``, ``"newton"``,
-        ``"bfgs"``, ``"dfp"``, ``"lbfgs"``) or an instance. An instance keeps
-        its state between calls to ``fit``.
-    batch_size : "full", int or None
-        ``"full"``: one step per epoch on the whole set; ``1``: stochastic;
-        ``k``: mini-batches of k consecutive rows of the epoch's order (the
-        last one may be smaller). ``None``: 32, or ``"full"`` for full-batch
-        optimizers (for which an int is an error).
-    epochs : int, default 10
-    shuffle : bool, default True
-        Shuffle the order every epoch (seeded by ``seed``).
-    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
-        Evaluated after every epoch (``val_loss``, ``val_accuracy``);
-        takes precedence over ``validation_split``. With weights (as Keras)
-        ``val_loss`` is the weighted mean loss and ``val_accuracy`` the
-        weighted share of correct predictions.
-    validation_split : float in [0, 1)
-        Hold out this fraction of the rows: the *last* ones (as Keras, without
-        copying), or a random stratified draw with ``validation_shuffle``.
-    validation_shuffle : bool, default False
-        Draw the ``validation_split`` rows at random (seeded by ``seed``)
-        instead of taking the last ones; for single-label classifiers the draw
-        is stratified, so every class keeps its share in both parts (needed
-        when the data are sorted by class).
-    callbacks : sequence of nc.callbacks.Callback
-    augment : callable (X_batch, rng) -> X_batch, optional
-        Applied to each gathered batch (never to the caller's array).
-    progress : bool or None
-        tqdm progress bar per epoch; ``None`` shows it only on a terminal.
-    seed : int or None
-        Fixes shuffling, dropout masks and augmentation. With the same
-        network seed, data and thread count, results are bit-identical.
-    test_data : (X_test, y_test) or (X_test, y_test, sample_weight_test), optional
-        Evaluated after every epoch (``test_loss``, ``test_accuracy``) for
-        the record only: nothing in training (callbacks included, unless
-        they read the logs) depends on it, as MATLAB's test split.
-    sample_weight : array_like, shape (N,), optional
-        Non-negative weight per row of ``X`` (finite, not all zero). Each
-        step's data loss is ``sum w_n l_n / sum w_n`` over its batch (full
-        batch: over the set), so integer weights train like repeated rows
-        (exactly so, to rounding, for full-batch methods); a mini-batch whose
-        weights are all zero has no data loss. Levenberg–Marquardt and
-        Bayesian regularisation scale the rows of ``J`` and ``e`` by ``sqrt(w)``.
-        With ``validation_split`` the held-out rows keep their weights for the
-        validation metrics.
-    class_weight : dict or "balanced", optional
-        Multiplies each training row's weight by the weight of its class
-        (its label; the argmax of a probability row; 0/1 for one-output
-        binary cross-entropy): ``{label: weight}`` (classes not named weigh
-        1) or ``"balanced"``, scikit-learn's ``n_samples / (n_classes *
-        count(class))`` over the classes present. Single-label classifiers
-        only; not applied to validation data.
+        The network to train (changed in place).
+    X, y, optimizer, batch_size, epochs, shuffle, validation_data, validation_split, validation_shuffle, callbacks, augment, progress, seed, test_data, sample_weight, class_weight
+        As :meth:`Network.fit`, which documents them, what it returns and
+        what it raises (one place, so the two cannot drift apart).
 
     Returns
     -------
     History
-        ``history`` lists per epoch: ``"loss"`` (mean of the step losses, each
-        the batch's mean data loss plus the full penalty; for full-batch
-        optimizers the whole-set loss after the iteration), ``"accuracy"``
-        (classifiers; the running accuracy of the training batches as in
-        Keras, or the whole-set accuracy for full-batch optimizers),
-        ``"val_loss"``/``"val_accuracy"`` with validation data, ``"lr"`` (the
-        epoch's rate; for full-batch optimizers the accepted step length),
-        ``"time"`` (seconds since training started), ``"test_loss"``/
-        ``"test_accuracy"`` with ``test_data``, ``"val_fail"`` with validation
-        data (epochs since ``val_loss`` last reached a new minimum, MATLAB's
-        validation checks), ``"grad_norm"`` (L2 norm of the gradient: for
-        full-batch optimizers at the new point; for the others the last
-        batch's gradient, before clipping), ``"step_norm"`` (L2 norm of the
-        parameter change over the epoch) and, for full-batch optimizers,
-        cumulative ``"nfev"``/``"ngev"`` and whatever the optimizer reports in
-        ``info["log"]`` (e.g. ``"mu"``).
-
-    Raises
-    ------
-    ValueError, TypeError
-        Bad arguments or data (nothing is changed).
-    nncore.DivergenceError
-        A step's loss, or the parameters an update made, became NaN/inf (the
-        error's ``loss`` is then NaN), the last step included. The network
-        keeps the parameters of the last step whose loss was finite (the point
-        that loss was computed at).
-    KeyboardInterrupt
-        Re-raised after restoring the last completed step; the history so far
-        is in ``net.history_`` (``stop_reason="interrupted"``).
     """
     (opt, batch_size, epochs, shuffle, Xa, T, Xv, Tv, callbacks, seed, test, weights) = _resolve(
         net, X, y, optimizer, batch_size, epochs, shuffle, validation_data,
