@@ -1,7 +1,8 @@
-"""The 2-thread task step of dense Adam networks (_dense_tasks.pxi): backward pass
-and update as two tasks, one thread walking the chain of deltas and input
-gradients while the other computes weight gradients and updates each layer as
-soon as its gradient is complete. Its truth is the one-thread run of the same
+"""The 2-thread task step of dense Adam networks (_dense_tasks.pxi): the forward
+pass in two halves of each layer's columns, then backward pass and update as two
+tasks, one thread walking the chain of deltas and input gradients while the other
+computes weight gradients and updates each layer as soon as its gradient is
+complete. Its truth is the one-thread run of the same
 fit (the per-layer path, which the parity suites compare with NumPy and torch):
 every bit of the parameters, the optimizer state and the losses must agree. A
 task that read a gradient before it was finished, updated W_l before dX_l had
@@ -50,7 +51,7 @@ def _fit(threads, tasks, sizes, acts, dtype, batch, rows, opt, epochs=2):
 
 CASES = [
     # sizes, activations, dtype, batch, rows (a short last batch where rows % batch)
-    ((784, 96, 64, 10), ("relu", "relu", "linear"), "float32", 32, 200),
+    ((784, 256, 128, 10), ("relu", "relu", "linear"), "float32", 32, 200),
     ((40, 300, 130, 7), ("tanh", "leaky_relu", "linear"), "float32", 17, 120),
     ((40, 300, 130, 7), ("tanh", "leaky_relu", "linear"), "float64", 17, 120),
     # (at 128 rows a 300-wide float64 forward GEMM differs between OpenBLAS's one- and
@@ -70,6 +71,16 @@ def test_task_step_gives_the_one_thread_bits(two_threads, sizes, acts, dtype, ba
     assert steps1 == 0 and steps2 == 2 * math.ceil(rows / batch)   # every step took it
     np.testing.assert_array_equal(p2, p1)
     assert loss2 == loss1
+
+
+def test_the_cases_split_forward_layers_and_dw_pieces(two_threads):
+    """So the comparisons above run the split paths, not only the whole calls."""
+    for sizes, acts, dtype, batch, rows in CASES:
+        _fit(2, True, sizes, acts, dtype, batch, rows, nc.optim.Adam(1e-3), epochs=1)
+    checked = K._piece_rows_checked
+    assert checked[("forward", 4, 32, 784, 256)] == 128
+    assert checked[("forward", 8, 128, 40, 320)] == 128
+    assert checked[(4, 32, 784, 256)] < 784 and checked[(8, 17, 40, 300)] < 40
 
 
 def test_task_step_matches_the_per_layer_two_thread_path(two_threads):

@@ -1,5 +1,5 @@
-# The 2-thread backward + Adam update of a dense step as two tasks (included by
-# _train_loop.pxi; issue 15 item 3).
+# The 2-thread dense step (included by _train_loop.pxi; issue 15 item 3): the
+# forward pass in column halves, the backward pass + Adam update as two tasks.
 #
 # Why: on 2 threads the per-layer path splits every GEMM of the backward pass
 # over both threads through OpenBLAS (a fork and a join each) and then runs the
@@ -21,6 +21,12 @@
 # same arguments; the update is elementwise, so which thread updates which
 # parameters changes nothing; db is summed in row order by one thread as before.
 # The result is the one-thread path's (tests/test_dense_tasks.py).
+#
+# Forward: each layer's output columns in two halves, one per thread (one
+# single-threaded GEMM and the bias + activation of its columns each), the
+# threads meeting after every layer: one fork per forward pass instead of one per
+# BLAS call (the first layer's 784-long inner sum is 4 calls). Halves and dW
+# pieces are used only for shapes where they gave the whole call's bits.
 #
 # Scope: float32/float64 networks of Dense layers only that hold ``params`` end
 # to end, Adam/AdamW without clipping, coupled weight decay or L1/L2 penalty
@@ -69,6 +75,13 @@ from cython.parallel cimport parallel
 cdef enum:
     TL_TASK_MAX_LAYERS = 64
     TL_TASK_PIECES = 8        # the first layer's dW in about this many pieces of rows
+
+
+cdef struct TLTaskPlan:
+    # for a full batch [0] and the epoch's last batch [1]: the first layer's dW
+    # piece rows, and each layer's forward split column (n_out: not split)
+    Py_ssize_t dw_piece[2]
+    Py_ssize_t fwd_split[2][TL_TASK_MAX_LAYERS]
 
 
 cdef struct TLTaskSync:
@@ -284,4 +297,102 @@ cdef void _tl_pieces_run(TLLayer* layer, Py_ssize_t rows, Py_ssize_t piece, floa
     while r0 < probe.n_in:
         _tl_dw_rows(&probe, rows, r0, min(r0 + piece, <Py_ssize_t>probe.n_in), delta, parts)
         r0 += piece
+    nnc_blas_set_threads(saved)
+
+
+# ---- the forward pass on 2 threads: each layer's output columns in two halves
+# (one single-threaded GEMM and the bias + activation of those columns per
+# thread), the threads meeting after each layer. Split only where the halves
+# gave the whole call's bits on random data (once per shape, as the dW pieces).
+
+cdef inline void _tl_fwd_columns(TLLayer* layer, const floating* param_ptr, Py_ssize_t rows,
+                                 Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Columns c0..c1-1 of the layer's output := f(input W + b) (all: the per-layer call)."""
+    cdef Py_ssize_t i, n_out = layer.n_out
+    cdef floating* out = <floating*>layer.out
+    if c0 == 0 and c1 == n_out:
+        _dense_product(rows, layer.n_in, n_out, <floating*>layer.layer_input,
+                       param_ptr + layer.w_off, out)
+        _bias_act_rows(out, param_ptr + layer.b_off, 0, rows, n_out, layer.act)
+        return
+    _gemm_rm(False, False, <blas_int>rows, <blas_int>(c1 - c0), layer.n_in, 1,
+             <floating*>layer.layer_input, layer.n_in, param_ptr + layer.w_off + c0,
+             <blas_int>n_out, 0, out + c0, <blas_int>n_out)
+    for i in range(rows):
+        _bias_act_rows(out + i * n_out + c0, param_ptr + layer.b_off + c0, 0, 1, c1 - c0,
+                       layer.act)
+
+
+cdef void _tl_fwd_half(TLLayer* layers, int n_layers, const floating* param_ptr,
+                       Py_ssize_t rows, const Py_ssize_t* split, int tid,
+                       int* done) noexcept nogil:
+    """Thread ``tid``'s half of every layer (thread 0 the columns before the split)."""
+    cdef Py_ssize_t c0, c1
+    cdef int li
+    for li in range(n_layers):
+        c0 = 0 if tid == 0 else split[li]
+        c1 = split[li] if tid == 0 else layers[li].n_out
+        if c1 > c0:
+            _tl_fwd_columns(&layers[li], param_ptr, rows, c0, c1)
+        if li + 1 < n_layers:       # the next layer reads every column
+            nnc_flag_set(&done[2 * li + tid])
+            nnc_flag_wait(&done[2 * li + 1 - tid])
+
+
+cdef void _tl_task_forward(TLLayer* layers, int n_layers, const floating* param_ptr,
+                           floating* batch_x, Py_ssize_t rows,
+                           const Py_ssize_t* split) noexcept nogil:
+    """The forward pass of the task step (each layer's output in its ``out``)."""
+    cdef int done[2 * TL_TASK_MAX_LAYERS]
+    cdef int li, saved_blas_threads, tid = 0
+    for li in range(n_layers):
+        layers[li].layer_input = <void*>batch_x if li == 0 else layers[li - 1].out
+    memset(done, 0, sizeof(done))
+    saved_blas_threads = nnc_blas_get_threads()
+    nnc_blas_set_threads(1)
+    with parallel(num_threads=2):
+        tid = nnc_team_thread()
+        if nnc_team_threads() < 2:      # a team of one: the layers whole, in turn
+            for li in range(n_layers):
+                _tl_fwd_columns(&layers[li], param_ptr, rows, 0, layers[li].n_out)
+        else:
+            _tl_fwd_half(layers, n_layers, param_ptr, rows, split, tid, done)
+    nnc_blas_set_threads(saved_blas_threads)
+
+
+cdef Py_ssize_t _tl_fwd_split(TLLayer* layer, Py_ssize_t rows, floating* dtype_of) except -1:
+    """The column where the two threads split this layer's forward at ``rows`` rows
+    (a multiple of 64), or n_out where the halves did not give the whole call's
+    bits on random data (checked once per shape; GIL held)."""
+    cdef Py_ssize_t n_in = layer.n_in, n_out = layer.n_out, split = _chunk_lo(1, 2, n_out)
+    cdef floating[:, ::1] X, W, whole, halves
+    if split <= 0 or rows < 1:
+        return n_out
+    dtype = _np.float32 if floating is float else _np.float64
+    key = ("forward", _np.dtype(dtype).itemsize, rows, n_in, n_out)
+    if key not in _piece_rows_checked:
+        rng = _np.random.default_rng(12345)
+        X = rng.standard_normal((rows, n_in)).astype(dtype)
+        W = rng.standard_normal((n_in + 1, n_out)).astype(dtype)     # W, then b
+        whole = _np.empty((rows, n_out), dtype)
+        halves = _np.empty((rows, n_out), dtype)
+        _tl_fwd_compare(layer, rows, split, &X[0, 0], &W[0, 0], &whole[0, 0], &halves[0, 0])
+        _piece_rows_checked[key] = split if _np.array_equal(whole.base, halves.base) else n_out
+    return _piece_rows_checked[key]
+
+
+cdef void _tl_fwd_compare(TLLayer* layer, Py_ssize_t rows, Py_ssize_t split, floating* X,
+                          const floating* Wb, floating* whole, floating* halves) noexcept nogil:
+    """The layer's output for X and Wb (W with b as its last row), whole and in halves."""
+    cdef TLLayer probe = layer[0]
+    cdef int saved = nnc_blas_get_threads()
+    probe.w_off = 0
+    probe.b_off = <Py_ssize_t>probe.n_in * probe.n_out
+    probe.layer_input = X
+    nnc_blas_set_threads(1)
+    probe.out = whole
+    _tl_fwd_columns(&probe, Wb, rows, 0, probe.n_out)
+    probe.out = halves
+    _tl_fwd_columns(&probe, Wb, rows, 0, split)
+    _tl_fwd_columns(&probe, Wb, rows, split, probe.n_out)
     nnc_blas_set_threads(saved)

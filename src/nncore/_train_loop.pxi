@@ -709,15 +709,15 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
                   floating[:, ::1] batch_targets, int64_t[::1] batch_labels,
                   floating[:, ::1] logits, floating[:, ::1] output_grad, uint64_t dropout_seed,
                   bint count_correct, const double* sample_weight, double* row_coef,
-                  NncTinyLayer* tiny, const Py_ssize_t* task_pieces,
+                  NncTinyLayer* tiny, const TLTaskPlan* task_plan,
                   TLState* progress) noexcept nogil:
     """Steps ``progress.step .. stop-1``, or fewer: it returns after the step during
     which ``_tl_chunk_seconds`` passed, or at a step whose loss or update is not finite.
     With ``tiny`` (not NULL) each step is the whole-sample step (_tiny.h), and the
     clock is read every 32nd step (a few microseconds of such steps). With
-    ``task_pieces`` (not NULL: the first layer's dW piece rows at a full batch and
-    at the epoch's last batch) the backward pass and the update run as the 2-thread
-    task step (_dense_tasks.pxi), after the loss is known finite."""
+    ``task_plan`` (not NULL) the forward pass, and after the loss is known finite
+    the backward pass and the update, run as the 2-thread task step
+    (_dense_tasks.pxi)."""
     cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
     cdef Py_ssize_t n_outputs = output_grad.shape[1]
     cdef Py_ssize_t step, first_row, rows, i
@@ -728,7 +728,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
     cdef bint has_penalty = l1 != 0.0 or l2 != 0.0
     cdef bint update_finite
     cdef int clock_every = 32 if tiny != NULL and _tl_chunk_seconds > 0 else 1
-    cdef bint tasks = task_pieces != NULL
+    cdef bint tasks = task_plan != NULL
     for step in range(progress.step, stop):
         first_row = step * batch_size
         rows = (n_rows - first_row) if n_rows - first_row < batch_size else batch_size
@@ -749,6 +749,9 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
                 nnc_tiny_forward_f32(n_layers, tiny, &params[0], &batch_x[0, 0])
             else:
                 nnc_tiny_forward_f64(n_layers, tiny, &params[0], &batch_x[0, 0])
+        elif tasks:
+            _tl_task_forward(layers, n_layers, &params[0], &batch_x[0, 0], rows,
+                             task_plan.fwd_split[rows != batch_size])
         else:
             _tl_forward(layers, n_layers, &params[0], &batch_x[0, 0], rows, dropout_seed,
                         progress)
@@ -780,8 +783,7 @@ cdef void _tl_run(const floating_in[:, ::1] X, const int64_t* labels, const void
             update_finite = _tl_task_step(layers, n_layers, opt, progress, params, grads,
                                           first_state, second_state, &backup[0],
                                           &output_grad[0, 0], rows,
-                                          task_pieces[0] if rows == batch_size
-                                          else task_pieces[1])
+                                          task_plan.dw_piece[rows != batch_size])
         elif opt.weight_decay != 0.0:
             update_finite = _tl_update(opt, progress, params, grads, first_state, second_state,
                                        decayed_grads, decayed_grads, &backup[0])
@@ -948,8 +950,10 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
     cdef NncTinyLayer* tiny = NULL
     cdef floating* wt = NULL
     cdef bint entered = False, shared
-    cdef Py_ssize_t task_pieces[2]
-    cdef Py_ssize_t* tasks = NULL
+    cdef TLTaskPlan task_plan
+    cdef TLTaskPlan* tasks = NULL
+    cdef Py_ssize_t plan_rows[2]
+    cdef int which, li
     cdef TLOpt opt
     cdef TLState progress
     cdef int n_layers = len(ops)
@@ -1035,11 +1039,15 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
         # (one loop at a time: the task step sets OpenBLAS's process-wide thread count)
         if tiny == NULL and _tl_depth == 1 and _tl_tasks_fit(
                 layers, n_layers, params.shape[0], &opt, l1, l2, shared, fp_threads):
-            tasks = task_pieces
-            task_pieces[0] = _tl_piece_rows(&layers[0], batch_size, &params[0])
-            task_pieces[1] = _tl_piece_rows(
-                &layers[0], X.shape[0] - (X.shape[0] - 1) // batch_size * batch_size,
-                &params[0])
+            tasks = &task_plan
+            plan_rows[0] = batch_size
+            plan_rows[1] = X.shape[0] - (X.shape[0] - 1) // batch_size * batch_size
+            for which in range(2):
+                task_plan.dw_piece[which] = _tl_piece_rows(&layers[0], plan_rows[which],
+                                                           &params[0])
+                for li in range(n_layers):
+                    task_plan.fwd_split[which][li] = _tl_fwd_split(&layers[li], plan_rows[which],
+                                                                   &params[0])
         with nogil:
             # FTZ/DAZ on every thread of the loop when nc.set_flush_denormal(True)
             fp_entered = nnc_fp_enter(fp_threads, fp_saved)
