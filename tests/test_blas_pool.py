@@ -29,6 +29,9 @@ import nncore as nc
 from nncore import _kernels as K
 
 nc.set_num_threads(2)
+# The per-layer path, whose GEMMs OpenBLAS splits: the 2-thread task step of dense
+# Adam fits (_dense_tasks.pxi) runs each GEMM single-threaded and hands BLAS no jobs.
+K._set_dense_tasks(False)
 rng = np.random.default_rng(0)
 X = rng.random((640, 784), dtype=np.float32)
 y = rng.integers(0, 10, 640)

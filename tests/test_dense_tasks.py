@@ -123,3 +123,15 @@ def test_divergence_rolls_back_through_the_task_step(two_threads, dtype):
         results.append((net.params.copy(), info.value.epoch, info.value.step))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     assert results[0][1:] == results[1][1:]
+
+
+def test_task_step_leaves_openblas_thread_count_as_it_was(two_threads):
+    """The step sets OpenBLAS's count to 1 around its regions and back after."""
+    from threadpoolctl import threadpool_info
+
+    def counts():
+        return [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
+
+    _, _, steps = _fit(2, True, (30, 128, 4), ("relu", "linear"), "float32", 8, 40,
+                       nc.optim.Adam(1e-3))
+    assert steps > 0 and 2 in counts()
