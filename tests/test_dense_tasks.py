@@ -134,4 +134,4 @@ def test_task_step_leaves_openblas_thread_count_as_it_was(two_threads):
 
     _, _, steps = _fit(2, True, (30, 128, 4), ("relu", "linear"), "float32", 8, 40,
                        nc.optim.Adam(1e-3))
-    assert steps > 0 and 2 in counts()
+    assert steps > 0 and set(counts()) == {2}     # every OpenBLAS of the process
