@@ -64,8 +64,10 @@ CASES = [
 
 
 @pytest.mark.parametrize("sizes,acts,dtype,batch,rows", CASES)
-@pytest.mark.parametrize("make_opt", [lambda: nc.optim.Adam(1e-3),
-                                      lambda: nc.optim.AdamW(3e-3, weight_decay=0.1)])
+@pytest.mark.parametrize("make_opt", [
+    lambda: nc.optim.Adam(1e-3), lambda: nc.optim.AdamW(3e-3, weight_decay=0.1),
+    lambda: nc.optim.SGD(0.05), lambda: nc.optim.SGD(0.05, momentum=0.9, nesterov=True),
+    lambda: nc.optim.Adagrad(0.05, lr_decay=0.01), lambda: nc.optim.RMSprop(1e-3)])
 def test_task_step_gives_the_one_thread_bits(two_threads, sizes, acts, dtype, batch, rows,
                                              make_opt):
     p1, loss1, steps1 = _fit(1, True, sizes, acts, dtype, batch, rows, make_opt())
@@ -104,8 +106,9 @@ def test_steps_needing_the_whole_gradient_keep_the_per_layer_path(two_threads, k
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_divergence_rolls_back_through_the_task_step(two_threads, dtype):
-    """An Adam step size that overflows the parameters: the fit stops with
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_divergence_rolls_back_through_the_task_step(two_threads, dtype, kind):
+    """A step size that overflows the parameters: the fit stops with
     DivergenceError at the same step, with the same finite parameters, as on one
     thread (the task step saved them before updating)."""
     big = 1e38 if dtype == "float32" else 1e307
@@ -118,7 +121,7 @@ def test_divergence_rolls_back_through_the_task_step(two_threads, dtype):
                          dtype=dtype, seed=0)
         before = K._dense_task_count()
         with pytest.raises(nc.DivergenceError) as info:
-            net.fit(X, y, optimizer=nc.optim.Adam(big), batch_size=8, epochs=3,
+            net.fit(X, y, optimizer=nc.optim.get(kind, lr=big), batch_size=8, epochs=3,
                     progress=False, seed=0)
         assert (K._dense_task_count() > before) == (threads == 2)
         assert np.isfinite(net.params).all()

@@ -29,7 +29,8 @@
 # pieces are used only for shapes where they gave the whole call's bits.
 #
 # Scope: float32/float64 networks of Dense layers only that hold ``params`` end
-# to end, Adam/AdamW without clipping, coupled weight decay or L1/L2 penalty
+# to end, Adam/AdamW, SGD, Adagrad or RMSprop (the same update kernels, by
+# ranges) without clipping, coupled weight decay or L1/L2 penalty
 # (those need the whole gradient before any update), the shared BLAS pool on
 # OpenBLAS, 2+ threads, and no other epoch loop running (the thread count of
 # OpenBLAS is process-wide). Everything else keeps the per-layer path.
@@ -114,7 +115,7 @@ cdef bint _tl_tasks_fit(TLLayer* layers, int n_layers, Py_ssize_t n_params, TLOp
     cdef Py_ssize_t end = 0
     cdef int li
     if (not _dense_tasks_on or not shared or threads < 2 or nnc_blas_set_threads == NULL
-            or opt.kind != TL_ADAM or opt.clip_norm > 0.0 or opt.weight_decay != 0.0
+            or opt.clip_norm > 0.0 or opt.weight_decay != 0.0
             or l1 != 0.0 or l2 != 0.0 or n_layers < 2 or n_layers > TL_TASK_MAX_LAYERS):
         return False
     for li in range(n_layers):
@@ -127,6 +128,10 @@ cdef bint _tl_tasks_fit(TLLayer* layers, int n_layers, Py_ssize_t n_params, TLOp
 cdef inline bint _tl_task_adam(floating[::1] p, const floating[::1] g, floating[::1] m,
                                floating[::1] v, floating* backup, Py_ssize_t lo,
                                Py_ssize_t hi, TLAdam* a) noexcept nogil:
+    """The update of [lo, hi) with its backup (Adam's, or _tl_plain_chunk's for the others)."""
+    if a.opt.kind != TL_ADAM:
+        return _tl_plain_chunk(a.opt, &p[0], &g[0], &m[0], backup, lo, hi, a.plain_lr, a.first,
+                               1.0)
     return _tl_adam_chunk(p, g, m, v, backup, lo, hi, a.decay, a.w, a.omw, a.lerp_small,
                           a.beta2, a.omb2, a.bc2, a.sqrt_bc2, a.eps, a.neg_step, a.eps_inside,
                           a.grad_scale, a.kmax, a.kvmax, a.pthr)
@@ -223,7 +228,7 @@ cdef bint _tl_task_step(TLLayer* layers, int n_layers, TLOpt* opt, TLState* prog
                         floating[::1] params, floating[::1] grads, floating[::1] m,
                         floating[::1] v, floating* backup, floating* output_grad,
                         Py_ssize_t rows, Py_ssize_t piece_rows) noexcept nogil:
-    """Backward and Adam update of one step as the two tasks above; the parameters
+    """Backward pass and update of one step as the two tasks above; the parameters
     are saved to ``backup`` first; returns whether every new parameter is finite."""
     global _dense_task_steps
     cdef TLAdam a
@@ -231,7 +236,14 @@ cdef bint _tl_task_step(TLLayer* layers, int n_layers, TLOpt* opt, TLState* prog
     cdef bint finite[2]
     cdef int saved_blas_threads, tid = 0
     progress.opt_step += 1
-    _tl_adam_scalars(opt, progress.opt_step, 1.0, &a, &params[0])
+    # the scalars of _tl_update (no clipping: grad_scale 1)
+    if opt.kind == TL_ADAM:
+        _tl_adam_scalars(opt, progress.opt_step, 1.0, &a, &params[0])
+    a.opt = opt
+    a.first = progress.opt_step == 1
+    a.plain_lr = opt.lr
+    if opt.kind == TL_ADAGRAD:     # the decayed rate of nncore.optim.Adagrad
+        a.plain_lr = opt.lr / (1.0 + <double>(progress.opt_step - 1) * opt.lr_decay)
     memset(&sync, 0, sizeof(sync))
     finite[0] = True
     finite[1] = True

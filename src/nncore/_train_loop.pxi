@@ -181,6 +181,10 @@ cdef struct TLAdam:
     uint64_t kmax
     uint64_t kvmax
     double pthr
+    # for the task step (_dense_tasks.pxi), which also runs the other kinds
+    TLOpt* opt
+    double plain_lr           # SGD / Adagrad (decayed) / RMSprop's rate this step
+    bint first                # the first update (SGD's momentum buffer starts)
 
 
 
