@@ -237,6 +237,37 @@ def test_switching_threads_every_step_changes_no_bit(default_threads, monkeypatc
     assert nc.get_num_threads() == default_threads
 
 
+def test_float64_fits_keep_their_threads_so_load_changes_no_bit(default_threads, monkeypatch):
+    """OpenBLAS's float64 kernels round some shapes differently on one thread and on
+    two (here the 300-wide layer's products), so a float64 fit whose plan switched
+    threads would depend on the machine's load: float64 fits run without the plan,
+    on the configured threads, bit for bit as with the plan off."""
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(600, 40)), rng.normal(size=(600, 7))
+
+    def net():
+        return nc.Network([nc.Dense(40, 300, "tanh"), nc.Dense(300, 130, "tanh"),
+                           nc.Dense(130, 7)], loss="mse", dtype="float64", seed=0)
+
+    kw = dict(optimizer="sgd", batch_size=128, epochs=2, progress=False, seed=0)
+    monkeypatch.setenv("NNCORE_THREAD_PLAN", "fixed")
+    fixed = net()
+    fixed.fit(X, y, **kw)
+    monkeypatch.delenv("NNCORE_THREAD_PLAN")
+    ways = []
+
+    def alternate(self):
+        ways.append(len(ways) % 2 == 0)
+        return ways[-1]
+
+    monkeypatch.setattr(_thread_plan.Plan, "next_serial", alternate)
+    monkeypatch.setattr(_thread_plan, "UNIT_SECONDS", 0.0)
+    default = net()
+    default.fit(X, y, **kw)
+    assert not ways                                # no plan: never switched
+    np.testing.assert_array_equal(default.params, fixed.params)
+
+
 def test_fit_reports_work_to_the_plan_of_its_workload(default_threads, monkeypatch):
     monkeypatch.setattr(_thread_plan, "UNIT_SECONDS", 0.0)
     X, y = _data()

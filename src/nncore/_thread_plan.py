@@ -9,7 +9,9 @@ cores are free can only be seen by trying, and it changes while a fit runs.
 Design:
 * Results never depend on the thread count (elementwise splits are exact,
   reductions keep their serial order, BLAS splits rows/columns, never the
-  inner sum), so the plan may switch at any step boundary.
+  inner sum), so the plan may switch at any step boundary. Not so for float64
+  (OpenBLAS's float64 kernels round some shapes differently on one thread and
+  on two) and the NumPy backend: those fits get no plan (``training._workload``).
 * Training reports its progress to a ``Ticker`` (a compiled-loop chunk, a
   per-step step, a full-batch iteration). Work is cut into units of about
   ``UNIT_SECONDS`` of wall time; each unit runs either with the configured

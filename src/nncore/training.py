@@ -319,11 +319,15 @@ def fit(net, X, y, *, optimizer="adam", batch_size=None, epochs=10, shuffle=True
 
 
 def _workload(net, opt, batch_size, augment, callbacks):
-    """The thread plan's key: runs that share it cost alike per step; None (no plan)
-    on the NumPy backend, whose matrix products round long inner sums differently on
-    one thread and on several (the compiled GEMMs sum in fixed blocks), so switching
-    would make its results depend on the machine's load."""
-    if getattr(_backend.current(), "NAME", None) == "numpy":
+    """The thread plan's key: runs that share it cost alike per step; None (no plan:
+    the configured threads throughout) where one thread and several give other bits,
+    so switching would make results depend on the machine's load: on the NumPy
+    backend, whose matrix products round long inner sums by the thread count (the
+    compiled GEMMs sum in fixed blocks), and for float64 networks, for which
+    OpenBLAS's one- and two-thread drivers round some shapes differently even
+    within one block (183 of 1,188 dgemm shapes and transposes with k <= 256 in a
+    sweep; none of the same sgemm ones)."""
+    if getattr(_backend.current(), "NAME", None) == "numpy" or net.dtype == np.float64:
         return None
     per_step = augment is not None or any(_wants_batches(cb) for cb in callbacks)
     return (getattr(opt, "full_batch", False), batch_size, per_step, net.n_params,
