@@ -610,7 +610,13 @@ def shared_pool(two_threads):
                     and not os.environ.get("OMP_DYNAMIC")), \
             f"SciPy's OpenBLAS {version} has the threads hook, but nncore did not find it"
         pytest.skip("no shared BLAS/OpenMP pool here")
-    return K
+    # The per-layer path, whose GEMMs OpenBLAS splits over the pool: the 2-thread
+    # task step (_dense_tasks.pxi) makes single-threaded BLAS calls and hands the
+    # pool no jobs, and while one fit runs it another fit's GEMMs may run on one
+    # thread, so whether the pool served any job would depend on timing.
+    old = K._set_dense_tasks(False)
+    yield K
+    K._set_dense_tasks(old)
 
 
 def _mnist_net(seed, hidden=(256, 256)):
