@@ -25,7 +25,9 @@ def two_threads():
             and K.gemm_library() == "scipy"):
         pytest.skip("the task step needs OpenMP and the shared OpenBLAS pool")
     saved = nc.get_num_threads()
+    min_work = K._set_task_min_work(0)          # the small cases take the task step too
     yield
+    K._set_task_min_work(min_work)
     nc.set_num_threads(saved)
 
 
@@ -47,6 +49,15 @@ def _fit(threads, tasks, sizes, acts, dtype, batch, rows, opt, epochs=2):
     finally:
         K._set_dense_tasks(old)
     return net.params.copy(), net.history_.history["loss"], steps
+
+
+def test_small_steps_keep_the_per_layer_path(two_threads):
+    """Below TL_TASK_MIN_WORK (a 64-256-256-10 step at batch 1-8) the two regions'
+    hand-offs cost more than the second thread gains: the per-layer path runs."""
+    K._set_task_min_work(1400000)
+    sizes, acts = (64, 256, 256, 10), ("relu", "relu", "linear")
+    assert _fit(2, True, sizes, acts, "float32", 4, 64, nc.optim.Adam(1e-3))[2] == 0
+    assert _fit(2, True, sizes, acts, "float32", 32, 128, nc.optim.Adam(1e-3))[2] > 0
 
 
 CASES = [

@@ -32,8 +32,9 @@
 # to end, Adam/AdamW, SGD, Adagrad or RMSprop (the same update kernels, by
 # ranges) without clipping, coupled weight decay or L1/L2 penalty
 # (those need the whole gradient before any update), the shared BLAS pool on
-# OpenBLAS, 2+ threads, and no other epoch loop running (the thread count of
-# OpenBLAS is process-wide). Everything else keeps the per-layer path.
+# OpenBLAS, 2+ threads, no other epoch loop running (the thread count of
+# OpenBLAS is process-wide) and enough work per step (TL_TASK_MIN_WORK).
+# Everything else keeps the per-layer path.
 
 cdef extern from *:
     """
@@ -104,16 +105,36 @@ def _set_dense_tasks(bint on):
     return old
 
 
+def _set_task_min_work(Py_ssize_t work):
+    """Set the task step's least work per step (TL_TASK_MIN_WORK; 0 lets the tests'
+    small networks take it); returns the old value."""
+    global TL_TASK_MIN_WORK
+    old = TL_TASK_MIN_WORK
+    TL_TASK_MIN_WORK = work
+    return old
+
+
 def _dense_task_count():
     """How many steps of the epoch loop ran the 2-thread task step so far."""
     return _dense_task_steps
 
 
+# Below this much work per step, n_params * (batch rows + 8) (the update weighs about
+# as much as 8 rows of products), the two regions' hand-offs cost more than the
+# second thread gains: a 64-256-256-10 Adam step at batch 1-8 took 1.1-1.7x the
+# per-layer path's time on 2 threads, from batch 16 0.8x; 784-256-256-10 gained
+# from batch 1 (0.89x). Measured 2026-11-30 on the quiet 2-core Xeon.
+cdef Py_ssize_t TL_TASK_MIN_WORK = 1400000
+
+
 cdef bint _tl_tasks_fit(TLLayer* layers, int n_layers, Py_ssize_t n_params, TLOpt* opt,
-                        double l1, double l2, bint shared, int threads) noexcept nogil:
+                        double l1, double l2, bint shared, int threads,
+                        Py_ssize_t rows) noexcept nogil:
     """Whether the steps of this loop call take the task step (see the Scope note)."""
     cdef Py_ssize_t end = 0
     cdef int li
+    if n_params * (rows + 8) < TL_TASK_MIN_WORK:
+        return False
     if (not _dense_tasks_on or not shared or threads < 2 or nnc_blas_set_threads == NULL
             or opt.clip_norm > 0.0 or opt.weight_decay != 0.0
             or l1 != 0.0 or l2 != 0.0 or n_layers < 2 or n_layers > TL_TASK_MAX_LAYERS):
