@@ -19,10 +19,11 @@ Design:
   pool at one thread), and its time per unit of work is recorded in the
   ``Plan`` of its workload (path, batch rows, parameters, dtype, backend).
 * A plan runs its first call (a step or a chunk of steps) serially as a
-  warm-up, not counted, and the first step on all threads as that way's
-  warm-up (the first parallel work of a process starts threads and allocates
-  BLAS buffers: a probe that counted it measured two threads 10-15 % slower
-  than they run), then a short unit (``_SHORTEST_UNIT``) each way, and
+  warm-up, not counted, and a short unit on all threads as that way's
+  warm-up (the first parallel work of a process starts threads, allocates
+  BLAS buffers and fills the second core's caches: a probe that counted it
+  measured two threads 7-15 % slower than they run), then a short unit
+  (``_SHORTEST_UNIT``) each way, and
   keeps the faster, so that even a fit of a few full-batch steps has chosen
   by its end; parallel must win by ``MARGIN`` (a tie goes
   to one thread, which leaves the other cores to other processes). It tries
@@ -125,24 +126,30 @@ class Plan:
     def need(self, serial):
         """Seconds a unit run that way must last: a full unit once the way is timed,
         a short first probe (``_SHORTEST_UNIT``) before, so that a few full-batch
-        steps or one short fit already time it."""
-        return UNIT_SECONDS if self.times[serial] else min(_SHORTEST_UNIT, UNIT_SECONDS)
+        steps or one short fit already time it. The warm-ups, not timed: the
+        plan's first call (serial), and a short unit on all threads, whose first
+        steps start threads, allocate BLAS buffers and fill the second core's
+        caches (a probe that counted them measured two threads slower than they
+        run: 0.102 against 0.096 ms a step at batch 1)."""
+        short = min(_SHORTEST_UNIT, UNIT_SECONDS)
+        if not self.warm[serial]:
+            return 0.0 if serial else short
+        return UNIT_SECONDS if self.times[serial] else short
 
     def add(self, serial, seconds, work, final=False):
         """Work run ``serial`` or not since the unit began: records a unit (and
         returns True) once it and the part carried from earlier fits last
-        ``need(serial)``; a way's very first call is its warm-up unit. A fit's
-        last, unfinished part (``final``) is carried: fits shorter than a unit
-        learn over several fits instead of staying on one thread."""
+        ``need(serial)``. A fit's last, unfinished part (``final``) is carried:
+        fits shorter than a unit learn over several fits instead of staying on
+        one thread."""
         with self.lock:
-            if self.warm[serial]:
-                carried = self.carry[serial]
-                seconds, work = carried[0] + seconds, carried[1] + work
-                if seconds < self.need(serial):
-                    if final:
-                        self.carry[serial] = [seconds, work]
-                    return False
-                self.carry[serial] = [0.0, 0]
+            carried = self.carry[serial]
+            seconds, work = carried[0] + seconds, carried[1] + work
+            if seconds < self.need(serial):
+                if final:
+                    self.carry[serial] = [seconds, work]
+                return False
+            self.carry[serial] = [0.0, 0]
         self.record(serial, seconds, work)
         return True
 
@@ -254,8 +261,7 @@ class Ticker:
             _Serial.enter()
         self.work = 0
         carried = self.plan.carry[self.serial][0]
-        self.left = (self.plan.need(self.serial) - carried if self.plan.warm[self.serial]
-                     else 0.0)
+        self.left = self.plan.need(self.serial) - carried
         self.start = time.perf_counter()
 
     def _end(self):
