@@ -6,7 +6,7 @@ Script (the figures in README's "Threads on a busy machine"):
 
 runs the batch-1, batch-32 and full-batch workloads (64-256-256-10 float32,
 Adam), each round in a fresh process that alternates the default threads and
-``set_num_threads(1)`` fit by fit (after three warm-up fits each), first on
+``set_num_threads(1)`` fit by fit (after WARM_UP_FITS warm-up fits each), first on
 the machine as it is and then with one busy process per core started beside
 it, and prints the median time per step of each, their ratio, what the
 default's thread plan chose in each round (and the ms per step it timed each
@@ -36,6 +36,10 @@ D, H, K = 64, 256, 10
 # workload -> (rows, batch size, epochs per timed fit)
 WORKLOADS = {"batch 1": (128, 1, 1), "batch 32": (512, 32, 1), "full batch": (1024, "full", 2)}
 SMOKE = {"batch 1": (8, 1, 1), "batch 32": (64, 32, 1), "full batch": (64, "full", 1)}
+# Untimed fits per setting before the timed ones. The plan needs about seven of
+# these short fits (a few ms each) to learn: its serial warm-up, a 10 ms unit each
+# way, and the parallel warm-up; the timed fits then show its steady state.
+WARM_UP_FITS = 10
 
 
 def _problem(rows, seed=0):
@@ -152,7 +156,7 @@ def _child_times(settings, reps):
         times = {s: [] for s in settings}
         for s in settings:
             _use(s)
-            for _ in range(3):             # warm-up; the thread plan learns here
+            for _ in range(WARM_UP_FITS):  # warm-up; the thread plan learns here
                 _fit_seconds_per_step(net, X, y, batch, epochs, opt)
         for r in range(reps):
             for s in (settings if r % 2 == 0 else settings[::-1]):

@@ -56,7 +56,7 @@ from collections import OrderedDict, deque
 from . import _config
 
 UNIT_SECONDS = 0.1
-MARGIN = 0.9          # parallel is chosen only when it takes < 0.9x the serial time
+MARGIN = 0.95         # parallel is chosen only when it takes < 0.95x the serial time
 FIRST_PERIOD = 1.0
 MAX_PERIOD = 30.0
 _MAX_PLANS = 64
