@@ -208,15 +208,13 @@ class _EveryStep(nc.callbacks.Callback):
         pass
 
 
-@pytest.mark.parametrize("how", ["loop", "per-step", "full-batch"])
-def test_switching_threads_every_step_changes_no_bit(default_threads, monkeypatch, how):
-    X, y = _data()
-    kw = {"loop": dict(batch_size=64, epochs=3),
-          "per-step": dict(batch_size=64, epochs=3, callbacks=[_EveryStep()]),
-          "full-batch": dict(optimizer="lbfgs", epochs=4)}[how]
+def _fixed_then_switching(monkeypatch, make_net, fit, probe=lambda: None):
+    """A network fitted with the plan off, and one fitted with a plan that switches
+    threads at every unit; returns both, the ways taken, and ``probe()`` read
+    between the two fits."""
     monkeypatch.setenv("NNCORE_THREAD_PLAN", "fixed")
-    fixed = _net(how != "full-batch")
-    fixed.fit(X, y, progress=False, seed=3, **kw)
+    fixed = make_net()
+    fit(fixed)
     monkeypatch.delenv("NNCORE_THREAD_PLAN")
     ways = []
 
@@ -226,10 +224,23 @@ def test_switching_threads_every_step_changes_no_bit(default_threads, monkeypatc
 
     monkeypatch.setattr(_thread_plan.Plan, "next_serial", alternate)
     monkeypatch.setattr(_thread_plan, "UNIT_SECONDS", 0.0)      # a unit per tick
+    before = probe()
+    switched = make_net()
+    fit(switched)
+    return fixed, switched, ways, before
+
+
+@pytest.mark.parametrize("how", ["loop", "per-step", "full-batch"])
+def test_switching_threads_every_step_changes_no_bit(default_threads, monkeypatch, how):
+    X, y = _data()
+    kw = {"loop": dict(batch_size=64, epochs=3),
+          "per-step": dict(batch_size=64, epochs=3, callbacks=[_EveryStep()]),
+          "full-batch": dict(optimizer="lbfgs", epochs=4)}[how]
     k = pytest.importorskip("nncore._kernels")
-    shared_before = k._blas_shared_pool_calls()
-    switched = _net(how != "full-batch")
-    switched.fit(X, y, progress=False, seed=3, **kw)
+    fixed, switched, ways, shared_before = _fixed_then_switching(
+        monkeypatch, lambda: _net(how != "full-batch"),
+        lambda net: net.fit(X, y, progress=False, seed=3, **kw),
+        k._blas_shared_pool_calls)
     assert len(ways) >= 4 and True in ways and False in ways
     if how == "loop" and k.blas_shared_pool() and k.shared_blas_pool_enabled():
         assert k._blas_shared_pool_calls() > shared_before    # the parallel units were
@@ -250,20 +261,8 @@ def test_float64_fits_keep_their_threads_so_load_changes_no_bit(default_threads,
                            nc.Dense(130, 7)], loss="mse", dtype="float64", seed=0)
 
     kw = dict(optimizer="sgd", batch_size=128, epochs=2, progress=False, seed=0)
-    monkeypatch.setenv("NNCORE_THREAD_PLAN", "fixed")
-    fixed = net()
-    fixed.fit(X, y, **kw)
-    monkeypatch.delenv("NNCORE_THREAD_PLAN")
-    ways = []
-
-    def alternate(self):
-        ways.append(len(ways) % 2 == 0)
-        return ways[-1]
-
-    monkeypatch.setattr(_thread_plan.Plan, "next_serial", alternate)
-    monkeypatch.setattr(_thread_plan, "UNIT_SECONDS", 0.0)
-    default = net()
-    default.fit(X, y, **kw)
+    fixed, default, ways, _ = _fixed_then_switching(monkeypatch, net,
+                                                    lambda n: n.fit(X, y, **kw))
     assert not ways                                # no plan: never switched
     np.testing.assert_array_equal(default.params, fixed.params)
 
