@@ -386,11 +386,20 @@ cdef void _tl_task_forward(TLLayer* layers, int n_layers, const floating* param_
     with parallel(num_threads=2):
         tid = nnc_team_thread()
         if nnc_team_threads() < 2:      # a team of one: the layers whole, in turn
-            for li in range(n_layers):
-                _tl_fwd_columns(&layers[li], param_ptr, rows, 0, layers[li].n_out)
+            _tl_fwd_whole(layers, n_layers, param_ptr, rows)
         else:
             _tl_fwd_half(layers, n_layers, param_ptr, rows, split, tid, done)
     nnc_blas_set_threads(saved_blas_threads)
+
+
+cdef void _tl_fwd_whole(TLLayer* layers, int n_layers, const floating* param_ptr,
+                        Py_ssize_t rows) noexcept nogil:
+    """Every layer's forward whole, in turn (a team of one thread). Its own function
+    so that no loop index is assigned inside the parallel block (Cython would make
+    it lastprivate, read back uninitialised when the other branch ran)."""
+    cdef int li
+    for li in range(n_layers):
+        _tl_fwd_columns(&layers[li], param_ptr, rows, 0, layers[li].n_out)
 
 
 cdef Py_ssize_t _tl_fwd_split(TLLayer* layer, Py_ssize_t rows, floating* dtype_of) except -1:
