@@ -60,6 +60,23 @@ def test_small_steps_keep_the_per_layer_path(two_threads):
     assert _fit(2, True, sizes, acts, "float32", 32, 128, nc.optim.Adam(1e-3))[2] > 0
 
 
+def test_task_step_on_mkl_gives_the_one_thread_bits(two_threads):
+    """With the GEMMs on MKL's sequential layer (NNCORE_GEMM=mkl) every call is
+    single-threaded, so the task step applies there too, with MKL's one-thread bits."""
+    try:
+        K._set_gemm_library("mkl")
+    except OSError as exc:
+        pytest.skip(f"MKL does not load here: {exc}")
+    try:
+        sizes, acts = (784, 256, 128, 10), ("relu", "relu", "linear")
+        one = _fit(1, True, sizes, acts, "float32", 32, 200, nc.optim.Adam(1e-3))
+        two = _fit(2, True, sizes, acts, "float32", 32, 200, nc.optim.Adam(1e-3))
+        assert two[2] > 0 and one[2] == 0            # the task step ran on 2 threads only
+        np.testing.assert_array_equal(two[0], one[0])
+    finally:
+        K._set_gemm_library("scipy")
+
+
 CASES = [
     # sizes, activations, dtype, batch, rows (a short last batch where rows % batch)
     ((784, 256, 128, 10), ("relu", "relu", "linear"), "float32", 32, 200),
@@ -92,10 +109,10 @@ def test_the_cases_split_forward_layers_and_dw_pieces(two_threads):
     """So the comparisons above run the split paths, not only the whole calls."""
     for sizes, acts, dtype, batch, rows in CASES:
         _fit(2, True, sizes, acts, dtype, batch, rows, nc.optim.Adam(1e-3), epochs=1)
-    checked = K._piece_rows_checked
-    assert checked[("forward", 4, 32, 784, 256)] == 128
-    assert checked[("forward", 8, 128, 40, 320)] == 128
-    assert checked[(4, 32, 784, 256)] < 784 and checked[(8, 17, 40, 300)] < 40
+    checked, lib = K._piece_rows_checked, K.gemm_library()    # (checked per GEMM library)
+    assert checked[("forward", lib, 4, 32, 784, 256)] == 128
+    assert checked[("forward", lib, 8, 128, 40, 320)] == 128
+    assert checked[(lib, 4, 32, 784, 256)] < 784 and checked[(lib, 8, 17, 40, 300)] < 40
 
 
 def test_task_step_matches_the_per_layer_two_thread_path(two_threads):

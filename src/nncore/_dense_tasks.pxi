@@ -32,9 +32,9 @@
 # to end, Adam/AdamW, SGD, Adagrad or RMSprop (the same update kernels, by
 # ranges) without clipping, coupled weight decay or L1/L2 penalty
 # (those need the whole gradient before any update), the shared BLAS pool on
-# OpenBLAS, 2+ threads, no other epoch loop running (the thread count of
-# OpenBLAS is process-wide) and enough work per step (TL_TASK_MIN_WORK).
-# Everything else keeps the per-layer path.
+# OpenBLAS (or the GEMMs on MKL's sequential layer, NNCORE_GEMM=mkl), 2+ threads,
+# no other epoch loop running (the thread count of OpenBLAS is process-wide) and
+# enough work per step (TL_TASK_MIN_WORK). Everything else keeps the per-layer path.
 
 cdef extern from *:
     """
@@ -127,15 +127,37 @@ def _dense_task_count():
 cdef Py_ssize_t TL_TASK_MIN_WORK = 1400000
 
 
+cdef inline int _tl_blas_one() noexcept nogil:
+    """OpenBLAS at one thread for the task step's own calls; returns the count to put
+    back (0: no OpenBLAS setter; with the GEMMs on MKL's sequential layer every
+    call is single-threaded anyway)."""
+    cdef int saved
+    if nnc_blas_set_threads == NULL or nnc_blas_get_threads == NULL:
+        return 0
+    saved = nnc_blas_get_threads()
+    nnc_blas_set_threads(1)
+    return saved
+
+
+cdef inline void _tl_blas_back(int saved) noexcept nogil:
+    """Undo _tl_blas_one."""
+    if saved > 0:
+        nnc_blas_set_threads(saved)
+
+
 cdef bint _tl_tasks_fit(TLLayer* layers, int n_layers, Py_ssize_t n_params, TLOpt* opt,
                         double l1, double l2, bint shared, int threads,
-                        Py_ssize_t rows) noexcept nogil:
+                        Py_ssize_t rows, bint mkl) noexcept nogil:
     """Whether the steps of this loop call take the task step (see the Scope note)."""
     cdef Py_ssize_t end = 0
     cdef int li
     if n_params * (rows + 8) < TL_TASK_MIN_WORK:
         return False
-    if (not _dense_tasks_on or not shared or threads < 2 or nnc_blas_set_threads == NULL
+    # Every GEMM of the step must run on its calling thread: OpenBLAS set to one
+    # thread around the regions (its setter found, the shared pool in use), or MKL's
+    # sequential layer (NNCORE_GEMM=mkl), single-threaded by construction.
+    if (not _dense_tasks_on or threads < 2
+            or not (mkl or (shared and nnc_blas_set_threads != NULL))
             or opt.clip_norm > 0.0 or opt.weight_decay != 0.0
             or l1 != 0.0 or l2 != 0.0 or n_layers < 2 or n_layers > TL_TASK_MAX_LAYERS):
         return False
@@ -269,8 +291,7 @@ cdef bint _tl_task_step(TLLayer* layers, int n_layers, TLOpt* opt, TLState* prog
     finite[0] = True
     finite[1] = True
     _dense_task_steps += 1
-    saved_blas_threads = nnc_blas_get_threads()
-    nnc_blas_set_threads(1)      # each thread's GEMMs whole, on that thread
+    saved_blas_threads = _tl_blas_one()      # each thread's GEMMs whole, on that thread
     with parallel(num_threads=2):
         tid = nnc_team_thread()
         if tid == 0:
@@ -279,7 +300,7 @@ cdef bint _tl_task_step(TLLayer* layers, int n_layers, TLOpt* opt, TLState* prog
         if tid == 1 or (tid == 0 and nnc_team_threads() < 2):   # (a team of one: in turn)
             finite[1] = _tl_task_updates(layers, n_layers, params, grads, m, v, backup,
                                          output_grad, rows, &a, &sync, piece_rows)
-    nnc_blas_set_threads(saved_blas_threads)
+    _tl_blas_back(saved_blas_threads)
     return finite[0] and finite[1]
 
 
@@ -303,7 +324,7 @@ cdef Py_ssize_t _tl_piece_rows(TLLayer* layer, Py_ssize_t rows, floating* dtype_
     if piece >= n_in or rows < 1:
         return n_in
     dtype = _np.float32 if floating is float else _np.float64
-    key = (_np.dtype(dtype).itemsize, rows, n_in, n_out)
+    key = (_gemm_library, _np.dtype(dtype).itemsize, rows, n_in, n_out)
     if key not in _piece_rows_checked:
         rng = _np.random.default_rng(12345)
         X = rng.standard_normal((rows, n_in)).astype(dtype)
@@ -321,16 +342,15 @@ cdef void _tl_pieces_run(TLLayer* layer, Py_ssize_t rows, Py_ssize_t piece, floa
     """The layer's dW of X and delta, whole into ``whole`` and by pieces into ``parts``."""
     cdef TLLayer probe = layer[0]
     cdef Py_ssize_t r0
-    cdef int saved = nnc_blas_get_threads()
+    cdef int saved = _tl_blas_one()
     probe.w_off = 0
     probe.layer_input = X
-    nnc_blas_set_threads(1)
     _tl_dw_rows(&probe, rows, 0, probe.n_in, delta, whole)
     r0 = 0
     while r0 < probe.n_in:
         _tl_dw_rows(&probe, rows, r0, min(r0 + piece, <Py_ssize_t>probe.n_in), delta, parts)
         r0 += piece
-    nnc_blas_set_threads(saved)
+    _tl_blas_back(saved)
 
 
 # ---- the forward pass on 2 threads: each layer's output columns in two halves
@@ -381,15 +401,14 @@ cdef void _tl_task_forward(TLLayer* layers, int n_layers, const floating* param_
     for li in range(n_layers):
         layers[li].layer_input = <void*>batch_x if li == 0 else layers[li - 1].out
     memset(done, 0, sizeof(done))
-    saved_blas_threads = nnc_blas_get_threads()
-    nnc_blas_set_threads(1)
+    saved_blas_threads = _tl_blas_one()
     with parallel(num_threads=2):
         tid = nnc_team_thread()
         if nnc_team_threads() < 2:      # a team of one: the layers whole, in turn
             _tl_fwd_whole(layers, n_layers, param_ptr, rows)
         else:
             _tl_fwd_half(layers, n_layers, param_ptr, rows, split, tid, done)
-    nnc_blas_set_threads(saved_blas_threads)
+    _tl_blas_back(saved_blas_threads)
 
 
 cdef void _tl_fwd_whole(TLLayer* layers, int n_layers, const floating* param_ptr,
@@ -411,7 +430,7 @@ cdef Py_ssize_t _tl_fwd_split(TLLayer* layer, Py_ssize_t rows, floating* dtype_o
     if split <= 0 or rows < 1:
         return n_out
     dtype = _np.float32 if floating is float else _np.float64
-    key = ("forward", _np.dtype(dtype).itemsize, rows, n_in, n_out)
+    key = ("forward", _gemm_library, _np.dtype(dtype).itemsize, rows, n_in, n_out)
     if key not in _piece_rows_checked:
         rng = _np.random.default_rng(12345)
         X = rng.standard_normal((rows, n_in)).astype(dtype)
@@ -427,14 +446,13 @@ cdef void _tl_fwd_compare(TLLayer* layer, Py_ssize_t rows, Py_ssize_t split, flo
                           const floating* Wb, floating* whole, floating* halves) noexcept nogil:
     """The layer's output for X and Wb (W with b as its last row), whole and in halves."""
     cdef TLLayer probe = layer[0]
-    cdef int saved = nnc_blas_get_threads()
+    cdef int saved = _tl_blas_one()
     probe.w_off = 0
     probe.b_off = <Py_ssize_t>probe.n_in * probe.n_out
     probe.layer_input = X
-    nnc_blas_set_threads(1)
     probe.out = whole
     _tl_fwd_columns(&probe, Wb, rows, 0, probe.n_out)
     probe.out = halves
     _tl_fwd_columns(&probe, Wb, rows, 0, split)
     _tl_fwd_columns(&probe, Wb, rows, split, probe.n_out)
-    nnc_blas_set_threads(saved)
+    _tl_blas_back(saved)

@@ -1043,7 +1043,7 @@ def train_epoch_loop(const floating_in[:, ::1] X, object T, const int64_t[::1] o
         # (one loop at a time: the task step sets OpenBLAS's process-wide thread count)
         if tiny == NULL and _tl_depth == 1 and _tl_tasks_fit(
                 layers, n_layers, params.shape[0], &opt, l1, l2, shared, fp_threads,
-                batch_size):
+                batch_size, _gemm_library == "mkl"):
             tasks = &task_plan
             plan_rows[0] = batch_size
             plan_rows[1] = X.shape[0] - (X.shape[0] - 1) // batch_size * batch_size
