@@ -284,9 +284,7 @@ cdef bint _tl_task_step(TLLayer* layers, int n_layers, TLOpt* opt, TLState* prog
         _tl_adam_scalars(opt, progress.opt_step, 1.0, &a, &params[0])
     a.opt = opt
     a.first = progress.opt_step == 1
-    a.plain_lr = opt.lr
-    if opt.kind == TL_ADAGRAD:     # the decayed rate of nncore.optim.Adagrad
-        a.plain_lr = opt.lr / (1.0 + <double>(progress.opt_step - 1) * opt.lr_decay)
+    a.plain_lr = _tl_plain_lr(opt, progress.opt_step)
     memset(&sync, 0, sizeof(sync))
     finite[0] = True
     finite[1] = True
@@ -304,7 +302,7 @@ cdef bint _tl_task_step(TLLayer* layers, int n_layers, TLOpt* opt, TLState* prog
     return finite[0] and finite[1]
 
 
-# Shapes (itemsize, rows, n_in, n_out) whose first-layer dW pieces were checked
+# Shapes (GEMM library, itemsize, rows, n_in, n_out) whose first-layer dW pieces were checked
 # against the whole GEMM: piece rows, or n_in (one piece) where they differed.
 _piece_rows_checked = {}
 

@@ -460,7 +460,7 @@ cdef bint _tl_update(TLOpt* opt, TLState* progress, floating[::1] params, floati
     square average, Adam's exp_avg), ``second_state`` Adam's exp_avg_sq. The
     parameters are first saved to ``backup``, and the update's threads check
     what they wrote: returns whether every new parameter is finite."""
-    cdef double grad_scale, lr
+    cdef double grad_scale
     cdef TLAdam a
     progress.opt_step += 1
     grad_scale = _tl_clip_scale(opt, progress, grads)
@@ -468,15 +468,21 @@ cdef bint _tl_update(TLOpt* opt, TLState* progress, floating[::1] params, floati
         _tl_couple_decay(params, grads, decayed_grads, grad_scale, opt.weight_decay)
         grad_scale = 1.0
     if opt.kind != TL_ADAM:
-        lr = opt.lr
-        if opt.kind == TL_ADAGRAD:     # the decayed rate of nncore.optim.Adagrad
-            lr = opt.lr / (1.0 + <double>(progress.opt_step - 1) * opt.lr_decay)
-        return _tl_plain_update(opt, params, update_grads, first_state, backup, lr,
-                                progress.opt_step == 1, grad_scale)
+        return _tl_plain_update(opt, params, update_grads, first_state, backup,
+                                _tl_plain_lr(opt, progress.opt_step), progress.opt_step == 1,
+                                grad_scale)
     _tl_adam_scalars(opt, progress.opt_step, grad_scale, &a, &params[0])
     return _tl_adam(params, update_grads, first_state, second_state, backup, a.decay, a.w,
                     a.omw, a.lerp_small, a.beta2, a.omb2, a.bc2, a.sqrt_bc2, a.eps, a.neg_step,
                     a.eps_inside, a.grad_scale)
+
+
+cdef inline double _tl_plain_lr(TLOpt* opt, int64_t opt_step) noexcept nogil:
+    """The rate of step ``opt_step`` of SGD / RMSprop (``lr``) and Adagrad (decayed as
+    nncore.optim.Adagrad's: lr / (1 + (step - 1) lr_decay))."""
+    if opt.kind == TL_ADAGRAD:
+        return opt.lr / (1.0 + <double>(opt_step - 1) * opt.lr_decay)
+    return opt.lr
 
 
 cdef void _tl_adam_scalars(TLOpt* opt, int64_t opt_step, double grad_scale, TLAdam* a,
