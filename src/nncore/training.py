@@ -325,8 +325,8 @@ def _workload(net, opt, batch_size, augment, callbacks):
     backend, whose matrix products round long inner sums by the thread count (the
     compiled GEMMs sum in fixed blocks), and for float64 networks, for which
     OpenBLAS's one- and two-thread drivers round some shapes differently even
-    within one block (183 of 1,188 dgemm shapes and transposes with k <= 256 in a
-    sweep; none of the same sgemm ones)."""
+    within one block (183 of 1,188 dgemm shapes and transposes with k <= 256; none
+    of the same sgemm ones: ``python bench/blas_thread_bits.py``)."""
     if getattr(_backend.current(), "NAME", None) == "numpy" or net.dtype == np.float64:
         return None
     per_step = augment is not None or any(_wants_batches(cb) for cb in callbacks)
