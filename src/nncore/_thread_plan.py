@@ -22,7 +22,7 @@ Design:
   warm-up, not counted, and a short unit on all threads as that way's
   warm-up (the first parallel work of a process starts threads, allocates
   BLAS buffers and fills the second core's caches: a probe that counted it
-  measured two threads 7-15 % slower than they run), then a short unit
+  measured two threads slower than they run), then a short unit
   (``_SHORTEST_UNIT``) each way, and
   keeps the faster, so that even a fit of a few full-batch steps has chosen
   by its end; parallel must win by ``MARGIN`` (a tie goes
@@ -130,7 +130,7 @@ class Plan:
         plan's first call (serial), and a short unit on all threads, whose first
         steps start threads, allocate BLAS buffers and fill the second core's
         caches (a probe that counted them measured two threads slower than they
-        run: 0.102 against 0.096 ms a step at batch 1)."""
+        run: at batch 1 about one thread's speed, where they were ~10 % faster)."""
         short = min(_SHORTEST_UNIT, UNIT_SECONDS)
         if not self.warm[serial]:
             return 0.0 if serial else short
