@@ -97,8 +97,11 @@ def test_custom_layer_trains_on_the_per_step_path_and_round_trips(tmp_path):
     assert net._loop_layers() is None          # no compiled-loop description: per-step path
     X, y = _data(64)
     before = net.loss(X, y)
-    hist = net.fit(X, y, optimizer=nc.optim.SGD(0.1), batch_size=8, epochs=20, progress=False)
-    assert hist.history["loss"][-1] < before
+    # seeded (the shuffling order), and the whole-set loss against the whole-set loss:
+    # the last epoch's running mean of batch losses sat within 0.3 % of the initial
+    # loss on some unseeded orders (a CI run failed 0.6739 < 0.6720)
+    net.fit(X, y, optimizer=nc.optim.SGD(0.1), batch_size=8, epochs=20, progress=False, seed=0)
+    assert net.loss(X, y) < before - 0.01          # 0.672 -> 0.656 on every seed tried
     assert "Scale" in repr(net) and "(None, 4)" in _summary(net)
     path = net.save(tmp_path / "scale.npz")
     back = nc.load(path)
