@@ -161,3 +161,44 @@ def test_adam_update_dead_units(benchmark, smoke_run, frozen):
         benchmark(CY.adam_step, got[0], g, got[1], got[2], *args)
     finally:
         K._set_adam_freeze(old)
+
+
+@pytest.mark.parametrize("level", [2, 1, 0], ids=["AVX-512 loop", "AVX2 clone", "baseline"])
+def test_adam_update_isa(benchmark, smoke_run, level):
+    """The float32 Adam update of the 784-256-256-10 net (269,322 parameters) in
+    a live network's state: gradients over six decades, 0.6 % of the lanes dead
+    and decaying through the subnormals (zero gradient, m = k * 2^-149 with
+    4 < k < 2^23, as bench/compare.py's batch-32 fit has after an epoch). The
+    AVX-512 loop (src/nncore/_adam_avx512.h: sqrt(v)/sqrt(bc2) as a double
+    product, decaying lanes from their bits) against the multiversioned scalar
+    loop's AVX2 and baseline clones; all give the NumPy reference's bits."""
+    if "cython" not in backends():
+        pytest.skip("compiled backend not built")
+    from nncore import _kernels as K
+    from nncore.backend import _cython as CY, _numpy as NP
+    old = K._set_isa(level)
+    try:
+        if K._isa() != level:
+            pytest.skip("the CPU lacks this level")
+        n = 10**4 if smoke_run else 269322
+        benchmark.group = f"adam update {n} float32, live, 0.6 % decaying subnormal moments"
+        rng = np.random.default_rng(0)
+        dead = rng.random(n) < 0.006
+        p = rng.normal(0, 0.05, n).astype(np.float32)
+        g = np.where(dead, 0.0, rng.normal(0, 1, n) * 10.0 ** rng.uniform(-6, 0, n))
+        g = g.astype(np.float32)
+        k = rng.integers(5, 1 << 23, n)
+        m = np.where(dead, k * 2.0**-149, rng.normal(0, 1e-4, n)).astype(np.float32)
+        v = np.abs(rng.normal(0, 1e-7, n)).astype(np.float32)
+        args = (1e-3, 0.9, 0.999, 1e-8, 500, 0.0, False, 1.0)
+        ref, got = [a.copy() for a in (p, m, v)], [a.copy() for a in (p, m, v)]
+        NP.adam_step(ref[0], g, ref[1], ref[2], *args)
+        CY.adam_step(got[0], g, got[1], got[2], *args)
+        for a, b in zip(ref, got):
+            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+        # every round from the same state (repeated steps would take the decaying
+        # lanes to their fixed points within ~140 calls)
+        fresh = lambda: ((p.copy(), g, m.copy(), v.copy(), *args), {})
+        benchmark.pedantic(CY.adam_step, setup=fresh, rounds=5 if smoke_run else 200)
+    finally:
+        K._set_isa(old)

@@ -144,3 +144,121 @@ def test_dead_units_reach_the_frozen_path_and_match_numpy(dtype):
     g = np.where(live, rng.normal(0, 1e-3, n), 0.0).astype(dtype)
     CY.adam_step(got[0], g, got[1], got[2], 1e-3, 0.9, 0.999, 1e-8, steps + 1, 0.0, False, 1.0)
     _bits_equal(got[1][~live], before[1][~live])
+
+
+# The float32 AVX-512 loop (src/nncore/_adam_avx512.h): it divides by sqrt(bc2)
+# as a product in double and computes a decaying dead lane's first moment from
+# its bits; every ISA level must give the NumPy twin's bits.
+
+def _levels():
+    """The ISA levels this CPU runs (0 baseline, 1 AVX2, 2 AVX-512)."""
+    old = K._set_isa(2)
+    try:
+        out = []
+        for level in range(3):
+            if K._set_isa(level) == level:
+                out.append(level)
+        return out
+    finally:
+        K._set_isa(old)
+
+
+def _run(level, state, cfg, steps, grads=None):
+    lr, b1, b2, eps, wd, inside, gs = cfg
+    p, g, m, v = (a.copy() for a in state)
+    old = K._set_isa(level)
+    try:
+        with np.errstate(all="ignore"):
+            for step in range(1, steps + 1):
+                gg = g if grads is None else grads[step % len(grads)]
+                CY.adam_step(p, gg, m, v, lr, b1, b2, eps, step, wd, inside, gs)
+    finally:
+        K._set_isa(old)
+    return p, m, v
+
+
+def _reference(state, cfg, steps, grads=None):
+    lr, b1, b2, eps, wd, inside, gs = cfg
+    p, g, m, v = (a.copy() for a in state)
+    with np.errstate(all="ignore"):
+        for step in range(1, steps + 1):
+            gg = g if grads is None else grads[step % len(grads)]
+            NP.adam_step(p, gg, m, v, lr, b1, b2, eps, step, wd, inside, gs)
+    return p, m, v
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_every_isa_level_matches_numpy_on_subnormal_states(cfg):
+    """Signed zeros, subnormal moments at and above their fixed points, tiny
+    and huge parameters: every level gives the NumPy twin's bits."""
+    rng = np.random.default_rng(zlib.crc32(repr(cfg).encode()))
+    state = _state(rng, np.float32)
+    want = _reference(state, cfg, 30)
+    for level in _levels():
+        for got, ref in zip(_run(level, state, cfg, 30), want):
+            _bits_equal(ref, got)
+
+
+def test_the_avx512_loop_matches_numpy_over_many_steps_and_magnitudes():
+    """Live lanes over six decades of gradient scale, some lanes dying (their
+    gradient becomes zero and their moments decay through the subnormals),
+    200 steps, so sqrt(bc2) takes 200 values; a length that leaves a masked
+    tail. Bits equal to NumPy's at every level."""
+    rng = np.random.default_rng(11)
+    n = 5 * 4096 + 13
+    scale = 10.0 ** rng.uniform(-6, 0, n)
+    grads = [(rng.normal(0, 1, n) * scale).astype(np.float32) for _ in range(7)]
+    dying = rng.random(n) < 0.3
+    for i, gr in enumerate(grads):
+        gr[dying & (rng.random(n) < 0.9)] = 0.0     # mostly zero: the moments decay
+    state = (rng.normal(0, 0.1, n).astype(np.float32), grads[0],
+             np.zeros(n, np.float32), np.zeros(n, np.float32))
+    cfg = (1e-3, 0.9, 0.999, 1e-8, 0.0, False, 1.0)
+    want = _reference(state, cfg, 200, grads)
+    for level in _levels():
+        for got, ref in zip(_run(level, state, cfg, 200, grads), want):
+            _bits_equal(ref, got)
+
+
+def test_a_dead_lane_decays_through_the_subnormals_bit_for_bit():
+    """m = k * 2^-149 for every k below 2^23 in steps (and the fixed points),
+    zero gradient: one step of the AVX-512 loop gives m - rne(0.1 k) 2^-149,
+    the IEEE lerp's result, and leaves p and v as the scalar code does."""
+    k = np.concatenate([np.arange(1, 4096), np.arange(4096, 1 << 23, 997),
+                        [(1 << 23) - 1]]).astype(np.uint32)
+    sign = (np.arange(k.size) % 2).astype(np.uint32) << np.uint32(31)
+    m = (k | sign).view(np.float32)
+    n = m.size
+    p = np.random.default_rng(3).normal(0, 0.1, n).astype(np.float32)
+    v = np.full(n, 1e-6, np.float32)
+    g = np.zeros(n, np.float32)
+    cfg = (1e-3, 0.9, 0.999, 1e-8, 0.0, False, 1.0)
+    want = _reference((p, g, m, v), cfg, 3)
+    for level in _levels():
+        got = _run(level, (p, g, m, v), cfg, 3)
+        for a, b in zip(got, want):
+            _bits_equal(b, a)
+    # and the closed form, independently of both kernels (three steps)
+    kk = k.astype(np.float64)
+    for _ in range(3):
+        kk = kk - np.rint(np.float64(np.float32(0.1)) * kk)
+    np.testing.assert_array_equal(np.abs(want[1]).view(np.uint32), kk.astype(np.uint32))
+
+
+def test_division_by_a_constant_as_a_double_product_is_correctly_rounded():
+    """The fact behind the loop's sqrt(v) / sqrt(bc2): for float32 x and c,
+    float32(float64(x) * (1 / float64(c))) == x / c (IEEE float32), for every
+    significand of x in a binade (so every x, by scaling) and the constants
+    sqrt(1 - 0.999^t) of the first steps plus random ones."""
+    x = (np.arange(1 << 23, dtype=np.uint32) | np.uint32(0x3F800000)).view(np.float32)
+    rng = np.random.default_rng(5)
+    steps = np.arange(1, 13)
+    cs = np.concatenate([np.sqrt(1 - np.float32(0.999) ** steps).astype(np.float32),
+                         rng.uniform(0.01, 1.0, 6).astype(np.float32),
+                         np.float32([1.0, np.nextafter(np.float32(1), np.float32(0))])])
+    xd = x.astype(np.float64)
+    for c in cs:
+        exact = x / np.float32(c)
+        via_double = (xd * (1.0 / np.float64(c))).astype(np.float32)
+        bad = np.flatnonzero(exact != via_double)
+        assert bad.size == 0, (c, x[bad[:3]])

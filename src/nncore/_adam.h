@@ -156,7 +156,7 @@
         return nonfinite == 0;                                                        \
     }
 
-NNC_ADAM_FN(nnc_adam_f32, float, uint32_t, sqrtf, fabsf)
+NNC_ADAM_FN(nnc_adam_f32_any, float, uint32_t, sqrtf, fabsf)
 NNC_ADAM_FN(nnc_adam_f64, double, uint64_t, sqrt, fabs)
 
 /* The largest k <= kcap with k f < 1/2 (products of small integers and floats
@@ -170,16 +170,16 @@ static double nnc_fixed_k(double f, double kcap) {
 
 /* kmax, kvmax and pthr of the frozen-lane test for one step, from the scalars
    as the kernel sees them (rounded to the array dtype by the caller). */
-static void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double beta2,
-                            double eps, int eps_inside, double neg_step,
-                            uint64_t* kmax, uint64_t* kvmax, double* pthr) {
+static void nnc_adam_freeze_k(int is_f32, double w, double omw, int lerp_small, double beta2,
+                              double eps, int eps_inside, double neg_step, int any_k,
+                              uint64_t* kmax, uint64_t* kvmax, double* pthr) {
     const double kcap = is_f32 ? 8388607.0 : 4503599627370495.0;  /* 2^23-1, 2^52-1 */
     const double unit = is_f32 ? 0x1p-149 : 0x1p-1074;             /* subnormal step */
     const double normal_min = is_f32 ? 0x1p-126 : 0x1p-1022;
     /* m = k unit stays iff rne(w k) == 0 (lerp form) or rne((1-w) k) == k,
        guaranteed when k f < 1/2 with f = w or 1 - (1-w); v likewise with
        f = 1 - beta2. */
-    double k = nnc_fixed_k(lerp_small ? w : 1.0 - omw, kcap);
+    double k = any_k ? kcap : nnc_fixed_k(lerp_small ? w : 1.0 - omw, kcap);
     double kv = nnc_fixed_k(1.0 - beta2, kcap);
     double denom_lb = eps_inside ? sqrt(eps) * (1.0 - 0x1p-20) : eps;   /* den >= denom_lb */
     /* scaled to the subnormal unit last: an intermediate subnormal would
@@ -194,5 +194,14 @@ static void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, do
     *kvmax = (uint64_t)kv;
     *pthr = t;
 }
+
+static void nnc_adam_freeze(int is_f32, double w, double omw, int lerp_small, double beta2,
+                            double eps, int eps_inside, double neg_step,
+                            uint64_t* kmax, uint64_t* kvmax, double* pthr) {
+    nnc_adam_freeze_k(is_f32, w, omw, lerp_small, beta2, eps, eps_inside, neg_step, 0,
+                      kmax, kvmax, pthr);
+}
+
+#include "_adam_avx512.h"
 
 #endif /* NNCORE_ADAM_H */
