@@ -75,7 +75,12 @@ typedef struct {
         __mmask16 in = e - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (e - i)) - 1); \
         __m512 grad = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, g + i), c->grad_scale);  \
         __m512 p_old = _mm512_maskz_loadu_ps(in, p + i);                              \
-        if (BACKUP) _mm512_mask_storeu_ps(backup + i, in, p_old);                     \
+        if (BACKUP) {   /* streamed past the caches: read back only on divergence */ \
+            if (in == 0xffff && ((uintptr_t)(backup + i) & 63) == 0)                  \
+                _mm512_stream_ps(backup + i, p_old);                                  \
+            else                                                                      \
+                _mm512_mask_storeu_ps(backup + i, in, p_old);                         \
+        }                                                                             \
         __m512 p_decayed = _mm512_mul_ps(p_old, c->decay);                            \
         __m512 m_old = _mm512_maskz_loadu_ps(in, m + i);                              \
         __m512 v_old = _mm512_maskz_loadu_ps(in, v + i);                              \
@@ -151,6 +156,7 @@ NNC_TARGET_AVX512 static int nnc_adam_f32_avx512(
         }
         freeze = _mm512_reduce_min_epu32(smallest) < kmax;
     }
+    if (backup) _mm_sfence();   /* the streamed stores are visible before we return */
     return nonfinite == 0;
 }
 #endif /* NNC_ISA_DISPATCH */
