@@ -71,6 +71,7 @@ def test_mnist_rows_learn_on_the_default_data(capsys):
                        r"\(at nncore's initial weights ([0-9.e+-]+)\)", out)
     libs = {label for label, _, _ in found}
     assert "nncore compiled" in libs, out
+    assert compare.FTZ_LABEL in libs and "With subnormals flushed" in out, out
     if compare.torch is not None:
         assert "PyTorch, fused Adam" in libs
     if compare._keras_available():

@@ -48,6 +48,12 @@ compiled with ``jit_compile=True`` (one jitted step per batch, Keras's own
 loop); tracing, compilation and the first epoch are reported apart, never
 timed.
 
+nncore also runs the MNIST-shaped workloads with ``nc.set_flush_denormal(True)``
+(``--no-flush`` leaves it out), the arithmetic XLA's CPU code always uses (JAX
+sets the CPU's flush-to-zero and denormals-are-zero modes: jax-ml/jax#16200);
+nncore's default keeps IEEE subnormals, bit-identical to PyTorch. The table's
+nncore column is the default; the flushed run is reported under the table.
+
 Every contender runs at 1 and at ``--threads`` threads (nncore via
 ``nc.set_num_threads``, PyTorch via ``torch.set_num_threads``, every BLAS/OpenMP
 pool via threadpoolctl) and is reported at its best. Repeats are interleaved
@@ -88,6 +94,7 @@ except ImportError:  # pragma: no cover - optional
     sklearn = None
 
 KERAS_LABEL = "Keras 3 on JAX (fit, jit_compile)"
+FTZ_LABEL = "nncore compiled, nc.set_flush_denormal(True)"
 PAUSE = 0.25   # seconds between runs: lets spinning BLAS/OpenMP workers go to sleep
 SLOW_FACTOR = 3.0
 
@@ -182,7 +189,9 @@ def _best(contenders, lib):
 
 # --------------------------------------------------------------------------- nncore
 
-def _nn_fit(layers, loss, X, y, opt, batch, epochs, backend):
+def _nn_fit(layers, loss, X, y, opt, batch, epochs, backend, flush=False):
+    """(setup, run) of one nncore fit; ``flush``: with ``nc.set_flush_denormal(True)``
+    for the run (put back after it)."""
     def setup():
         nc.set_backend(backend)
         net = nc.Network(layers(), loss=loss, dtype="float32", seed=0)
@@ -190,7 +199,13 @@ def _nn_fit(layers, loss, X, y, opt, batch, epochs, backend):
 
     def run(state):
         net, o = state
-        net.fit(X, y, optimizer=o, batch_size=batch, epochs=epochs, progress=False, seed=0)
+        if flush:
+            nc.set_flush_denormal(True)
+        try:
+            net.fit(X, y, optimizer=o, batch_size=batch, epochs=epochs, progress=False, seed=0)
+        finally:
+            if flush:
+                nc.set_flush_denormal(False)
     return setup, run
 
 
@@ -488,6 +503,12 @@ def mnist(args, threads, batch):
         fit = _keep_last(*_nn_fit(layers, "cross_entropy", X, y, adam, batch, 1, "cython"), box)
         cs.append(_learning_check(Contender("nncore", "nncore compiled", t, *fit, 1), box,
                                   _nn_weights, Xe, ye, initial))
+        if args.flush:
+            box = {}
+            fit = _keep_last(*_nn_fit(layers, "cross_entropy", X, y, adam, batch, 1, "cython",
+                                      flush=True), box)
+            cs.append(_learning_check(Contender("nncore_ftz", FTZ_LABEL, t, *fit, 1), box,
+                                      _nn_weights, Xe, ye, initial))
         if torch is not None:
             box = {}
             loop = _keep_last(*_torch_mnist(X, y, batch), box)
@@ -650,6 +671,14 @@ def report(results, threads, args):
         out.append(f"| {title} | {unit} | " + " | ".join(cells)
                    + f" | {_ratio(nn, _best(contenders, 'torch'))} ({target}) "
                    + f"| {_ratio(nn, _best(contenders, 'jax'))} ({jax_target or '—'}) |")
+    for key, contenders in results:
+        ftz, jax = _best(contenders, "nncore_ftz"), _best(contenders, "jax")
+        if ftz is not None:
+            title, unit, scale = WORKLOADS[key][:3]
+            out.append(f"\nWith subnormals flushed, as XLA's CPU code always does (JAX sets "
+                       f"FTZ/DAZ, jax-ml/jax#16200): {title}: {FTZ_LABEL} "
+                       f"{_fmt(ftz.median, scale)} {unit} @{ftz.threads}, "
+                       f"{_ratio(ftz, jax)} of JAX + optax.")
     out += ["", "All rows (median, min over repeats):", ""]
     for key, contenders in results:
         title, unit, scale = WORKLOADS[key][:3]
@@ -686,6 +715,8 @@ def main(argv=None):
                          "'uniform' (random labels) kills the net: see the docstring")
     ap.add_argument("--no-jax", action="store_true",
                     help="leave out JAX + optax (also left out when not installed)")
+    ap.add_argument("--no-flush", dest="flush", action="store_false",
+                    help="leave out nncore's run with subnormals flushed (MNIST-shaped rows)")
     ap.add_argument("--no-keras", action="store_true",
                     help="leave out Keras 3 on JAX (also left out when not installed)")
     args = ap.parse_args(argv)
