@@ -262,3 +262,19 @@ def test_division_by_a_constant_as_a_double_product_is_correctly_rounded():
         via_double = (xd * (1.0 / np.float64(c))).astype(np.float32)
         bad = np.flatnonzero(exact != via_double)
         assert bad.size == 0, (c, x[bad[:3]])
+
+
+def test_a_buffer_beyond_the_caches_takes_the_prefetching_loop_and_matches_numpy():
+    """Over 2^21 parameters the AVX-512 loop asks for its lines ahead (a hint that
+    changes no value); the bits stay the NumPy twin's, at an offset that is not
+    a whole cache line (the loop's first short block)."""
+    rng = np.random.default_rng(21)
+    n = (1 << 21) + 4096 + 37
+    base = [rng.normal(0, s, n + 3).astype(np.float32) for s in (0.1, 1e-3, 1e-3, 1e-6)]
+    p, g, m, v = (a[3:] for a in base)          # 12 bytes past each allocation's start
+    v = np.abs(v)
+    cfg = (1e-3, 0.9, 0.999, 1e-8, 0.0, False, 1.0)
+    want = _reference((p, g, m, v), cfg, 2)
+    for level in _levels():
+        for got, ref in zip(_run(level, (p, g, m, v), cfg, 2), want):
+            _bits_equal(ref, got)
