@@ -140,27 +140,44 @@ def test_adam_update_dead_units(benchmark, smoke_run, frozen):
     if "cython" not in backends():
         pytest.skip("compiled backend not built")
     from nncore import _kernels as K
-    from nncore.backend import _cython as CY, _numpy as NP
+    from nncore.backend import _cython as CY
     n = 10**4 if smoke_run else 269322
     benchmark.group = f"adam update {n} float32, 95 % dead lanes (subnormal moments)"
     rng = np.random.default_rng(0)
-    dead = rng.random(n) < 0.95
-    p = rng.normal(0, 0.05, n).astype(np.float32)
-    g = np.where(dead, 0.0, rng.normal(0, 1e-3, n)).astype(np.float32)
-    k = 0 if frozen == "no subnormals" else rng.integers(1, 5, n)
-    m = np.where(dead, k * 2.0**-149, rng.normal(0, 1e-4, n)).astype(np.float32)
-    v = np.abs(rng.normal(0, 1e-7, n)).astype(np.float32)
+    k = None if frozen == "no subnormals" else (1, 5)
+    p, g, m, v = _adam_lanes(rng, n, 0.95, k, rng.normal(0, 1e-3, n))
     args = (1e-3, 0.9, 0.999, 1e-8, 5000, 0.0, False, 1.0)
     old = K._set_adam_freeze(frozen != "plain loop")
     try:
-        ref, got = [a.copy() for a in (p, m, v)], [a.copy() for a in (p, m, v)]
-        NP.adam_step(ref[0], g, ref[1], ref[2], *args)
-        CY.adam_step(got[0], g, got[1], got[2], *args)
-        for a, b in zip(ref, got):
-            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+        got = _adam_bits_checked(p, g, m, v, args)
         benchmark(CY.adam_step, got[0], g, got[1], got[2], *args)
     finally:
         K._set_adam_freeze(old)
+
+
+def _adam_lanes(rng, n, dead_share, k_range, live_grad):
+    """p, g, m, v of an Adam state whose ``dead_share`` of lanes have a zero
+    gradient and a subnormal first moment k * 2^-149 with k in ``k_range`` (None:
+    m = 0 there); the other lanes get ``live_grad``."""
+    dead = rng.random(n) < dead_share
+    p = rng.normal(0, 0.05, n).astype(np.float32)
+    g = np.where(dead, 0.0, live_grad).astype(np.float32)
+    k = 0 if k_range is None else rng.integers(*k_range, n)
+    m = np.where(dead, k * 2.0**-149, rng.normal(0, 1e-4, n)).astype(np.float32)
+    v = np.abs(rng.normal(0, 1e-7, n)).astype(np.float32)
+    return p, g, m, v
+
+
+def _adam_bits_checked(p, g, m, v, args):
+    """One compiled Adam step on copies, bit for bit the NumPy reference's; returns
+    the compiled step's (p, m, v)."""
+    from nncore.backend import _cython as CY, _numpy as NP
+    ref, got = [a.copy() for a in (p, m, v)], [a.copy() for a in (p, m, v)]
+    NP.adam_step(ref[0], g, ref[1], ref[2], *args)
+    CY.adam_step(got[0], g, got[1], got[2], *args)
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+    return got
 
 
 @pytest.mark.parametrize("level", [2, 1, 0], ids=["AVX-512 loop", "AVX2 clone", "baseline"])
@@ -175,7 +192,7 @@ def test_adam_update_isa(benchmark, smoke_run, level):
     if "cython" not in backends():
         pytest.skip("compiled backend not built")
     from nncore import _kernels as K
-    from nncore.backend import _cython as CY, _numpy as NP
+    from nncore.backend import _cython as CY
     old = K._set_isa(level)
     try:
         if K._isa() != level:
@@ -183,19 +200,10 @@ def test_adam_update_isa(benchmark, smoke_run, level):
         n = 10**4 if smoke_run else 269322
         benchmark.group = f"adam update {n} float32, live, 0.6 % decaying subnormal moments"
         rng = np.random.default_rng(0)
-        dead = rng.random(n) < 0.006
-        p = rng.normal(0, 0.05, n).astype(np.float32)
-        g = np.where(dead, 0.0, rng.normal(0, 1, n) * 10.0 ** rng.uniform(-6, 0, n))
-        g = g.astype(np.float32)
-        k = rng.integers(5, 1 << 23, n)
-        m = np.where(dead, k * 2.0**-149, rng.normal(0, 1e-4, n)).astype(np.float32)
-        v = np.abs(rng.normal(0, 1e-7, n)).astype(np.float32)
+        live = rng.normal(0, 1, n) * 10.0 ** rng.uniform(-6, 0, n)
+        p, g, m, v = _adam_lanes(rng, n, 0.006, (5, 1 << 23), live)
         args = (1e-3, 0.9, 0.999, 1e-8, 500, 0.0, False, 1.0)
-        ref, got = [a.copy() for a in (p, m, v)], [a.copy() for a in (p, m, v)]
-        NP.adam_step(ref[0], g, ref[1], ref[2], *args)
-        CY.adam_step(got[0], g, got[1], got[2], *args)
-        for a, b in zip(ref, got):
-            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+        _adam_bits_checked(p, g, m, v, args)
         # every round from the same state (repeated steps would take the decaying
         # lanes to their fixed points within ~140 calls)
         fresh = lambda: ((p.copy(), g, m.copy(), v.copy(), *args), {})
