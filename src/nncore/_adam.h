@@ -48,7 +48,12 @@
    frozen-lane loop when the block before it had such a lane (dead units come
    by whole rows or columns, so neighbours look alike), else the plain loop; a
    live network pays only the running minimum. Both loops give the same bits;
-   the guess only picks the faster one. */
+   the guess only picks the faster one.
+
+   AVX-512. For float32 in the default form (small-weight lerp, eps outside the
+   root), nnc_adam_f32 runs the intrinsics loop of _adam_avx512.h where the CPU
+   has AVX-512F (nnc_isa): the same bits, with the division by sqrt(bc2) as an
+   exact double product and decaying dead lanes written from their bits. */
 #ifndef NNCORE_ADAM_H
 #define NNCORE_ADAM_H
 
@@ -169,7 +174,9 @@ static double nnc_fixed_k(double f, double kcap) {
 }
 
 /* kmax, kvmax and pthr of the frozen-lane test for one step, from the scalars
-   as the kernel sees them (rounded to the array dtype by the caller). */
+   as the kernel sees them (rounded to the array dtype by the caller). With
+   ``any_k`` every subnormal first moment counts (kmax = kcap), for a loop that
+   computes a decaying lane's m exactly (_adam_avx512.h); else the fixed points. */
 static void nnc_adam_freeze_k(int is_f32, double w, double omw, int lerp_small, double beta2,
                               double eps, int eps_inside, double neg_step, int any_k,
                               uint64_t* kmax, uint64_t* kvmax, double* pthr) {
