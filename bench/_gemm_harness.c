@@ -32,75 +32,23 @@ static double now_s(clockid_t clock) {
 }
 
 /* ------------------------------------------------------------------ own kernel */
-/* A 6 x 32 register tile (12 zmm accumulators), B rows contiguous (B^T is packed
- * into `pack` first, its cost included); masked loads/stores for n % 32. No
- * k-blocking and no A packing: a probe of what a plain kernel reaches at these
- * shapes, not a product. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define OWN_MR 6
-__attribute__((target("avx512f,fma"), always_inline)) static inline void
-own_tile(const int mr, int k, const float* A, long ars, long acs, const float* B, long ldb,
-         float* C, long ldc, int ncols) {
-    __mmask16 m0 = ncols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ncols) - 1u);
-    __mmask16 m1 = ncols >= 32 ? (__mmask16)0xFFFF
-                 : ncols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (ncols - 16)) - 1u);
-    __m512 acc[OWN_MR][2];
-    for (int r = 0; r < mr; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
-    for (int p = 0; p < k; p++) {
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, B + (long)p * ldb);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, B + (long)p * ldb + 16);
-        for (int r = 0; r < mr; r++) {
-            __m512 a = _mm512_set1_ps(A[r * ars + p * acs]);
-            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
-        }
-    }
-    for (int r = 0; r < mr; r++) {
-        _mm512_mask_storeu_ps(C + r * ldc, m0, acc[r][0]);
-        _mm512_mask_storeu_ps(C + r * ldc + 16, m1, acc[r][1]);
-    }
-}
+/* nncore's own float32 GEMM (src/nncore/_sgemm_avx512.h, the compiled kernels'
+ * default for float32 on AVX-512 CPUs), included from the source tree. */
+#include "../src/nncore/_sgemm_avx512.h"
 
-__attribute__((target("avx512f,fma"))) static void
-own_sgemm(int ta, int tb, int m, int n, int k, const float* A, int lda, const float* B,
-          int ldb, float* C, int ldc, float* pack) {
-    long ars = ta ? 1 : lda, acs = ta ? lda : 1;
-    if (tb) {   /* B is stored (n x k): pack op(B) = B^T as k x n rows */
-        for (int j = 0; j < n; j++)
-            for (int p = 0; p < k; p++) pack[(long)p * n + j] = B[(long)j * ldb + p];
-        B = pack;
-        ldb = n;
-    }
-    for (int j0 = 0; j0 < n; j0 += 32) {
-        int nc = n - j0 < 32 ? n - j0 : 32;
-        for (int i0 = 0; i0 < m; i0 += OWN_MR) {
-            const float* a = A + i0 * ars;
-            float* c = C + (long)i0 * ldc + j0;
-            switch (m - i0 < OWN_MR ? m - i0 : OWN_MR) {
-            case 6: own_tile(6, k, a, ars, acs, B + j0, ldb, c, ldc, nc); break;
-            case 5: own_tile(5, k, a, ars, acs, B + j0, ldb, c, ldc, nc); break;
-            case 4: own_tile(4, k, a, ars, acs, B + j0, ldb, c, ldc, nc); break;
-            case 3: own_tile(3, k, a, ars, acs, B + j0, ldb, c, ldc, nc); break;
-            case 2: own_tile(2, k, a, ars, acs, B + j0, ldb, c, ldc, nc); break;
-            default: own_tile(1, k, a, ars, acs, B + j0, ldb, c, ldc, nc); break;
-            }
-        }
-    }
+static void own_sgemm(int ta, int tb, int m, int n, int k, const float* A, int lda,
+                      const float* B, int ldb, float* C, int ldc, float* pack) {
+    (void)pack;
+    nnc_sgemm_avx512(ta, tb, m, n, k, A, lda, B, ldb, 0, C, ldc);
 }
 
 int own_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
-}
+#if NNC_SGEMM_OWN
+    return nnc_isa_best() == NNC_ISA_AVX512;
 #else
-static void own_sgemm(int ta, int tb, int m, int n, int k, const float* A, int lda,
-                      const float* B, int ldb, float* C, int ldc, float* pack) {
-    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)A; (void)lda; (void)B; (void)ldb;
-    (void)C; (void)ldc; (void)pack;
-}
-int own_available(void) { return 0; }
+    return 0;
 #endif
+}
 
 /* ------------------------------------------------------------------ dispatch */
 static void call_once(int kind, void* fn, int dbl, int ta, int tb, int m, int n, int k,

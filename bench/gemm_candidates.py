@@ -10,8 +10,8 @@ once per shape, in a rotated order), medians over the rounds:
 * ``openblas34`` ``scipy-openblas32`` from the package index (OpenBLAS 0.3.34)
 * ``blis``       BLIS through the ``blis`` package's Cython API (``blis.cy.sgemm``)
 * ``mkl``        MKL's ``libmkl_rt`` from the ``mkl`` wheel
-* ``own``        a plain hand-written AVX-512 6x32 kernel (float32, one thread):
-                 the ceiling probe, not a product
+* ``own``        nncore's own float32 kernel (src/nncore/_sgemm_avx512.h, one
+                 thread here; the default for float32 on AVX-512 CPUs)
 
 Every candidate is called from a C loop through a function pointer (see
 ``_gemm_harness.c``, compiled at run time with the system C compiler), so no
@@ -23,6 +23,7 @@ Run::
 
     python bench/gemm_candidates.py                     # all, float32 + float64
     python bench/gemm_candidates.py --dtypes float32 --threads 1 --rounds 9
+    python bench/gemm_candidates.py --gate --candidates scipy,own --dtypes float32 --threads 1
 
 The "epoch" lines add up the per-call medians times the steps of one
 60 000-sample epoch (8 GEMMs a step: 3 forward, 3 weight gradients, 2 input
@@ -60,12 +61,29 @@ def step_gemms(batch):
     return shapes
 
 
+# Shapes around the own kernel's limits (_sgemm_avx512.h nnc_sgemm_own_shape: k <= 1024,
+# or 512 with a transposed operand), for --gate: (label, trans_a, trans_b, m, n, k).
+GATE_SHAPES = [("A^T B k 256", 1, 0, 784, 256, 256), ("A^T B k 512", 1, 0, 784, 256, 512),
+               ("A^T B k 1024 (left to BLAS)", 1, 0, 784, 256, 1024),
+               ("A B^T k 512", 0, 1, 512, 512, 512),
+               ("A B^T k 1024 (left to BLAS)", 0, 1, 512, 1024, 1024),
+               ("A B k 1024", 0, 0, 512, 256, 1024),
+               ("A B k 2048 (left to BLAS)", 0, 0, 512, 256, 2048),
+               ("A B, B's strips copied", 0, 0, 512, 512, 784),
+               ("A B, 2000 rows", 0, 0, 2000, 256, 784)]
+
+
+def shapes_for(batch, args):
+    """The GEMMs timed for one batch size (or the --gate shapes)."""
+    return GATE_SHAPES if args.gate else step_gemms(batch)
+
+
 # --------------------------------------------------------------------------- harness
 def build_harness():
     """Compile _gemm_harness.c into a temporary shared library; None without a compiler."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     out = os.path.join(tempfile.mkdtemp(prefix="nncore-gemm-"), "harness.so")
-    cmd = [cc, "-O2", "-shared", "-fPIC", os.path.join(HERE, "_gemm_harness.c"), "-o", out]
+    cmd = [cc, "-O3", "-shared", "-fPIC", os.path.join(HERE, "_gemm_harness.c"), "-o", out]
     try:
         subprocess.run(cmd, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
@@ -161,7 +179,7 @@ def _own(harness):
     if not harness.own_available():
         raise ImportError("no AVX-512F on this CPU")
     return dict(kind=KIND_OWN, s=1, d=None, threads=None, max_threads=1,
-                version="hand-written 6x32 AVX-512 tile, B^T packed, float32 only")
+                version="nncore's own (_sgemm_avx512.h), float32 only")
 
 
 FACTORIES = {"scipy": _scipy, "openblas34": _openblas34, "blis": _blis, "mkl": _mkl,
@@ -266,7 +284,7 @@ def measure(harness, candidates, args):
     other libraries' pools are set to one thread meanwhile."""
     rng = np.random.default_rng(0)
     problems = [(dt, b, Problem(s, dt, rng)) for dt in args.dtypes for b in args.batches
-                for s in step_gemms(b)]
+                for s in shapes_for(b, args)]
     reps = _calibrate(harness, candidates, problems, args.target_ms)
     times, checks, names = {}, {}, list(candidates)
     for rnd in range(args.rounds):
@@ -307,6 +325,8 @@ def _table(dt, b, threads, ps, cols, times, args, clock):
     for p in ps:
         row = [f"{p.flops / statistics.median(times[key(n)(p)]) / 1e9:.0f}" for n in cols]
         lines.append(f"| {p.label} ({p.m}x{p.n}x{p.k}) | " + " | ".join(row) + " |")
+    if args.gate:    # shapes of no one step: no epoch sums
+        return lines, {}
     epoch = {n: _epoch_sums(times, key(n), ps, b, statistics.median) for n in cols}
     best = {n: _epoch_sums(times, key(n), ps, b, min) for n in cols}
     lines.append("| epoch GEMM s (medians) | " + " | ".join(f"{epoch[n]:.3f}" for n in cols) + " |")
@@ -411,7 +431,12 @@ def parse_args(argv=None):
                     help="instead: whole nncore training epochs (784-256-256-10, Adam), "
                          "NNCORE_GEMM=scipy against mkl in one process, interleaved")
     ap.add_argument("--samples", type=int, default=60_000, help="rows per epoch for --fit")
+    ap.add_argument("--gate", action="store_true",
+                    help="instead of a step's GEMMs: shapes around the limits of the own "
+                         "kernel's shapes (where nncore leaves float32 GEMMs to OpenBLAS)")
     args = ap.parse_args(argv)
+    if args.gate:
+        args.batches = [0]
     args.candidates = [c for c in args.candidates.split(",") if c]
     unknown = sorted(set(args.candidates) - set(FACTORIES))
     if unknown:

@@ -59,7 +59,9 @@ def _run(*parts, env=None):
     code = "".join(textwrap.dedent(part) for part in (_PRELUDE,) + parts)
     full_env = dict(os.environ)
     full_env.pop("NNCORE_SHARED_BLAS_POOL", None)
-    full_env.pop("NNCORE_GEMM", None)    # the hook is OpenBLAS's: its GEMMs (the default)
+    # The hook is OpenBLAS's: the float32 fits here must make OpenBLAS calls, not
+    # the own kernel's (the default on AVX-512 CPUs).
+    full_env["NNCORE_GEMM"] = "scipy"
     full_env.update(env or {})
     # Its own process group, so a hung forked child is killed with its parent.
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,

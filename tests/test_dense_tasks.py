@@ -19,15 +19,21 @@ import nncore as nc
 K = pytest.importorskip("nncore._kernels")
 
 
-@pytest.fixture
-def two_threads():
+@pytest.fixture(params=["nncore", "scipy"])
+def two_threads(request):
+    """Two threads, the task step for small cases too, with the float32 GEMMs on
+    the own kernel (the default with AVX-512) and on SciPy's OpenBLAS."""
     if not (K.OPENMP and K.blas_shared_pool() and K.shared_blas_pool_enabled()
-            and K.gemm_library() == "scipy"):
+            and K.gemm_library() in ("scipy", "nncore")):
         pytest.skip("the task step needs OpenMP and the shared OpenBLAS pool")
-    saved = nc.get_num_threads()
+    if request.param == "nncore" and not K.own_sgemm_available():
+        pytest.skip("nncore's own GEMM needs AVX-512F")
+    saved, library = nc.get_num_threads(), K.gemm_library()
+    K._set_gemm_library(request.param)
     min_work = K._set_task_min_work(0)          # the small cases take the task step too
     yield
     K._set_task_min_work(min_work)
+    K._set_gemm_library(library)
     nc.set_num_threads(saved)
 
 

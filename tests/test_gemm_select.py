@@ -1,5 +1,6 @@
 """The NNCORE_GEMM switch (src/nncore/_gemm_select.pxi): which library's GEMM the
-compiled kernels call. SciPy's OpenBLAS is the default and the fallback; MKL
+compiled kernels call. nncore's own float32 kernel (AVX-512 CPUs; float64 on
+OpenBLAS) or SciPy's OpenBLAS is the default, OpenBLAS the fallback; MKL
 (the ``mkl`` wheel) is tested when it loads, against the float64 product and the
 NumPy twin within the documented bound of tests/test_kernels.py (a length-k dot
 product: 2 (k + 2) eps times the sum of |terms|), and for the same bits run to run.
@@ -34,10 +35,10 @@ def mkl():
     K._set_gemm_library(before)
 
 
-def test_default_is_scipy_openblas():
+def test_default_is_own_kernel_with_avx512_else_scipy_openblas():
     if os.environ.get("NNCORE_GEMM", "").strip():
         pytest.skip("NNCORE_GEMM is set in this environment")
-    assert K.gemm_library() == "scipy"
+    assert K.gemm_library() == ("nncore" if K.own_sgemm_available() else "scipy")
 
 
 def test_unknown_library_is_refused_and_changes_nothing():
@@ -50,11 +51,14 @@ def test_unknown_library_is_refused_and_changes_nothing():
 def test_env_value_is_read_and_a_bad_one_warns(monkeypatch):
     monkeypatch.setenv("NNCORE_GEMM", " MKL ")
     assert K._gemm_library_from_env() == "mkl"
-    monkeypatch.setenv("NNCORE_GEMM", "")
+    monkeypatch.setenv("NNCORE_GEMM", "Scipy")
     assert K._gemm_library_from_env() == "scipy"
+    default = "nncore" if K.own_sgemm_available() else "scipy"
+    monkeypatch.setenv("NNCORE_GEMM", "")
+    assert K._gemm_library_from_env() == default
     monkeypatch.setenv("NNCORE_GEMM", "fastest")
     with pytest.warns(RuntimeWarning, match="NNCORE_GEMM='fastest'"):
-        assert K._gemm_library_from_env() == "scipy"
+        assert K._gemm_library_from_env() == default
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])

@@ -139,6 +139,7 @@ TABLE = {
 NO_SHAPE_RELATIONS = {"sum_squares", "dropout_mask"}
 NOT_KERNELS = {"set_num_threads", "get_num_threads", "forked_child", "blas_shared_pool",
                "shared_blas_pool_enabled", "shared_blas_pool_installed", "gemm_library",
+               "own_sgemm_available",
                "flush_denormal", "flush_denormal_supported",
                "curvature_activations", "train_epoch_loop"}    # the loop: test_epoch_workspace
 

@@ -129,7 +129,7 @@ cdef bint _blas_pool_enter(int threads):
     nnc_blas_pool_users += 1
     # The hook is OpenBLAS's: with the GEMMs on MKL (NNCORE_GEMM, _gemm_select.pxi)
     # the loop's BLAS work does not run on our team, so neither install nor count it.
-    cdef bint openblas_gemm = _gemm_library == "scipy"
+    cdef bint openblas_gemm = _gemm_library != "mkl"   # "nncore": float64 on OpenBLAS
     if _blas_pool_enabled and threads > 1 and openblas_gemm and not nnc_blas_pool_is_installed():
         # BLAS may ask for as many threads as its own pool has (what
         # threadpoolctl / set_num_threads left it); each of those jobs must get

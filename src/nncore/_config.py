@@ -209,8 +209,12 @@ def _flush_line(k):
 
 def _gemm_line(k):
     """show_config's line on whose GEMM the compiled kernels call (NNCORE_GEMM)."""
-    if k.gemm_library() == "mkl":
+    lib = k.gemm_library()
+    if lib == "mkl":
         return "MKL's (NNCORE_GEMM=mkl; sequential, CNR mode)"
+    if lib == "nncore":
+        return ("float32: nncore's own AVX-512 kernel; float64: SciPy's OpenBLAS "
+                "(NNCORE_GEMM=scipy: OpenBLAS for both; =mkl: MKL's, with the mkl extra)")
     return "SciPy's OpenBLAS via cython_blas (NNCORE_GEMM=mkl: MKL's, with the mkl extra)"
 
 

@@ -8,9 +8,12 @@
 # and the command are in the README's performance section.
 #
 # Design:
-# * "scipy" (the default, and the fallback): SciPy's OpenBLAS through
-#   scipy.linalg.cython_blas, as before. Nothing changes for anyone who does
-#   not ask.
+# * "nncore" (the default on CPUs with AVX-512F): float32 GEMMs on nncore's own
+#   kernel (_sgemm_avx512.h: ~0.65x OpenBLAS's time at the batch-32 shapes, each
+#   element one FMA chain in k order, so the same bits on any thread count and
+#   any split); float64 GEMMs on SciPy's OpenBLAS as with "scipy".
+# * "scipy" (the default elsewhere, and the fallback): SciPy's OpenBLAS through
+#   scipy.linalg.cython_blas for both dtypes.
 # * "mkl": libmkl_rt from the ``mkl`` wheel (``pip install nncore-train[mkl]``),
 #   found through the wheel's file list and loaded with ctypes when asked: no
 #   link step, the nncore wheel is unchanged. LP64 interface; the SEQUENTIAL
@@ -19,11 +22,12 @@
 #   depend on MKL's thread count. (OpenBLAS keeps its threads; the shared-pool
 #   hook of _blas_pool.pxi only concerns OpenBLAS.)
 # * Read once at import from NNCORE_GEMM. A value that is not a library name,
-#   or an MKL that does not load, warns and keeps "scipy".
+#   or a library that cannot be had here (MKL not installed, "nncore" without
+#   AVX-512F), warns and keeps the default.
 #   _set_gemm_library (private) switches in-process, for tests and benchmarks;
 #   never during a fit.
-# * Results: either library is bit-reproducible run to run (MKL in its CNR
-#   mode, MKL_CBWR_AUTO, so operand alignment cannot change them); the two differ
+# * Results: every library is bit-reproducible run to run (MKL in its CNR
+#   mode, MKL_CBWR_AUTO, so operand alignment cannot change them); they differ
 #   from each other in the last bits (another summation order), within the
 #   float tolerance to the NumPy twin that the parity suite checks.
 
@@ -31,7 +35,7 @@ import ctypes as _ctypes
 import ctypes.util as _ctypes_util
 
 _GEMM_ENV = "NNCORE_GEMM"
-_GEMM_LIBRARIES = ("scipy", "mkl")
+_GEMM_LIBRARIES = ("nncore", "scipy", "mkl")
 _MKL_INTERFACE_LP64 = 0          # mkl_service.h: MKL_INTERFACE_LP64
 _MKL_THREADING_SEQUENTIAL = 1    # mkl_service.h: MKL_THREADING_SEQUENTIAL
 _MKL_CBWR_AUTO = 2               # mkl.h: MKL_CBWR_AUTO (CNR: same bits whatever the alignment)
@@ -74,13 +78,26 @@ def _load_mkl_rt():
     return lib
 
 
+def own_sgemm_available():
+    """Whether nncore's own float32 GEMM runs here (an x86-64 GCC build, AVX-512F)."""
+    return bool(NNC_SGEMM_OWN) and nnc_isa_best() == NNC_ISA_AVX512
+
+
+def _default_gemm_library():
+    return "nncore" if own_sgemm_available() else "scipy"
+
+
 def _set_gemm_library(name):
-    """Point the compiled GEMMs at ``name`` ("scipy" or "mkl"); ValueError for an
-    unknown name and OSError when MKL cannot be loaded, both changing nothing."""
-    global _sgemm_call, _dgemm_call, _gemm_library, _mkl_rt
+    """Point the compiled GEMMs at ``name`` ("nncore", "scipy" or "mkl"); ValueError
+    for an unknown name and OSError when the library cannot be had here, both
+    changing nothing."""
+    global _sgemm_call, _dgemm_call, _gemm_library, _mkl_rt, _own_sgemm
     if name not in _GEMM_LIBRARIES:
         raise ValueError(f"unknown GEMM library {name!r}; choose one of {_GEMM_LIBRARIES}")
+    if name == "nncore" and not own_sgemm_available():
+        raise OSError("nncore's own GEMM needs AVX-512F (an x86-64 CPU that has it)")
     cdef size_t s_addr, d_addr
+    _own_sgemm = False
     if name == "mkl":
         if _mkl_rt is None:
             _mkl_rt = _load_mkl_rt()
@@ -91,22 +108,27 @@ def _set_gemm_library(name):
     else:
         _sgemm_call = sgemm
         _dgemm_call = dgemm
+        _own_sgemm = name == "nncore"
     _gemm_library = name
 
 
 def gemm_library():
-    """The library the compiled kernels' GEMMs call: ``"scipy"`` (SciPy's OpenBLAS,
-    the default) or ``"mkl"`` (``NNCORE_GEMM=mkl`` with the ``mkl`` wheel installed)."""
+    """The library the compiled kernels' GEMMs call: ``"nncore"`` (float32 on
+    nncore's own AVX-512 kernel, float64 on SciPy's OpenBLAS; the default where
+    the CPU has AVX-512F), ``"scipy"`` (SciPy's OpenBLAS; the default elsewhere)
+    or ``"mkl"`` (``NNCORE_GEMM=mkl`` with the ``mkl`` wheel installed)."""
     return _gemm_library
 
 
 def _gemm_library_from_env():
-    """The switch's start value: NNCORE_GEMM (unset or empty: "scipy")."""
-    raw = _os.environ.get(_GEMM_ENV, "").strip().lower() or "scipy"
+    """The switch's start value: NNCORE_GEMM (unset or empty: the default)."""
+    default = _default_gemm_library()
+    raw = _os.environ.get(_GEMM_ENV, "").strip().lower() or default
     if raw not in _GEMM_LIBRARIES:
         _warnings.warn(f"{_GEMM_ENV}={raw!r} is not one of {_GEMM_LIBRARIES}; the compiled "
-                       "GEMMs stay on SciPy's OpenBLAS", RuntimeWarning, stacklevel=2)
-        return "scipy"
+                       f"GEMMs stay on the default ({default!r})", RuntimeWarning,
+                       stacklevel=2)
+        return default
     return raw
 
 
@@ -120,3 +142,19 @@ def _gemm_library_at_import():
 
 
 _gemm_library_at_import()
+
+
+def _sgemm_reference(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C,
+                     bint trans_a, bint trans_b, bint beta):
+    """C := op(A) op(B) [+ C] as the definition of the own kernel's bits: scalar
+    code, each element one fmaf chain in k order (for the tests)."""
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    _require((A.shape[1] if trans_a else A.shape[0]) == C.shape[0]
+             and (B.shape[0] if trans_b else B.shape[1]) == C.shape[1]
+             and (B.shape[1] if trans_b else B.shape[0]) == k,
+             "_sgemm_reference: op(A) op(B) != C's shape")
+    if C.shape[0] == 0 or C.shape[1] == 0:
+        return
+    with nogil:
+        nnc_sgemm_reference(trans_a, trans_b, C.shape[0], C.shape[1], k, &A[0, 0], A.shape[1],
+                            &B[0, 0], B.shape[1], beta, &C[0, 0], C.shape[1])

@@ -158,6 +158,7 @@ cdef extern from "_tanh.h":
     int nnc_isa
     void nnc_isa_init() noexcept nogil
     int nnc_isa_set(int level) noexcept nogil
+    int nnc_isa_best() noexcept nogil
 
 nnc_isa_init()
 
@@ -224,6 +225,21 @@ ctypedef void (*_dgemm_fn)(char*, char*, blas_int*, blas_int*, blas_int*, double
 cdef _sgemm_fn _sgemm_call = sgemm
 cdef _dgemm_fn _dgemm_call = dgemm
 
+# nncore's own float32 GEMM (_sgemm_avx512.h; AVX-512 CPUs): each element of C one
+# chain of FMAs in k order, so its bits do not depend on the tiling, the threads
+# or the caller's K blocks. NNCORE_GEMM=nncore (the default where the CPU has
+# AVX-512F) sends every float32 GEMM with alpha 1 and beta 0 or 1 there;
+# float64 and anything else stay on _sgemm_call / _dgemm_call.
+cdef extern from "_sgemm_avx512.h":
+    int NNC_SGEMM_OWN
+    int nnc_sgemm_avx512(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                         const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                         int beta, float* C, Py_ssize_t ldc) noexcept nogil
+    int nnc_sgemm_reference(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                            int beta, float* C, Py_ssize_t ldc) noexcept nogil
+cdef bint _own_sgemm = False     # set by _set_gemm_library (_gemm_select.pxi)
+
 
 # The inner dimension of every GEMM is summed in blocks of at most _GEMM_K_BLOCK, one
 # BLAS call each, accumulating into C. Why: OpenBLAS blocks a longer inner sum by its
@@ -257,6 +273,11 @@ cdef inline void _gemm_rm(bint ta, bint tb, blas_int m, blas_int n, blas_int k, 
     cdef blas_int k0 = 0, kb = _k_block(k), step
     cdef const floating* a_blk
     cdef const floating* b_blk
+    if floating is float:
+        if _own_sgemm and alpha == 1 and (beta == 0 or beta == 1):
+            # one call for the whole inner sum: its bits are the K-blocked ones
+            if nnc_sgemm_avx512(ta, tb, m, n, k, A, lda, B, ldb, beta == 1, C, ldc) == 0:
+                return
     while True:
         step = min(kb, k - k0)
         a_blk = A + (<Py_ssize_t>k0 * lda if ta else k0)     # op(A)'s columns k0..
