@@ -61,16 +61,19 @@ def step_gemms(batch):
     return shapes
 
 
-# Shapes around the own kernel's limits (_sgemm_avx512.h nnc_sgemm_own_shape: k <= 1024,
-# or 512 with a transposed operand), for --gate: (label, trans_a, trans_b, m, n, k).
-GATE_SHAPES = [("A^T B k 256", 1, 0, 784, 256, 256), ("A^T B k 512", 1, 0, 784, 256, 512),
-               ("A^T B k 1024 (left to BLAS)", 1, 0, 784, 256, 1024),
-               ("A B^T k 512", 0, 1, 512, 512, 512),
-               ("A B^T k 1024 (left to BLAS)", 0, 1, 512, 1024, 1024),
-               ("A B k 1024", 0, 0, 512, 256, 1024),
-               ("A B k 2048 (left to BLAS)", 0, 0, 512, 256, 2048),
-               ("A B, B's strips copied", 0, 0, 512, 512, 784),
-               ("A B, 2000 rows", 0, 0, 2000, 256, 784)]
+# Shapes around the own kernel's limit (_sgemm_avx512.h nnc_sgemm_own_shape: a batch
+# dimension -- m of X·W and dY·Wᵀ, k of Xᵀ·dY -- up to 128), for --gate:
+# (label, trans_a, trans_b, m, n, k).
+GATE_SHAPES = [("X·W 128 rows", 0, 0, 128, 256, 784),
+               ("X·W 128 rows, k 2048", 0, 0, 128, 256, 2048),
+               ("X·W 256 rows (OpenBLAS)", 0, 0, 256, 256, 784),
+               ("X·W 2000 rows (OpenBLAS)", 0, 0, 2000, 256, 784),
+               ("Xᵀ·dY 128 rows", 1, 0, 784, 256, 128),
+               ("Xᵀ·dY 256 rows (OpenBLAS)", 1, 0, 784, 256, 256),
+               ("Xᵀ·dY 1024 rows (OpenBLAS)", 1, 0, 784, 256, 1024),
+               ("dY·Wᵀ 128 rows", 0, 1, 128, 784, 256),
+               ("dY·Wᵀ 256 rows (OpenBLAS)", 0, 1, 256, 784, 256),
+               ("dY·Wᵀ 512 rows (OpenBLAS)", 0, 1, 512, 512, 512)]
 
 
 def shapes_for(batch, args):
@@ -435,14 +438,12 @@ def parse_args(argv=None):
                     help="instead of a step's GEMMs: shapes around the limits of the own "
                          "kernel's shapes (where nncore leaves float32 GEMMs to OpenBLAS)")
     args = ap.parse_args(argv)
-    if args.gate:
-        args.batches = [0]
     args.candidates = [c for c in args.candidates.split(",") if c]
     unknown = sorted(set(args.candidates) - set(FACTORIES))
     if unknown:
         ap.error(f"unknown candidates {unknown}; choose from {list(FACTORIES)}")
     args.dtypes = args.dtypes.split(",")
-    args.batches = [int(b) for b in args.batches.split(",")]
+    args.batches = [0] if args.gate else [int(b) for b in args.batches.split(",")]
     args.threads = [int(t) for t in args.threads.split(",")]
     return args
 

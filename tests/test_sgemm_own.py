@@ -45,7 +45,9 @@ def _both(A, B, C0, ta, tb, beta):
     return got, want
 
 
-EDGE_SHAPES = [(m, n, k) for m in (1, 7, 8, 9, 17) for n in (1, 15, 16, 17, 47, 48, 49, 97)
+# rows: around the 8-, 12- and 24-row tiles of 3-, 2- and 1-vector strips
+EDGE_SHAPES = [(m, n, k) for m in (1, 7, 8, 9, 12, 13, 17, 23, 24, 25, 49)
+               for n in (1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 97)
                for k in (1, 3, 32)]
 
 
@@ -60,14 +62,14 @@ def test_every_tile_edge_gives_the_fma_chain_bits(ta, tb):
             assert np.array_equal(got, want), (m, n, k, ta, tb, beta)
 
 
-# the MNIST step's shapes at batch 32 and 128; the longest inner sums taken; m
-# beyond one row block (256, B's strips copied); shapes shared between threads
+# the MNIST step's shapes at batch 32 and 128; long inner sums (k blocks of 1024);
+# m beyond one row block (256, B's strips copied); shapes shared between threads
 STEP_SHAPES = [(32, 256, 784, 0, 0), (32, 128, 784, 0, 0), (32, 10, 256, 0, 0),
                (784, 256, 32, 1, 0), (256, 10, 32, 1, 0), (32, 256, 256, 0, 1),
                (32, 256, 10, 0, 1), (128, 256, 784, 0, 0), (784, 256, 128, 1, 0),
-               (128, 256, 256, 0, 1), (20, 40, 1024, 0, 0), (30, 20, 512, 1, 0),
-               (600, 50, 70, 0, 0), (300, 300, 40, 1, 1), (9, 700, 33, 0, 1),
-               (530, 70, 300, 0, 0)]
+               (128, 256, 256, 0, 1), (20, 40, 2100, 0, 0), (30, 20, 128, 1, 0),
+               (600, 50, 70, 1, 0), (100, 300, 40, 1, 1), (9, 700, 33, 0, 1),
+               (128, 800, 300, 0, 1)]
 
 
 @pytest.mark.parametrize("m,n,k,ta,tb", STEP_SHAPES)
@@ -98,7 +100,7 @@ def test_operand_alignment_changes_no_bit(offset):
 
 def test_thread_count_changes_no_bit():
     """Large calls are split between threads (OpenBLAS's thread count): same bits."""
-    shapes = [(256, 512, 300, 0, 0), (40, 700, 300, 1, 0), (700, 40, 300, 0, 1)]
+    shapes = [(128, 512, 600, 0, 0), (600, 700, 100, 1, 0), (100, 700, 300, 0, 1)]
     results = {}
     old = nc.get_num_threads()
     try:
@@ -186,11 +188,12 @@ def test_training_is_bit_identical_on_one_and_two_threads_and_matches_numpy():
     np.testing.assert_allclose(grad_c, grad_n, rtol=1e-4, atol=1e-4 * np.abs(grad_n).max())
 
 
-@pytest.mark.parametrize("m,n,k,ta,tb", [(20, 40, 1025, 0, 0), (30, 20, 513, 1, 0),
-                                         (30, 20, 513, 0, 1), (7, 9, 600, 1, 1)])
-def test_longer_inner_sums_go_to_openblas(m, n, k, ta, tb):
-    """Beyond the kernel's shapes (k <= 1024, or 512 with a transposed operand) the
-    call is OpenBLAS's, bit for bit."""
+@pytest.mark.parametrize("m,n,k,ta,tb", [(129, 40, 50, 0, 0), (30, 20, 129, 1, 0),
+                                         (129, 20, 30, 0, 1), (7, 9, 129, 1, 1),
+                                         (129, 9, 7, 1, 1)])
+def test_larger_batches_go_to_openblas(m, n, k, ta, tb):
+    """Beyond the kernel's shapes (a batch dimension -- m, or k with A transposed --
+    over 128) the call is OpenBLAS's, bit for bit."""
     rng = np.random.default_rng(k)
     A, B = _operands(rng, m, n, k, ta, tb)
     got, openblas = np.zeros((m, n), np.float32), np.zeros((m, n), np.float32)

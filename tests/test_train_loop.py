@@ -601,7 +601,7 @@ def shared_pool(two_threads):
     OpenMP, OMP_DYNAMIC / OMP_THREAD_LIMIT), so a broken hook lookup fails."""
     _compiled()
     from nncore import _kernels as K
-    if K.gemm_library() != "scipy":
+    if K.gemm_library() == "mkl":
         pytest.skip("the GEMMs run on MKL (NNCORE_GEMM): OpenBLAS's hook has no jobs")
     if not K.blas_shared_pool():
         version = _scipy_openblas_version()
@@ -614,8 +614,12 @@ def shared_pool(two_threads):
     # task step (_dense_tasks.pxi) makes single-threaded BLAS calls and hands the
     # pool no jobs, and while one fit runs it another fit's GEMMs may run on one
     # thread, so whether the pool served any job would depend on timing.
-    old = K._set_dense_tasks(False)
+    # The float32 GEMMs on OpenBLAS too (not the own kernel, the default with
+    # AVX-512), so they are OpenBLAS jobs the hook can hand to the pool.
+    old, library = K._set_dense_tasks(False), K.gemm_library()
+    K._set_gemm_library("scipy")
     yield K
+    K._set_gemm_library(library)
     K._set_dense_tasks(old)
 
 

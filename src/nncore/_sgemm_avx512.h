@@ -16,7 +16,7 @@
    beta 1 after the first) leave it unchanged, so the bits depend on the
    values and k only: the same on 1 and 2 threads, run to run, in every path.
 
-   The kernel: an MR x (16 NV) tile of C in zmm registers (MR <= 12, NV <= 3),
+   The kernel: an MR x (16 NV) tile of C in zmm registers (MR NV <= 24, NV <= 3),
    per step of k NV vector loads of op(B)'s row and MR broadcasts of op(A)'s
    column, MR NV FMAs. op(B) must have unit stride along n:
    * B not transposed: used as it lies (k blocked by KC so a KC x 16 NV strip
@@ -27,8 +27,8 @@
      directly when that moves fewer elements.
    op(A) is read by broadcasts with any strides (A or A^T).
 
-   Returns 0, 1 for a shape it leaves to BLAS (nnc_sgemm_own_shape: long inner
-   sums with a transposed operand), or -1 when a scratch buffer could not be
+   Returns 0, 1 for a shape it leaves to BLAS (nnc_sgemm_own_shape: a batch
+   dimension over 128), or -1 when a scratch buffer could not be
    allocated; C is untouched in both cases and the caller calls BLAS. */
 #ifndef NNCORE_SGEMM_AVX512_H
 #define NNCORE_SGEMM_AVX512_H
@@ -70,8 +70,7 @@ static int nnc_sgemm_reference(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff
 #ifndef NNC_SG_PACK_M
 #define NNC_SG_PACK_M 256   /* rows from which B's strips are copied (see nnc_sg_direct) */
 #endif
-#define NNC_SG_K_MAX 1024     /* longest inner sum taken, neither operand transposed */
-#define NNC_SG_K_MAX_T 512    /* ... with A or B transposed */
+#define NNC_SG_BATCH_MAX 128    /* largest batch dimension taken (nnc_sgemm_own_shape) */
 #define NNC_SG_PAR_MIN (1 << 20)   /* multiply-adds from which a call is shared (~6 us) */
 #define NNC_SG_MAX_THREADS 64
 
@@ -82,7 +81,7 @@ NNC_SG_TARGET static void nnc_sg_tile_##MR##_##NV(                              
         ptrdiff_t kc, const float* a, ptrdiff_t sai, ptrdiff_t sak, const float* b, \
         ptrdiff_t ldb, float* c, ptrdiff_t ldc, int init, __mmask16 mask) {         \
     __m512 acc[MR][NV];                                                             \
-    _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {                         \
+    _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++) {                         \
         _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                      \
             __mmask16 mv = v == NV - 1 ? mask : (__mmask16)0xFFFF;                  \
             acc[r][v] = init ? _mm512_maskz_loadu_ps(mv, c + r * ldc + 16 * v)      \
@@ -94,7 +93,7 @@ NNC_SG_TARGET static void nnc_sg_tile_##MR##_##NV(                              
         _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                        \
             bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(mask, b + 16 * v)           \
                                 : _mm512_loadu_ps(b + 16 * v);                      \
-        _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {                     \
+        _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++) {                     \
             __m512 av = _mm512_set1_ps(a[r * sai]);                                 \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                    \
                 acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);                  \
@@ -102,7 +101,7 @@ NNC_SG_TARGET static void nnc_sg_tile_##MR##_##NV(                              
         a += sak;                                                                   \
         b += ldb;                                                                   \
     }                                                                               \
-    _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {                         \
+    _Pragma("GCC unroll 24") for (int r = 0; r < MR; r++) {                         \
         _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                      \
             __mmask16 mv = v == NV - 1 ? mask : (__mmask16)0xFFFF;                  \
             _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mv, acc[r][v]);             \
@@ -110,25 +109,40 @@ NNC_SG_TARGET static void nnc_sg_tile_##MR##_##NV(                              
     }                                                                               \
 }
 
-#define NNC_SG_TILES(NV) \
+#define NNC_SG_TILES8(NV) \
     NNC_SG_TILE(1, NV) NNC_SG_TILE(2, NV) NNC_SG_TILE(3, NV) NNC_SG_TILE(4, NV)   \
     NNC_SG_TILE(5, NV) NNC_SG_TILE(6, NV) NNC_SG_TILE(7, NV) NNC_SG_TILE(8, NV)
+#define NNC_SG_TILES12(NV) NNC_SG_TILES8(NV) \
+    NNC_SG_TILE(9, NV) NNC_SG_TILE(10, NV) NNC_SG_TILE(11, NV) NNC_SG_TILE(12, NV)
+#define NNC_SG_TILES24(NV) NNC_SG_TILES12(NV) \
+    NNC_SG_TILE(13, NV) NNC_SG_TILE(14, NV) NNC_SG_TILE(15, NV) NNC_SG_TILE(16, NV) \
+    NNC_SG_TILE(17, NV) NNC_SG_TILE(18, NV) NNC_SG_TILE(19, NV) NNC_SG_TILE(20, NV) \
+    NNC_SG_TILE(21, NV) NNC_SG_TILE(22, NV) NNC_SG_TILE(23, NV) NNC_SG_TILE(24, NV)
 
-NNC_SG_TILES(1)
-NNC_SG_TILES(2)
-NNC_SG_TILES(3)
+NNC_SG_TILES24(1)
+NNC_SG_TILES12(2)
+NNC_SG_TILES8(3)
 
 typedef void (*nnc_sg_tile_fn)(ptrdiff_t, const float*, ptrdiff_t, ptrdiff_t, const float*,
                                ptrdiff_t, float*, ptrdiff_t, int, __mmask16);
 
-#define NNC_SG_ROW(NV) { nnc_sg_tile_1_##NV, nnc_sg_tile_2_##NV, nnc_sg_tile_3_##NV, \
-    nnc_sg_tile_4_##NV, nnc_sg_tile_5_##NV, nnc_sg_tile_6_##NV, nnc_sg_tile_7_##NV, \
-    nnc_sg_tile_8_##NV }
+#define NNC_SG_T(MR, NV) nnc_sg_tile_##MR##_##NV
+#define NNC_SG_ROW8(NV) NNC_SG_T(1, NV), NNC_SG_T(2, NV), NNC_SG_T(3, NV), NNC_SG_T(4, NV), \
+    NNC_SG_T(5, NV), NNC_SG_T(6, NV), NNC_SG_T(7, NV), NNC_SG_T(8, NV)
+#define NNC_SG_ROW12(NV) NNC_SG_ROW8(NV), NNC_SG_T(9, NV), NNC_SG_T(10, NV), \
+    NNC_SG_T(11, NV), NNC_SG_T(12, NV)
+#define NNC_SG_ROW24(NV) NNC_SG_ROW12(NV), NNC_SG_T(13, NV), NNC_SG_T(14, NV), \
+    NNC_SG_T(15, NV), NNC_SG_T(16, NV), NNC_SG_T(17, NV), NNC_SG_T(18, NV), NNC_SG_T(19, NV), \
+    NNC_SG_T(20, NV), NNC_SG_T(21, NV), NNC_SG_T(22, NV), NNC_SG_T(23, NV), NNC_SG_T(24, NV)
 
-/* nnc_sg_tiles[NV - 1][MR - 1] */
-static const nnc_sg_tile_fn nnc_sg_tiles[3][8] = { NNC_SG_ROW(1), NNC_SG_ROW(2), NNC_SG_ROW(3) };
+/* nnc_sg_tiles[NV - 1][MR - 1]; a strip of NV vectors takes tiles of up to
+   nnc_sg_mr[NV - 1] rows: 24 accumulators whatever the strip's width (a narrow
+   strip with 8-row tiles would wait on the FMA latency) */
+static const nnc_sg_tile_fn nnc_sg_tiles[3][24] = {
+    { NNC_SG_ROW24(1) }, { NNC_SG_ROW12(2) }, { NNC_SG_ROW8(3) } };
+static const int nnc_sg_mr[3] = { 24, 12, 8 };
 
-#define NNC_SG_MR 8
+#define NNC_SG_MR 8        /* rows per unit when a call is shared between threads by rows */
 #define NNC_SG_NR 48       /* columns per tile: 3 vectors */
 #define NNC_SG_MC 256      /* rows per block: a 256 x 1024 block of op(A) is 1 MB (L2) */
 
@@ -165,8 +179,9 @@ NNC_SG_TARGET static void nnc_sg_direct(ptrdiff_t i_lo, ptrdiff_t i_hi, ptrdiff_
                     bs = pack;
                     lds = NNC_SG_NR;
                 }
-                for (ptrdiff_t i0 = ib; i0 < ie; i0 += NNC_SG_MR) {
-                    int mr = (int)(ie - i0 < NNC_SG_MR ? ie - i0 : NNC_SG_MR);
+                const int mr_max = nnc_sg_mr[nv - 1];
+                for (ptrdiff_t i0 = ib; i0 < ie; i0 += mr_max) {
+                    int mr = (int)(ie - i0 < mr_max ? ie - i0 : mr_max);
                     nnc_sg_tiles[nv - 1][mr - 1](kc, a + i0 * sai + k0 * sak, sai, sak, bs, lds,
                                                   c + i0 * ldc + j0, ldc, init, mask);
                 }
@@ -272,15 +287,28 @@ NNC_SG_TARGET static int nnc_sg_bt(int ta, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
     return 0;
 }
 
+/* Any shape (bench/_gemm_harness.c times the ones nnc_sgemm_avx512 leaves to BLAS). */
+static int nnc_sgemm_avx512_any(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
+                                int beta, float* C, ptrdiff_t ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    if (tb) return nnc_sg_bt(ta, m, n, k, A, lda, B, ldb, C, ldc, beta);
+    nnc_sg_direct_all(m, n, k, A, ta ? 1 : lda, ta ? lda : 1, B, ldb, C, ldc, beta);
+    return 0;
+}
+
 /* The shapes this kernel takes: those where it measured at least as fast as
-   OpenBLAS (bench/gemm_candidates.py --sweep). A long inner sum with a
-   transposed operand reads op(A)'s columns across many rows, or packs large
-   blocks, and there OpenBLAS is faster (784 x 256 x 1024 A^T B: 1.2x its time).
-   The choice depends on the transposes and k only, never on m or n, so a call
-   and the row or column pieces the 2-thread step cuts it into use the same
-   kernel (and give the same bits). */
-static inline int nnc_sgemm_own_shape(int ta, int tb, ptrdiff_t k) {
-    return k <= (ta || tb ? NNC_SG_K_MAX_T : NNC_SG_K_MAX);
+   OpenBLAS (bench/gemm_candidates.py --gate): a batch dimension -- the rows of
+   a layer's input: m of X W and dY W^T, k of X^T dY -- of at most 128, any
+   other size. Beyond, OpenBLAS's packed blocks win by up to 10-20 % (256 x 784
+   x 256 dY W^T: 0.9x, 784 x 256 x 1024 X^T dY: 0.8x of its speed here), while
+   at 32 rows the own kernel is 1.2-1.7x faster. The batch dimension is never
+   the one the 2-thread step cuts into pieces (it splits X W by columns and
+   X^T dY by rows), so a call and its pieces take the same kernel and give the
+   same bits. */
+static inline int nnc_sgemm_own_shape(int ta, int tb, ptrdiff_t m, ptrdiff_t k) {
+    if (ta) return k <= NNC_SG_BATCH_MAX && (!tb || m <= NNC_SG_BATCH_MAX);
+    return m <= NNC_SG_BATCH_MAX;
 }
 
 /* The entry point (see the header comment); beta is 0 or 1. Returns 1 for a
@@ -288,11 +316,8 @@ static inline int nnc_sgemm_own_shape(int ta, int tb, ptrdiff_t k) {
 static int nnc_sgemm_avx512(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                             const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
                             int beta, float* C, ptrdiff_t ldc) {
-    if (!nnc_sgemm_own_shape(ta, tb, k)) return 1;
-    if (m <= 0 || n <= 0) return 0;
-    if (tb) return nnc_sg_bt(ta, m, n, k, A, lda, B, ldb, C, ldc, beta);
-    nnc_sg_direct_all(m, n, k, A, ta ? 1 : lda, ta ? lda : 1, B, ldb, C, ldc, beta);
-    return 0;
+    if (!nnc_sgemm_own_shape(ta, tb, m, k)) return 1;
+    return nnc_sgemm_avx512_any(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
 }
 
 #define NNC_SGEMM_OWN 1
@@ -303,6 +328,11 @@ static int nnc_sgemm_avx512(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
     (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)A; (void)lda; (void)B; (void)ldb;
     (void)beta; (void)C; (void)ldc;
     return -1;
+}
+static int nnc_sgemm_avx512_any(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
+                                int beta, float* C, ptrdiff_t ldc) {
+    return nnc_sgemm_avx512(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
 }
 #define NNC_SGEMM_OWN 0
 #endif
