@@ -37,7 +37,7 @@ child's memory (root, or ``ptrace_scope`` 0 on Linux).
 
 Categories, from the stage of the compiled loop (``_tl_run``) a sample is in:
 
-* ``gemm``: the dense products (OpenBLAS, or nncore's own loops for tiny layers),
+* ``gemm``: the dense products (OpenBLAS, nncore's own float32 GEMM, or its own loops for tiny layers),
   forward and backward;
 * ``elementwise``: the rest of the forward and backward passes: bias +
   activation, the activation's derivative and the bias gradient, dropout;
@@ -156,6 +156,7 @@ STAGES = (
 ELEMENTWISE_FRAMES = ("tanh", "expm1", "_bias_act", "_delta_rows", "_act_grad", "relu",
                       "_add_chunk", "_multiply_chunk", "_dropout", "sigmoid")
 GEMM_FRAMES = ("_dense_product", "_dense_weight_grad", "_dense_input_grad", "gemm", "openblas",
+               "nnc_sg_",   # the own float32 GEMM (_sgemm_avx512.h)
                "nnc_tiny_")
 
 
