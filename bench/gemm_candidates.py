@@ -61,19 +61,24 @@ def step_gemms(batch):
     return shapes
 
 
-# Shapes around the own kernel's limit (_sgemm_avx512.h nnc_sgemm_own_shape: a batch
-# dimension -- m of X·W and dY·Wᵀ, k of Xᵀ·dY -- up to 128), for --gate:
+# Shapes on both sides of the own kernel's limits (_sgemm_avx512.h nnc_sgemm_own_shape:
+# a batch dimension -- m of X·W and dY·Wᵀ, k of Xᵀ·dY -- from 8 to 128 (48 for dY·Wᵀ),
+# Xᵀ·dY at least 128 wide, dY·Wᵀ with n·k >= 2^16), for --gate:
 # (label, trans_a, trans_b, m, n, k).
-GATE_SHAPES = [("X·W 128 rows", 0, 0, 128, 256, 784),
-               ("X·W 128 rows, k 2048", 0, 0, 128, 256, 2048),
+GATE_SHAPES = [("X·W 4 rows (OpenBLAS)", 0, 0, 4, 256, 256),
+               ("X·W 8 rows", 0, 0, 8, 256, 256),
+               ("X·W 128 rows", 0, 0, 128, 256, 784),
                ("X·W 256 rows (OpenBLAS)", 0, 0, 256, 256, 784),
-               ("X·W 2000 rows (OpenBLAS)", 0, 0, 2000, 256, 784),
                ("Xᵀ·dY 128 rows", 1, 0, 784, 256, 128),
                ("Xᵀ·dY 256 rows (OpenBLAS)", 1, 0, 784, 256, 256),
-               ("Xᵀ·dY 1024 rows (OpenBLAS)", 1, 0, 784, 256, 1024),
-               ("dY·Wᵀ 128 rows", 0, 1, 128, 784, 256),
-               ("dY·Wᵀ 256 rows (OpenBLAS)", 0, 1, 256, 784, 256),
-               ("dY·Wᵀ 512 rows (OpenBLAS)", 0, 1, 512, 512, 512)]
+               ("Xᵀ·dY 10 wide (OpenBLAS)", 1, 0, 256, 10, 32),
+               ("dY·Wᵀ 4 rows (OpenBLAS)", 0, 1, 4, 256, 256),
+               ("dY·Wᵀ 8 rows", 0, 1, 8, 256, 256),
+               ("dY·Wᵀ 32 rows", 0, 1, 32, 256, 256),
+               ("dY·Wᵀ 48 rows", 0, 1, 48, 256, 256),
+               ("dY·Wᵀ 64 rows (OpenBLAS)", 0, 1, 64, 256, 256),
+               ("dY·Wᵀ 128 rows (OpenBLAS)", 0, 1, 128, 256, 256),
+               ("dY·Wᵀ from 10 wide (OpenBLAS)", 0, 1, 32, 256, 10)]
 
 
 def shapes_for(batch, args):

@@ -158,3 +158,25 @@ def _sgemm_reference(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1]
     with nogil:
         nnc_sgemm_reference(trans_a, trans_b, C.shape[0], C.shape[1], k, &A[0, 0], A.shape[1],
                             &B[0, 0], B.shape[1], beta, &C[0, 0], C.shape[1])
+
+
+def _sgemm_own(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C,
+               bint trans_a, bint trans_b, bint beta):
+    """C := op(A) op(B) [+ C] on the own kernel whatever the shape (the compiled
+    kernels' GEMMs take it only for the shapes of nnc_sgemm_own_shape); for the
+    tests of its bits at every tile edge. RuntimeError without AVX-512F."""
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef int rc
+    _require((A.shape[1] if trans_a else A.shape[0]) == C.shape[0]
+             and (B.shape[0] if trans_b else B.shape[1]) == C.shape[1]
+             and (B.shape[1] if trans_b else B.shape[0]) == k,
+             "_sgemm_own: op(A) op(B) != C's shape")
+    if not own_sgemm_available():
+        raise RuntimeError("nncore's own GEMM needs AVX-512F")
+    if C.shape[0] == 0 or C.shape[1] == 0:
+        return
+    with nogil:
+        rc = nnc_sgemm_avx512_any(trans_a, trans_b, C.shape[0], C.shape[1], k, &A[0, 0],
+                                  A.shape[1], &B[0, 0], B.shape[1], beta, &C[0, 0], C.shape[1])
+    if rc != 0:
+        raise MemoryError("_sgemm_own: no memory for its scratch buffer")

@@ -237,6 +237,9 @@ cdef extern from "_sgemm_avx512.h":
     int nnc_sgemm_avx512(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                          const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
                          int beta, float* C, Py_ssize_t ldc) noexcept nogil
+    int nnc_sgemm_avx512_any(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                             const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                             int beta, float* C, Py_ssize_t ldc) noexcept nogil
     int nnc_sgemm_reference(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                             const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
                             int beta, float* C, Py_ssize_t ldc) noexcept nogil

@@ -27,8 +27,8 @@
      directly when that moves fewer elements.
    op(A) is read by broadcasts with any strides (A or A^T).
 
-   Returns 0, 1 for a shape it leaves to BLAS (nnc_sgemm_own_shape: a batch
-   dimension over 128), or -1 when a scratch buffer could not be
+   Returns 0, 1 for a shape it leaves to BLAS (nnc_sgemm_own_shape: e.g. a
+   batch dimension under 8 or over 128), or -1 when a scratch buffer could not be
    allocated; C is untouched in both cases and the caller calls BLAS. */
 #ifndef NNCORE_SGEMM_AVX512_H
 #define NNCORE_SGEMM_AVX512_H
@@ -70,7 +70,12 @@ static int nnc_sgemm_reference(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff
 #ifndef NNC_SG_PACK_M
 #define NNC_SG_PACK_M 256   /* rows from which B's strips are copied (see nnc_sg_direct) */
 #endif
-#define NNC_SG_BATCH_MAX 128    /* largest batch dimension taken (nnc_sgemm_own_shape) */
+#define NNC_SG_BATCH_MAX 128    /* batch dimensions taken (nnc_sgemm_own_shape) */
+#define NNC_SG_BATCH_MIN 8
+#define NNC_SG_NT_MAX_M 48      /* largest batch of a dY W^T taken */
+#define NNC_SG_TN_MIN_N 128     /* narrowest X^T dY taken */
+#define NNC_SG_NT_MIN_NK 65536.0   /* smallest n k of a dY W^T taken */
+#define NNC_SG_STACK_FLOATS 8192   /* scratch up to 32 KB on the stack, not malloc */
 #define NNC_SG_PAR_MIN (1 << 20)   /* multiply-adds from which a call is shared (~6 us) */
 #define NNC_SG_MAX_THREADS 64
 
@@ -249,9 +254,16 @@ static void nnc_sg_transpose(ptrdiff_t rows, ptrdiff_t cols, const float* src, p
         }
 }
 
-static float* nnc_sg_alloc(size_t count) {
+/* Scratch of `count` floats: `stack` (NNC_SG_STACK_FLOATS) when it is large
+   enough, else the heap (NULL when that fails); release with nnc_sg_free. */
+static float* nnc_sg_alloc(size_t count, float* stack) {
+    if (count <= NNC_SG_STACK_FLOATS) return stack;
     size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
-    return (float*)aligned_alloc(64, bytes ? bytes : 64);
+    return (float*)aligned_alloc(64, bytes);
+}
+
+static void nnc_sg_free(float* p, float* stack) {
+    if (p != stack) free(p);
 }
 
 /* B transposed: op(B)[p, j] = B[j*ldb + p]. */
@@ -261,16 +273,17 @@ NNC_SG_TARGET static int nnc_sg_bt(int ta, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
     /* elements moved: pack op(B) (k n) or [pack op(A)^T (k m)] + C^T out (+ in) */
     size_t direct = (size_t)k * (size_t)n;
     size_t swapped = (ta ? 0 : (size_t)k * (size_t)m) + (size_t)m * (size_t)n * (beta ? 2 : 1);
+    float stack[NNC_SG_STACK_FLOATS] __attribute__((aligned(64)));
     if (direct <= swapped) {
-        float* pb = nnc_sg_alloc(direct);
+        float* pb = nnc_sg_alloc(direct, stack);
         if (!pb) return -1;
         nnc_sg_transpose(n, k, B, ldb, pb, n);
         nnc_sg_direct_all(m, n, k, A, ta ? 1 : lda, ta ? lda : 1, pb, n, C, ldc, beta);
-        free(pb);
+        nnc_sg_free(pb, stack);
         return 0;
     }
     /* C^T (n x m) = B (n x k, broadcast) op(A)^T (k x m, rows along m) */
-    float* ct = nnc_sg_alloc((size_t)n * (size_t)m + (ta ? 0 : (size_t)k * (size_t)m));
+    float* ct = nnc_sg_alloc((size_t)n * (size_t)m + (ta ? 0 : (size_t)k * (size_t)m), stack);
     if (!ct) return -1;
     const float* at = A;
     ptrdiff_t ldat = lda;
@@ -283,7 +296,7 @@ NNC_SG_TARGET static int nnc_sg_bt(int ta, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
     if (beta) nnc_sg_transpose(m, n, C, ldc, ct, m);
     nnc_sg_direct_all(n, m, k, B, ldb, 1, at, ldat, ct, m, beta);
     nnc_sg_transpose(n, m, ct, m, C, ldc);
-    free(ct);
+    nnc_sg_free(ct, stack);
     return 0;
 }
 
@@ -298,17 +311,26 @@ static int nnc_sgemm_avx512_any(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdif
 }
 
 /* The shapes this kernel takes: those where it measured at least as fast as
-   OpenBLAS (bench/gemm_candidates.py --gate): a batch dimension -- the rows of
-   a layer's input: m of X W and dY W^T, k of X^T dY -- of at most 128, any
-   other size. Beyond, OpenBLAS's packed blocks win by up to 10-20 % (256 x 784
-   x 256 dY W^T: 0.9x, 784 x 256 x 1024 X^T dY: 0.8x of its speed here), while
-   at 32 rows the own kernel is 1.2-1.7x faster. The batch dimension is never
-   the one the 2-thread step cuts into pieces (it splits X W by columns and
-   X^T dY by rows), so a call and its pieces take the same kernel and give the
-   same bits. */
-static inline int nnc_sgemm_own_shape(int ta, int tb, ptrdiff_t m, ptrdiff_t k) {
-    if (ta) return k <= NNC_SG_BATCH_MAX && (!tb || m <= NNC_SG_BATCH_MAX);
-    return m <= NNC_SG_BATCH_MAX;
+   OpenBLAS (bench/gemm_candidates.py --gate; both transposed: never). Each
+   rule looks only at dimensions the 2-thread step never cuts into pieces (it
+   splits X W by columns, X^T dY by rows, dY W^T not at all), so a call and its
+   pieces take the same kernel and give the same bits.
+   * The batch dimension -- the rows of a layer's input: m of X W and dY W^T,
+     k of X^T dY -- from 8 to 128 (48 for dY W^T). At 32 rows the own kernel
+     is 1.2-1.9x faster than OpenBLAS; beyond the upper limits OpenBLAS's
+     packed blocks win by up to 10-20 % (784 x 256 x 1024 X^T dY: 0.8x of its
+     speed here; 128 x 256 x 256 dY W^T, computed as (W dY^T)^T with two
+     transposes: 0.85x). Below 8 rows one FMA chain per element waits on the
+     FMA latency (1 x 64 x 64: 1.7x OpenBLAS's time; 4 x 256 x 256 dY W^T, a
+     vector filled 4 lanes of 16: 4x).
+   * X^T dY at least 128 columns wide (a 10-wide last layer: 1.8x), dY W^T with
+     n k >= 2^16 (smaller ones spend their time in the two transposes). */
+static inline int nnc_sgemm_own_shape(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k) {
+    if (ta && tb) return 0;
+    if (ta) return k >= NNC_SG_BATCH_MIN && k <= NNC_SG_BATCH_MAX && n >= NNC_SG_TN_MIN_N;
+    if (tb) return m >= NNC_SG_BATCH_MIN && m <= NNC_SG_NT_MAX_M
+                   && (double)n * (double)k >= NNC_SG_NT_MIN_NK;
+    return m >= NNC_SG_BATCH_MIN && m <= NNC_SG_BATCH_MAX;
 }
 
 /* The entry point (see the header comment); beta is 0 or 1. Returns 1 for a
@@ -316,7 +338,7 @@ static inline int nnc_sgemm_own_shape(int ta, int tb, ptrdiff_t m, ptrdiff_t k) 
 static int nnc_sgemm_avx512(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                             const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
                             int beta, float* C, ptrdiff_t ldc) {
-    if (!nnc_sgemm_own_shape(ta, tb, m, k)) return 1;
+    if (!nnc_sgemm_own_shape(ta, tb, m, n, k)) return 1;
     return nnc_sgemm_avx512_any(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
 }
 
