@@ -213,7 +213,7 @@ def _gemm_line(k):
     if lib == "mkl":
         return "MKL's (NNCORE_GEMM=mkl; sequential, CNR mode)"
     if lib == "nncore":
-        return ("float32 with a batch dimension up to 128: nncore's own AVX-512 kernel; "
+        return ("float32 with a batch dimension of 8-128: nncore's own AVX-512 kernel; "
                 "the rest: SciPy's OpenBLAS (NNCORE_GEMM=scipy: OpenBLAS for all; =mkl: "
                 "MKL's, with the mkl extra)")
     return "SciPy's OpenBLAS via cython_blas (NNCORE_GEMM=mkl: MKL's, with the mkl extra)"

@@ -8,10 +8,12 @@
 # and the command are in the README's performance section.
 #
 # Design:
-# * "nncore" (the default on CPUs with AVX-512F): float32 GEMMs on nncore's own
-#   kernel (_sgemm_avx512.h: ~0.65x OpenBLAS's time at the batch-32 shapes, each
-#   element one FMA chain in k order, so the same bits on any thread count and
-#   any split); float64 GEMMs on SciPy's OpenBLAS as with "scipy".
+# * "nncore" (the default on CPUs with AVX-512F): float32 GEMMs of the shapes
+#   where it is faster (a batch dimension of 8-128, nnc_sgemm_own_shape) on
+#   nncore's own kernel (_sgemm_avx512.h: ~0.7x OpenBLAS's time at the batch-32
+#   shapes, each element one FMA chain in k order, so the same bits on any thread
+#   count and any split); everything else, float64 included, on SciPy's OpenBLAS
+#   as with "scipy".
 # * "scipy" (the default elsewhere, and the fallback): SciPy's OpenBLAS through
 #   scipy.linalg.cython_blas for both dtypes.
 # * "mkl": libmkl_rt from the ``mkl`` wheel (``pip install nncore-train[mkl]``),
@@ -113,9 +115,9 @@ def _set_gemm_library(name):
 
 
 def gemm_library():
-    """The library the compiled kernels' GEMMs call: ``"nncore"`` (float32 on
-    nncore's own AVX-512 kernel, float64 on SciPy's OpenBLAS; the default where
-    the CPU has AVX-512F), ``"scipy"`` (SciPy's OpenBLAS; the default elsewhere)
+    """The library the compiled kernels' GEMMs call: ``"nncore"`` (float32 GEMMs
+    with a small batch dimension on nncore's own AVX-512 kernel, the rest on SciPy's
+    OpenBLAS; the default where the CPU has AVX-512F), ``"scipy"`` (SciPy's OpenBLAS; the default elsewhere)
     or ``"mkl"`` (``NNCORE_GEMM=mkl`` with the ``mkl`` wheel installed)."""
     return _gemm_library
 

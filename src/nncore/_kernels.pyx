@@ -23,7 +23,7 @@ Design:
   ``NNC_ADAM_LOOP`` in _adam.h) so GCC vectorises them; ``-fno-math-errno`` lets ``sqrt``
   vectorise too without changing any value.
 * GEMM/GEMV through ``scipy.linalg.cython_blas`` (no link step, SciPy's BLAS;
-  float32 GEMMs with a batch dimension up to 128 on nncore's own AVX-512 kernel,
+  float32 GEMMs with a batch dimension of 8-128 on nncore's own AVX-512 kernel,
   _sgemm_avx512.h, where the CPU has it; the GEMMs through MKL's instead with
   ``NNCORE_GEMM=mkl``; see _gemm_select.pxi):
   a row-major matrix is the column-major transpose, so row-major
