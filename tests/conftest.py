@@ -58,3 +58,18 @@ def C():
 def K(C):
     from nncore import _kernels
     return _kernels
+
+
+@pytest.fixture
+def numpy_twin_gradient():
+    """``(net, X, y) -> (loss, gradient)`` on the NumPy reference backend, the
+    backend in use put back after each call: the independent side of a
+    compiled-against-twin gradient check."""
+    def on_numpy(net, X, y):
+        saved = _backend._current
+        _backend.set_backend("numpy")
+        try:
+            return net.loss_and_gradient(X, y)
+        finally:
+            _backend._current = saved
+    return on_numpy
