@@ -3,9 +3,10 @@
    C (m x n, row-major, ldc) := op(A) op(B) [+ C], op(A) m x k, op(B) k x n.
 
    Why: at the shapes of a small-batch step (32 or 128 rows against 256-784
-   wide layers) SciPy's OpenBLAS reaches ~57 % of this core's FMA peak, MKL
-   ~85 %; both pack their operands for every call, which at 32 rows is a
-   pass over the weights for 32 multiply-adds per weight. Here nothing large is
+   wide layers) SciPy's OpenBLAS and MKL pack their operands for every call,
+   which at 32 rows is a pass over the weights for 32 multiply-adds per weight
+   (bench/gemm_candidates.py: OpenBLAS 90-180 GFLOP/s at batch 32, this kernel
+   110-310, ~0.7x OpenBLAS's time over a step's GEMMs). Here nothing large is
    packed: a row-major operand whose rows run along n is read as it lies.
 
    The bits: every element of C is ONE chain of fused multiply-adds in k order,
@@ -19,8 +20,10 @@
    The kernel: an MR x (16 NV) tile of C in zmm registers (MR NV <= 24, NV <= 3),
    per step of k NV vector loads of op(B)'s row and MR broadcasts of op(A)'s
    column, MR NV FMAs. op(B) must have unit stride along n:
-   * B not transposed: used as it lies (k blocked by KC so a KC x 16 NV strip
-     stays in L1 across the m tiles);
+   * B not transposed: used as it lies (a strip of 16 NV columns stays in L2
+     across the m tiles; from NNC_SG_PACK_M rows of C on, each KC_PACK x 16 NV
+     piece is first copied into an L1-sized contiguous buffer, see
+     nnc_sg_direct);
    * B transposed (op(B) = B^T, e.g. dY W^T): computed as C^T = B op(A)^T into
      a scratch buffer, op(A)^T packed when A is not transposed (k x m, the
      small side at batch sizes) and C^T transposed into C; or op(B) packed
