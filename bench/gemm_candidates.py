@@ -62,7 +62,7 @@ def step_gemms(batch):
 
 
 # Shapes on both sides of the own kernel's limits (_sgemm_avx512.h nnc_sgemm_own_shape:
-# a batch dimension -- m of X·W and dY·Wᵀ, k of Xᵀ·dY -- from 8 to 128 (48 for dY·Wᵀ),
+# a batch dimension -- m of X·W and dY·Wᵀ, k of Xᵀ·dY -- from 8 to 128,
 # Xᵀ·dY at least 128 wide, dY·Wᵀ with n·k >= 2^16), for --gate:
 # (label, trans_a, trans_b, m, n, k).
 GATE_SHAPES = [("X·W 4 rows (OpenBLAS)", 0, 0, 4, 256, 256),
@@ -75,9 +75,8 @@ GATE_SHAPES = [("X·W 4 rows (OpenBLAS)", 0, 0, 4, 256, 256),
                ("dY·Wᵀ 4 rows (OpenBLAS)", 0, 1, 4, 256, 256),
                ("dY·Wᵀ 8 rows", 0, 1, 8, 256, 256),
                ("dY·Wᵀ 32 rows", 0, 1, 32, 256, 256),
-               ("dY·Wᵀ 48 rows", 0, 1, 48, 256, 256),
-               ("dY·Wᵀ 64 rows (OpenBLAS)", 0, 1, 64, 256, 256),
-               ("dY·Wᵀ 128 rows (OpenBLAS)", 0, 1, 128, 256, 256),
+               ("dY·Wᵀ 128 rows", 0, 1, 128, 256, 256),
+               ("dY·Wᵀ 256 rows (OpenBLAS)", 0, 1, 256, 256, 256),
                ("dY·Wᵀ from 10 wide (OpenBLAS)", 0, 1, 32, 256, 10)]
 
 

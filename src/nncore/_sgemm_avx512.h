@@ -75,7 +75,6 @@ static int nnc_sgemm_reference(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff
 #endif
 #define NNC_SG_BATCH_MAX 128    /* batch dimensions taken (nnc_sgemm_own_shape) */
 #define NNC_SG_BATCH_MIN 8
-#define NNC_SG_NT_MAX_M 48      /* largest batch of a dY W^T taken */
 #define NNC_SG_TN_MIN_N 128     /* narrowest X^T dY taken */
 #define NNC_SG_NT_MIN_NK 65536.0   /* smallest n k of a dY W^T taken */
 #define NNC_SG_STACK_FLOATS 8192   /* scratch up to 32 KB on the stack, not malloc */
@@ -245,13 +244,49 @@ NNC_SG_TARGET static void nnc_sg_direct_all(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
 #endif
 }
 
-/* dst (cols x rows, ld dld) := src^T (src rows x cols, ld sld). */
-static void nnc_sg_transpose(ptrdiff_t rows, ptrdiff_t cols, const float* src, ptrdiff_t sld,
-                             float* dst, ptrdiff_t dld) {
+/* 16 x 16 block: dst rows j = src columns j (both ld in floats). Interleave
+   32-bit pairs, 64-bit pairs, then 128-bit lanes twice: 64 shuffles for 256
+   elements instead of a load and a store each. */
+NNC_SG_TARGET static inline void nnc_sg_transpose16(const float* src, ptrdiff_t sld,
+                                                    float* dst, ptrdiff_t dld) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * sld);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+            t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * dld, r[i]);
+}
+
+/* dst (cols x rows, ld dld) := src^T (src rows x cols, ld sld): whole 16 x 16
+   blocks in registers, the edges element by element. */
+NNC_SG_TARGET static void nnc_sg_transpose(ptrdiff_t rows, ptrdiff_t cols, const float* src,
+                                           ptrdiff_t sld, float* dst, ptrdiff_t dld) {
     const ptrdiff_t B = 16;
     for (ptrdiff_t i0 = 0; i0 < rows; i0 += B)
         for (ptrdiff_t j0 = 0; j0 < cols; j0 += B) {
             ptrdiff_t i1 = i0 + B < rows ? i0 + B : rows, j1 = j0 + B < cols ? j0 + B : cols;
+            if (i1 - i0 == B && j1 - j0 == B) {
+                nnc_sg_transpose16(src + i0 * sld + j0, sld, dst + j0 * dld + i0, dld);
+                continue;
+            }
             for (ptrdiff_t j = j0; j < j1; j++)
                 for (ptrdiff_t i = i0; i < i1; i++) dst[j * dld + i] = src[i * sld + j];
         }
@@ -319,19 +354,18 @@ static int nnc_sgemm_avx512_any(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdif
    splits X W by columns, X^T dY by rows, dY W^T not at all), so a call and its
    pieces take the same kernel and give the same bits.
    * The batch dimension -- the rows of a layer's input: m of X W and dY W^T,
-     k of X^T dY -- from 8 to 128 (48 for dY W^T). At 32 rows the own kernel
-     is 1.2-1.9x faster than OpenBLAS; beyond the upper limits OpenBLAS's
-     packed blocks win by up to 10-20 % (784 x 256 x 1024 X^T dY: 0.8x of its
-     speed here; 128 x 256 x 256 dY W^T, computed as (W dY^T)^T with two
-     transposes: 0.85x). Below 8 rows one FMA chain per element waits on the
-     FMA latency (1 x 64 x 64: 1.7x OpenBLAS's time; 4 x 256 x 256 dY W^T, a
-     vector filled 4 lanes of 16: 4x).
+     k of X^T dY -- from 8 to 128. At 32 rows the own kernel is 1.2-1.9x
+     faster than OpenBLAS; beyond 128 OpenBLAS's packed blocks win by up to
+     10-20 % (784 x 256 x 1024 X^T dY: 0.8x of its speed here). Below 8 rows
+     one FMA chain per element waits on the FMA latency (1 x 64 x 64: 1.7x
+     OpenBLAS's time; 4 x 256 x 256 dY W^T, computed as (W dY^T)^T, fills 4
+     lanes of 16: 4x).
    * X^T dY at least 128 columns wide (a 10-wide last layer: 1.8x), dY W^T with
      n k >= 2^16 (smaller ones spend their time in the two transposes). */
 static inline int nnc_sgemm_own_shape(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k) {
     if (ta && tb) return 0;
     if (ta) return k >= NNC_SG_BATCH_MIN && k <= NNC_SG_BATCH_MAX && n >= NNC_SG_TN_MIN_N;
-    if (tb) return m >= NNC_SG_BATCH_MIN && m <= NNC_SG_NT_MAX_M
+    if (tb) return m >= NNC_SG_BATCH_MIN && m <= NNC_SG_BATCH_MAX
                    && (double)n * (double)k >= NNC_SG_NT_MIN_NK;
     return m >= NNC_SG_BATCH_MIN && m <= NNC_SG_BATCH_MAX;
 }
