@@ -230,8 +230,9 @@ cdef _dgemm_fn _dgemm_call = dgemm
 # nncore's own float32 GEMM (_sgemm_avx512.h; AVX-512 CPUs): each element of C one
 # chain of FMAs in k order, so its bits do not depend on the tiling, the threads
 # or the caller's K blocks. NNCORE_GEMM=nncore (the default where the CPU has
-# AVX-512F) sends every float32 GEMM with alpha 1 and beta 0 or 1 there;
-# float64 and anything else stay on _sgemm_call / _dgemm_call.
+# AVX-512F) sends the float32 GEMMs with alpha 1 and beta 0 or 1 of the shapes
+# its nnc_sgemm_own_shape takes there (small batch dimensions, where it measured
+# faster); float64 and everything else stay on _sgemm_call / _dgemm_call.
 cdef extern from "_sgemm_avx512.h":
     int NNC_SGEMM_OWN
     int nnc_sgemm_avx512(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -280,7 +281,8 @@ cdef inline void _gemm_rm(bint ta, bint tb, blas_int m, blas_int n, blas_int k, 
     cdef const floating* b_blk
     if floating is float:
         if _own_sgemm and alpha == 1 and (beta == 0 or beta == 1):
-            # one call for the whole inner sum: its bits are the K-blocked ones
+            # one call for the whole inner sum (K blocks would not change its bits);
+            # 1: a shape it leaves to BLAS, -1: no scratch memory -> BLAS below
             if nnc_sgemm_avx512(ta, tb, m, n, k, A, lda, B, ldb, beta == 1, C, ldc) == 0:
                 return
     while True:
