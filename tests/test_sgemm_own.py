@@ -111,12 +111,16 @@ def test_thread_count_changes_no_bit():
     try:
         for threads in (1, 2):
             nc.set_num_threads(threads)
+            split_before = K._own_sgemm_split_calls()
             results[threads] = []
             for m, n, k, ta, tb in shapes:
                 A, B = _operands(np.random.default_rng(m), m, n, k, ta, tb)
                 C = np.zeros((m, n), np.float32)
                 K.gemm(A, B, C, ta, tb, 1.0, 0.0)
                 results[threads].append(C)
+            # the two-thread calls were really shared (one OpenMP team each)
+            split = K._own_sgemm_split_calls() - split_before
+            assert split == (len(shapes) if threads == 2 and K.OPENMP else 0)
     finally:
         nc.set_num_threads(old)
     for one, two, (m, n, k, ta, tb) in zip(results[1], results[2], shapes):
@@ -153,10 +157,13 @@ def test_beta_zero_never_reads_c_and_nan_propagates():
 
 def test_other_alpha_beta_go_to_blas_and_stay_in_the_bound():
     rng = np.random.default_rng(6)
-    A, B = _operands(rng, 30, 40, 50, 0, 0)
+    A, B = _operands(rng, 30, 40, 50, 0, 0)      # a shape the own kernel takes
     C0 = rng.standard_normal((30, 40)).astype(np.float32)
-    got = C0.copy()
+    got, openblas = C0.copy(), C0.copy()
     K.gemm(A, B, got, False, False, 0.5, -2.0)
+    K._set_gemm_library("scipy")
+    K.gemm(A, B, openblas, False, False, 0.5, -2.0)
+    assert np.array_equal(got, openblas)
     exact = 0.5 * A.astype(np.float64) @ B + -2.0 * C0
     eps = float(np.finfo(np.float32).eps)
     bound = 2 * 52 * eps * (0.5 * np.abs(A) @ np.abs(B) + 2 * np.abs(C0))

@@ -146,15 +146,17 @@ def _gemm_library_at_import():
 _gemm_library_at_import()
 
 
+def _own_sgemm_split_calls():
+    """How many own-kernel GEMMs were shared between threads so far (for the tests)."""
+    return nnc_sg_split_calls
+
+
 def _sgemm_reference(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C,
                      bint trans_a, bint trans_b, bint beta):
     """C := op(A) op(B) [+ C] as the definition of the own kernel's bits: scalar
     code, each element one fmaf chain in k order (for the tests)."""
-    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
-    _require((A.shape[1] if trans_a else A.shape[0]) == C.shape[0]
-             and (B.shape[0] if trans_b else B.shape[1]) == C.shape[1]
-             and (B.shape[1] if trans_b else B.shape[0]) == k,
-             "_sgemm_reference: op(A) op(B) != C's shape")
+    cdef Py_ssize_t k = _gemm_inner(A.shape[0], A.shape[1], B.shape[0], B.shape[1],
+                                    C.shape[0], C.shape[1], trans_a, trans_b, "_sgemm_reference")
     if C.shape[0] == 0 or C.shape[1] == 0:
         return
     with nogil:
@@ -167,12 +169,9 @@ def _sgemm_own(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C,
     """C := op(A) op(B) [+ C] on the own kernel whatever the shape (the compiled
     kernels' GEMMs take it only for the shapes of nnc_sgemm_own_shape); for the
     tests of its bits at every tile edge. RuntimeError without AVX-512F."""
-    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t k = _gemm_inner(A.shape[0], A.shape[1], B.shape[0], B.shape[1],
+                                    C.shape[0], C.shape[1], trans_a, trans_b, "_sgemm_own")
     cdef int rc
-    _require((A.shape[1] if trans_a else A.shape[0]) == C.shape[0]
-             and (B.shape[0] if trans_b else B.shape[1]) == C.shape[1]
-             and (B.shape[1] if trans_b else B.shape[0]) == k,
-             "_sgemm_own: op(A) op(B) != C's shape")
     if not own_sgemm_available():
         raise RuntimeError("nncore's own GEMM needs AVX-512F")
     if C.shape[0] == 0 or C.shape[1] == 0:

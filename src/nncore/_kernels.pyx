@@ -235,6 +235,7 @@ cdef _dgemm_fn _dgemm_call = dgemm
 # faster); float64 and everything else stay on _sgemm_call / _dgemm_call.
 cdef extern from "_sgemm_avx512.h":
     int NNC_SGEMM_OWN
+    long nnc_sg_split_calls
     int nnc_sgemm_avx512(int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                          const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
                          int beta, float* C, Py_ssize_t ldc) noexcept nogil
@@ -1386,16 +1387,24 @@ def _set_parallel_threshold(Py_ssize_t n):
     return old
 
 
+cdef Py_ssize_t _gemm_inner(Py_ssize_t a0, Py_ssize_t a1, Py_ssize_t b0, Py_ssize_t b1,
+                            Py_ssize_t c0, Py_ssize_t c1, bint trans_a, bint trans_b,
+                            str kernel) except -1:
+    """The inner length k of C (c0 x c1) := op(A) op(B), A stored a0 x a1 and B
+    b0 x b1; ValueError naming ``kernel`` when the shapes do not fit."""
+    cdef Py_ssize_t inner = a0 if trans_a else a1
+    _require((a1 if trans_a else a0) == c0 and (b0 if trans_b else b1) == c1
+             and (b1 if trans_b else b0) == inner, f"{kernel}: op(A) op(B) != C's shape")
+    return inner
+
+
 def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
          bint trans_a, bint trans_b, double alpha, double beta):
-    cdef Py_ssize_t inner = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t inner = _gemm_inner(A.shape[0], A.shape[1], B.shape[0], B.shape[1],
+                                        C.shape[0], C.shape[1], trans_a, trans_b, "gemm")
     cdef floating fa = <floating>alpha, fb = <floating>beta
     cdef Py_ssize_t i, j
     cdef blas_int m, n, k
-    _require((A.shape[1] if trans_a else A.shape[0]) == C.shape[0]
-             and (B.shape[0] if trans_b else B.shape[1]) == C.shape[1]
-             and (B.shape[1] if trans_b else B.shape[0]) == inner,
-             "gemm: op(A) op(B) != C's shape")
     _require_blas(max(A.shape[0], A.shape[1], B.shape[0], B.shape[1]), "gemm")
     m, n, k = <blas_int>C.shape[0], <blas_int>C.shape[1], <blas_int>inner
     if m == 0 or n == 0:

@@ -198,6 +198,8 @@ NNC_SG_TARGET static void nnc_sg_direct(ptrdiff_t i_lo, ptrdiff_t i_hi, ptrdiff_
     }
 }
 
+static long nnc_sg_split_calls = 0;   /* calls shared between threads (for the tests) */
+
 /* Threads for one call: OpenBLAS's own count (what it would use for this call:
    the thread plan sets it), 1 inside a parallel region, in a forked child
    (_blas_pool.h) or for a call too small to share. */
@@ -229,6 +231,7 @@ NNC_SG_TARGET static void nnc_sg_direct_all(ptrdiff_t m, ptrdiff_t n, ptrdiff_t 
         return;
     }
 #if NNC_BLAS_POOL
+    __atomic_fetch_add(&nnc_sg_split_calls, 1, __ATOMIC_RELAXED);
     #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), team = omp_get_num_threads();
@@ -393,6 +396,7 @@ static int nnc_sgemm_avx512_any(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdif
                                 int beta, float* C, ptrdiff_t ldc) {
     return nnc_sgemm_avx512(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
 }
+static long nnc_sg_split_calls = 0;
 #define NNC_SGEMM_OWN 0
 #endif
 
