@@ -61,6 +61,23 @@ def K(C):
 
 
 @pytest.fixture
+def gemm_library():
+    """``gemm_library(name)`` points the compiled GEMMs at ``name`` (NNCORE_GEMM's
+    "nncore", "scipy" or "mkl") for the rest of the test, skipping it when that
+    library cannot be had here; the library in use before is back afterwards."""
+    K = pytest.importorskip("nncore._kernels")
+    before = K.gemm_library()
+
+    def use(name):
+        try:
+            K._set_gemm_library(name)
+        except OSError as exc:
+            pytest.skip(f"the {name} GEMMs are not available here: {exc}")
+    yield use
+    K._set_gemm_library(before)
+
+
+@pytest.fixture
 def numpy_twin_gradient():
     """``(net, X, y) -> (loss, gradient)`` on the NumPy reference backend, the
     backend in use put back after each call: the independent side of a

@@ -20,7 +20,7 @@ K = pytest.importorskip("nncore._kernels")
 
 
 @pytest.fixture(params=["nncore", "scipy"])
-def two_threads(request):
+def two_threads(request, gemm_library):
     """Two threads, the task step for small cases too, with the float32 GEMMs on
     the own kernel (the default with AVX-512) and on SciPy's OpenBLAS."""
     if not (K.OPENMP and K.blas_shared_pool() and K.shared_blas_pool_enabled()
@@ -28,12 +28,11 @@ def two_threads(request):
         pytest.skip("the task step needs OpenMP and the shared OpenBLAS pool")
     if request.param == "nncore" and not K.own_sgemm_available():
         pytest.skip("nncore's own GEMM needs AVX-512F")
-    saved, library = nc.get_num_threads(), K.gemm_library()
-    K._set_gemm_library(request.param)
+    saved = nc.get_num_threads()
+    gemm_library(request.param)
     min_work = K._set_task_min_work(0)          # the small cases take the task step too
-    yield
+    yield gemm_library
     K._set_task_min_work(min_work)
-    K._set_gemm_library(library)
     nc.set_num_threads(saved)
 
 
@@ -69,18 +68,12 @@ def test_small_steps_keep_the_per_layer_path(two_threads):
 def test_task_step_on_mkl_gives_the_one_thread_bits(two_threads):
     """With the GEMMs on MKL's sequential layer (NNCORE_GEMM=mkl) every call is
     single-threaded, so the task step applies there too, with MKL's one-thread bits."""
-    try:
-        K._set_gemm_library("mkl")
-    except OSError as exc:
-        pytest.skip(f"MKL does not load here: {exc}")
-    try:
-        sizes, acts = (784, 256, 128, 10), ("relu", "relu", "linear")
-        one = _fit(1, True, sizes, acts, "float32", 32, 200, nc.optim.Adam(1e-3))
-        two = _fit(2, True, sizes, acts, "float32", 32, 200, nc.optim.Adam(1e-3))
-        assert two[2] > 0 and one[2] == 0            # the task step ran on 2 threads only
-        np.testing.assert_array_equal(two[0], one[0])
-    finally:
-        K._set_gemm_library("scipy")
+    two_threads("mkl")
+    sizes, acts = (784, 256, 128, 10), ("relu", "relu", "linear")
+    one = _fit(1, True, sizes, acts, "float32", 32, 200, nc.optim.Adam(1e-3))
+    two = _fit(2, True, sizes, acts, "float32", 32, 200, nc.optim.Adam(1e-3))
+    assert two[2] > 0 and one[2] == 0            # the task step ran on 2 threads only
+    np.testing.assert_array_equal(two[0], one[0])
 
 
 CASES = [

@@ -24,15 +24,9 @@ MNIST_STEP = [(32, 256, 784, False, False), (32, 256, 256, False, False),
 
 
 @pytest.fixture
-def mkl():
-    """The compiled GEMMs on MKL for one test, then back on SciPy's OpenBLAS."""
-    before = K.gemm_library()
-    try:
-        K._set_gemm_library("mkl")
-    except OSError as exc:
-        pytest.skip(f"MKL does not load here: {exc}")
-    yield
-    K._set_gemm_library(before)
+def mkl(gemm_library):
+    """The compiled GEMMs on MKL for one test (skipped where MKL does not load)."""
+    gemm_library("mkl")
 
 
 def test_default_is_own_kernel_with_avx512_else_scipy_openblas():

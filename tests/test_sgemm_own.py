@@ -20,11 +20,9 @@ pytestmark = pytest.mark.skipif(not K.own_sgemm_available(),
 
 
 @pytest.fixture(autouse=True)
-def own():
-    before = K.gemm_library()
-    K._set_gemm_library("nncore")
-    yield
-    K._set_gemm_library(before)
+def own(gemm_library):
+    gemm_library("nncore")
+    return gemm_library
 
 
 def _operands(rng, m, n, k, ta, tb, offset=0):
@@ -155,13 +153,13 @@ def test_beta_zero_never_reads_c_and_nan_propagates():
     assert not np.isfinite(C[2]).any() and np.isfinite(np.delete(C, 2, axis=0)).all()
 
 
-def test_other_alpha_beta_go_to_blas_and_stay_in_the_bound():
+def test_other_alpha_beta_go_to_blas_and_stay_in_the_bound(own):
     rng = np.random.default_rng(6)
     A, B = _operands(rng, 30, 40, 50, 0, 0)      # a shape the own kernel takes
     C0 = rng.standard_normal((30, 40)).astype(np.float32)
     got, openblas = C0.copy(), C0.copy()
     K.gemm(A, B, got, False, False, 0.5, -2.0)
-    K._set_gemm_library("scipy")
+    own("scipy")
     K.gemm(A, B, openblas, False, False, 0.5, -2.0)
     assert np.array_equal(got, openblas)
     exact = 0.5 * A.astype(np.float64) @ B + -2.0 * C0
@@ -201,7 +199,7 @@ def test_training_is_bit_identical_on_one_and_two_threads_and_matches_numpy(
                                          (300, 127, 32, 1, 0), (129, 300, 300, 0, 1),
                                          (7, 300, 300, 0, 1), (32, 256, 10, 0, 1),
                                          (32, 40, 32, 1, 1)])
-def test_other_shapes_go_to_openblas(m, n, k, ta, tb):
+def test_other_shapes_go_to_openblas(own, m, n, k, ta, tb):
     """Beyond the kernel's shapes (nnc_sgemm_own_shape: a batch dimension -- m, or k
     with A transposed -- under 8 or over 128, X^T dY under 128
     columns, dY W^T with n k < 2^16, both transposed) the call is OpenBLAS's, bit
@@ -210,6 +208,6 @@ def test_other_shapes_go_to_openblas(m, n, k, ta, tb):
     A, B = _operands(rng, m, n, k, ta, tb)
     got, openblas = np.zeros((m, n), np.float32), np.zeros((m, n), np.float32)
     K.gemm(A, B, got, ta, tb, 1.0, 0.0)
-    K._set_gemm_library("scipy")
+    own("scipy")
     K.gemm(A, B, openblas, ta, tb, 1.0, 0.0)
     assert np.array_equal(got, openblas)

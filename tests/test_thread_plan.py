@@ -231,13 +231,9 @@ def _fixed_then_switching(monkeypatch, make_net, fit, probe=lambda: None):
 
 
 @pytest.fixture
-def gemm_on_openblas():
+def gemm_on_openblas(gemm_library):
     """The compiled float32 GEMMs on SciPy's OpenBLAS for one test (not the own kernel)."""
-    k = pytest.importorskip("nncore._kernels")
-    before = k.gemm_library()
-    k._set_gemm_library("scipy")
-    yield
-    k._set_gemm_library(before)
+    gemm_library("scipy")
 
 
 @pytest.mark.parametrize("how", ["loop", "loop-openblas", "per-step", "full-batch"])

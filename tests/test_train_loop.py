@@ -595,7 +595,7 @@ def _scipy_openblas_version():
 
 
 @pytest.fixture
-def shared_pool(two_threads):
+def shared_pool(two_threads, gemm_library):
     """The compiled kernels where the epoch loop shares its OpenMP team with
     BLAS; skipped only where that cannot apply (an OpenBLAS before 0.3.27, no
     OpenMP, OMP_DYNAMIC / OMP_THREAD_LIMIT), so a broken hook lookup fails."""
@@ -616,10 +616,9 @@ def shared_pool(two_threads):
     # thread, so whether the pool served any job would depend on timing.
     # The float32 GEMMs on OpenBLAS too (not the own kernel, the default with
     # AVX-512), so they are OpenBLAS jobs the hook can hand to the pool.
-    old, library = K._set_dense_tasks(False), K.gemm_library()
-    K._set_gemm_library("scipy")
+    gemm_library("scipy")
+    old = K._set_dense_tasks(False)
     yield K
-    K._set_gemm_library(library)
     K._set_dense_tasks(old)
 
 
