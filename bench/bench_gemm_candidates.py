@@ -1,13 +1,14 @@
 """pytest-benchmark entry for ``bench/gemm_candidates.py`` (the GEMM candidates).
 
 Each candidate that loads (SciPy's OpenBLAS, scipy-openblas32, blis, MKL, the
-hand-written AVX-512 probe) is first checked on all 8 GEMMs of a batch-32 step
+own kernel of _sgemm_avx512.h) is first checked on all 8 GEMMs of a batch-32 step
 against the float64 product and for bit-identical repeats, then one forward
 product (32 x 784 x 256, float32) is timed through the C harness. A candidate
 that is not installed is skipped, as is everything without a C compiler.
 
 The full interleaved comparison (both batches, both dtypes, 1 and 2 threads) is
-the script itself: ``python bench/gemm_candidates.py --help``.
+the script itself: ``python bench/gemm_candidates.py --help``; its ``--gate`` and
+``--fit`` modes are smoke-run here at the smallest sizes.
 """
 
 import importlib.util
@@ -56,3 +57,21 @@ def test_gemm_candidate(benchmark, harness, name):
             assert repeatable, (name, dtype, shape)
     problem = gc.Problem(gc.step_gemms(32)[0], "float32", rng)
     benchmark(problem.run, harness, spec, 1)
+
+
+def test_gate_mode_runs(capsys):
+    """--gate: the shapes around the own kernel's limits, every result checked."""
+    assert gc.main(["--gate", "--candidates", "scipy,own", "--dtypes", "float32",
+                    "--threads", "1", "--rounds", "1", "--target-ms", "0.2"]) in (0, 1)
+    out = capsys.readouterr().out
+    if "no C compiler" not in out:
+        assert "X·W 128 rows" in out and "run-to-run identical: False" not in out
+
+
+def test_fit_mode_runs(capsys):
+    """--fit: whole epochs per GEMM library (a small network, few rows)."""
+    assert gc.main(["--fit", "--candidates", "scipy,own", "--layers", "20,16,3",
+                    "--samples", "96", "--batches", "32", "--threads", "1",
+                    "--dtypes", "float32", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "scipy" in out and "repeats bit-identical: True" in out

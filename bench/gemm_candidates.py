@@ -370,11 +370,16 @@ def report(problems, times, checks, candidates, args):
 
 
 # --------------------------------------------------------------------------- whole epochs
-def _fit_once(nc, X, y, batch, dtype):
-    """One epoch of the MNIST workload (as bench/compare.py): (wall s, CPU s, weights)."""
+FIT_LIBRARIES = {"own": "nncore", "mkl": "mkl"}   # --fit: candidate -> NNCORE_GEMM name
+
+
+def _fit_once(nc, X, y, batch, dtype, layers):
+    """One epoch of a ReLU classifier of ``layers`` widths (default: the MNIST workload
+    of bench/compare.py): (wall s, CPU s, weights)."""
     import time
-    net = nc.Network([nc.Dense(784, 256, "relu"), nc.Dense(256, 256, "relu"),
-                      nc.Dense(256, 10)], loss="cross_entropy", dtype=dtype, seed=0)
+    dense = [nc.Dense(a, b, "relu") for a, b in zip(layers[:-2], layers[1:-1])]
+    net = nc.Network(dense + [nc.Dense(layers[-2], layers[-1])], loss="cross_entropy",
+                     dtype=dtype, seed=0)
     t0, c0 = time.perf_counter(), time.process_time()
     net.fit(X, y, optimizer=nc.optim.Adam(1e-3), batch_size=batch, epochs=1,
             progress=False, seed=0)
@@ -389,9 +394,12 @@ def fit_ab(args):
     sys.path.insert(0, os.path.join(HERE, "..", "src"))
     import nncore as nc
     from nncore import _kernels
-    libs = [n for n in ("scipy", "mkl") if n in args.candidates or n == "scipy"]
+    # the candidates as NNCORE_GEMM names ("own" is the default "nncore"); scipy always
+    libs = ["scipy"] + [FIT_LIBRARIES[n] for n in args.candidates if n in FIT_LIBRARIES]
+    before = _kernels.gemm_library()
     rng = np.random.default_rng(0)
-    X, y = rng.random((args.samples, 784), dtype=np.float32), rng.integers(0, 10, args.samples)
+    n_in, k = args.layers[0], args.layers[-1]
+    X, y = rng.random((args.samples, n_in), dtype=np.float32), rng.integers(0, k, args.samples)
     for threads in args.threads:
         nc.set_num_threads(threads)
         for dt in args.dtypes:
@@ -400,8 +408,8 @@ def fit_ab(args):
                 for rnd in range(args.rounds):
                     for n in libs[rnd % len(libs):] + libs[:rnd % len(libs)]:
                         _kernels._set_gemm_library(n)
-                        got[n].append(_fit_once(nc, X.astype(dt), y, b, dt))
-                _kernels._set_gemm_library("scipy")
+                        got[n].append(_fit_once(nc, X.astype(dt), y, b, dt, args.layers))
+                _kernels._set_gemm_library(before)
                 _print_fit_ab(got, threads, dt, b, args)
 
 
@@ -435,8 +443,11 @@ def parse_args(argv=None):
                          "shared machine: time descheduled is not counted), wall for two")
     ap.add_argument("--json", help="also write the epoch sums and raw medians here")
     ap.add_argument("--fit", action="store_true",
-                    help="instead: whole nncore training epochs (784-256-256-10, Adam), "
-                         "NNCORE_GEMM=scipy against mkl in one process, interleaved")
+                    help="instead: whole nncore training epochs (--layers, Adam), "
+                         "NNCORE_GEMM=scipy against the own kernel and/or mkl (from "
+                         "--candidates) in one process, interleaved")
+    ap.add_argument("--layers", default="784,256,256,10",
+                    help="--fit: the network's widths (ReLU, cross-entropy)")
     ap.add_argument("--samples", type=int, default=60_000, help="rows per epoch for --fit")
     ap.add_argument("--gate", action="store_true",
                     help="instead of a step's GEMMs: shapes around the limits of the own "
@@ -446,6 +457,7 @@ def parse_args(argv=None):
     unknown = sorted(set(args.candidates) - set(FACTORIES))
     if unknown:
         ap.error(f"unknown candidates {unknown}; choose from {list(FACTORIES)}")
+    args.layers = [int(w) for w in args.layers.split(",")]
     args.dtypes = args.dtypes.split(",")
     args.batches = [0] if args.gate else [int(b) for b in args.batches.split(",")]
     args.threads = [int(t) for t in args.threads.split(",")]

@@ -64,8 +64,8 @@ static int nnc_sgemm_reference(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff
 
 #define NNC_SG_TARGET __attribute__((target("avx512f,fma")))
 #ifndef NNC_SG_KC
-#define NNC_SG_KC 1024     /* k block: a 1024 x 48 strip of op(B) is 192 KB (L2); measured
-                              faster than strips sized for L1 (128: 0.9x the speed) */
+#define NNC_SG_KC 1024     /* k block: a 1024 x 48 strip of op(B) is 192 KB (L2); in
+                              development runs faster than strips sized for L1 */
 #endif
 #ifndef NNC_SG_KC_PACK
 #define NNC_SG_KC_PACK 128  /* k block of a copied strip: 128 x 48 floats, 24 KB (L1) */
@@ -158,8 +158,9 @@ static const int nnc_sg_mr[3] = { 24, 12, 8 };
    column strips of NR, k blocks, row tiles of MR. With many row tiles per strip
    (m >= NNC_SG_PACK_M) each KC_PACK x NR piece of B is first copied into a
    contiguous buffer: B's rows lie a power of two apart in a layer's weights, so
-   a strip read in place keeps evicting itself from L1 (measured 512 x 512 x 784:
-   ~110 GFLOP/s in place); at 32 rows the copy would cost more than it saves. */
+   a strip read in place keeps evicting itself from L1 (in development runs
+   512 x 512 x 784 gained ~1.4x from the copy); at 32 rows the copy would cost
+   more than it saves. */
 NNC_SG_TARGET static void nnc_sg_direct(ptrdiff_t i_lo, ptrdiff_t i_hi, ptrdiff_t j_lo,
                                         ptrdiff_t j_hi, ptrdiff_t k, const float* a,
                                         ptrdiff_t sai, ptrdiff_t sak, const float* b,
@@ -357,13 +358,13 @@ static int nnc_sgemm_avx512_any(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdif
    splits X W by columns, X^T dY by rows, dY W^T not at all), so a call and its
    pieces take the same kernel and give the same bits.
    * The batch dimension -- the rows of a layer's input: m of X W and dY W^T,
-     k of X^T dY -- from 8 to 128. At 32 rows the own kernel is 1.2-1.9x
-     faster than OpenBLAS; beyond 128 OpenBLAS's packed blocks win by up to
-     10-20 % (784 x 256 x 1024 X^T dY: 0.8x of its speed here). Below 8 rows
-     one FMA chain per element waits on the FMA latency (1 x 64 x 64: 1.7x
-     OpenBLAS's time; 4 x 256 x 256 dY W^T, computed as (W dY^T)^T, fills 4
-     lanes of 16: 4x).
-   * X^T dY at least 128 columns wide (a 10-wide last layer: 1.8x), dY W^T with
+     k of X^T dY -- from 8 to 128. At 32 rows the own kernel runs the MNIST
+     step's products 1.2-1.7x as fast as OpenBLAS; from 256 rows OpenBLAS's
+     packed blocks are as fast or faster (784 x 256 x 256 X^T dY: own 0.95x of
+     its speed). Below 8 rows one FMA chain per element waits on the FMA
+     latency (4 x 256 x 256 X W: 0.83x; dY W^T, computed as (W dY^T)^T, fills
+     4 lanes of 16: 0.26x).
+   * X^T dY at least 128 columns wide (256 x 10 x 32: 0.6x), dY W^T with
      n k >= 2^16 (smaller ones spend their time in the two transposes). */
 static inline int nnc_sgemm_own_shape(int ta, int tb, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k) {
     if (ta && tb) return 0;
